@@ -1,0 +1,169 @@
+"""The table catalog: every table's name, layer, path, schema, partitioning and key.
+
+Declared once in ``conf/tables.yaml``; jobs refer to tables by name only.
+Column types use Spark SQL type names (``string``, ``int``, ``bigint``,
+``double``, ``boolean``, ``date``, ``timestamp``, ``array<string>``), optionally
+followed by ``not null``. A bronze table may take its columns from a landing
+layout (``columns_from_layout``) so that a file's columns are declared once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+from pyspark.sql import types as T
+
+from votelake.layouts import Layout, load_layout
+
+_SIMPLE_TYPES: dict[str, T.DataType] = {
+    "string": T.StringType(),
+    "int": T.IntegerType(),
+    "smallint": T.ShortType(),
+    "bigint": T.LongType(),
+    "double": T.DoubleType(),
+    "float": T.FloatType(),
+    "boolean": T.BooleanType(),
+    "date": T.DateType(),
+    "timestamp": T.TimestampType(),
+}
+
+# Columns that every bronze row carries: where it came from and which load wrote it.
+BRONZE_META = {
+    "_source_file": "string not null",
+    "_load_id": "string not null",
+    "_loaded_at": "timestamp not null",
+}
+
+
+class CatalogError(ValueError):
+    """The catalog file is malformed or a table name is unknown."""
+
+
+def parse_type(text: str) -> tuple[T.DataType, bool]:
+    """Parse a column type such as ``"bigint not null"`` or ``"array<string>"``.
+
+    Args:
+        text: the type as written in the catalog.
+
+    Returns:
+        The Spark data type and whether the column is nullable.
+
+    Raises:
+        CatalogError: the type is not one the catalog supports.
+    """
+    spec = " ".join(text.lower().split())
+    nullable = True
+    if spec.endswith(" not null"):
+        spec, nullable = spec[: -len(" not null")].strip(), False
+    if spec.startswith("array<") and spec.endswith(">"):
+        inner, _ = parse_type(spec[len("array<"):-1])
+        return T.ArrayType(inner, True), nullable
+    if spec not in _SIMPLE_TYPES:
+        raise CatalogError(f"unknown column type {text!r}")
+    return _SIMPLE_TYPES[spec], nullable
+
+
+def _schema(columns: dict[str, str]) -> T.StructType:
+    fields = []
+    for name, type_text in columns.items():
+        dtype, nullable = parse_type(str(type_text))
+        fields.append(T.StructField(name, dtype, nullable))
+    return T.StructType(fields)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One Delta table as declared in the catalog."""
+
+    name: str
+    layer: str
+    path: Path
+    schema: T.StructType
+    partition_by: tuple[str, ...] = ()
+    primary_key: tuple[str, ...] = ()
+    description: str = ""
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        """The table location as a string (what Spark and delta-rs take)."""
+        return str(self.path)
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names in declared order."""
+        return self.schema.fieldNames()
+
+
+class Catalog:
+    """All tables of one lakehouse, looked up by name (``layer.table``)."""
+
+    def __init__(self, tables: dict[str, TableSpec]):
+        self._tables = tables
+
+    def __getitem__(self, name: str) -> TableSpec:
+        try:
+            return self._tables[name]
+        except KeyError:
+            raise CatalogError(
+                f"unknown table {name!r}; the catalog declares: {', '.join(sorted(self._tables))}"
+            ) from None
+
+    def __iter__(self) -> Iterator[TableSpec]:
+        return iter(self._tables.values())
+
+    def names(self) -> list[str]:
+        """Every declared table name."""
+        return sorted(self._tables)
+
+    @classmethod
+    def load(cls, path: Path, lakehouse: Path, layouts_dir: Path) -> "Catalog":
+        """Read the catalog file and place each table under the lakehouse root.
+
+        Args:
+            path: ``conf/tables.yaml``.
+            lakehouse: root folder (or URI) of the lakehouse.
+            layouts_dir: folder of landing layouts, for ``columns_from_layout``.
+
+        Returns:
+            The catalog.
+
+        Raises:
+            CatalogError: a malformed entry, naming the table and key.
+        """
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        allowed = {"description", "columns", "columns_from_layout", "partition_by", "primary_key", "properties"}
+        tables: dict[str, TableSpec] = {}
+        for name, entry in (raw.get("tables") or {}).items():
+            unknown = set(entry) - allowed
+            if unknown:
+                raise CatalogError(f"table {name}: unknown key(s) {sorted(unknown)}")
+            layer, _, short = name.partition(".")
+            if layer not in {"bronze", "silver", "gold"} or not short:
+                raise CatalogError(f"table {name}: name must be bronze|silver|gold.<table>")
+            columns: dict[str, str] = {}
+            if "columns_from_layout" in entry:
+                layout: Layout = load_layout(layouts_dir, entry["columns_from_layout"])
+                columns.update({c: "string" for c in layout.columns})
+                columns.update(BRONZE_META)
+            columns.update(entry.get("columns") or {})
+            schema = _schema(columns)
+            partition_by = tuple(entry.get("partition_by") or ())
+            primary_key = tuple(entry.get("primary_key") or ())
+            missing = [c for c in partition_by + primary_key if c not in columns]
+            if missing:
+                raise CatalogError(f"table {name}: partition/key columns not in schema: {missing}")
+            tables[name] = TableSpec(
+                name=name,
+                layer=layer,
+                path=Path(lakehouse) / layer / short,
+                schema=schema,
+                partition_by=partition_by,
+                primary_key=primary_key,
+                description=str(entry.get("description", "")),
+                properties={str(k): str(v) for k, v in (entry.get("properties") or {}).items()},
+            )
+        return cls(tables)

@@ -1,0 +1,200 @@
+"""Typed, validated configuration.
+
+A run's configuration comes from one YAML file (``conf/local.yaml`` is the
+embedded default), then environment variables, then ``--set key=value``
+overrides, in that order. Everything is validated before Spark starts: an
+unknown key or a bad value raises :class:`ConfigError` naming the key.
+
+Environment overrides use the prefix ``VOTELAKE__`` and ``__`` between levels,
+e.g. ``VOTELAKE__SYNTH__VOTERS=5000`` is the same as ``--set synth.voters=5000``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "VOTELAKE__"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONF = REPO_ROOT / "conf" / "local.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration file, override or value is invalid."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys fail fast; a typo must never be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SparkSettings(_Strict):
+    """How the SparkSession is built."""
+
+    master: str = "local[*]"
+    app_name: str = "votelake"
+    shuffle_partitions: int = Field(8, ge=1)
+    driver_memory: str = "4g"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class StorageSettings(_Strict):
+    """Where tables live and which Delta implementation writes them."""
+
+    backend: Literal["auto", "delta-rs", "delta-spark"] = "auto"
+    lakehouse: Path = Path("lakehouse")
+    catalog: Path = REPO_ROOT / "conf" / "tables.yaml"
+
+
+class MlflowSettings(_Strict):
+    """MLflow tracking store and registry."""
+
+    tracking_uri: str = "sqlite:///mlflow.db"
+    artifact_root: Path = Path("mlartifacts")
+    experiment_prefix: str = "votelake"
+
+
+class SynthSettings(_Strict):
+    """The synthetic state generator."""
+
+    voters: int = Field(200_000, ge=100, le=100_000_000)
+    seed: int = 42
+    out: Path = Path("data/synth")
+    partitions: int = Field(8, ge=1)
+    state: str = "NC"
+
+
+class ModelSettings(_Strict):
+    """Model training settings shared by the turnout and support models."""
+
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+    seed: int = 7
+    max_iter: int = Field(50, ge=1)
+    reg_param: float = Field(0.01, ge=0.0)
+    elastic_net: float = Field(0.0, ge=0.0, le=1.0)
+    gbt_max_iter: int = Field(30, ge=1)
+    gbt_max_depth: int = Field(5, ge=1, le=15)
+
+
+class Settings(_Strict):
+    """The whole run configuration."""
+
+    spark: SparkSettings = SparkSettings()
+    storage: StorageSettings = StorageSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    synth: SynthSettings = SynthSettings()
+    model: ModelSettings = ModelSettings()
+    landing: Path = Path("data/synth/landing")
+    layouts: Path = REPO_ROOT / "conf" / "layouts"
+
+    def resolved(self) -> "Settings":
+        """Return a copy with every relative path made absolute against the CWD.
+
+        Returns:
+            Settings whose paths and the SQLite tracking URI are absolute, so a
+            job behaves the same whatever directory Spark's workers run in.
+        """
+        tracking = self.mlflow.tracking_uri
+        if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):
+            tracking = "sqlite:///" + str(Path(tracking[len("sqlite:///"):]).resolve())
+        return self.model_copy(
+            update={
+                "storage": self.storage.model_copy(
+                    update={
+                        "lakehouse": self.storage.lakehouse.expanduser().resolve(),
+                        "catalog": self.storage.catalog.expanduser().resolve(),
+                    }
+                ),
+                "mlflow": self.mlflow.model_copy(
+                    update={
+                        "tracking_uri": tracking,
+                        "artifact_root": self.mlflow.artifact_root.expanduser().resolve(),
+                    }
+                ),
+                "landing": self.landing.expanduser().resolve(),
+                "layouts": self.layouts.expanduser().resolve(),
+                "synth": self.synth.model_copy(
+                    update={"out": self.synth.out.expanduser().resolve()}
+                ),
+            }
+        )
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    if not all(parts):
+        raise ConfigError(f"bad override key {dotted!r}")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: {part!r} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} is not of the form key=value")
+    # YAML scalars so that "5000" is an int and "true" a bool, as in the file.
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, Any]]:
+    found = []
+    for name, raw in sorted(environ.items()):
+        if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX):
+            key = name[len(ENV_PREFIX):].lower().replace("__", ".")
+            found.append((key, yaml.safe_load(raw) if raw.strip() else ""))
+    return found
+
+
+def _format(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        lines.append(f"  {key}: {e['msg']}" + ("" if e["type"] == "extra_forbidden" else f" (got {e.get('input')!r})"))
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_settings(
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Load, override and validate the configuration.
+
+    Args:
+        path: YAML file; ``None`` means the embedded default ``conf/local.yaml``.
+        overrides: ``key=value`` strings with dotted keys (``synth.voters=5000``).
+        environ: environment to read ``VOTELAKE__*`` overrides from
+            (default ``os.environ``).
+
+    Returns:
+        Validated settings with absolute paths.
+
+    Raises:
+        ConfigError: the file is missing or malformed, or a key or value is invalid.
+    """
+    conf_path = Path(path) if path else DEFAULT_CONF
+    if not conf_path.is_file():
+        raise ConfigError(f"config file not found: {conf_path}")
+    try:
+        tree = yaml.safe_load(conf_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{conf_path}: not valid YAML: {exc}") from exc
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{conf_path}: top level must be a mapping")
+    for key, value in _env_overrides(os.environ if environ is None else environ):
+        _set_path(tree, key, value)
+    for item in overrides:
+        _set_path(tree, *_parse_override(item))
+    try:
+        return Settings.model_validate(tree).resolved()
+    except ValidationError as exc:
+        raise ConfigError(_format(exc)) from None

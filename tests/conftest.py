@@ -1,0 +1,32 @@
+"""Shared fixtures: one real local SparkSession for the whole test run."""
+
+from __future__ import annotations
+
+import pytest
+
+from votelake.config import SparkSettings
+from votelake.session import build_spark
+
+# Each setting is tuned for tiny test data; the reason is beside it.
+TEST_SPARK = SparkSettings(
+    master="local[2]",  # the CI machine has 2 cores
+    app_name="votelake-tests",
+    shuffle_partitions=2,  # default 200 makes every tiny shuffle take seconds
+    driver_memory="3g",
+    conf={
+        "spark.ui.enabled": "false",  # no UI port to bind, faster start
+        "spark.ui.showConsoleProgress": "false",  # keeps pytest output readable
+        "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
+        "spark.default.parallelism": "2",  # tiny inputs need no more tasks
+        "spark.rdd.compress": "false",  # nothing to gain on tiny data
+        "spark.driver.extraJavaOptions": "-XX:+UseParallelGC",  # quicker JVM for short runs
+    },
+)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A real local SparkSession shared by every test (delta-rs storage backend)."""
+    session = build_spark(TEST_SPARK, backend="delta-rs")
+    yield session
+    session.stop()
