@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from votelake.config import SparkSettings
 from votelake.session import build_spark
+
+# pandas-on-Spark warns at import unless this is set before Spark starts.
+os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 # Each setting is tuned for tiny test data; the reason is beside it.
 TEST_SPARK = SparkSettings(
@@ -18,7 +23,6 @@ TEST_SPARK = SparkSettings(
         "spark.ui.showConsoleProgress": "false",  # keeps pytest output readable
         "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
         "spark.default.parallelism": "2",  # tiny inputs need no more tasks
-        "spark.rdd.compress": "false",  # nothing to gain on tiny data
         "spark.driver.extraJavaOptions": "-XX:+UseParallelGC",  # quicker JVM for short runs
     },
 )

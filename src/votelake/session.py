@@ -105,7 +105,10 @@ def resolve_backend(spark_settings: SparkSettings, storage: StorageSettings) -> 
     Raises:
         RuntimeError: delta-spark was asked for but its jars are not present.
     """
-    present = delta_spark_jars_present(spark_settings)
+    # Under spark-submit the jars may come from --packages, which only the JVM knows.
+    present = delta_spark_jars_present(spark_settings) or (
+        storage.backend == "delta-spark" and launched_by_spark_submit()
+    )
     if storage.backend == "delta-spark" and not present:
         raise RuntimeError(
             "storage.backend=delta-spark but no delta-spark jar is on the classpath; "
@@ -114,6 +117,11 @@ def resolve_backend(spark_settings: SparkSettings, storage: StorageSettings) -> 
     if storage.backend == "auto":
         return "delta-spark" if present else "delta-rs"
     return storage.backend
+
+
+def launched_by_spark_submit() -> bool:
+    """True when this Python driver was started by spark-submit (its JVM is up)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def build_spark(spark_settings: SparkSettings, backend: str) -> SparkSession:
@@ -127,11 +135,15 @@ def build_spark(spark_settings: SparkSettings, backend: str) -> SparkSession:
     Returns:
         The SparkSession.
     """
-    check_java()
-    builder = SparkSession.builder.master(spark_settings.master).appName(spark_settings.app_name)
+    builder = SparkSession.builder.appName(spark_settings.app_name)
     conf = dict(BASE_CONF)
     conf["spark.sql.shuffle.partitions"] = str(spark_settings.shuffle_partitions)
-    conf["spark.driver.memory"] = spark_settings.driver_memory
+    if not launched_by_spark_submit():
+        # Under spark-submit the JVM is already running: its --master and
+        # --driver-memory stand, and setting them here would be ignored or wrong.
+        check_java()
+        builder = builder.master(spark_settings.master)
+        conf["spark.driver.memory"] = spark_settings.driver_memory
     if backend == "delta-spark":
         conf["spark.sql.extensions"] = DELTA_EXTENSION
         conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG

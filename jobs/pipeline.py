@@ -1,0 +1,11 @@
+"""spark-submit entry point for the whole pipeline (ingest, build, train, score).
+
+    spark-submit jobs/pipeline.py --conf conf/local.yaml [--set key=value ...]
+"""
+
+import sys
+
+from votelake.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(["pipeline", *sys.argv[1:]]))

@@ -1,0 +1,251 @@
+"""Silver → gold: point-in-time voter features.
+
+Every aggregate uses only events dated strictly before the as-of date, so the
+same function builds training features (as of a past election) and scoring
+features (as of now) without leaking the future.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import reduce
+from operator import add
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+# NC closes registration 25 days before an election.
+REGISTRATION_DEADLINE_DAYS = 25
+EARLY_OR_MAIL_METHODS = ("ABSENTEE ONESTOP", "ABSENTEE BY MAIL", "ABSENTEE CURBSIDE")
+ENGAGED_EVENT_TYPES = ("click", "reply", "signup")
+
+
+@dataclass(frozen=True)
+class Election:
+    """One election: its date and type (GENERAL, PRIMARY, MUNICIPAL, OTHER)."""
+
+    date: dt.date
+    type: str
+
+
+def elections_before(elections: list[Election], as_of: dt.date, kind: str) -> list[Election]:
+    """Elections of one type held strictly before ``as_of``, oldest first."""
+    return sorted((e for e in elections if e.type == kind and e.date < as_of), key=lambda e: e.date)
+
+
+def eligible_for(election: Election) -> Column:
+    """Was the voter registered in time and 18 by this election?
+
+    Unknown registration date or birth year counts as eligible: the state
+    would not list a voter without them if they had not been.
+    """
+    registered = F.coalesce(
+        F.col("registration_date") <= F.lit(election.date - dt.timedelta(days=REGISTRATION_DEADLINE_DAYS)),
+        F.lit(True),
+    )
+    adult = F.coalesce(F.col("birth_year") + 18 <= F.lit(election.date.year), F.lit(True))
+    return registered & adult
+
+
+def _count_eligible(elections: list[Election]) -> Column:
+    terms = [F.when(eligible_for(e), 1).otherwise(0) for e in elections]
+    return reduce(add, terms, F.lit(0))
+
+
+def _rate(voted: str, eligible: str) -> Column:
+    return F.when(F.col(eligible) > 0, F.least(F.lit(1.0), F.col(voted) / F.col(eligible)))
+
+
+def history_aggregates(history: DataFrame, as_of: dt.date, elections: list[Election]) -> DataFrame:
+    """Per-voter vote-history aggregates before ``as_of``.
+
+    Args:
+        history: ``silver.vote_history``.
+        as_of: the cutoff (exclusive).
+        elections: every known election.
+
+    Returns:
+        One row per voter_key that voted at least once before ``as_of``.
+    """
+    last_general = elections_before(elections, as_of, "GENERAL")
+    last_primary = elections_before(elections, as_of, "PRIMARY")
+    last_general_date = last_general[-1].date if last_general else None
+    last_primary_date = last_primary[-1].date if last_primary else None
+    is_type = lambda kind: F.col("election_type") == kind  # noqa: E731 - local shorthand
+    on_date = lambda day: F.col("election_date") == F.lit(day) if day else F.lit(False)  # noqa: E731
+    is_primary_ballot = lambda party: is_type("PRIMARY") & (F.col("voted_party_cd") == party)  # noqa: E731
+    return (
+        history.where(F.col("election_date") < F.lit(as_of))
+        .groupBy("voter_key")
+        .agg(
+            F.sum(is_type("GENERAL").cast("int")).alias("generals_voted"),
+            F.sum(is_type("PRIMARY").cast("int")).alias("primaries_voted"),
+            F.sum(is_type("MUNICIPAL").cast("int")).alias("municipals_voted"),
+            F.max(on_date(last_general_date).cast("int")).alias("voted_last_general"),
+            F.max(on_date(last_primary_date).cast("int")).alias("voted_last_primary"),
+            F.max("election_date").alias("last_vote_date"),
+            F.avg(F.col("voting_method").isin(*EARLY_OR_MAIL_METHODS).cast("double")).alias("early_or_mail_share"),
+            F.sum(is_primary_ballot("DEM").cast("int")).alias("dem_ballots"),
+            F.sum(is_primary_ballot("REP").cast("int")).alias("rep_ballots"),
+        )
+    )
+
+
+def contact_aggregates(contacts: DataFrame, as_of: dt.date) -> DataFrame:
+    """Per-voter contact attempts and contacts made before ``as_of``."""
+    return (
+        contacts.where(F.col("voter_key").isNotNull() & (F.col("attempted_at") < F.lit(as_of)))
+        .groupBy("voter_key")
+        .agg(
+            F.count("*").alias("contact_attempts"),
+            F.sum(F.col("is_contact").cast("int")).alias("contacts_made"),
+        )
+    )
+
+
+def digital_aggregates(digital: DataFrame, as_of: dt.date) -> DataFrame:
+    """Per-voter digital events and engaged events (clicks, replies, sign-ups) before ``as_of``."""
+    return (
+        digital.where(F.col("voter_key").isNotNull() & (F.col("event_ts") < F.lit(as_of)))
+        .groupBy("voter_key")
+        .agg(
+            F.count("*").alias("digital_events"),
+            F.sum(F.col("event_type").isin(*ENGAGED_EVENT_TYPES).cast("int")).alias("digital_clicks"),
+        )
+    )
+
+
+def voter_features(
+    voters: DataFrame,
+    history: DataFrame,
+    contacts: DataFrame,
+    digital: DataFrame,
+    as_of: dt.date,
+    elections: list[Election],
+) -> DataFrame:
+    """Point-in-time features for every voter registered before ``as_of``.
+
+    Args:
+        voters: ``silver.voters``.
+        history: ``silver.vote_history``.
+        contacts: ``silver.contacts``.
+        digital: ``silver.digital_events``.
+        as_of: the feature cutoff; nothing dated on or after it is used.
+        elections: every known election (from the vote history).
+
+    Returns:
+        DataFrame in the ``gold.voter_features`` schema.
+    """
+    generals = elections_before(elections, as_of, "GENERAL")
+    primaries = elections_before(elections, as_of, "PRIMARY")
+    municipals = elections_before(elections, as_of, "MUNICIPAL")
+    registered_before = F.coalesce(F.col("registration_date") < F.lit(as_of), F.lit(True))
+    base = voters.where(registered_before).select(
+        "voter_key",
+        "state",
+        "county_id",
+        "precinct",
+        "cong_dist",
+        "is_active",
+        "gender_code",
+        "race_code",
+        "ethnic_code",
+        "party_cd",
+        "birth_year",
+        "registration_date",
+        F.col("phone").isNotNull().cast("int").alias("has_phone"),
+        _count_eligible(generals).alias("generals_eligible"),
+        _count_eligible(primaries).alias("primaries_eligible"),
+        _count_eligible(municipals).alias("municipals_eligible"),
+    )
+    joined = (
+        base.join(history_aggregates(history, as_of, elections), on="voter_key", how="left")
+        .join(contact_aggregates(contacts, as_of), on="voter_key", how="left")
+        .join(digital_aggregates(digital, as_of), on="voter_key", how="left")
+        .fillna(
+            0,
+            subset=[
+                "generals_voted", "primaries_voted", "municipals_voted", "voted_last_general",
+                "voted_last_primary", "dem_ballots", "rep_ballots", "contact_attempts",
+                "contacts_made", "digital_events", "digital_clicks",
+            ],
+        )
+    )
+    years_since = lambda c: F.datediff(F.lit(as_of), F.col(c)) / F.lit(365.25)  # noqa: E731
+    return joined.select(
+        "voter_key",
+        F.lit(as_of).alias("as_of_date"),
+        "state",
+        "county_id",
+        "precinct",
+        "cong_dist",
+        "is_active",
+        (F.lit(as_of.year) - F.col("birth_year")).cast("int").alias("age"),
+        "gender_code",
+        "race_code",
+        "ethnic_code",
+        "party_cd",
+        years_since("registration_date").alias("reg_tenure_years"),
+        "has_phone",
+        F.col("generals_eligible").cast("int").alias("generals_eligible"),
+        F.col("generals_voted").cast("int").alias("generals_voted"),
+        _rate("generals_voted", "generals_eligible").alias("general_rate"),
+        F.col("primaries_eligible").cast("int").alias("primaries_eligible"),
+        F.col("primaries_voted").cast("int").alias("primaries_voted"),
+        _rate("primaries_voted", "primaries_eligible").alias("primary_rate"),
+        F.col("municipals_eligible").cast("int").alias("municipals_eligible"),
+        F.col("municipals_voted").cast("int").alias("municipals_voted"),
+        _rate("municipals_voted", "municipals_eligible").alias("municipal_rate"),
+        F.col("voted_last_general").cast("int").alias("voted_last_general"),
+        F.col("voted_last_primary").cast("int").alias("voted_last_primary"),
+        years_since("last_vote_date").alias("years_since_last_vote"),
+        "early_or_mail_share",
+        F.col("dem_ballots").cast("int").alias("dem_ballots"),
+        F.col("rep_ballots").cast("int").alias("rep_ballots"),
+        F.col("contact_attempts").cast("int").alias("contact_attempts"),
+        F.col("contacts_made").cast("int").alias("contacts_made"),
+        F.col("digital_events").cast("int").alias("digital_events"),
+        F.col("digital_clicks").cast("int").alias("digital_clicks"),
+    )
+
+
+def turnout_labels(history: DataFrame, election: Election) -> DataFrame:
+    """Who voted in one election.
+
+    Args:
+        history: ``silver.vote_history``.
+        election: the target election.
+
+    Returns:
+        Columns ``voter_key`` and ``label`` (1.0) for each voter who voted;
+        voters absent from the result did not vote.
+    """
+    return (
+        history.where(F.col("election_date") == F.lit(election.date))
+        .select("voter_key", F.lit(1.0).alias("label"))
+        .dropDuplicates(["voter_key"])
+    )
+
+
+def support_labels(contacts: DataFrame, as_of: dt.date) -> DataFrame:
+    """Support labels from survey IDs: 1-2 support (1.0), 4-5 oppose (0.0); 3 is dropped.
+
+    The latest ID before ``as_of`` wins when a voter was asked more than once.
+
+    Args:
+        contacts: ``silver.contacts``.
+        as_of: only IDs taken before this date count.
+
+    Returns:
+        Columns ``voter_key`` and ``label``.
+    """
+    ids = contacts.where(
+        F.col("voter_key").isNotNull()
+        & F.col("support_id").isin(1, 2, 4, 5)
+        & (F.col("attempted_at") < F.lit(as_of))
+    )
+    latest = ids.groupBy("voter_key").agg(
+        F.max_by("support_id", "attempted_at").alias("support_id")
+    )
+    return latest.select("voter_key", F.when(F.col("support_id") <= 2, 1.0).otherwise(0.0).alias("label"))

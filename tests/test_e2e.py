@@ -1,0 +1,164 @@
+"""End to end on a small synthetic state: synth → ingest → build → train → score.
+
+Real Spark, real Delta tables (delta-rs backend) and a real MLflow SQLite store,
+all in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import deltalake
+import pytest
+from mlflow.tracking import MlflowClient
+from pyspark.ml.evaluation import BinaryClassificationEvaluator
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from votelake.config import load_settings
+from votelake.jobs import build, ingest, score, synth, train
+from votelake.jobs.common import Lakehouse
+from votelake.layouts import LayoutError
+
+pytestmark = pytest.mark.e2e
+
+VOTERS = 6000
+SCORE_COLUMNS = [
+    "voter_key", "state_voter_id", "state", "county_id", "precinct", "cong_dist", "turnout_score",
+    "turnout_prob", "support_score", "support_prob", "turnout_model", "support_model", "turnout_run_id",
+    "support_run_id", "feature_version", "as_of_date", "scored_at",
+]
+PERSONAL_IDENTIFIERS = {"first_name", "middle_name", "last_name", "res_street_address", "phone", "email",
+                        "birth_year", "birth_date", "zip5"}
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    return load_settings(
+        None,
+        [
+            f"synth.voters={VOTERS}",
+            "synth.seed=11",
+            "synth.partitions=2",
+            f"synth.out={root / 'synth'}",
+            f"landing={root / 'synth' / 'landing'}",
+            f"storage.lakehouse={root / 'lakehouse'}",
+            "storage.backend=delta-rs",
+            f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
+            f"mlflow.artifact_root={root / 'mlartifacts'}",
+            "model.gbt_max_iter=20",
+        ],
+        environ={},
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline(spark, settings):
+    """Run every job once; return each job's summary."""
+    return {
+        "synth": synth.run(spark, settings),
+        "ingest": ingest.run(spark, settings),
+        "build": build.run(spark, settings),
+        "train": train.run(spark, settings),
+        "score": score.run(spark, settings),
+    }
+
+
+def test_ingest_reconciles_and_reload_is_a_no_op(spark, settings, pipeline):
+    for source in ("ncvoter", "ncvhis", "contacts", "digital"):
+        report = pipeline["ingest"][source]
+        assert report["read"] == report["bronze"] + report["quarantined"] > 0
+    lake = Lakehouse.open(spark, settings)
+    before = {name: lake.version(name) for name in ("bronze.ncvoter", "bronze.ncvhis")}
+    again = ingest.run(spark, settings)
+    assert again["ncvoter"]["skipped"] == "already loaded"
+    assert {name: lake.version(name) for name in before} == before
+
+
+def test_one_score_row_per_active_voter(spark, settings, pipeline):
+    lake = Lakehouse.open(spark, settings)
+    scores = lake.read("gold.voter_scores")
+    active = lake.read("silver.voters").where("is_active").select("voter_key")
+    assertDataFrameEqual(scores.select("voter_key"), active)
+    assert scores.select("voter_key").distinct().count() == scores.count() == pipeline["score"]["rows"]
+    bounds = scores.agg(
+        F.min("turnout_score"), F.max("turnout_score"), F.min("support_score"), F.max("support_score"),
+        F.min("turnout_prob"), F.max("turnout_prob"),
+    ).first()
+    assert 0 <= bounds[0] <= bounds[1] <= 100 and 0 <= bounds[2] <= bounds[3] <= 100
+    assert 0.0 <= bounds[4] < bounds[5] <= 1.0
+
+
+def test_turnout_model_beats_the_history_baseline(spark, settings, pipeline):
+    result = pipeline["train"]["turnout"]
+    lake = Lakehouse.open(spark, settings)
+    # Oracle: the true probability that generated the label election's votes.
+    truth = spark.read.parquet(str(settings.synth.out / "truth" / "registrations"))
+    label_date = pipeline["build"]["training_as_of"]
+    voted = lake.read("silver.vote_history").where(F.col("election_date") == label_date).select(
+        "state_voter_id", F.lit(1.0).alias("voted")
+    )
+    eligible = lake.read("gold.voter_features").where(F.col("as_of_date") == label_date).select(
+        F.element_at(F.split("voter_key", ":"), -1).alias("state_voter_id")
+    )
+    oracle_rows = (
+        eligible.join(truth.select(F.col("ncid").alias("state_voter_id"), "p_turnout"), "state_voter_id", "inner")
+        .dropDuplicates(["state_voter_id"])
+        .join(voted, "state_voter_id", "left")
+        .select(F.coalesce("voted", F.lit(0.0)).alias("label"), F.col("p_turnout").cast("double"))
+    )
+    oracle = BinaryClassificationEvaluator(rawPredictionCol="p_turnout").evaluate(oracle_rows)
+    print(
+        f"\nturnout AUC: model {result['test_auc']:.4f}, baseline (share of past generals voted) "
+        f"{result['baseline_auc']:.4f}, oracle (true probabilities) {oracle:.4f}; "
+        f"support AUC {pipeline['train']['support']['test_auc']:.4f}"
+    )
+    assert result["test_auc"] > result["baseline_auc"]
+    assert result["test_auc"] <= oracle + 0.02  # no model beats the truth by more than noise
+
+
+def test_mlflow_runs_hold_metrics_and_champion_models(settings, pipeline):
+    client = MlflowClient(settings.mlflow.tracking_uri)
+    for kind in ("turnout", "support"):
+        run = client.get_run(pipeline["train"][kind]["run_id"])
+        assert run.info.status == "FINISHED"
+        for metric in ("test_auc", "test_log_loss", "test_brier"):
+            assert metric in run.data.metrics
+        assert 0.5 < run.data.metrics["test_auc"] <= 1.0
+        assert run.data.params["feature_table_version"] == str(pipeline["build"]["gold.voter_features"]["version"])
+        champion = client.get_model_version_by_alias(f"votelake-{kind}", "champion")
+        assert champion.run_id == run.info.run_id
+
+
+def test_scores_read_without_spark(settings, pipeline):
+    table = deltalake.DeltaTable(str(settings.storage.lakehouse / "gold" / "voter_scores")).to_pyarrow_table()
+    assert table.column_names == SCORE_COLUMNS
+    assert table.num_rows == pipeline["score"]["rows"]
+    assert not PERSONAL_IDENTIFIERS & set(table.column_names)
+
+
+def test_rerunning_build_and_score_never_duplicates(spark, settings, pipeline):
+    lake = Lakehouse.open(spark, settings)
+    build.run(spark, settings)
+    again = score.run(spark, settings)
+    assert again["rows"] == pipeline["score"]["rows"]
+    assert lake.read("silver.voters").count() == pipeline["build"]["silver.voters"]["rows"]
+    # the earlier scoring run is still readable by time travel
+    assert lake.read("gold.voter_scores", version=pipeline["score"]["version"]).count() == pipeline["score"]["rows"]
+
+
+def test_layout_change_fails_before_writing(spark, settings, pipeline, tmp_path):
+    """A file whose header drifted from its layout stops the load; no table moves."""
+    landing = tmp_path / "landing"
+    for folder in ("ncvoter", "ncvhis"):
+        src = next(p for p in (settings.landing / folder).iterdir() if not p.name.startswith((".", "_")))
+        (landing / folder).mkdir(parents=True)
+        lines = src.read_text().splitlines(keepends=True)
+        if folder == "ncvoter":
+            lines[0] = lines[0].replace("middle_name", "midl_name")
+        (landing / folder / src.name).write_text("".join(lines[:50]))
+    drifted = settings.model_copy(update={"landing": landing})
+    lake = Lakehouse.open(spark, settings)
+    before = lake.version("bronze.ncvoter"), lake.version("bronze.ncvhis")
+    with pytest.raises(LayoutError, match="missing: middle_name; extra: midl_name"):
+        ingest.run(spark, drifted)
+    assert (lake.version("bronze.ncvoter"), lake.version("bronze.ncvhis")) == before
