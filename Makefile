@@ -34,7 +34,6 @@ synth: setup
 	$(BIN)/votelake synth --conf $(CONF)
 
 notebooks: setup
-	$(BIN)/jupytext --to py:percent --check "$(BIN)/python -c pass" notebooks/*.py >/dev/null
 	for nb in notebooks/*.py; do $(BIN)/python "$$nb"; done
 
 clean-lake:

@@ -118,7 +118,7 @@ def fit_and_log(
             test.select(*spec.features).limit(SIGNATURE_ROWS).toPandas(),
             scored.select("p").limit(SIGNATURE_ROWS).toPandas(),
         )
-        info = mlflow.spark.log_model(model, name="model", signature=signature, registered_model_name=name)
+        info = mlflow.spark.log_model(model, artifact_path="model", signature=signature, registered_model_name=name)
         scored.unpersist()
         version = info.registered_model_version
         client.set_registered_model_alias(name, tracking.CHAMPION, version)
