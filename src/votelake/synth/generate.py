@@ -1,0 +1,170 @@
+"""Top-level synthetic state generation: build every output, then write it.
+
+:func:`build_frames` is pure (DataFrames only, no I/O); :func:`generate` is the
+only function that writes. Row counts are collected with
+:class:`pyspark.sql.Observation` while writing, so no output is computed twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from votelake.config import SynthSettings
+from votelake.layouts import load_layout
+from votelake.synth import campaign, history, reference, voters
+
+# Output name -> (relative path, format). Landing files mimic what arrives from
+# outside; truth tables are for tests and evaluation only.
+OUTPUTS: dict[str, tuple[str, str]] = {
+    "ncvoter": ("landing/ncvoter", "tsv"),
+    "ncvhis": ("landing/ncvhis", "tsv"),
+    "contacts": ("landing/contacts", "csv"),
+    "experiments": ("landing/experiments", "csv"),
+    "digital": ("landing/digital", "jsonl"),
+    "truth_registrations": ("truth/registrations", "parquet"),
+    "truth_contacts": ("truth/contacts", "parquet"),
+    "truth_digital": ("truth/digital", "parquet"),
+}
+
+
+STAGE_DIR = "_stage/registrations"
+PARTITION_KEYS = {"ncvoter": "ncid", "ncvhis": "ncid"}
+
+
+@dataclass(frozen=True)
+class SynthReport:
+    """What :func:`generate` wrote.
+
+    Attributes:
+        persons: number of synthetic persons.
+        rows: row count per output name (see ``OUTPUTS``).
+        paths: absolute output folder per output name.
+    """
+
+    persons: int
+    rows: dict[str, int] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def build_registrations(spark: SparkSession, settings: SynthSettings) -> DataFrame:
+    """Build the wide registration table every output derives from (no I/O).
+
+    Args:
+        spark: the session (used for ``range`` and the small reference tables).
+        settings: voters, seed, partitions.
+
+    Returns:
+        :func:`voters.registrations` output: one row per ncvoter row with the
+        person's latent traits.
+    """
+    seed, n, parts = settings.seed, settings.voters, settings.partitions
+    counties = reference.county_table(spark, n, seed)
+    buckets = reference.county_buckets(spark)
+    people = voters.persons(spark.range(n, numPartitions=parts), counties, buckets, seed)
+    return voters.registrations(people, counties, seed, n)
+
+
+def build_outputs(spark: SparkSession, settings: SynthSettings, layouts_dir: Path,
+                  regs: DataFrame) -> dict[str, DataFrame]:
+    """Build every synthetic output from the registration table (no I/O).
+
+    Args:
+        spark: the session.
+        settings: voters, seed, partitions.
+        layouts_dir: folder of layout YAML files.
+        regs: :func:`build_registrations` output (or a stored copy of it).
+
+    Returns:
+        Output name -> DataFrame, in the column order of its layout.
+    """
+    seed, n, parts = settings.seed, settings.voters, settings.partitions
+    elections = reference.election_table(spark)
+    ncvoter_cols = load_layout(layouts_dir, "nc_ncvoter").columns
+    ncvhis_cols = load_layout(layouts_dir, "nc_ncvhis").columns
+    contact_cols = load_layout(layouts_dir, "contacts").columns
+    digital_cols = load_layout(layouts_dir, "digital").columns
+    events = history.vote_events(regs, elections, seed)
+    assigned = campaign.experiment_assignment(campaign.audience(regs), seed)
+    contacts = campaign.contact_attempts(assigned, seed)
+    digital = campaign.digital_events(
+        campaign.digital_audience(spark, campaign.audience(regs), n, parts, seed), seed)
+    return {
+        "ncvoter": voters.to_ncvoter(regs, ncvoter_cols, seed),
+        "ncvhis": history.to_ncvhis(events, ncvhis_cols, seed),
+        "contacts": contacts.select(*contact_cols),
+        "experiments": campaign.to_experiments(assigned),
+        "digital": digital.select(*digital_cols),
+        "truth_registrations": voters.to_truth_registrations(regs),
+        "truth_contacts": contacts.select("contact_id", "person_id"),
+        "truth_digital": digital.select("event_id", "person_id"),
+    }
+
+
+def build_frames(spark: SparkSession, settings: SynthSettings, layouts_dir: Path) -> dict[str, DataFrame]:
+    """Build every synthetic output as a DataFrame, without writing anything.
+
+    Convenient for tests and small runs; :func:`generate` instead stores the
+    registration table once so the persons are not recomputed for every output.
+
+    Args:
+        spark: the session (used for ``range`` and the small reference tables).
+        settings: voters, seed, partitions.
+        layouts_dir: folder of layout YAML files.
+
+    Returns:
+        Output name -> DataFrame, in the column order of its layout.
+    """
+    return build_outputs(spark, settings, layouts_dir, build_registrations(spark, settings))
+
+
+def _write(df: DataFrame, path: Path, fmt: str) -> None:
+    writer = df.write.mode("overwrite")
+    if fmt in ("tsv", "csv"):
+        # Empty strings stay empty (not ""), as in the state's files; stray
+        # whitespace is part of the mess and must not be trimmed by the writer.
+        (writer.option("sep", "\t" if fmt == "tsv" else ",").option("header", True)
+         .option("ignoreLeadingWhiteSpace", False).option("ignoreTrailingWhiteSpace", False)
+         .option("emptyValue", "").option("nullValue", "").csv(str(path)))
+    elif fmt == "jsonl":
+        # Every line carries every key, null when the platform has no value.
+        writer.option("ignoreNullFields", False).json(str(path))
+    else:
+        writer.parquet(str(path))
+
+
+def generate(spark: SparkSession, settings: SynthSettings, layouts_dir: Path) -> SynthReport:
+    """Generate the synthetic state and write it under ``settings.out``.
+
+    Args:
+        spark: the session.
+        settings: voters, seed, output folder, partitions.
+        layouts_dir: folder of layout YAML files.
+
+    Returns:
+        A :class:`SynthReport` with the row count and path of every output.
+    """
+    out = Path(settings.out).expanduser().resolve()
+    # Every output derives from the registration table; storing it once (Parquet,
+    # removed at the end) avoids recomputing all persons for each output.
+    stage = out / STAGE_DIR
+    build_registrations(spark, settings).write.mode("overwrite").parquet(str(stage))
+    frames = build_outputs(spark, settings, layouts_dir, spark.read.parquet(str(stage)))
+    rows: dict[str, int] = {}
+    paths: dict[str, Path] = {}
+    for name, df in frames.items():
+        rel, fmt = OUTPUTS[name]
+        if name in PARTITION_KEYS:
+            # Reading the stage back may pack files into fewer partitions; the
+            # state's files come in settings.partitions parts, split by a stable key.
+            df = df.repartition(settings.partitions, PARTITION_KEYS[name])
+        obs = Observation(name)
+        _write(df.observe(obs, F.count(F.lit(1)).alias("rows")), out / rel, fmt)
+        rows[name] = int(obs.get["rows"])
+        paths[name] = out / rel
+    shutil.rmtree(stage, ignore_errors=True)
+    return SynthReport(persons=settings.voters, rows=rows, paths=paths)

@@ -1,0 +1,109 @@
+"""Vote history (NC ``ncvhis``): one row per registration per election voted.
+
+Whether a *person* votes in an election is one draw per (person, election)
+against the person's probability for that kind of election. The vote is then
+recorded on the registration that was valid on election day: at least 18,
+registered 25 days before, not yet removed, not denied. A person with a
+duplicate registration has some of their votes recorded on the duplicate, as
+happens when records are split.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from votelake.synth import reference as R
+from votelake.synth.plan import keep_where
+from votelake.synth.rand import literal_map, uniform
+from votelake.synth.voters import KIND_DUPLICATE
+
+# Share of a duplicated person's votes recorded on the duplicate registration.
+DUP_SPLIT = 0.3
+
+
+def eligible(birth_date: Column, reg_date: Column, removal_date: Column, status: Column,
+             e_date: Column) -> Column:
+    """Whether a registration could vote on an election date.
+
+    Args:
+        birth_date: the person's birth date.
+        reg_date: the registration date.
+        removal_date: the date the registration was removed (null if never).
+        status: current status code (denied registrations never vote).
+        e_date: the election date.
+
+    Returns:
+        A boolean Column.
+    """
+    return ((F.add_months(birth_date, 216) <= e_date)
+            & (F.date_add(reg_date, 25) <= e_date)
+            & (removal_date.isNull() | (removal_date > e_date))
+            & (status != "D"))
+
+
+def vote_events(regs: DataFrame, elections: DataFrame, seed: int) -> DataFrame:
+    """Registration x election rows with eligibility and the vote decision.
+
+    Args:
+        regs: :func:`voters.registrations` output.
+        elections: :func:`reference.election_table` output.
+        seed: generator seed.
+
+    Returns:
+        One row per registration per election with ``eligible`` and ``voted``
+        booleans and the columns the ncvhis projection needs.
+    """
+    df = regs.select(
+        "person_id", "kind", "county_id", "county_desc", "voter_reg_num", "ncid", "precinct_abbrv",
+        "precinct_desc", "birth_date", "reg_date", "removal_date", "status_cd", "party", "age",
+        "p_turnout", "p_primary", "p_municipal", "p_support", "is_dup", "dup_reg",
+    ).crossJoin(F.broadcast(elections))
+    e_date = F.col("e_date")
+    elig = eligible(F.col("birth_date"), F.col("reg_date"), F.col("removal_date"), F.col("status_cd"), e_date)
+    dup_elig = F.col("is_dup") & (F.add_months(F.col("birth_date"), 216) <= e_date) & (
+        F.date_add(F.col("dup_reg"), 25) <= e_date)
+    to_dup = dup_elig & (uniform(seed, "dup_split", "person_id", "e_idx") < DUP_SPLIT)
+    this_row = F.when(F.col("kind") == KIND_DUPLICATE, to_dup).otherwise(~to_dup)
+    p = (F.when(F.col("e_type") == "GENERAL", F.col("p_turnout"))
+         .when(F.col("e_type") == "PRIMARY", F.col("p_primary")).otherwise(F.col("p_municipal")))
+    votes = uniform(seed, "vote", "person_id", "e_idx") < p
+    return df.select("*", elig.alias("eligible"), (elig & this_row & votes).alias("voted"))
+
+
+def to_ncvhis(events: DataFrame, columns: tuple[str, ...], seed: int) -> DataFrame:
+    """Project voted rows to the NC ``ncvhis`` layout.
+
+    Args:
+        events: :func:`vote_events` output.
+        columns: the layout's column names, in order.
+        seed: generator seed.
+
+    Returns:
+        A DataFrame of strings with exactly ``columns``, in order.
+    """
+    voted = keep_where(events, F.col("voted"))
+    u_m = uniform(seed, "method", "person_id", "e_idx")
+    method = (F.when(u_m < F.col("m1"), "ABSENTEE ONESTOP").when(u_m < F.col("m2"), "ABSENTEE BY MAIL")
+              .when(u_m < F.col("m3"), "PROVISIONAL").when(u_m < F.col("m4"), "CURBSIDE")
+              .when(u_m < F.col("m5"), "TRANSFER").otherwise("IN-PERSON"))
+    # Older voters vote by mail more often.
+    method = F.when((F.col("age") >= 65) & (uniform(seed, "mail_old", "person_id", "e_idx") < 0.08),
+                    F.lit("ABSENTEE BY MAIL")).otherwise(method)
+    # Unaffiliated voters choose a party ballot in a primary; lean follows support.
+    una_pick = F.when(uniform(seed, "ballot", "person_id", "e_idx") < F.lit(0.2) + F.lit(0.6) * F.col("p_support"),
+                      "DEM").otherwise("REP")
+    ballot = F.when((F.col("e_type") == "PRIMARY") & F.col("party").isin("UNA", "GRE", "CST"),
+                    una_pick).otherwise(F.col("party"))
+    party_desc = literal_map(R.PARTY_DESC)
+    county = F.col("county_id").cast("string")
+    values = {
+        "county_id": county, "county_desc": F.col("county_desc"), "voter_reg_num": F.col("voter_reg_num"),
+        "election_lbl": F.col("election_lbl"), "election_desc": F.col("election_desc"),
+        "voting_method": method, "voted_party_cd": ballot,
+        "voted_party_desc": F.element_at(party_desc, ballot),
+        "pct_label": F.col("precinct_abbrv"), "pct_description": F.col("precinct_desc"),
+        "ncid": F.col("ncid"), "voted_county_id": county, "voted_county_desc": F.col("county_desc"),
+        "vtd_label": F.col("precinct_abbrv"), "vtd_description": F.col("precinct_abbrv"),
+    }
+    return voted.select(*[values[c].alias(c) for c in columns])

@@ -1,0 +1,154 @@
+"""Tests of the synthetic state generator on a small state (3,000 persons)."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+from pyspark.ml.evaluation import BinaryClassificationEvaluator
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from votelake.config import REPO_ROOT, SynthSettings
+from votelake.layouts import load_layout
+from votelake.synth import SNAPSHOT_DATE, build_frames, generate
+
+LAYOUTS = REPO_ROOT / "conf" / "layouts"
+N = 3000
+
+
+@pytest.fixture(scope="module")
+def synth(spark, tmp_path_factory):
+    """Generate one small state for the whole module."""
+    settings = SynthSettings(voters=N, seed=7, out=tmp_path_factory.mktemp("synth"), partitions=2)
+    report = generate(spark, settings, LAYOUTS)
+    return settings, report
+
+
+def _tsv(spark, path: Path):
+    return spark.read.option("sep", "\t").option("header", True).csv(str(path))
+
+
+def _first_line(folder: Path) -> str:
+    part = sorted(p for p in folder.iterdir() if p.name.startswith("part-"))[0]
+    opener = gzip.open if part.suffix == ".gz" else open
+    with opener(part, "rt") as fh:
+        return fh.readline().rstrip("\n")
+
+
+def test_headers_match_layouts(synth):
+    _, report = synth
+    for name, layout, sep in [("ncvoter", "nc_ncvoter", "\t"), ("ncvhis", "nc_ncvhis", "\t"),
+                              ("contacts", "contacts", ",")]:
+        assert _first_line(report.paths[name]).split(sep) == list(load_layout(LAYOUTS, layout).columns)
+    assert _first_line(report.paths["experiments"]).split(",") == [
+        "state_voter_id", "experiment_id", "arm", "assigned_at"]
+    ncvoter_parts = [p for p in report.paths["ncvoter"].iterdir() if p.name.startswith("part-")]
+    assert len(ncvoter_parts) == 2
+
+
+def test_row_counts_reconcile(spark, synth):
+    _, report = synth
+    assert report.rows["ncvoter"] == _tsv(spark, report.paths["ncvoter"]).count()
+    assert report.rows["ncvhis"] == _tsv(spark, report.paths["ncvhis"]).count()
+    assert report.rows["contacts"] == spark.read.option("header", True).csv(str(report.paths["contacts"])).count()
+    assert report.rows["digital"] == spark.read.json(str(report.paths["digital"])).count()
+    assert report.rows["truth_registrations"] == report.rows["ncvoter"]
+    assert report.rows["truth_contacts"] == report.rows["contacts"]
+    assert report.rows["truth_digital"] == report.rows["digital"]
+
+
+def test_deterministic_regardless_of_partitioning(spark, synth):
+    settings, report = synth
+    written = _tsv(spark, report.paths["ncvoter"]).na.fill("")
+    again = build_frames(spark, settings.model_copy(update={"partitions": 3}), LAYOUTS)["ncvoter"]
+    assertDataFrameEqual(written, again)
+
+
+def test_ids_and_history_link(spark, synth):
+    _, report = synth
+    voter = _tsv(spark, report.paths["ncvoter"])
+    hist = _tsv(spark, report.paths["ncvhis"])
+    assert hist.join(voter, "ncid", "left_anti").count() == 0
+    assert voter.where(~F.col("ncid").rlike("^[A-Z]{2}[0-9]{6,}$")).count() == 0
+    assert voter.groupBy("county_id", "voter_reg_num").count().where("count > 1").count() == 0
+    assert voter.select("county_id").distinct().count() > 50
+
+
+def test_truth_probabilities_in_range(spark, synth):
+    _, report = synth
+    truth = spark.read.parquet(str(report.paths["truth_registrations"]))
+    bad = truth.where(
+        ~F.col("p_turnout").between(0, 1) | ~F.col("p_support").between(0, 1)
+        | ~(F.col("p_support") + F.col("uplift")).between(0, 1))
+    assert bad.count() == 0
+
+
+def _general_2024(spark, report):
+    truth = spark.read.parquet(str(report.paths["truth_registrations"]))
+    e = F.lit("2024-11-05").cast("date")
+    eligible = truth.where(
+        (F.add_months("birth_date", 216) <= e) & (F.date_add("reg_date", 25) <= e)
+        & (F.col("removal_date").isNull() | (F.col("removal_date") > e)) & (F.col("status_cd") != "D"))
+    voted = (_tsv(spark, report.paths["ncvhis"]).where(F.col("election_lbl") == "11/05/2024")
+             .select("ncid", F.col("county_id").cast("int").alias("county_id"), "voter_reg_num",
+                     F.lit(1.0).alias("voted")))
+    return eligible.join(voted, ["ncid", "county_id", "voter_reg_num"], "left").na.fill(0.0, ["voted"])
+
+
+def test_marginals(spark, synth):
+    _, report = synth
+    g = _general_2024(spark, report)
+    general = g.agg(F.avg("voted")).first()[0]
+    assert 0.55 <= general <= 0.75
+    truth = spark.read.parquet(str(report.paths["truth_registrations"]))
+    hist = _tsv(spark, report.paths["ncvhis"])
+    primary = hist.where(F.col("election_lbl") == "03/05/2024").count() / g.count()
+    assert 0.15 <= primary <= 0.35
+    rows = truth.count()
+    dup = truth.where("is_duplicate").count() / rows
+    assert 0.005 <= dup <= 0.02
+    moved = truth.where("moved AND row_kind = 'current'").count() / N
+    assert 0.03 <= moved <= 0.08
+    contacts = spark.read.parquet(str(report.paths["truth_contacts"]))
+    assert 0.01 <= contacts.select("person_id").distinct().count() / N <= 0.10
+    voter = _tsv(spark, report.paths["ncvoter"])
+    shares = {r["party_cd"]: r["count"] / rows for r in voter.groupBy("party_cd").count().collect()}
+    assert 0.25 <= shares["DEM"] <= 0.40 and 0.24 <= shares["REP"] <= 0.36 and 0.30 <= shares["UNA"] <= 0.44
+    status = {r["status_cd"]: r["count"] / rows for r in voter.groupBy("status_cd").count().collect()}
+    assert 0.72 <= status["A"] <= 0.88
+    moved_rows = voter.where((F.col("status_cd") == "R") & (F.col("reason_cd") == "RL")).count()
+    assert moved_rows == truth.where("row_kind = 'moved_old'").count()
+
+
+def test_oracle_auc(spark, synth):
+    _, report = synth
+    g = _general_2024(spark, report)
+    auc = BinaryClassificationEvaluator(rawPredictionCol="p_turnout", labelCol="voted").evaluate(g)
+    assert auc > 0.7
+
+
+def test_campaign_outputs(spark, synth):
+    _, report = synth
+    contacts = spark.read.option("header", True).csv(str(report.paths["contacts"]))
+    codes = {r["channel"]: set() for r in contacts.select("channel").distinct().collect()}
+    for r in contacts.select("channel", "result_code").distinct().collect():
+        codes[r["channel"]].add(r["result_code"])
+    assert codes.get("door", set()) <= {"CANVASSED", "NOT_HOME", "REFUSED", "MOVED", "INACCESSIBLE"}
+    assert codes.get("text", set()) <= {"REPLIED", "SENT", "OPTED_OUT", "UNDELIVERABLE"}
+    ids = contacts.where(F.col("support_id").isNotNull()).select(F.col("support_id").cast("int").alias("s"))
+    assert ids.where(~F.col("s").between(1, 5)).count() == 0
+    window = contacts.where(~F.substring("attempted_at", 1, 10).between("2026-06-01", "2026-08-31"))
+    assert window.count() == 0
+    exp = spark.read.option("header", True).csv(str(report.paths["experiments"]))
+    arms = {r["arm"] for r in exp.select("arm").distinct().collect()}
+    assert arms == {"treatment", "control"}
+    followup = contacts.where(F.col("program") == "followup_2026").join(
+        exp.select("state_voter_id", "arm"), "state_voter_id")
+    assert followup.select("arm").distinct().count() == 2
+    digital = spark.read.json(str(report.paths["digital"]))
+    assert {r["channel"] for r in digital.select("channel").distinct().collect()} == {"email", "sms", "web"}
+    truth_d = spark.read.parquet(str(report.paths["truth_digital"]))
+    assert truth_d.where(F.col("person_id").isNull()).count() > 0  # some keys are unlinkable
+    assert SNAPSHOT_DATE.isoformat() == "2026-09-01"
