@@ -33,7 +33,7 @@ BACKENDS = [
         "delta-spark",
         marks=pytest.mark.skipif(
             not DELTA_SPARK_JARS,
-            reason="delta-spark jars are not on Spark's classpath (Maven Central unreachable); "
+            reason="delta-spark jars are not on Spark's classpath: "
             "delta-spark backend not tested",
         ),
     ),

@@ -198,3 +198,68 @@ def test_turnout_and_support_labels(spark):
         feat.support_labels(contacts, dt.date(2026, 9, 1)),
         spark.createDataFrame([("NC:1", 1.0)], "voter_key string, label double"),
     )
+
+
+CONTACT_COLS = ["contact_id", "state_voter_id", "phone", "email", "channel", "attempted_at", "result_code",
+                "survey_question", "support_id", "program"]
+DIGITAL_COLS = ["event_id", "email", "phone", "channel", "event_type", "event_ts", "campaign"]
+
+
+def test_contacts_and_digital_are_keyed_by_id_then_phone_then_email(spark):
+    voters = spark.createDataFrame(
+        [("NC:A1", "+19195550100"), ("NC:B2", "+19195550200"), ("NC:C3", "+19195550300"),
+         ("NC:D4", "+19195550300")],  # a shared phone identifies nobody
+        "voter_key string, phone string",
+    )
+    bronze_contacts = _strings(spark, CONTACT_COLS, [
+        ("c1", "a1", "", "", "door", "2026-07-01T10:00:00", "canvassed", "SUPPORT_2026", "2", "id_2026"),
+        ("c2", "", "(919) 555-0200", "Pat@Example.org", "phone", "2026-07-02T10:00:00", "NO_ANSWER", "", "", ""),
+        ("c3", "ZZ9", "919-555-0300", "", "text", "2026-07-03T10:00:00", "REPLIED", "", "9", ""),
+        ("c4", "", "", "", "door", "not a time", "CANVASSED", "", "", ""),  # no timestamp: not a contact row
+    ])
+    keyed = silver.contacts(bronze_contacts, voters, "NC", "yyyy-MM-dd'T'HH:mm:ss")
+    assertDataFrameEqual(
+        keyed.select("contact_id", "voter_key", "matched_by", "channel", "is_contact", "support_id"),
+        spark.createDataFrame(
+            [("c1", "NC:A1", "state_voter_id", "DOOR", True, 2), ("c2", "NC:B2", "phone", "PHONE", False, None),
+             ("c3", None, "none", "TEXT", True, None)],
+            "contact_id string, voter_key string, matched_by string, channel string, is_contact boolean, "
+            "support_id int",
+        ),
+    )
+    emails = silver.email_owners(bronze_contacts, keyed)
+    bronze_digital = _strings(spark, DIGITAL_COLS, [
+        ("e1", "", "9195550100", "email", "open", "2026-07-05T08:00:00", "x"),
+        ("e2", " pat@example.org", "", "web", "signup", "2026-07-06T08:00:00", "x"),
+        ("e3", "nobody@example.net", "", "sms", "click", "2026-07-07T08:00:00", "x"),
+    ])
+    assertDataFrameEqual(
+        silver.digital_events(bronze_digital, voters, emails, "yyyy-MM-dd'T'HH:mm:ss").select(
+            "event_id", "voter_key", "matched_by"
+        ),
+        spark.createDataFrame(
+            [("e1", "NC:A1", "phone"), ("e2", "NC:B2", "email"), ("e3", None, "none")],
+            "event_id string, voter_key string, matched_by string",
+        ),
+    )
+
+
+def test_malformed_landing_rows_are_quarantined_not_dropped(spark, tmp_path):
+    from votelake.jobs.ingest import read_landing, split_bronze
+    from votelake.landing import list_files
+    from votelake.layouts import Layout
+
+    layout = Layout(name="t", format="delimited", columns=("a", "b", "c"), delimiter="\t")
+    (tmp_path / "f.txt").write_text("a\tb\tc\n1\t2\t3\n4\t5\n6\t7\t8\t9\n10\t11\t12\n")
+    # Spark only evaluates the corrupt-record column on materialized input; the job persists too.
+    parsed = read_landing(spark, layout, list_files(str(tmp_path))).cache()
+    good, bad = split_bronze(parsed, "t", "L1", dt.datetime(2026, 1, 1))
+    assertDataFrameEqual(
+        good.select("a", "b", "c", "_load_id"),
+        spark.createDataFrame([("1", "2", "3", "L1"), ("10", "11", "12", "L1")], "a string, b string, c string, _load_id string"),
+    )
+    assertDataFrameEqual(
+        bad.select("source", "raw"),
+        spark.createDataFrame([("t", "4\t5"), ("t", "6\t7\t8\t9")], "source string, raw string"),
+    )
+    assert good.count() + bad.count() == 4

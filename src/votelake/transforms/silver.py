@@ -162,6 +162,22 @@ def unique_phone_owners(silver_voters: DataFrame) -> DataFrame:
     )
 
 
+def first_match(candidates: list[tuple[str, str]]) -> tuple[Column, Column]:
+    """The first non-null candidate key, and the name of the rule that found it.
+
+    Args:
+        candidates: ``(key column, rule name)`` in order of trust.
+
+    Returns:
+        ``voter_key`` and ``matched_by`` (``"none"`` when no rule matched).
+    """
+    key = F.coalesce(*[F.col(c) for c, _ in candidates]).alias("voter_key")
+    rule = F.lit("none")
+    for column, name in reversed(candidates):
+        rule = F.when(F.col(column).isNotNull(), name).otherwise(rule)
+    return key, rule.alias("matched_by")
+
+
 def contacts(bronze_contacts: DataFrame, silver_voters: DataFrame, state: str, ts_format: str) -> DataFrame:
     """Key contact attempts to voters: by state voter id, else by a unique phone.
 
@@ -193,11 +209,7 @@ def contacts(bronze_contacts: DataFrame, silver_voters: DataFrame, state: str, t
     valid_support = F.col("support_id").between(1, 5)
     return linked.select(
         "contact_id",
-        F.coalesce("id_voter_key", "phone_voter_key").alias("voter_key"),
-        F.when(F.col("id_voter_key").isNotNull(), "state_voter_id")
-        .when(F.col("phone_voter_key").isNotNull(), "phone")
-        .otherwise("none")
-        .alias("matched_by"),
+        *first_match([("id_voter_key", "state_voter_id"), ("phone_voter_key", "phone")]),
         "channel",
         "attempted_at",
         "result_code",
@@ -267,11 +279,7 @@ def digital_events(
     )
     return linked.select(
         "event_id",
-        F.coalesce("phone_voter_key", "email_voter_key").alias("voter_key"),
-        F.when(F.col("phone_voter_key").isNotNull(), "phone")
-        .when(F.col("email_voter_key").isNotNull(), "email")
-        .otherwise("none")
-        .alias("matched_by"),
+        *first_match([("phone_voter_key", "phone"), ("email_voter_key", "email")]),
         "channel",
         "event_type",
         "event_ts",
