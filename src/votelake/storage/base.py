@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pyspark.sql import DataFrame
@@ -42,6 +42,8 @@ class WriteResult:
             already committed (idempotent ``app_id``/``run_version``).
         files: data files added by the commit.
         rows: rows added by the commit, when known.
+        files_removed: data files the commit removed (overwrite, merge, delete).
+        metrics: operation-specific counts (rows inserted/updated/deleted, ...).
     """
 
     table: str
@@ -49,6 +51,8 @@ class WriteResult:
     committed: bool
     files: int
     rows: int | None
+    files_removed: int = 0
+    metrics: dict = field(default_factory=dict)
 
 
 def _without_nullability(dtype: T.DataType) -> T.DataType:

@@ -37,6 +37,8 @@ from pyspark.sql import types as T
 
 from votelake.catalog import TableSpec
 from votelake.storage.arrow_schema import to_arrow_schema
+from votelake.storage.dml import DeltaRsDmlMixin
+from votelake.storage.maintenance import DeltaRsMaintenanceMixin
 from votelake.storage.base import (
     OPERATION_KEY,
     DeltaStore,
@@ -184,7 +186,7 @@ def _file_stats(meta: pq.FileMetaData, data_fields: list[T.StructField]) -> dict
     return stats
 
 
-class DeltaRsStore(DeltaStore):
+class DeltaRsStore(DeltaRsDmlMixin, DeltaRsMaintenanceMixin, DeltaStore):
     """Delta tables written with Spark (data files) and delta-rs (the commit).
 
     Args:

@@ -14,6 +14,8 @@ from datetime import timezone
 from pyspark.sql import DataFrame, SparkSession
 
 from votelake.catalog import TableSpec
+from votelake.storage.dml import DeltaSparkDmlMixin
+from votelake.storage.maintenance import DeltaSparkMaintenanceMixin
 from votelake.storage.base import (
     OPERATION_KEY,
     DeltaStore,
@@ -24,7 +26,7 @@ from votelake.storage.base import (
 )
 
 
-class DeltaSparkStore(DeltaStore):
+class DeltaSparkStore(DeltaSparkDmlMixin, DeltaSparkMaintenanceMixin, DeltaStore):
     """Delta tables written and read by delta-spark.
 
     Args:
