@@ -6,6 +6,8 @@ all in a temporary folder.
 
 from __future__ import annotations
 
+import time
+
 import deltalake
 import pytest
 from mlflow.tracking import MlflowClient
@@ -13,7 +15,7 @@ from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from votelake.config import load_settings
+from votelake.config import RunSettings, load_settings
 from votelake.jobs import build, ingest, score, synth, train
 from votelake.jobs.common import Lakehouse
 from votelake.layouts import LayoutError
@@ -162,3 +164,21 @@ def test_layout_change_fails_before_writing(spark, settings, pipeline, tmp_path)
     with pytest.raises(LayoutError, match="missing: middle_name; extra: midl_name"):
         ingest.run(spark, drifted)
     assert (lake.version("bronze.ncvoter"), lake.version("bronze.ncvhis")) == before
+
+
+def test_same_run_version_commits_nothing_new(spark, settings, pipeline):
+    """A job re-run with the run version it already committed leaves every table as it is."""
+    # Run versions only move forward: the earlier runs used their start time in ms.
+    run_version = time.time_ns() // 1_000_000 + 1
+    pinned = settings.model_copy(update={"run": RunSettings(version=run_version)})
+    tables = ("silver.voters", "silver.vote_history", "silver.contacts", "silver.digital_events",
+              "gold.voter_features")
+    lake = Lakehouse.open(spark, settings)
+    first = build.run(spark, pinned)
+    versions = {name: lake.version(name) for name in tables}
+    assert all(first[name]["rows"] for name in tables)
+    again = build.run(spark, pinned)
+    assert {name: lake.version(name) for name in tables} == versions
+    assert all(again[name]["rows"] is None for name in tables)  # nothing written
+    history = lake.store.history(lake.table("silver.voters"))
+    assert history[0]["metadata"]["votelake.run_version"] == str(run_version)

@@ -80,6 +80,16 @@ class ModelSettings(_Strict):
     gbt_max_depth: int = Field(5, ge=1, le=15)
 
 
+class RunSettings(_Strict):
+    """Identity of one job run, recorded in the Delta log of every table it writes."""
+
+    # A re-run with the same version commits nothing new to tables it already
+    # committed (Delta ``txn``), so a failed multi-table job can simply be re-run.
+    # Versions only move forward: a run older than the last committed one is skipped.
+    # Default: the run's start time in epoch milliseconds (every run is new).
+    version: int | None = Field(None, ge=0)
+
+
 class Settings(_Strict):
     """The whole run configuration."""
 
@@ -88,6 +98,7 @@ class Settings(_Strict):
     mlflow: MlflowSettings = MlflowSettings()
     synth: SynthSettings = SynthSettings()
     model: ModelSettings = ModelSettings()
+    run: RunSettings = RunSettings()
     landing: Path = Path("data/synth/landing")
     layouts: Path = REPO_ROOT / "conf" / "layouts"
 

@@ -73,7 +73,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     Returns:
         Row counts and versions of the tables written, and the as-of dates.
     """
-    lake = Lakehouse.open(spark, settings)
+    lake = Lakehouse.open(spark, settings, job="build")
     state = settings.synth.state
     ncvoter_layout = load_layout(settings.layouts, "nc_ncvoter")
     ncvhis_layout = load_layout(settings.layouts, "nc_ncvhis")

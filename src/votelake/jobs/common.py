@@ -19,14 +19,21 @@ from votelake.storage import DeltaStore, WriteResult, open_store
 
 @dataclass
 class Lakehouse:
-    """The catalog and the Delta store of one run, addressed by table name."""
+    """The catalog and the Delta store of one job run, addressed by table name.
+
+    When opened for a job, every write records the application id
+    ``votelake.<job>[.<step>]`` and the run version in the table's Delta log, so
+    re-running the same run version commits nothing new.
+    """
 
     spark: SparkSession
     catalog: Catalog
     store: DeltaStore
+    job: str | None = None
+    run_version: int | None = None
 
     @classmethod
-    def open(cls, spark: SparkSession, settings: Settings) -> "Lakehouse":
+    def open(cls, spark: SparkSession, settings: Settings, job: str | None = None) -> "Lakehouse":
         """Bind the catalog to the session's Delta backend.
 
         A session started with delta-spark's extension (e.g. by ``spark-submit
@@ -34,7 +41,8 @@ class Lakehouse:
 
         Args:
             spark: the job's session.
-            settings: the run configuration.
+            settings: the run configuration (``run.version`` fixes the run version).
+            job: the job writing through this handle; ``None`` for read-only use.
 
         Returns:
             The lakehouse.
@@ -44,7 +52,9 @@ class Lakehouse:
             extensions = spark.conf.get("spark.sql.extensions", "") or ""
             backend = "delta-spark" if DELTA_EXTENSION in extensions else "delta-rs"
         catalog = Catalog.load(settings.storage.catalog, settings.storage.lakehouse, settings.layouts)
-        return cls(spark=spark, catalog=catalog, store=open_store(spark, backend))
+        run_version = settings.run.version if settings.run.version is not None else time.time_ns() // 1_000_000
+        return cls(spark=spark, catalog=catalog, store=open_store(spark, backend), job=job,
+                   run_version=run_version if job else None)
 
     def table(self, name: str) -> TableSpec:
         """The declared table."""
@@ -58,9 +68,29 @@ class Lakehouse:
         """The table's latest committed version."""
         return self.store.version(self.catalog[name])
 
-    def write(self, df: DataFrame, name: str, mode: str, **kwargs) -> WriteResult:
-        """Write a DataFrame into a declared table (schema enforced by the store)."""
-        return self.store.write(df, self.catalog[name], mode, **kwargs)
+    def write(self, df: DataFrame, name: str, mode: str, step: str | None = None,
+              metadata: dict[str, str] | None = None) -> WriteResult:
+        """Write a DataFrame into a declared table (schema enforced by the store).
+
+        Args:
+            df: the rows.
+            name: the table's catalog name.
+            mode: ``append`` or ``overwrite``.
+            step: distinguishes several writes of one job run to the same table
+                (each needs its own application id).
+            metadata: extra commit metadata.
+
+        Returns:
+            What the store committed (``committed=False`` when this run version
+            had already committed this write).
+        """
+        if self.job is None:
+            return self.store.write(df, self.catalog[name], mode, metadata=metadata)
+        app_id = ".".join(p for p in ("votelake", self.job, step) if p)
+        tags = {"votelake.job": self.job, "votelake.run_version": str(self.run_version), **(metadata or {})}
+        return self.store.write(
+            df, self.catalog[name], mode, app_id=app_id, run_version=self.run_version, metadata=tags
+        )
 
 
 JobRun = Callable[[SparkSession, Settings], dict]

@@ -127,7 +127,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         LayoutError: a required source is missing or a header does not match
             its layout (raised before any table is written).
     """
-    lake = Lakehouse.open(spark, settings)
+    lake = Lakehouse.open(spark, settings, job="ingest")
     plan = []
     for src in SOURCES:
         layout = load_layout(settings.layouts, src.layout)
@@ -154,9 +154,12 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         ).first()
         good, bad = split_bronze(parsed, src.folder, load_id, loaded_at)
         if counts["malformed"]:
-            lake.write(bad, "bronze.quarantine", "append")
+            lake.write(bad, "bronze.quarantine", "append", step=src.folder)
         written = lake.write(good, src.table, "append", metadata={"votelake.load_id": load_id})
         parsed.unpersist()
+        if not written.committed:
+            report[src.folder] = {"files": len(files), "skipped": f"run version {lake.run_version} already committed"}
+            continue
         # Rows committed, as the commit reports them (file footers / operation
         # metrics); count the table only when the backend cannot say.
         in_bronze = written.rows

@@ -99,7 +99,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     Returns:
         Rows written, table version, models used, score means.
     """
-    lake = Lakehouse.open(spark, settings)
+    lake = Lakehouse.open(spark, settings, job="score")
     feature_version = lake.version("gold.voter_features")
     features = lake.read("gold.voter_features", version=feature_version)
     as_of = feature_dates(features)[-1]

@@ -141,7 +141,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     Returns:
         Per model: run id, registered version, held-out metrics.
     """
-    lake = Lakehouse.open(spark, settings)
+    lake = Lakehouse.open(spark, settings, job="train")
     feature_version = lake.version("gold.voter_features")
     features = lake.read("gold.voter_features")
     history = lake.read("silver.vote_history")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pyspark.sql import SparkSession
 
 from votelake.storage.base import (
+    ConcurrentWriteError,
     DeltaStore,
     NotNullViolationError,
     SchemaMismatchError,
@@ -23,6 +24,7 @@ BACKENDS = ("delta-rs", "delta-spark")
 
 __all__ = [
     "BACKENDS",
+    "ConcurrentWriteError",
     "DeltaStore",
     "NotNullViolationError",
     "SchemaMismatchError",

@@ -30,6 +30,35 @@ class TableNotFoundError(FileNotFoundError):
     """No Delta table exists at the declared location."""
 
 
+class ConcurrentWriteError(RuntimeError):
+    """A commit kept conflicting with other writers' commits to the same table.
+
+    Nothing was committed by the failed write; the data files it had already moved
+    into the table are unreferenced and Delta's vacuum removes them.
+
+    Attributes:
+        table: the table name.
+        version: the table's latest version when the last attempt failed (the
+            version written by the conflicting writer).
+        attempts: commit attempts made.
+    """
+
+    def __init__(self, message: str, *, table: str, version: int | None, attempts: int):
+        super().__init__(message)
+        self.table = table
+        self.version = version
+        self.attempts = attempts
+
+    def __reduce__(self):
+        # The keyword-only arguments would be lost by the default exception pickling.
+        return (self._rebuild, (str(self), self.table, self.version, self.attempts))
+
+    @classmethod
+    def _rebuild(cls, message: str, table: str, version: int | None, attempts: int) -> ConcurrentWriteError:
+        """Rebuild a pickled error."""
+        return cls(message, table=table, version=version, attempts=attempts)
+
+
 @dataclass(frozen=True)
 class WriteResult:
     """What one ``write`` did.
