@@ -150,8 +150,10 @@ def build_spark(spark_settings: SparkSettings, backend: str) -> SparkSession:
         builder = builder.master(spark_settings.master)
         conf["spark.driver.memory"] = spark_settings.driver_memory
         # Python workers must run the driver's interpreter (the venv, with pyarrow),
-        # not whatever `python3` is first on the PATH. Clusters set their own.
-        conf["spark.pyspark.python"] = sys.executable
+        # not whatever `python3` is first on the PATH. PySpark reads the variable
+        # when the context starts; the conf key alone is only honoured by spark-submit.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        conf["spark.pyspark.python"] = os.environ["PYSPARK_PYTHON"]
     if backend == "delta-spark":
         conf["spark.sql.extensions"] = DELTA_EXTENSION
         conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
