@@ -29,9 +29,20 @@ TEST_SPARK = SparkSettings(
 )
 
 
+# Where Maven Central is reachable, VOTELAKE_TEST_DELTA_PACKAGE=io.delta:delta-spark_4.1_2.13:4.1.0
+# loads delta-spark's jars so the storage contract also runs on the delta-spark backend.
+DELTA_PACKAGE = os.environ.get("VOTELAKE_TEST_DELTA_PACKAGE")
+if DELTA_PACKAGE:
+    TEST_SPARK = TEST_SPARK.model_copy(update={"conf": {**TEST_SPARK.conf, "spark.jars.packages": DELTA_PACKAGE}})
+
+
 @pytest.fixture(scope="session")
 def spark():
-    """A real local SparkSession shared by every test (delta-rs storage backend)."""
-    session = build_spark(TEST_SPARK, backend="delta-rs")
+    """A real local SparkSession shared by every test.
+
+    Built with Delta's SQL extension when delta-spark's jars are requested; the
+    delta-rs backend works on either session.
+    """
+    session = build_spark(TEST_SPARK, backend="delta-spark" if DELTA_PACKAGE else "delta-rs")
     yield session
     session.stop()

@@ -195,6 +195,11 @@ def test_add_constraint_and_check_constraints(store, spark, tmp_path):
     with pytest.raises(ConstraintViolationError, match=r"1 rows violate positive"):
         check_constraints(good, {"positive": "score > 0"}, table.name)
     check_constraints(bad, {}, table.name)  # no constraints, nothing to check
+    # A write that breaks a constraint is refused and commits nothing.
+    before = store.version(table)
+    with pytest.raises(ConstraintViolationError, match="score_positive"):
+        store.write(bad, table, "append")
+    assert store.version(table) == before
 
 
 def test_existing_rows_must_satisfy_a_new_constraint(store, spark, tmp_path):

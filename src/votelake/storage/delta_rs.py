@@ -22,23 +22,29 @@ Choices worth knowing:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
+from urllib.parse import unquote
 
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from deltalake import Schema as DeltaSchema
 from deltalake.transaction import AddAction, CommitProperties, Transaction, create_table_with_add_actions
+from deltalake.exceptions import CommitFailedError, DeltaError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from votelake.catalog import TableSpec
 from votelake.storage.arrow_schema import to_arrow_schema
 from votelake.storage.dml import DeltaRsDmlMixin
-from votelake.storage.maintenance import DeltaRsMaintenanceMixin
+from votelake.storage.maintenance import DeltaRsMaintenanceMixin, check_constraints, table_constraints
+from votelake.storage.base import ConcurrentWriteError
+from votelake.storage.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from votelake.storage.base import (
     OPERATION_KEY,
     DeltaStore,
@@ -268,6 +274,8 @@ class DeltaRsStore(DeltaRsDmlMixin, DeltaRsMaintenanceMixin, DeltaStore):
             if done is not None and done >= run_version:
                 return WriteResult(table.name, existing.version(), False, 0, None)
 
+        # CHECK constraints: delta-rs's own writer is bypassed, so check them here (one pass).
+        check_constraints(aligned, table_constraints(self, table), table.name)
         token = uuid.uuid4().hex
         staging = f"{root}/{STAGING_DIR}/{token}"
         try:
@@ -350,49 +358,122 @@ class DeltaRsStore(DeltaRsDmlMixin, DeltaRsMaintenanceMixin, DeltaStore):
         operation: str,
         metadata: dict[str, str] | None,
     ) -> None:
-        """Commit the add actions in one transaction (creating the table if needed)."""
+        """Commit the add actions in one transaction (creating the table if needed).
+
+        Concurrent writers are handled at two levels:
+
+        * delta-rs itself rebases a commit that lost the race for the next version
+          onto the newer commits when they do not conflict (two appends, an
+          overwrite after a blind append), up to ``DELTA_RS_COMMIT_RETRIES`` times.
+        * A real conflict (``CommitFailedError``: e.g. another overwrite, delete or
+          compaction removed files this commit's snapshot held) is retried under
+          the store's :class:`~votelake.storage.retry.RetryPolicy` (the
+          ``retry_policy`` attribute, else ``COMMIT_RETRY_POLICY``) against a
+          freshly opened snapshot, waiting between attempts.
+
+        An overwrite is retried too: it is a full replace whose rows do not depend
+        on the table, so rebuilding it on the newest snapshot is the serial order
+        "their commit, then ours" (last writer wins; their commit stays in the
+        history for time travel). On its first attempt an overwrite keeps the
+        snapshot the write started from, so a blind append committed meanwhile
+        survives it (the serial order "our overwrite, then their append").
+
+        A write whose table did not exist creates it; when another writer created
+        it first, this one commits into the existing table instead.
+
+        Args:
+            table: the table.
+            uri: the table location for delta-rs.
+            existing: the snapshot the write started from, None when there was no table.
+            actions: the files to add.
+            mode: ``append`` or ``overwrite``.
+            app_id: the writing job's id, for idempotent commits.
+            run_version: the job run's number, with ``app_id``.
+            operation: the logical operation, recorded in the commit metadata.
+            metadata: extra commit metadata.
+
+        Raises:
+            ConcurrentWriteError: the commit still conflicted after the policy's
+                attempts, or the same ``app_id``/``run_version`` was committed by a
+                concurrent writer; nothing was committed by this write.
+        """
         custom = {str(k): str(v) for k, v in (metadata or {}).items()}
         custom[OPERATION_KEY] = operation
         properties = CommitProperties(
             custom_metadata=custom,
+            max_commit_retries=DELTA_RS_COMMIT_RETRIES,
             app_transactions=[Transaction(app_id, run_version)] if app_id is not None else None,
         )
         schema = self._delta_schema(table)
+        partition_by = list(table.partition_by) or None
+        policy = getattr(self, "retry_policy", None) or COMMIT_RETRY_POLICY
         if existing is None:
-            create_table_with_add_actions(
-                uri,
-                schema,
-                actions,
-                mode="error",
-                partition_by=list(table.partition_by) or None,
-                name=table.name,
-                description=table.description or None,
-                configuration=dict(table.properties) or None,
-                storage_options=self.storage_options,
-                commit_properties=properties,
-            )
-        else:
-            # mode="overwrite" without partition filters removes every active file
-            # in this same commit.
-            existing.create_write_transaction(
-                actions,
-                mode,
-                schema,
-                partition_by=list(table.partition_by) or None,
-                commit_properties=properties,
-            )
+            try:
+                create_table_with_add_actions(
+                    uri,
+                    schema,
+                    actions,
+                    mode="error",
+                    partition_by=partition_by,
+                    name=table.name,
+                    description=table.description or None,
+                    configuration=dict(table.properties) or None,
+                    storage_options=self.storage_options,
+                    commit_properties=properties,
+                )
+                return
+            except DeltaError:
+                # Another writer created the table since the write began: commit into it.
+                if not DeltaTable.is_deltatable(uri, self.storage_options):
+                    raise
+            existing = DeltaTable(uri, storage_options=self.storage_options)
+            if actions and _holds_files(existing, actions):
+                return  # the failure came after our own create had committed
+        snapshot = existing
+        failure: CommitFailedError | None = None
+        for attempt in range(1, policy.attempts + 1):
+            if attempt > 1:
+                time.sleep(policy.delay(attempt - 1))
+                snapshot = DeltaTable(uri, storage_options=self.storage_options)
+                done = snapshot.transaction_version(app_id) if app_id is not None else None
+                if done is not None and done >= run_version:
+                    raise ConcurrentWriteError(
+                        f"table {table.name} ({uri}): a concurrent writer committed app_id "
+                        f"{app_id!r} run {done} (this write is run {run_version}) by version "
+                        f"{snapshot.version()}; this write was not committed",
+                        table=table.name, version=snapshot.version(), attempts=attempt - 1,
+                    ) from failure
+            try:
+                # mode="overwrite" without partition filters removes every file active
+                # in `snapshot` in this same commit.
+                snapshot.create_write_transaction(
+                    actions, mode, schema, partition_by=partition_by, commit_properties=properties
+                )
+                return
+            except CommitFailedError as error:
+                failure = error
+                _log.warning(
+                    "table %s: %s commit attempt %d/%d conflicted with a concurrent commit: %s",
+                    table.name, mode, attempt, policy.attempts, error,
+                )
+        latest = DeltaTable(uri, storage_options=self.storage_options).version()
+        raise ConcurrentWriteError(
+            f"table {table.name} ({uri}): {mode} commit conflicted with concurrent commits "
+            f"after {policy.attempts} attempt(s); the table is at version {latest}, this write "
+            f"was not committed (read version {snapshot.version()}): {failure}",
+            table=table.name, version=latest, attempts=policy.attempts,
+        ) from failure
 
     @staticmethod
     def _remove_staging(fs: pafs.FileSystem, root: str, staging: str) -> None:
-        """Delete this write's staging folder, and the staging parent once empty."""
+        """Delete this write's staging folder.
+
+        The shared ``_staging`` parent stays: removing it is recursive in
+        pyarrow.fs and could delete a concurrent writer's files. Stale folders of
+        killed writers are removed by ``vacuum``.
+        """
         if fs.get_file_info(staging).type != pafs.FileType.NotFound:
             fs.delete_dir(staging)
-        parent = f"{root}/{STAGING_DIR}"
-        try:
-            if not fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True)):
-                fs.delete_dir(parent)
-        except OSError:
-            pass  # another writer's staging appeared meanwhile; it cleans up after itself
 
     def read(self, table: TableSpec, version: int | None = None) -> DataFrame:
         """See :meth:`DeltaStore.read`.
@@ -440,3 +521,32 @@ class DeltaRsStore(DeltaRsDmlMixin, DeltaRsMaintenanceMixin, DeltaStore):
                 "metadata": metadata,
             })
         return sorted(commits, key=lambda c: c["version"], reverse=True)
+
+
+# -- concurrent commits (used by DeltaRsStore._commit) ---------------------------------
+
+_log = logging.getLogger(__name__)
+
+# delta-rs's own retries: rebasing a commit that lost the race for the next version
+# onto newer, non-conflicting commits (cheap; no data is rewritten).
+DELTA_RS_COMMIT_RETRIES = 15
+
+# Retries of a commit that really conflicted, rebuilt on the newest snapshot. A store
+# uses its ``retry_policy`` attribute when set.
+COMMIT_RETRY_POLICY: RetryPolicy = DEFAULT_RETRY_POLICY
+
+
+def _holds_files(snapshot: DeltaTable, actions: list[AddAction]) -> bool:
+    """Tell whether a snapshot already references every file of these add actions.
+
+    Args:
+        snapshot: the table snapshot.
+        actions: add actions whose paths are real relative paths (the log stores
+            them percent-encoded).
+
+    Returns:
+        True when all of the actions' files are active in the snapshot.
+    """
+    paths = snapshot.get_add_actions(flatten=True).column("path").to_pylist()
+    active = {unquote(p) for p in paths}
+    return all(a.path in active for a in actions)
