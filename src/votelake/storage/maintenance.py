@@ -317,11 +317,15 @@ def _optimize_result(version_before: int | None, version_after: int | None, adde
 # -- delta-rs ---------------------------------------------------------------------------
 
 
-class DeltaRsMaintenanceMixin:
-    """Maintenance operations of :class:`~votelake.storage.delta_rs.DeltaRsStore`."""
+class _TimeTravel:
+    """Time travel by timestamp, the same on both backends (uses ``self.read``)."""
 
     def read_as_of(self, table: TableSpec, timestamp: datetime | str) -> DataFrame:
         """Read the table as it was at a point in time.
+
+        The version is resolved from the table history on both backends:
+        delta-rs would silently return version 0 for a timestamp before the
+        first commit, and delta-spark's ``timestampAsOf`` rejects one after the last.
 
         Args:
             table: the table.
@@ -336,6 +340,10 @@ class DeltaRsMaintenanceMixin:
             TableNotFoundError: no table at the declared location.
         """
         return self.read(table, version=_version_as_of(self, table, timestamp))
+
+
+class DeltaRsMaintenanceMixin(_TimeTravel):
+    """Maintenance operations of :class:`~votelake.storage.delta_rs.DeltaRsStore`."""
 
     def optimize(
         self, table: TableSpec, *, zorder_by: Sequence[str] = (), target_file_mb: int | None = None
@@ -521,32 +529,12 @@ def _check_zorder_columns(table: TableSpec, columns: Sequence[str]) -> None:
 # -- delta-spark ------------------------------------------------------------------------
 
 
-class DeltaSparkMaintenanceMixin:
+class DeltaSparkMaintenanceMixin(_TimeTravel):
     """Maintenance operations of :class:`~votelake.storage.delta_spark.DeltaSparkStore`."""
 
     def _sql_name(self, table: TableSpec) -> str:
         """The table as a path identifier in Delta SQL."""
         return f"delta.{_quote(table.uri)}"
-
-    def read_as_of(self, table: TableSpec, timestamp: datetime | str) -> DataFrame:
-        """Read the table as it was at a point in time.
-
-        The version is resolved from the table history rather than with
-        ``timestampAsOf``, which rejects timestamps after the latest commit.
-
-        Args:
-            table: the table.
-            timestamp: an aware datetime, a naive one (taken as UTC) or an ISO 8601
-                string.
-
-        Returns:
-            The rows of the latest version committed at or before ``timestamp``.
-
-        Raises:
-            TimeTravelError: the timestamp precedes the earliest available commit.
-            TableNotFoundError: no table at the declared location.
-        """
-        return self.read(table, version=_version_as_of(self, table, timestamp))
 
     def optimize(
         self, table: TableSpec, *, zorder_by: Sequence[str] = (), target_file_mb: int | None = None
