@@ -258,8 +258,9 @@ def markdown(doc: dict) -> str:
         "",
         f"Versions: Python {v['python']}, PySpark {v['pyspark']}, deltalake {v['deltalake']}.",
         f"Machine: {mach['nproc']} CPUs, {mach['memory_gb']} GB RAM, {mach['platform']}; "
-        f"load average at start {mach['load_average_at_start']} (other processes shared the CPUs: "
-        "read the ratios, not only the absolute times).",
+        f"1-minute load average at start {mach['load_average_at_start'][0]:.2f} "
+        "(above the core count means other processes shared the CPUs: read the ratios, "
+        "measured in the same run, rather than the absolute times).",
         f"Spark: {doc['spark']['master']}, {doc['spark']['write_tasks']} write tasks. "
         f"Rows: {doc['rows']:,}; medians of {doc['reps']} reps.",
         "",
