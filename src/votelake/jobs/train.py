@@ -23,6 +23,7 @@ from mlflow.models import infer_signature
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from votelake import __version__
 from votelake.config import Settings
 from votelake.jobs.build import known_elections, training_election
 from votelake.jobs.common import Lakehouse, job_main
@@ -62,7 +63,6 @@ def support_training_set(features: DataFrame, contacts: DataFrame, as_of: dt.dat
 
 
 def fit_and_log(
-    spark: SparkSession,
     settings: Settings,
     spec: prop.ModelSpec,
     labelled: DataFrame,
@@ -73,7 +73,6 @@ def fit_and_log(
     """Fit one model, evaluate on held-out voters, log and register it in MLflow.
 
     Args:
-        spark: the session.
         settings: the run configuration.
         spec: the model.
         labelled: feature rows with ``voter_key`` and ``label``.
@@ -104,7 +103,7 @@ def fit_and_log(
                 **params,
             }
         )
-        mlflow.set_tags({"votelake.model": spec.kind, "votelake.version": _package_version()})
+        mlflow.set_tags({"votelake.model": spec.kind, "votelake.version": __version__})
         model = prop.build_pipeline(spec, cfg).fit(train)
         scored = model.transform(test)
         scored = scored.select("*", prop.positive_probability(scored).alias("p")).cache()
@@ -123,12 +122,6 @@ def fit_and_log(
         version = info.registered_model_version
         client.set_registered_model_alias(name, tracking.CHAMPION, version)
     return {"run_id": run.info.run_id, "model": f"{name}/{version}", **{k: round(v, 4) for k, v in metrics.items()}}
-
-
-def _package_version() -> str:
-    from votelake import __version__
-
-    return __version__
 
 
 def run(spark: SparkSession, settings: Settings) -> dict:
@@ -151,14 +144,14 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     election = training_election(known_elections(history), score_date)
 
     turnout = fit_and_log(
-        spark, settings, prop.TURNOUT,
+        settings, prop.TURNOUT,
         turnout_training_set(features, history, election),
         feature_version,
         {"label": f"voted in the {election.date} general", "as_of_date": str(election.date)},
         baseline_col="general_rate",
     )
     support = fit_and_log(
-        spark, settings, prop.SUPPORT,
+        settings, prop.SUPPORT,
         support_training_set(features, contacts, score_date),
         feature_version,
         {"label": "support ID 1-2 vs 4-5", "as_of_date": str(score_date)},

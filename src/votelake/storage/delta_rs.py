@@ -283,7 +283,7 @@ class DeltaRsStore(DeltaRsDmlMixin, DeltaRsMaintenanceMixin, DeltaStore):
             actions, rows = self._move_into_table(fs, root, staging, table)
             self._commit(table, uri, existing, actions, mode, app_id, run_version, operation, metadata)
         finally:
-            self._remove_staging(fs, root, staging)
+            self._remove_staging(fs, staging)
         return WriteResult(table.name, self._table(table).version(), True, len(actions), rows)
 
     def _move_into_table(
@@ -465,7 +465,7 @@ class DeltaRsStore(DeltaRsDmlMixin, DeltaRsMaintenanceMixin, DeltaStore):
         ) from failure
 
     @staticmethod
-    def _remove_staging(fs: pafs.FileSystem, root: str, staging: str) -> None:
+    def _remove_staging(fs: pafs.FileSystem, staging: str) -> None:
         """Delete this write's staging folder.
 
         The shared ``_staging`` parent stays: removing it is recursive in

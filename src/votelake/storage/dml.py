@@ -286,7 +286,7 @@ class DeltaRsDmlMixin:
             df.write.mode("error").partitionBy(*table.partition_by).parquet(f"{uri}/{STAGING_DIR}/{token}")
             yield self._move_into_table(fs, root, staging, table)
         finally:
-            self._remove_staging(fs, root, staging)
+            self._remove_staging(fs, staging)
 
     def _commit_rewrite(
         self,
