@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 
 VOTERS = 6000
 SCORE_COLUMNS = [
-    "voter_key", "state_voter_id", "state", "county_id", "precinct", "cong_dist", "turnout_score",
+    "person_id", "state_voter_id", "state", "county_id", "precinct", "cong_dist", "turnout_score",
     "turnout_prob", "support_score", "support_prob", "turnout_model", "support_model", "turnout_run_id",
     "support_run_id", "feature_version", "as_of_date", "scored_at",
 ]
@@ -79,9 +79,9 @@ def test_ingest_reconciles_and_reload_is_a_no_op(spark, settings, pipeline):
 def test_one_score_row_per_active_voter(spark, settings, pipeline):
     lake = Lakehouse.open(spark, settings)
     scores = lake.read("gold.voter_scores")
-    active = lake.read("silver.voters").where("is_active").select("voter_key")
-    assertDataFrameEqual(scores.select("voter_key"), active)
-    assert scores.select("voter_key").distinct().count() == scores.count() == pipeline["score"]["rows"]
+    active = lake.read("silver.persons").where("is_active").select("person_id")
+    assertDataFrameEqual(scores.select("person_id"), active)
+    assert scores.select("person_id").distinct().count() == scores.count() == pipeline["score"]["rows"]
     bounds = scores.agg(
         F.min("turnout_score"), F.max("turnout_score"), F.min("support_score"), F.max("support_score"),
         F.min("turnout_prob"), F.max("turnout_prob"),
@@ -100,7 +100,7 @@ def test_turnout_model_beats_the_history_baseline(spark, settings, pipeline):
         "state_voter_id", F.lit(1.0).alias("voted")
     )
     eligible = lake.read("gold.voter_features").where(F.col("as_of_date") == label_date).select(
-        F.element_at(F.split("voter_key", ":"), -1).alias("state_voter_id")
+        F.element_at(F.split("person_id", ":"), -1).alias("state_voter_id")
     )
     oracle_rows = (
         eligible.join(truth.select(F.col("ncid").alias("state_voter_id"), "p_turnout"), "state_voter_id", "inner")
@@ -143,7 +143,7 @@ def test_rerunning_build_and_score_never_duplicates(spark, settings, pipeline):
     build.run(spark, settings)
     again = score.run(spark, settings)
     assert again["rows"] == pipeline["score"]["rows"]
-    assert lake.read("silver.voters").count() == pipeline["build"]["silver.voters"]["rows"]
+    assert lake.read("silver.persons").count() == pipeline["build"]["silver.persons"]["rows"]
     # the earlier scoring run is still readable by time travel
     assert lake.read("gold.voter_scores", version=pipeline["score"]["version"]).count() == pipeline["score"]["rows"]
 
@@ -171,7 +171,7 @@ def test_same_run_version_commits_nothing_new(spark, settings, pipeline):
     # Run versions only move forward: the earlier runs used their start time in ms.
     run_version = time.time_ns() // 1_000_000 + 1
     pinned = settings.model_copy(update={"run": RunSettings(version=run_version)})
-    tables = ("silver.voters", "silver.vote_history", "silver.contacts", "silver.digital_events",
+    tables = ("silver.persons", "silver.vote_history", "silver.contacts", "silver.digital_events",
               "gold.voter_features")
     lake = Lakehouse.open(spark, settings)
     first = build.run(spark, pinned)
@@ -180,5 +180,5 @@ def test_same_run_version_commits_nothing_new(spark, settings, pipeline):
     again = build.run(spark, pinned)
     assert {name: lake.version(name) for name in tables} == versions
     assert all(again[name]["rows"] is None for name in tables)  # nothing written
-    history = lake.store.history(lake.table("silver.voters"))
+    history = lake.store.history(lake.table("silver.persons"))
     assert history[0]["metadata"]["votelake.run_version"] == str(run_version)

@@ -2,16 +2,17 @@
 
 Declared once in ``conf/tables.yaml``; jobs refer to tables by name only.
 Column types use Spark SQL type names (``string``, ``int``, ``bigint``,
-``double``, ``boolean``, ``date``, ``timestamp``, ``array<string>``), optionally
-followed by ``not null``. A bronze table may take its columns from a landing
-layout (``columns_from_layout``) so that a file's columns are declared once.
+``double``, ``boolean``, ``date``, ``timestamp``, ``array<string>``,
+``map<string,string>``), optionally followed by ``not null``. The bronze table
+of each landing source is derived from its layout, so a file's columns are
+declared once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import yaml
 from pyspark.sql import types as T
@@ -33,8 +34,10 @@ _SIMPLE_TYPES: dict[str, T.DataType] = {
 # Columns that every bronze row carries: where it came from and which load wrote it.
 BRONZE_META = {
     "_source_file": "string not null",
+    "_line": "bigint",
     "_load_id": "string not null",
     "_loaded_at": "timestamp not null",
+    "_snapshot_date": "date not null",
 }
 
 
@@ -61,6 +64,11 @@ def parse_type(text: str) -> tuple[T.DataType, bool]:
     if spec.startswith("array<") and spec.endswith(">"):
         inner, _ = parse_type(spec[len("array<"):-1])
         return T.ArrayType(inner, True), nullable
+    if spec.startswith("map<") and spec.endswith(">"):
+        key_text, _, value_text = spec[len("map<"):-1].partition(",")
+        key, _ = parse_type(key_text)
+        value, _ = parse_type(value_text)
+        return T.MapType(key, value, True), nullable
     if spec not in _SIMPLE_TYPES:
         raise CatalogError(f"unknown column type {text!r}")
     return _SIMPLE_TYPES[spec], nullable
@@ -120,13 +128,16 @@ class Catalog:
         return sorted(self._tables)
 
     @classmethod
-    def load(cls, path: Path, lakehouse: Path, layouts_dir: Path) -> "Catalog":
+    def load(cls, path: Path, lakehouse: Path, layouts_dir: Path,
+             sources: Iterable[tuple[str, str]] = ()) -> "Catalog":
         """Read the catalog file and place each table under the lakehouse root.
 
         Args:
             path: ``conf/tables.yaml``.
             lakehouse: root folder (or URI) of the lakehouse.
-            layouts_dir: folder of landing layouts, for ``columns_from_layout``.
+            layouts_dir: folder of landing layouts.
+            sources: ``(source name, layout name)`` of each landing source; each
+                gets a bronze table ``bronze.<source>`` with its layout's columns.
 
         Returns:
             The catalog.
@@ -135,21 +146,23 @@ class Catalog:
             CatalogError: a malformed entry, naming the table and key.
         """
         raw = yaml.safe_load(Path(path).read_text()) or {}
-        allowed = {"description", "columns", "columns_from_layout", "partition_by", "primary_key", "properties"}
-        tables: dict[str, TableSpec] = {}
+        allowed = {"description", "columns", "partition_by", "primary_key", "properties"}
+        entries: dict[str, dict] = {}
+        for source, layout_name in sources:
+            entries[f"bronze.{source}"] = bronze_entry(load_layout(layouts_dir, layout_name))
         for name, entry in (raw.get("tables") or {}).items():
             unknown = set(entry) - allowed
             if unknown:
                 raise CatalogError(f"table {name}: unknown key(s) {sorted(unknown)}")
+            if name in entries:
+                raise CatalogError(f"table {name} is declared twice (a source's bronze table and tables.yaml)")
+            entries[name] = entry
+        tables: dict[str, TableSpec] = {}
+        for name, entry in entries.items():
             layer, _, short = name.partition(".")
             if layer not in {"bronze", "silver", "gold"} or not short:
                 raise CatalogError(f"table {name}: name must be bronze|silver|gold.<table>")
-            columns: dict[str, str] = {}
-            if "columns_from_layout" in entry:
-                layout: Layout = load_layout(layouts_dir, entry["columns_from_layout"])
-                columns.update({c: "string" for c in layout.columns})
-                columns.update(BRONZE_META)
-            columns.update(entry.get("columns") or {})
+            columns: dict[str, str] = dict(entry.get("columns") or {})
             schema = _schema(columns)
             partition_by = tuple(entry.get("partition_by") or ())
             primary_key = tuple(entry.get("primary_key") or ())
@@ -167,3 +180,22 @@ class Catalog:
                 properties={str(k): str(v) for k, v in (entry.get("properties") or {}).items()},
             )
         return cls(tables)
+
+
+def bronze_entry(layout: Layout) -> dict:
+    """The catalog entry of a source's bronze table: its rows as delivered.
+
+    Every layout column as a string, the per-election columns of a wide vote
+    history as one map (election column → cell), then the load columns.
+
+    Args:
+        layout: the source's layout.
+
+    Returns:
+        A catalog entry (``description`` and ``columns``).
+    """
+    columns = {c: "string" for c in layout.columns}
+    if layout.wide_history is not None:
+        columns[layout.wide_history.column] = "map<string,string>"
+    columns.update(BRONZE_META)
+    return {"description": f"{layout.description or layout.name} Rows as delivered.", "columns": columns}

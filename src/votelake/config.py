@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ENV_PREFIX = "VOTELAKE__"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +65,6 @@ class SynthSettings(_Strict):
     seed: int = 42
     out: Path = Path("data/synth")
     partitions: int = Field(8, ge=1)
-    state: str = "NC"
 
 
 class ModelSettings(_Strict):
@@ -78,6 +77,49 @@ class ModelSettings(_Strict):
     elastic_net: float = Field(0.0, ge=0.0, le=1.0)
     gbt_max_iter: int = Field(30, ge=1)
     gbt_max_depth: int = Field(5, ge=1, le=15)
+    # A model trains only with at least this many labelled voters.
+    min_labels: int = Field(200, ge=10)
+    # Without enough survey IDs, support is learnt from party registration
+    # (the partisanship model): our party's registrants vs the main opponent's.
+    support_proxy: Literal["party", "none"] = "party"
+    our_party: Literal["DEM", "REP"] = "DEM"
+
+
+class SourceSettings(_Strict):
+    """One landing source: where its files are and which layout they follow.
+
+    Its rows land in ``bronze.<name>``; the layout's ``kind`` says what the
+    build job makes of them (voters, vote history, contacts, digital events).
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    layout: str
+    # A folder (every data file under it) or a single file; relative to ``landing``.
+    path: Path
+    # Only file names matching this glob are read (e.g. ``???_H_*.txt``).
+    files: str = "*"
+    required: bool = True
+    # A regex whose first group is the snapshot date (yyyyMMdd) in the file name;
+    # without it, or when a name does not match, the load date is the snapshot date.
+    snapshot_date_pattern: str | None = None
+
+
+# The synthetic state's sources, in the state's own (NC) layouts.
+DEFAULT_SOURCES = (
+    SourceSettings(name="ncvoter", layout="nc_ncvoter", path=Path("ncvoter"),
+                   snapshot_date_pattern=r"snapshot_(\d{8})"),
+    SourceSettings(name="ncvhis", layout="nc_ncvhis", path=Path("ncvhis")),
+    SourceSettings(name="contacts", layout="contacts", path=Path("contacts"), required=False),
+    SourceSettings(name="digital", layout="digital", path=Path("digital"), required=False),
+)
+
+
+class QualitySettings(_Strict):
+    """Data-quality gates: where the suites are and where results go."""
+
+    expectations: Path = REPO_ROOT / "conf" / "expectations"
+    results_dir: Path = Path("reports/quality")
+    enabled: bool = True
 
 
 class RunSettings(_Strict):
@@ -99,8 +141,25 @@ class Settings(_Strict):
     synth: SynthSettings = SynthSettings()
     model: ModelSettings = ModelSettings()
     run: RunSettings = RunSettings()
+    quality: QualitySettings = QualitySettings()
+    # The state whose voters this lakehouse models (two-letter code); contact
+    # exports quote this state's voter ids.
+    state: str = Field("NC", pattern=r"^[A-Z]{2}$")
     landing: Path = Path("data/synth/landing")
     layouts: Path = REPO_ROOT / "conf" / "layouts"
+    sources: tuple[SourceSettings, ...] = DEFAULT_SOURCES
+
+    @model_validator(mode="after")
+    def _unique_sources(self) -> "Settings":
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"sources: duplicate name(s) {dupes}")
+        return self
+
+    def source_path(self, source: SourceSettings) -> Path:
+        """Absolute location of a source's files."""
+        return source.path if source.path.is_absolute() else self.landing / source.path
 
     def resolved(self) -> "Settings":
         """Return a copy with every relative path made absolute against the CWD.
@@ -127,6 +186,12 @@ class Settings(_Strict):
                     }
                 ),
                 "landing": self.landing.expanduser().resolve(),
+                "quality": self.quality.model_copy(
+                    update={
+                        "expectations": self.quality.expectations.expanduser().resolve(),
+                        "results_dir": self.quality.results_dir.expanduser().resolve(),
+                    }
+                ),
                 "layouts": self.layouts.expanduser().resolve(),
                 "synth": self.synth.model_copy(
                     update={"out": self.synth.out.expanduser().resolve()}

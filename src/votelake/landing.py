@@ -6,7 +6,10 @@ an object-store URI, without touching Spark's JVM.
 
 from __future__ import annotations
 
+import csv
+import fnmatch
 import hashlib
+import re
 from dataclasses import dataclass
 
 import pyarrow.fs as pafs
@@ -29,26 +32,31 @@ def _fs(location: str) -> tuple[pafs.FileSystem, str]:
     return pafs.FileSystem.from_uri(location) if "://" in location else (pafs.LocalFileSystem(), location)
 
 
-def list_files(location: str) -> list[LandingFile]:
-    """Data files under a landing folder, sorted; hidden and marker files skipped.
+def list_files(location: str, pattern: str = "*") -> list[LandingFile]:
+    """Data files under a landing folder (or the file itself), sorted.
+
+    Hidden and marker files (``.``/``_`` prefixes, ``.crc``) are skipped.
 
     Args:
-        location: a folder path or URI.
+        location: a folder or file path or URI.
+        pattern: a glob the file *name* must match (e.g. ``???_H_*.txt``).
 
     Returns:
-        The files; empty when the folder does not exist.
+        The files; empty when the location does not exist.
     """
     fs, root = _fs(location)
-    if fs.get_file_info(root).type == pafs.FileType.NotFound:
+    info = fs.get_file_info(root)
+    if info.type == pafs.FileType.NotFound:
         return []
-    infos = fs.get_file_info(pafs.FileSelector(root, recursive=True))
+    infos = [info] if info.type == pafs.FileType.File else fs.get_file_info(pafs.FileSelector(root, recursive=True))
     files = []
     for info in infos:
         name = info.base_name
         if info.type != pafs.FileType.File or name.startswith((".", "_")) or name.endswith(".crc"):
             continue
-        uri = info.path if "://" in location else info.path
-        files.append(LandingFile(uri=uri, size=info.size, mtime_ns=info.mtime_ns or 0))
+        if not fnmatch.fnmatchcase(name, pattern):
+            continue
+        files.append(LandingFile(uri=info.path, size=info.size, mtime_ns=info.mtime_ns or 0))
     return sorted(files, key=lambda f: f.uri)
 
 
@@ -63,7 +71,7 @@ def fingerprint(files: list[LandingFile]) -> str:
     return digest.hexdigest()[:16]
 
 
-def first_line(location: str, encoding: str) -> str:
+def first_line(location: str, encoding: str) -> str | None:
     """Read the first line of a (possibly compressed) text file.
 
     Args:
@@ -71,7 +79,10 @@ def first_line(location: str, encoding: str) -> str:
         encoding: the file's text encoding.
 
     Returns:
-        The line without its line ending.
+        The line without its line ending; ``None`` for an empty file.
+
+    Raises:
+        LayoutError: the line is not valid in ``encoding``.
     """
     fs, path = _fs(location)
     compression = next((c for ext, c in _COMPRESSION.items() if path.endswith(ext)), None)
@@ -82,24 +93,83 @@ def first_line(location: str, encoding: str) -> str:
             if not chunk:
                 break
             head += chunk
-    return head.split(b"\n", 1)[0].decode(encoding).rstrip("\r")
+    if not head.strip(b"\r\n"):
+        return None
+    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        return line.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise LayoutError(
+            f"{location}: the first line is not valid {encoding} ({exc.reason} at byte {exc.start}); "
+            "is the file in another encoding than its layout says?"
+        ) from None
 
 
-def check_headers(layout: Layout, files: list[LandingFile]) -> None:
-    """Fail before anything is written if any file's header differs from its layout.
+def _split(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter))
+
+
+def _delimiter_hint(layout: Layout, fields: list[str]) -> str:
+    if len(fields) > 1:
+        return ""
+    seen = [d for d in ("\t", ",", "|", ";") if d != layout.delimiter and d in fields[0]]
+    return f" (wrong delimiter? the layout says {layout.delimiter!r}, the line contains {seen[0]!r})" if seen else ""
+
+
+def check_files(layout: Layout, files: list[LandingFile]) -> tuple[str, ...]:
+    """Fail before anything is written if any file does not match its layout.
+
+    A header row must name the layout's columns in order (for a layout with
+    per-election columns, followed only by columns matching its pattern); a
+    file without header must have the layout's column count on its first line.
+    Empty files and first lines not valid in the layout's encoding fail too.
 
     Args:
-        layout: the expected layout (must have a header row).
+        layout: the expected layout.
         files: the files to check.
+
+    Returns:
+        The per-election column names (empty unless the layout has
+        ``wide_history``); every file must have the same ones.
 
     Raises:
         LayoutError: naming each mismatching file and how it differs.
     """
-    problems = []
+    problems: list[str] = []
+    wide_sets: set[tuple[str, ...]] = set()
     for f in files:
-        header = first_line(f.uri, layout.encoding).split(layout.delimiter)
-        diff = header_difference(layout, header)
+        try:
+            line = first_line(f.uri, layout.encoding)
+        except LayoutError as exc:
+            problems.append(str(exc))
+            continue
+        if line is None:
+            problems.append(f"{f.uri}: the file is empty")
+            continue
+        if layout.format != "delimited":
+            continue
+        fields = _split(line, layout.delimiter)
+        if not layout.header:
+            if len(fields) != len(layout.columns):
+                problems.append(
+                    f"{f.uri}: layout {layout.name} expects {len(layout.columns)} columns, "
+                    f"the first line has {len(fields)}{_delimiter_hint(layout, fields)}"
+                )
+            continue
+        fixed, rest = fields, []
+        if layout.wide_history is not None:
+            fixed, rest = fields[: len(layout.columns)], fields[len(layout.columns):]
+        diff = header_difference(layout, fixed)
+        pattern = re.compile(layout.wide_history.pattern) if layout.wide_history else None
+        odd = [c for c in rest if pattern is not None and not pattern.match(c.strip())]
+        if odd:
+            extra = f"columns after the fixed ones that are not election columns: {', '.join(odd)}"
+            diff = f"{diff}; {extra}" if diff else f"layout {layout.name}: {extra}"
         if diff:
-            problems.append(f"{f.uri}: {diff}")
+            problems.append(f"{f.uri}: {diff}{_delimiter_hint(layout, fields)}")
+        wide_sets.add(tuple(c.strip() for c in rest))
     if problems:
         raise LayoutError("landing files do not match their layout:\n  " + "\n  ".join(problems))
+    if len(wide_sets) > 1:
+        raise LayoutError(f"files of layout {layout.name} list different election columns; load them separately")
+    return next(iter(wide_sets), ())

@@ -1,50 +1,88 @@
-"""Build job: bronze → silver → gold features.
+"""Build job: bronze → silver (resolved persons) → gold features.
 
-Inputs: ``bronze.ncvoter``, ``bronze.ncvhis``, ``bronze.contacts``,
-``bronze.digital`` (latest load of each voter-file snapshot; all loads of
-contacts and digital events, de-duplicated by id).
-Outputs: ``silver.voters``, ``silver.vote_history``, ``silver.contacts``,
-``silver.digital_events``; ``gold.voter_features`` for two as-of dates: the
-latest general election in the history (training) and the day after the newest
-event in the data (scoring).
+Inputs: the bronze table of every landing source (``bronze.<source>``), read
+through its layout into canonical records: voter files (every load: each is a
+snapshot), vote history (separate files, or a voter file's per-election
+columns), contacts and digital events (every load, de-duplicated by id).
+Outputs: ``silver.registrations`` (SCD type 2 over the snapshots),
+``silver.person_ids`` and ``silver.persons`` (identity resolution),
+``silver.households``, ``silver.vote_history``, ``silver.contacts``,
+``silver.digital_events``; ``gold.voter_features`` for the training as-of date
+(the latest general election in the history, when there is one) and the
+scoring as-of date (the day after the newest event in the data).
 Launch: ``spark-submit jobs/build.py --conf conf/local.yaml`` or
 ``votelake run build``.
 
-Every table is overwritten in one commit, so re-running never duplicates.
+Every table is overwritten in one commit, so re-running never duplicates; the
+previous person ids are read back so that ``person_id`` stays stable.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.storagelevel import StorageLevel
 
+from votelake import resolve
+from votelake.canonical import FIELDS
 from votelake.config import Settings
 from votelake.jobs.common import Lakehouse, job_main
-from votelake.layouts import load_layout
+from votelake.layouts import Layout, load_layout
+from votelake.models import tracking
 from votelake.transforms import features as feat
 from votelake.transforms import silver
+from votelake.transforms.canonicalize import canonical_records, wide_vote_history
+from votelake.transforms.households import households, person_households
+
+CANONICAL_META = ("_source_file", "_load_id", "_snapshot_date")
 
 
-def _empty(lake: Lakehouse, name: str) -> DataFrame:
-    spec = lake.table(name)
-    return lake.spark.createDataFrame([], spec.schema)
+def _empty_canonical(lake: Lakehouse, kind: str) -> DataFrame:
+    types = {"int": "int", "date": "date", "timestamp": "timestamp"}
+    cols = [F.lit(None).cast(types.get(t, "string")).alias(f) for f, t in FIELDS[kind].items()]
+    meta = [F.lit(None).cast("string").alias("_source_file"), F.lit(None).cast("string").alias("_load_id"),
+            F.lit(None).cast("date").alias("_snapshot_date")]
+    return lake.spark.range(0).select(*cols, *meta)
 
 
-def _bronze(lake: Lakehouse, name: str) -> DataFrame:
-    """A bronze table, or an empty one of its schema when that source never landed."""
-    return lake.read(name) if lake.version(name) is not None else _empty(lake, name)
+def canonical_sources(lake: Lakehouse, settings: Settings) -> dict[str, DataFrame]:
+    """Every loaded source read through its layout, unioned by canonical kind.
+
+    Args:
+        lake: the lakehouse.
+        settings: the run configuration (``sources``, ``layouts``).
+
+    Returns:
+        ``voters``, ``vote_history``, ``contacts``, ``digital``: canonical
+        records (empty DataFrames for kinds no source delivered). A voter file
+        with per-election columns adds its votes to ``vote_history``.
+    """
+    parts: dict[str, list[DataFrame]] = {kind: [] for kind in FIELDS}
+    for src in settings.sources:
+        table = f"bronze.{src.name}"
+        if lake.version(table) is None:
+            continue
+        layout: Layout = load_layout(settings.layouts, src.layout)
+        records = canonical_records(lake.read(table), layout)
+        if layout.wide_history is not None:
+            parts["vote_history"].append(wide_vote_history(records, layout))
+            records = records.drop(layout.wide_history.column)
+        parts[layout.kind].append(records)
+    return {kind: reduce(DataFrame.unionByName, dfs) if dfs else _empty_canonical(lake, kind)
+            for kind, dfs in parts.items()}
 
 
 def known_elections(history: DataFrame) -> list[feat.Election]:
-    """Distinct (date, type) of the elections in the vote history (a few dozen rows)."""
-    rows = history.select("election_date", "election_type").distinct().collect()
-    return sorted((feat.Election(r["election_date"], r["election_type"]) for r in rows), key=lambda e: e.date)
+    """Distinct (date, type family) of the elections in the vote history (a few dozen rows)."""
+    rows = history.select("election_date", feat.election_family(F.col("election_type")).alias("t")).distinct().collect()
+    return sorted({feat.Election(r["election_date"], r["t"]) for r in rows}, key=lambda e: (e.date, e.type))
 
 
-def scoring_as_of(history: DataFrame, contacts: DataFrame, digital: DataFrame) -> dt.date:
-    """The day after the newest dated event in the data: "now" in data terms."""
+def scoring_as_of(history: DataFrame, contacts: DataFrame, digital: DataFrame, snapshot: dt.date) -> dt.date:
+    """The day after the newest dated event in the data (never before the voter-file snapshot)."""
     newest = (
         history.select(F.max("election_date").alias("d"))
         .unionByName(contacts.select(F.max(F.to_date("attempted_at")).alias("d")))
@@ -52,15 +90,22 @@ def scoring_as_of(history: DataFrame, contacts: DataFrame, digital: DataFrame) -
         .agg(F.max("d"))
         .first()[0]
     )
-    return newest + dt.timedelta(days=1)
+    return max(d for d in (newest + dt.timedelta(days=1) if newest else None, snapshot) if d is not None)
 
 
-def training_election(elections: list[feat.Election], as_of: dt.date) -> feat.Election:
-    """The latest general election before ``as_of``: the turnout model's label."""
-    generals = feat.elections_before(elections, as_of, "GENERAL")
-    if not generals:
-        raise ValueError("the vote history holds no general election to train turnout on")
-    return generals[-1]
+def resolution_input(latest: DataFrame) -> DataFrame:
+    """The latest version of every registration in identity resolution's input shape."""
+    return latest.select(
+        "registration_key", "state_voter_id", "first_name", "middle_name", "last_name", "name_suffix",
+        "birth_year", "birth_date", "gender", "address_key", F.col("unit_number").alias("unit"),
+        F.col("res_city").alias("city"), "zip5", "phone", "email",
+    )
+
+
+def link_persons(current: DataFrame, person_ids: DataFrame) -> DataFrame:
+    """The persons records are linked to: one row per current registration."""
+    return current.join(person_ids, on="registration_key", how="inner").select(
+        "person_id", "state_voter_id", "first_name", "last_name", "address_key", "zip5", "phone", "email")
 
 
 def run(spark: SparkSession, settings: Settings) -> dict:
@@ -71,45 +116,97 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         settings: the run configuration.
 
     Returns:
-        Row counts and versions of the tables written, and the as-of dates.
+        Row counts and versions of the tables written, resolution figures, the
+        as-of dates, and notes (e.g. no vote history).
     """
     lake = Lakehouse.open(spark, settings, job="build")
-    state = settings.synth.state
-    ncvoter_layout = load_layout(settings.layouts, "nc_ncvoter")
-    ncvhis_layout = load_layout(settings.layouts, "nc_ncvhis")
-    contacts_layout = load_layout(settings.layouts, "contacts")
-    digital_layout = load_layout(settings.layouts, "digital")
+    state = settings.state
+    canon = canonical_sources(lake, settings)
+    notes: list[str] = []
 
-    voters = silver.voters(silver.latest_load(lake.read("bronze.ncvoter")), state, ncvoter_layout.date_format)
-    written = {"silver.voters": lake.write(voters, "silver.voters", "overwrite")}
-    voters = lake.read("silver.voters")
+    # Registrations: every snapshot standardized, then versioned (SCD2).
+    snapshots = silver.registration_snapshots(canon["voters"], state).persist(StorageLevel.MEMORY_AND_DISK)
+    versions = silver.registration_history(snapshots).persist(StorageLevel.MEMORY_AND_DISK)
+    newest_snapshot = snapshots.agg(F.max("snapshot_date")).first()[0]
+    latest_version = versions.groupBy("registration_key").agg(F.max("version").alias("version"))
+    latest = versions.join(latest_version, on=["registration_key", "version"], how="inner")
 
-    history = silver.vote_history(silver.latest_load(lake.read("bronze.ncvhis")), state, ncvhis_layout.date_format)
-    written["silver.vote_history"] = lake.write(history, "silver.vote_history", "overwrite")
+    # Identity resolution: registrations → persons, ids kept stable across refreshes.
+    previous = lake.read("silver.person_ids") if lake.version("silver.person_ids") is not None else None
+    model = None if settings.resolve.retrain else tracking.latest_resolution_model(settings.mlflow, "dedupe")
+    dedupe = resolve.dedupe_registrations(spark, resolution_input(latest), settings.resolve, model=model)
+    person_ids = resolve.assign_person_ids(dedupe.clusters, previous).persist(StorageLevel.MEMORY_AND_DISK)
+    resolution = {"registrations": person_ids.count(), "model": "reused" if model else "trained"}
+    resolution["persons"] = person_ids.select("person_id").distinct().count()
+    resolution["matched_pairs"] = dedupe.pairs.count()
+    if model is None:
+        resolution["model_run_id"] = tracking.log_resolution_model(
+            settings.mlflow, "dedupe", dedupe.model, settings.resolve.model_dump(mode="json"),
+            {k: float(v) for k, v in resolution.items() if isinstance(v, int)})
+    written = {"silver.person_ids": lake.write(person_ids, "silver.person_ids", "overwrite")}
+    registrations = versions.join(person_ids, on="registration_key", how="inner").select(
+        *lake.table("silver.registrations").columns)
+    written["silver.registrations"] = lake.write(registrations, "silver.registrations", "overwrite")
+    dedupe.unpersist()
+    snapshots.unpersist()
+    versions.unpersist()
+    registrations = lake.read("silver.registrations")
+    current = registrations.where(F.col("is_current"))
+
+    # Persons (one representative registration each) and their households.
+    reps = silver.representatives(current, person_ids).persist(StorageLevel.MEMORY_AND_DISK)
+    homes = silver.housing(reps)
+    written["silver.households"] = lake.write(households(homes), "silver.households", "overwrite")
+    written["silver.persons"] = lake.write(silver.persons(reps, person_households(homes)), "silver.persons",
+                                           "overwrite")
+    reps.unpersist()
+    persons = lake.read("silver.persons")
+
+    # Vote history keyed to persons.
+    votes, orphans = silver.votes(canon["vote_history"], registrations.select("state_voter_id", "person_id"), state)
+    written["silver.vote_history"] = lake.write(votes, "silver.vote_history", "overwrite")
     history = lake.read("silver.vote_history")
+    orphan_votes = orphans.count()
+    if orphan_votes:
+        notes.append(f"{orphan_votes} counted votes name a voter id in no registration (not in silver.vote_history)")
+    if history.limit(1).count() == 0:
+        notes.append("no vote history: features carry no participation; the turnout model will be skipped")
 
-    bronze_contacts = _bronze(lake, "bronze.contacts")
-    contacts = silver.contacts(bronze_contacts, voters, state, contacts_layout.date_format)
-    written["silver.contacts"] = lake.write(contacts, "silver.contacts", "overwrite")
+    # Contacts and digital events linked to persons.
+    targets = link_persons(current, person_ids)
+    contact_records = silver.contact_records(canon["contacts"], state).persist(StorageLevel.MEMORY_AND_DISK)
+    contact_links = resolve.link_records(spark, contact_records, targets, settings.resolve)
+    written["silver.contacts"] = lake.write(silver.contacts(contact_records, contact_links), "silver.contacts",
+                                            "overwrite")
+    contact_records.unpersist()
     contacts = lake.read("silver.contacts")
-
-    emails = silver.email_owners(bronze_contacts, contacts)
-    digital = silver.digital_events(_bronze(lake, "bronze.digital"), voters, emails, digital_layout.date_format)
-    written["silver.digital_events"] = lake.write(digital, "silver.digital_events", "overwrite")
+    digital_records = silver.digital_records(canon["digital"]).persist(StorageLevel.MEMORY_AND_DISK)
+    digital_links = resolve.link_records(spark, digital_records, targets, settings.resolve)
+    written["silver.digital_events"] = lake.write(silver.digital_events(digital_records, digital_links),
+                                                  "silver.digital_events", "overwrite")
+    digital_records.unpersist()
     digital = lake.read("silver.digital_events")
 
+    # Point-in-time features: at the last general (training) and now (scoring).
     elections = known_elections(history)
-    score_date = scoring_as_of(history, contacts, digital)
-    train_date = training_election(elections, score_date).date
-    features = feat.voter_features(voters, history, contacts, digital, train_date, elections).unionByName(
-        feat.voter_features(voters, history, contacts, digital, score_date, elections)
-    )
+    score_date = scoring_as_of(history, contacts, digital, newest_snapshot)
+    as_of_dates = [score_date]
+    generals = feat.elections_before(elections, score_date, "GENERAL")
+    if generals:
+        as_of_dates.insert(0, generals[-1].date)
+    features = reduce(DataFrame.unionByName, [
+        feat.voter_features(persons, history, contacts, digital, d, elections) for d in as_of_dates])
     written["gold.voter_features"] = lake.write(features, "gold.voter_features", "overwrite")
+    person_ids.unpersist()
 
     summary: dict = {name: {"version": r.version, "rows": r.rows} for name, r in written.items()}
-    summary["training_as_of"] = train_date.isoformat()
-    summary["scoring_as_of"] = score_date.isoformat()
+    summary["resolution"] = resolution
+    summary["as_of_dates"] = [d.isoformat() for d in as_of_dates]
     summary["elections"] = len(elections)
+    if notes:
+        summary["notes"] = notes
+        for note in notes:
+            print(f"[votelake] build: {note}", flush=True)
     return summary
 
 

@@ -51,7 +51,8 @@ class Lakehouse:
         if backend == "auto":
             extensions = spark.conf.get("spark.sql.extensions", "") or ""
             backend = "delta-spark" if DELTA_EXTENSION in extensions else "delta-rs"
-        catalog = Catalog.load(settings.storage.catalog, settings.storage.lakehouse, settings.layouts)
+        catalog = Catalog.load(settings.storage.catalog, settings.storage.lakehouse, settings.layouts,
+                               [(s.name, s.layout) for s in settings.sources])
         run_version = settings.run.version if settings.run.version is not None else time.time_ns() // 1_000_000
         return cls(spark=spark, catalog=catalog, store=open_store(spark, backend), job=job,
                    run_version=run_version if job else None)
@@ -91,6 +92,24 @@ class Lakehouse:
         return self.store.write(
             df, self.catalog[name], mode, app_id=app_id, run_version=self.run_version, metadata=tags
         )
+
+
+    def replace_where(self, df: DataFrame, name: str, predicate: str, step: str | None = None) -> WriteResult:
+        """Atomically replace the rows matching ``predicate`` with ``df`` (replaceWhere).
+
+        Args:
+            df: the new rows (each must match ``predicate``).
+            name: the table's catalog name.
+            predicate: a Spark SQL condition over the table's columns.
+            step: distinguishes several writes of one job run to the same table.
+
+        Returns:
+            What the store committed.
+        """
+        app_id = ".".join(p for p in ("votelake", self.job, step) if p)
+        tags = {"votelake.job": str(self.job), "votelake.run_version": str(self.run_version)}
+        return self.store.overwrite_where(df, self.catalog[name], predicate, app_id=app_id if self.job else None,
+                                          run_version=self.run_version, metadata=tags)
 
 
 JobRun = Callable[[SparkSession, Settings], dict]

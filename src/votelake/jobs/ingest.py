@@ -1,17 +1,21 @@
-"""Ingest job: landing files → bronze Delta tables.
+"""Ingest job: landing files → bronze Delta tables, with quarantine.
 
-Inputs: the landing folder (``landing`` in the config) with ``ncvoter/``,
-``ncvhis/`` (required), ``contacts/`` and ``digital/`` (optional), each in its
-layout from ``conf/layouts/``.
-Outputs: ``bronze.ncvoter``, ``bronze.ncvhis``, ``bronze.contacts``,
-``bronze.digital`` (every row with ``_source_file``, ``_load_id``,
-``_loaded_at``) and ``bronze.quarantine`` (rows that could not be parsed).
+Inputs: the landing sources of the config (``sources``: each a folder or file
+under ``landing``, a file-name glob and a layout from ``conf/layouts/``). The
+default config reads the synthetic state's ``ncvoter/``, ``ncvhis/``
+(required), ``contacts/`` and ``digital/`` (optional).
+Outputs: ``bronze.<source>`` for each source (every usable row as delivered,
+with ``_source_file``, ``_line``, ``_load_id``, ``_loaded_at``,
+``_snapshot_date``) and ``bronze.quarantine`` (rows that cannot be used, with
+every reason, the raw record, file and line number).
 Launch: ``spark-submit jobs/ingest.py --conf conf/local.yaml`` or
 ``votelake run ingest``.
 
-Every file's header is checked against its layout before anything is written.
-Reloading the same delivery (same files, sizes, times) is a no-op. Each load
-reconciles: rows read = rows in bronze + rows quarantined.
+Every file is checked against its layout (header or column count, encoding,
+emptiness) before anything is written; one mismatch stops the load and names
+the missing, renamed-looking and extra columns. Reloading the same delivery
+(same files, sizes, times) is a no-op. Each load reconciles per file: rows
+read = rows in bronze + rows quarantined.
 """
 
 from __future__ import annotations
@@ -24,47 +28,48 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.storagelevel import StorageLevel
 
-from votelake.config import Settings
+from votelake.config import Settings, SourceSettings
 from votelake.jobs.common import Lakehouse, job_main
-from votelake.landing import LandingFile, check_headers, fingerprint, list_files
+from votelake.landing import LandingFile, check_files, fingerprint, list_files
 from votelake.layouts import Layout, LayoutError, load_layout
-
-CORRUPT = "_corrupt_record"
+from votelake.transforms.bronze import BLOCK_START, ROW_ID, SOURCE_FILE, snapshot_date, split_bronze, with_line_numbers
+from votelake.transforms.canonicalize import CORRUPT
 
 
 @dataclass(frozen=True)
-class Source:
-    """A landing folder, its layout and its bronze table."""
+class Delivery:
+    """One source's files of this run, checked against its layout."""
 
-    folder: str
-    layout: str
-    table: str
-    required: bool
+    source: SourceSettings
+    layout: Layout
+    files: list[LandingFile]
+    election_columns: tuple[str, ...]
 
-
-SOURCES = (
-    Source("ncvoter", "nc_ncvoter", "bronze.ncvoter", True),
-    Source("ncvhis", "nc_ncvhis", "bronze.ncvhis", True),
-    Source("contacts", "contacts", "bronze.contacts", False),
-    Source("digital", "digital", "bronze.digital", False),
-)
+    @property
+    def table(self) -> str:
+        """The source's bronze table."""
+        return f"bronze.{self.source.name}"
 
 
-def read_landing(spark: SparkSession, layout: Layout, files: list[LandingFile]) -> DataFrame:
+def read_landing(spark: SparkSession, layout: Layout, files: list[LandingFile],
+                 election_columns: tuple[str, ...] = ()) -> DataFrame:
     """Parse landing files with an explicit all-string schema.
 
     Args:
         spark: the session.
         layout: the files' layout.
         files: the files.
+        election_columns: the per-election columns found after the layout's
+            columns (layouts with ``wide_history``), in file order.
 
     Returns:
-        The layout's columns, ``_corrupt_record`` (set on rows that do not
-        parse) and ``_source_file``.
+        The layout's columns, the election cells as one map (non-blank cells
+        only), ``_corrupt_record`` (set on rows that do not parse),
+        ``_source_file``, ``_block_start`` and ``_row_id`` (for line numbers).
     """
-    schema = T.StructType(
-        [T.StructField(c, T.StringType()) for c in layout.columns] + [T.StructField(CORRUPT, T.StringType())]
-    )
+    wide_names = [f"_e{i}" for i in range(len(election_columns))]
+    fields = [T.StructField(c, T.StringType()) for c in (*layout.columns, *wide_names)]
+    schema = T.StructType(fields + [T.StructField(CORRUPT, T.StringType())])
     paths = [f.uri for f in files]
     reader = spark.read.schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
     if layout.format == "jsonl":
@@ -77,39 +82,118 @@ def read_landing(spark: SparkSession, layout: Layout, files: list[LandingFile]) 
             .option("enforceSchema", True)
             .csv(paths)
         )
-    return raw.select(*raw.columns, F.col("_metadata.file_path").alias("_source_file"))
-
-
-def split_bronze(parsed: DataFrame, source: str, load_id: str, loaded_at: dt.datetime) -> tuple[DataFrame, DataFrame]:
-    """Split parsed rows into bronze rows and quarantine rows.
-
-    Args:
-        parsed: output of :func:`read_landing`.
-        source: the source name, recorded in quarantine.
-        load_id: this load's id.
-        loaded_at: this load's time.
-
-    Returns:
-        ``(good, quarantined)``: good rows with the load columns; quarantined
-        rows with the reason and the raw line.
-    """
-    meta = [F.lit(load_id).alias("_load_id"), F.lit(loaded_at).cast("timestamp").alias("_loaded_at")]
-    is_malformed = F.col(CORRUPT).isNotNull()
-    good = parsed.where(~is_malformed).drop(CORRUPT).select("*", *meta)
-    bad = parsed.where(is_malformed).select(
-        F.lit(source).alias("source"),
-        F.lit("malformed row: wrong column count or unparseable record").alias("reason"),
-        F.col(CORRUPT).alias("raw"),
-        "_source_file",
-        *meta,
+    extra = []
+    if layout.wide_history is not None:
+        cells = F.map_from_arrays(F.array(*[F.lit(c) for c in election_columns]),
+                                  F.array(*[F.col(c) for c in wide_names]))
+        extra.append(F.map_filter(cells, lambda _, v: F.trim(v) != "").alias(layout.wide_history.column))
+    return raw.select(
+        *layout.columns, *extra, CORRUPT,
+        F.col("_metadata.file_path").alias(SOURCE_FILE),
+        F.col("_metadata.file_block_start").alias(BLOCK_START),
+        F.monotonically_increasing_id().alias(ROW_ID),
     )
-    return good, bad
 
 
 def _already_loaded(lake: Lakehouse, table: str, fp: str) -> bool:
     if lake.version(table) is None:
         return False
     return lake.read(table).where(F.col("_load_id").endswith(fp)).limit(1).count() > 0
+
+
+def plan_deliveries(settings: Settings) -> list[Delivery]:
+    """Find every source's files and check them against their layouts.
+
+    Args:
+        settings: the run configuration.
+
+    Returns:
+        The deliveries to load (sources without files and not required are left out).
+
+    Raises:
+        LayoutError: naming every problem of every source (a missing required
+            source, an empty file, a header or column count that does not match,
+            an encoding error), before anything is written.
+    """
+    plan, problems = [], []
+    for src in settings.sources:
+        try:
+            layout = load_layout(settings.layouts, src.layout)
+            location = settings.source_path(src)
+            files = list_files(str(location), src.files)
+            if not files:
+                if src.required:
+                    problems.append(f"source {src.name}: no files matching {src.files!r} under {location}")
+                continue
+            plan.append(Delivery(src, layout, files, check_files(layout, files)))
+        except LayoutError as exc:
+            problems.append(f"source {src.name}: {exc}")
+    if problems:
+        raise LayoutError("nothing was loaded:\n" + "\n".join(problems))
+    return plan
+
+
+def _per_file(good: DataFrame, bad: DataFrame) -> dict[str, dict[str, int]]:
+    counts = (good.select(SOURCE_FILE, F.lit(1).alias("_good"), F.lit(0).alias("_bad"))
+              .unionByName(bad.select(SOURCE_FILE, F.lit(0).alias("_good"), F.lit(1).alias("_bad")))
+              .groupBy(SOURCE_FILE).agg(F.sum("_good").alias("bronze"), F.sum("_bad").alias("quarantined"))
+              .collect())
+    return {r[SOURCE_FILE].rsplit("/", 1)[-1]: {"read": r["bronze"] + r["quarantined"], "bronze": r["bronze"],
+                                                "quarantined": r["quarantined"]} for r in counts}
+
+
+def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, loaded_at: dt.datetime) -> dict:
+    """Load one source's files into its bronze table and the quarantine.
+
+    Args:
+        spark: the session.
+        lake: the lakehouse, opened for the ingest job.
+        delivery: the checked files.
+        loaded_at: this load's time.
+
+    Returns:
+        The load's report: per file read/bronze/quarantined, totals, the
+        reasons with their counts, or ``skipped`` with the reason.
+
+    Raises:
+        RuntimeError: the counts do not reconcile (nothing is lost silently).
+    """
+    src, layout, files = delivery.source, delivery.layout, delivery.files
+    fp = fingerprint(files)
+    if _already_loaded(lake, delivery.table, fp):
+        return {"files": len(files), "skipped": "already loaded", "load_id_suffix": fp}
+    load_id = f"{loaded_at:%Y%m%dT%H%M%S}-{fp}"
+    parsed = with_line_numbers(
+        read_landing(spark, layout, files, delivery.election_columns),
+        header=layout.header and layout.format == "delimited",
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    good, bad = split_bronze(parsed, layout, src.name, load_id, loaded_at,
+                             snapshot_date(src.snapshot_date_pattern, loaded_at))
+    read = parsed.count()
+    per_file = _per_file(good, bad)
+    quarantined = sum(f["quarantined"] for f in per_file.values())
+    reasons = {}
+    if quarantined:
+        reasons = {r["reason"]: r["n"] for r in bad.groupBy("reason").agg(F.count("*").alias("n"))
+                   .orderBy(F.desc("n")).limit(20).collect()}
+        # Replacing this delivery's earlier quarantine rows (a load that failed
+        # after quarantining) keeps a re-run from duplicating them.
+        lake.replace_where(bad, "bronze.quarantine",
+                           f"source = '{src.name}' AND _load_id LIKE '%-{fp}'", step=src.name)
+    written = lake.write(good, delivery.table, "append", metadata={"votelake.load_id": load_id})
+    parsed.unpersist()
+    if not written.committed:
+        return {"files": len(files), "skipped": f"run version {lake.run_version} already committed"}
+    in_bronze = written.rows
+    if in_bronze is None:
+        in_bronze = lake.read(delivery.table).where(F.col("_load_id") == load_id).count()
+    if in_bronze + quarantined != read:
+        raise RuntimeError(
+            f"{delivery.table}: load {load_id} does not reconcile: read {read}, "
+            f"bronze {in_bronze}, quarantined {quarantined}"
+        )
+    return {"files": per_file, "read": read, "bronze": in_bronze, "quarantined": quarantined,
+            "reasons": reasons, "load_id": load_id}
 
 
 def run(spark: SparkSession, settings: Settings) -> dict:
@@ -120,64 +204,16 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         settings: the run configuration.
 
     Returns:
-        Per source: files, rows read, rows in bronze, rows quarantined, or
-        ``skipped`` with the reason.
+        Per source, the report of :func:`load_delivery`.
 
     Raises:
-        LayoutError: a required source is missing or a header does not match
-            its layout (raised before any table is written).
+        LayoutError: a required source is missing or a file does not match its
+            layout (raised before any table is written).
     """
+    plan = plan_deliveries(settings)
     lake = Lakehouse.open(spark, settings, job="ingest")
-    plan = []
-    for src in SOURCES:
-        layout = load_layout(settings.layouts, src.layout)
-        files = list_files(str(settings.landing / src.folder))
-        if not files:
-            if src.required:
-                raise LayoutError(f"no {src.folder} files under {settings.landing / src.folder}")
-            continue
-        if layout.format == "delimited" and layout.header:
-            check_headers(layout, files)
-        plan.append((src, layout, files))
-
     loaded_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    report: dict[str, dict] = {}
-    for src, layout, files in plan:
-        fp = fingerprint(files)
-        if _already_loaded(lake, src.table, fp):
-            report[src.folder] = {"files": len(files), "skipped": "already loaded", "load_id_suffix": fp}
-            continue
-        load_id = f"{loaded_at:%Y%m%dT%H%M%S}-{fp}"
-        parsed = read_landing(spark, layout, files).persist(StorageLevel.MEMORY_AND_DISK)
-        counts = parsed.agg(
-            F.count("*").alias("read"), F.count(CORRUPT).alias("malformed")
-        ).first()
-        good, bad = split_bronze(parsed, src.folder, load_id, loaded_at)
-        if counts["malformed"]:
-            lake.write(bad, "bronze.quarantine", "append", step=src.folder)
-        written = lake.write(good, src.table, "append", metadata={"votelake.load_id": load_id})
-        parsed.unpersist()
-        if not written.committed:
-            report[src.folder] = {"files": len(files), "skipped": f"run version {lake.run_version} already committed"}
-            continue
-        # Rows committed, as the commit reports them (file footers / operation
-        # metrics); count the table only when the backend cannot say.
-        in_bronze = written.rows
-        if in_bronze is None:
-            in_bronze = lake.read(src.table).where(F.col("_load_id") == load_id).count()
-        if in_bronze + counts["malformed"] != counts["read"]:
-            raise RuntimeError(
-                f"{src.table}: load {load_id} does not reconcile: read {counts['read']}, "
-                f"bronze {in_bronze}, quarantined {counts['malformed']}"
-            )
-        report[src.folder] = {
-            "files": len(files),
-            "read": counts["read"],
-            "bronze": in_bronze,
-            "quarantined": counts["malformed"],
-            "load_id": load_id,
-        }
-    return report
+    return {d.source.name: load_delivery(spark, lake, d, loaded_at) for d in plan}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -10,8 +10,12 @@ Launch: ``spark-submit jobs/train.py --conf conf/local.yaml`` or
 ``votelake run train``.
 
 Turnout: label = voted in the latest general in the history; features are as
-of that election's date, so only earlier events are used. Support: label =
-survey ID 1-2 (support) vs 4-5 (oppose); features as of the scoring date.
+of that election's date, so only earlier events are used. Without a general
+election in the history (e.g. a voter file without vote history) the turnout
+model is skipped, and says so. Support: label = survey ID 1-2 (support) vs 4-5
+(oppose); features as of the scoring date. With fewer than ``model.min_labels``
+survey IDs, the partisanship proxy (registered with ``model.our_party`` vs the
+other main party, party features left out) is trained instead.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pyspark.sql import functions as F
 
 from votelake import __version__
 from votelake.config import Settings
-from votelake.jobs.build import known_elections, training_election
+from votelake.jobs.build import known_elections
 from votelake.jobs.common import Lakehouse, job_main
 from votelake.models import propensity as prop
 from votelake.models import tracking
@@ -53,13 +57,29 @@ def turnout_training_set(features: DataFrame, history: DataFrame, election: feat
     at_election = features.where(F.col("as_of_date") == F.lit(election.date))
     adult = F.coalesce(F.col("age") >= 18, F.lit(True))
     labels = feat.turnout_labels(history, election)
-    return at_election.where(adult).join(labels, on="voter_key", how="left").fillna(0.0, subset=["label"])
+    return at_election.where(adult).join(labels, on="person_id", how="left").fillna(0.0, subset=["label"])
 
 
 def support_training_set(features: DataFrame, contacts: DataFrame, as_of: dt.date) -> DataFrame:
     """Voters with a support ID before ``as_of``, with features as of ``as_of``."""
     current = features.where(F.col("as_of_date") == F.lit(as_of))
-    return current.join(feat.support_labels(contacts, as_of), on="voter_key", how="inner")
+    return current.join(feat.support_labels(contacts, as_of), on="person_id", how="inner")
+
+
+def party_training_set(features: DataFrame, as_of: dt.date, our_party: str) -> DataFrame:
+    """Registrants of the two main parties, labelled 1.0 for ``our_party``, as of ``as_of``.
+
+    Args:
+        features: ``gold.voter_features``.
+        as_of: the feature date.
+        our_party: ``DEM`` or ``REP``.
+
+    Returns:
+        Feature rows with ``label``; other parties and unaffiliated voters are left out.
+    """
+    other = "REP" if our_party == "DEM" else "DEM"
+    current = features.where((F.col("as_of_date") == F.lit(as_of)) & F.col("party").isin(our_party, other))
+    return current.select("*", (F.col("party") == our_party).cast("double").alias("label"))
 
 
 def fit_and_log(
@@ -75,7 +95,7 @@ def fit_and_log(
     Args:
         settings: the run configuration.
         spec: the model.
-        labelled: feature rows with ``voter_key`` and ``label``.
+        labelled: feature rows with ``person_id`` and ``label``.
         feature_version: Delta version of ``gold.voter_features`` used.
         params: extra parameters to log (label definition, dates).
         baseline_col: a feature to report as a baseline score (its AUC).
@@ -84,9 +104,9 @@ def fit_and_log(
         Metrics, run id and registered version.
     """
     cfg = settings.model
-    extra = ("voter_key", "label") + ((baseline_col,) if baseline_col and baseline_col not in spec.features else ())
+    extra = ("person_id", "label") + ((baseline_col,) if baseline_col and baseline_col not in spec.features else ())
     frame = prop.model_frame(labelled, spec, extra=extra)
-    holdout = prop.in_holdout(F.col("voter_key"), cfg.test_fraction, cfg.seed)
+    holdout = prop.in_holdout(F.col("person_id"), cfg.test_fraction, cfg.seed)
     train, test = frame.where(~holdout), frame.where(holdout)
 
     client = tracking.configure(settings.mlflow)
@@ -135,28 +155,48 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         Per model: run id, registered version, held-out metrics.
     """
     lake = Lakehouse.open(spark, settings, job="train")
+    cfg = settings.model
     feature_version = lake.version("gold.voter_features")
     features = lake.read("gold.voter_features")
     history = lake.read("silver.vote_history")
     contacts = lake.read("silver.contacts")
-    dates = feature_dates(features)
-    score_date = dates[-1]
-    election = training_election(known_elections(history), score_date)
+    score_date = feature_dates(features)[-1]
+    results: dict = {}
 
-    turnout = fit_and_log(
-        settings, prop.TURNOUT,
-        turnout_training_set(features, history, election),
-        feature_version,
-        {"label": f"voted in the {election.date} general", "as_of_date": str(election.date)},
-        baseline_col="general_rate",
-    )
-    support = fit_and_log(
-        settings, prop.SUPPORT,
-        support_training_set(features, contacts, score_date),
-        feature_version,
-        {"label": "support ID 1-2 vs 4-5", "as_of_date": str(score_date)},
-    )
-    return {"turnout": turnout, "support": support}
+    generals = feat.elections_before(known_elections(history), score_date, "GENERAL")
+    if not generals:
+        print("[votelake] train: the vote history holds no general election; turnout model skipped", flush=True)
+        results["turnout"] = {"skipped": "no general election in the vote history"}
+    else:
+        election = generals[-1]
+        results["turnout"] = fit_and_log(
+            settings, prop.TURNOUT,
+            turnout_training_set(features, history, election),
+            feature_version,
+            {"label": f"voted in the {election.date} general", "as_of_date": str(election.date)},
+            baseline_col="general_rate",
+        )
+
+    survey = support_training_set(features, contacts, score_date).cache()
+    survey_labels = survey.count()
+    if survey_labels >= cfg.min_labels:
+        results["support"] = fit_and_log(
+            settings, prop.SUPPORT, survey, feature_version,
+            {"label": "support ID 1-2 vs 4-5", "as_of_date": str(score_date)},
+        )
+    elif cfg.support_proxy == "party":
+        print(f"[votelake] train: {survey_labels} survey IDs (< {cfg.min_labels}); "
+              f"support learnt from party registration ({cfg.our_party} vs the other main party)", flush=True)
+        results["support"] = fit_and_log(
+            settings, prop.PARTISANSHIP, party_training_set(features, score_date, cfg.our_party),
+            feature_version,
+            {"label": f"registered {cfg.our_party} vs the other main party (partisanship proxy)",
+             "as_of_date": str(score_date), "survey_labels": survey_labels},
+        )
+    else:
+        results["support"] = {"skipped": f"{survey_labels} survey IDs (< {cfg.min_labels}) and no proxy"}
+    survey.unpersist()
+    return results
 
 
 def main(argv: list[str] | None = None) -> dict:

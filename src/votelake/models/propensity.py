@@ -26,7 +26,7 @@ VOTE_HISTORY = (
     "early_or_mail_share", "dem_ballots", "rep_ballots",
 )
 DIGITAL = ("digital_events", "digital_clicks")
-CATEGORICAL = ("gender_code", "race_code", "ethnic_code", "party_cd")
+CATEGORICAL = ("gender", "race", "ethnicity", "party")
 UNKNOWN = "__unknown__"
 # Clamp probabilities before log loss so a confident miss costs a finite amount.
 EPS = 1e-15
@@ -52,6 +52,15 @@ TURNOUT = ModelSpec("turnout", DEMOGRAPHICS + VOTE_HISTORY, CATEGORICAL, "gbt")
 # Support: demographics, primary-ballot history and digital engagement. Contact
 # aggregates are left out: the labels come from those same contacts.
 SUPPORT = ModelSpec("support", DEMOGRAPHICS + VOTE_HISTORY + DIGITAL, CATEGORICAL, "lr")
+# Partisanship: the support model learnt from party registration where there are
+# too few survey IDs. Party and primary-ballot party are the label's own source,
+# so they are left out of its inputs.
+PARTISANSHIP = ModelSpec(
+    "support",
+    DEMOGRAPHICS + tuple(c for c in VOTE_HISTORY if c not in ("dem_ballots", "rep_ballots")) + DIGITAL,
+    tuple(c for c in CATEGORICAL if c != "party"),
+    "lr",
+)
 SPECS = {spec.kind: spec for spec in (TURNOUT, SUPPORT)}
 
 

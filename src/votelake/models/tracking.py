@@ -89,3 +89,68 @@ def load_champion(settings: MlflowSettings, kind: str) -> ChampionModel:
         ) from exc
     model = mlflow.spark.load_model(f"models:/{name}@{CHAMPION}")
     return ChampionModel(name=name, version=str(version.version), run_id=version.run_id, model=model)
+
+
+RESOLUTION_ARTIFACT = "splink_model.json"
+
+
+def log_resolution_model(settings: MlflowSettings, kind: str, model_json: str, params: dict,
+                         metrics: dict[str, float]) -> str:
+    """Version a trained identity-resolution model as an MLflow run.
+
+    The run, in experiment ``<prefix>-resolve-<kind>``, holds the Splink model
+    (its JSON: comparisons, m and u probabilities, prior) as an artifact, the
+    resolution settings as parameters and the run's counts as metrics.
+
+    Args:
+        settings: the MLflow section.
+        kind: ``dedupe`` (registrations) or ``link`` (records to persons).
+        model_json: the Splink model.
+        params: the settings it was trained with (flattened into parameters).
+        metrics: figures of the run (registrations, persons, pairs).
+
+    Returns:
+        The run id.
+    """
+    configure(settings)
+    experiment = experiment_id(settings, f"resolve-{kind}")
+    flat = _flatten(params)
+    with mlflow.start_run(experiment_id=experiment, run_name=f"resolve-{kind}") as run:
+        # MLflow caps a parameter value's length; long rules are kept whole in the artifact.
+        mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
+        mlflow.log_metrics(metrics)
+        mlflow.log_text(model_json, RESOLUTION_ARTIFACT)
+        mlflow.set_tags({"votelake.model": f"resolve-{kind}"})
+    return run.info.run_id
+
+
+def latest_resolution_model(settings: MlflowSettings, kind: str) -> str | None:
+    """The most recently logged identity-resolution model (Splink JSON), or None.
+
+    Args:
+        settings: the MLflow section.
+        kind: ``dedupe`` or ``link``.
+
+    Returns:
+        The model JSON text, or ``None`` when none was logged yet.
+    """
+    configure(settings)
+    found = mlflow.get_experiment_by_name(f"{settings.experiment_prefix}-resolve-{kind}")
+    if found is None:
+        return None
+    runs = mlflow.search_runs([found.experiment_id], filter_string="attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"], max_results=1, output_format="list")
+    if not runs:
+        return None
+    return mlflow.artifacts.load_text(f"runs:/{runs[0].info.run_id}/{RESOLUTION_ARTIFACT}")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

@@ -16,11 +16,14 @@ from pyspark.sql import DataFrame, SparkSession
 from votelake.config import SynthSettings
 from votelake.layouts import load_layout
 from votelake.synth import campaign, history, reference, voters
+from votelake.synth.reference import SNAPSHOT_DATE
 
 # Output name -> (relative path, format). Landing files mimic what arrives from
 # outside; truth tables are for tests and evaluation only.
+# The voter file's folder names its snapshot date, as a state's file name does,
+# so that ingest dates the snapshot (``snapshot_date_pattern`` of the source).
 OUTPUTS: dict[str, tuple[str, str]] = {
-    "ncvoter": ("landing/ncvoter", "tsv"),
+    "ncvoter": (f"landing/ncvoter/snapshot_{SNAPSHOT_DATE:%Y%m%d}", "tsv"),
     "ncvhis": ("landing/ncvhis", "tsv"),
     "contacts": ("landing/contacts", "csv"),
     "experiments": ("landing/experiments", "csv"),

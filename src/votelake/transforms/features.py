@@ -17,8 +17,16 @@ from pyspark.sql import functions as F
 
 # NC closes registration 25 days before an election.
 REGISTRATION_DEADLINE_DAYS = 25
-EARLY_OR_MAIL_METHODS = ("ABSENTEE ONESTOP", "ABSENTEE BY MAIL", "ABSENTEE CURBSIDE")
+EARLY_OR_MAIL_METHODS = ("EARLY", "MAIL", "CURBSIDE")
+# Election types counted together (a presidential preference primary is a primary).
+ELECTION_FAMILY = {"PRESIDENTIAL_PRIMARY": "PRIMARY"}
 ENGAGED_EVENT_TYPES = ("click", "reply", "signup")
+
+
+def election_family(election_type: Column) -> Column:
+    """The family of a canonical election type (``PRESIDENTIAL_PRIMARY`` → ``PRIMARY``)."""
+    families = F.create_map(*[F.lit(x) for kv in ELECTION_FAMILY.items() for x in kv])
+    return F.coalesce(F.element_at(families, election_type), election_type)
 
 
 @dataclass(frozen=True)
@@ -66,18 +74,18 @@ def history_aggregates(history: DataFrame, as_of: dt.date, elections: list[Elect
         elections: every known election.
 
     Returns:
-        One row per voter_key that voted at least once before ``as_of``.
+        One row per person_id that voted at least once before ``as_of``.
     """
     last_general = elections_before(elections, as_of, "GENERAL")
     last_primary = elections_before(elections, as_of, "PRIMARY")
     last_general_date = last_general[-1].date if last_general else None
     last_primary_date = last_primary[-1].date if last_primary else None
-    is_type = lambda kind: F.col("election_type") == kind  # noqa: E731 - local shorthand
+    is_type = lambda kind: election_family(F.col("election_type")) == kind  # noqa: E731 - local shorthand
     on_date = lambda day: F.col("election_date") == F.lit(day) if day else F.lit(False)  # noqa: E731
-    is_primary_ballot = lambda party: is_type("PRIMARY") & (F.col("voted_party_cd") == party)  # noqa: E731
+    is_primary_ballot = lambda party: is_type("PRIMARY") & (F.col("voted_party") == party)  # noqa: E731
     return (
         history.where(F.col("election_date") < F.lit(as_of))
-        .groupBy("voter_key")
+        .groupBy("person_id")
         .agg(
             F.sum(is_type("GENERAL").cast("int")).alias("generals_voted"),
             F.sum(is_type("PRIMARY").cast("int")).alias("primaries_voted"),
@@ -95,8 +103,8 @@ def history_aggregates(history: DataFrame, as_of: dt.date, elections: list[Elect
 def contact_aggregates(contacts: DataFrame, as_of: dt.date) -> DataFrame:
     """Per-voter contact attempts and contacts made before ``as_of``."""
     return (
-        contacts.where(F.col("voter_key").isNotNull() & (F.col("attempted_at") < F.lit(as_of)))
-        .groupBy("voter_key")
+        contacts.where(F.col("person_id").isNotNull() & (F.col("attempted_at") < F.lit(as_of)))
+        .groupBy("person_id")
         .agg(
             F.count("*").alias("contact_attempts"),
             F.sum(F.col("is_contact").cast("int")).alias("contacts_made"),
@@ -107,8 +115,8 @@ def contact_aggregates(contacts: DataFrame, as_of: dt.date) -> DataFrame:
 def digital_aggregates(digital: DataFrame, as_of: dt.date) -> DataFrame:
     """Per-voter digital events and engaged events (clicks, replies, sign-ups) before ``as_of``."""
     return (
-        digital.where(F.col("voter_key").isNotNull() & (F.col("event_ts") < F.lit(as_of)))
-        .groupBy("voter_key")
+        digital.where(F.col("person_id").isNotNull() & (F.col("event_ts") < F.lit(as_of)))
+        .groupBy("person_id")
         .agg(
             F.count("*").alias("digital_events"),
             F.sum(F.col("event_type").isin(*ENGAGED_EVENT_TYPES).cast("int")).alias("digital_clicks"),
@@ -127,7 +135,7 @@ def voter_features(
     """Point-in-time features for every voter registered before ``as_of``.
 
     Args:
-        voters: ``silver.voters``.
+        voters: ``silver.persons``.
         history: ``silver.vote_history``.
         contacts: ``silver.contacts``.
         digital: ``silver.digital_events``.
@@ -140,18 +148,22 @@ def voter_features(
     generals = elections_before(elections, as_of, "GENERAL")
     primaries = elections_before(elections, as_of, "PRIMARY")
     municipals = elections_before(elections, as_of, "MUNICIPAL")
+    # A person registered several times (moved, duplicate) counts from their first registration.
+    voters = voters.select(*[c for c in voters.columns if c not in ("registration_date", "first_registered")],
+                           F.col("first_registered").alias("registration_date"))
     registered_before = F.coalesce(F.col("registration_date") < F.lit(as_of), F.lit(True))
     base = voters.where(registered_before).select(
-        "voter_key",
+        "person_id",
+        "state_voter_id",
         "state",
         "county_id",
         "precinct",
         "cong_dist",
         "is_active",
-        "gender_code",
-        "race_code",
-        "ethnic_code",
-        "party_cd",
+        "gender",
+        "race",
+        "ethnicity",
+        "party",
         "birth_year",
         "registration_date",
         F.col("phone").isNotNull().cast("int").alias("has_phone"),
@@ -160,9 +172,9 @@ def voter_features(
         _count_eligible(municipals).alias("municipals_eligible"),
     )
     joined = (
-        base.join(history_aggregates(history, as_of, elections), on="voter_key", how="left")
-        .join(contact_aggregates(contacts, as_of), on="voter_key", how="left")
-        .join(digital_aggregates(digital, as_of), on="voter_key", how="left")
+        base.join(history_aggregates(history, as_of, elections), on="person_id", how="left")
+        .join(contact_aggregates(contacts, as_of), on="person_id", how="left")
+        .join(digital_aggregates(digital, as_of), on="person_id", how="left")
         .fillna(
             0,
             subset=[
@@ -174,18 +186,19 @@ def voter_features(
     )
     years_since = lambda c: F.datediff(F.lit(as_of), F.col(c)) / F.lit(365.25)  # noqa: E731
     return joined.select(
-        "voter_key",
+        "person_id",
         F.lit(as_of).alias("as_of_date"),
+        "state_voter_id",
         "state",
         "county_id",
         "precinct",
         "cong_dist",
         "is_active",
         (F.lit(as_of.year) - F.col("birth_year")).cast("int").alias("age"),
-        "gender_code",
-        "race_code",
-        "ethnic_code",
-        "party_cd",
+        "gender",
+        "race",
+        "ethnicity",
+        "party",
         years_since("registration_date").alias("reg_tenure_years"),
         "has_phone",
         F.col("generals_eligible").cast("int").alias("generals_eligible"),
@@ -218,13 +231,13 @@ def turnout_labels(history: DataFrame, election: Election) -> DataFrame:
         election: the target election.
 
     Returns:
-        Columns ``voter_key`` and ``label`` (1.0) for each voter who voted;
+        Columns ``person_id`` and ``label`` (1.0) for each voter who voted;
         voters absent from the result did not vote.
     """
     return (
         history.where(F.col("election_date") == F.lit(election.date))
-        .select("voter_key", F.lit(1.0).alias("label"))
-        .dropDuplicates(["voter_key"])
+        .select("person_id", F.lit(1.0).alias("label"))
+        .dropDuplicates(["person_id"])
     )
 
 
@@ -238,14 +251,14 @@ def support_labels(contacts: DataFrame, as_of: dt.date) -> DataFrame:
         as_of: only IDs taken before this date count.
 
     Returns:
-        Columns ``voter_key`` and ``label``.
+        Columns ``person_id`` and ``label``.
     """
     ids = contacts.where(
-        F.col("voter_key").isNotNull()
+        F.col("person_id").isNotNull()
         & F.col("support_id").isin(1, 2, 4, 5)
         & (F.col("attempted_at") < F.lit(as_of))
     )
-    latest = ids.groupBy("voter_key").agg(
+    latest = ids.groupBy("person_id").agg(
         F.max_by("support_id", "attempted_at").alias("support_id")
     )
-    return latest.select("voter_key", F.when(F.col("support_id") <= 2, 1.0).otherwise(0.0).alias("label"))
+    return latest.select("person_id", F.when(F.col("support_id") <= 2, 1.0).otherwise(0.0).alias("label"))

@@ -1,7 +1,10 @@
-"""Bronze → silver: parse, standardize and key every source to voters.
+"""Canonical records → silver: standardized registrations (SCD type 2), persons,
+households, vote history, contacts and digital events.
 
 All functions are pure ``DataFrame -> DataFrame``; the ``select`` at the end of
 each is its output contract (the matching silver table in ``conf/tables.yaml``).
+Identity resolution (which registrations and records are the same person) is in
+:mod:`votelake.resolve`; the build job wires the two together.
 """
 
 from __future__ import annotations
@@ -9,279 +12,365 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from votelake.canonical import ACTIVE_STATUSES, NOT_A_VOTE
+from votelake.transforms.address import standardize_addresses
 from votelake.transforms.standardize import (
-    blank_to_null,
-    clean_code,
     clean_email,
     clean_name,
-    parse_date,
-    parse_int,
+    clean_person_name,
+    normalize_suffix,
     phone_e164,
+    split_name_suffix,
 )
 
-ACTIVE_STATUSES = ("A", "S")  # NC: active, and temporary (military / overseas)
 CONTACT_MADE_RESULTS = ("CANVASSED", "REPLIED")
+# Registration attributes whose change opens a new SCD2 version.
+TRACKED = ("status", "party", "address_line", "zip5", "res_city", "first_name", "middle_name", "last_name",
+           "precinct")
+# Columns of a registration version besides the keys and validity (silver.registrations).
+REGISTRATION_ATTRIBUTES = (
+    "state", "state_voter_id", "registration_id", "county_id", "county_name", "status", "status_reason",
+    "is_active", "first_name_raw", "middle_name_raw", "last_name_raw", "name_suffix_raw", "first_name",
+    "middle_name", "last_name", "name_suffix", "res_address_raw", "address_line", "address_key",
+    "house_number", "street_name", "unit_number", "address_status", "res_city", "zip5", "phone_raw", "phone",
+    "email_raw", "email", "party", "race", "ethnicity", "gender", "birth_date", "birth_year",
+    "registration_date", "precinct", "precinct_name", "cong_dist", "state_senate", "state_house",
+    "municipality", "confidential",
+)
 
 
-def latest_load(bronze: DataFrame) -> DataFrame:
-    """Keep only the rows of the most recent load (load ids sort by time).
+def zip5(col: Column) -> Column:
+    """The 5-digit ZIP code of a ZIP or ZIP+4 value (``"27517.0"`` → ``27517``); null otherwise."""
+    digits = F.regexp_replace(F.regexp_replace(col, r"\.0+$", ""), r"[^0-9]", "")
+    return F.when(F.length(digits) >= 5, F.substring(digits, 1, 5))
+
+
+def registration_key(state: Column, registration_id: Column) -> Column:
+    """The cross-state registration key, ``<STATE>:<registration id>``."""
+    return F.concat_ws(":", state, registration_id)
+
+
+def registration_snapshots(voters: DataFrame, state: str) -> DataFrame:
+    """Standardize canonical voter records: one row per registration per snapshot.
+
+    Names are cleaned (a generational suffix stored in the last name moves to
+    the suffix), addresses parsed and normalized, phones put in E.164 and
+    e-mails lower-cased; every raw value is kept beside its clean one.
 
     Args:
-        bronze: a bronze table with ``_load_id``.
+        voters: canonical ``voters`` records (:func:`canonicalize.canonical_records`),
+            possibly of several loads and sources.
+        state: the two-letter state code.
 
     Returns:
-        The rows whose ``_load_id`` is the greatest.
+        ``registration_key``, ``snapshot_date``, ``_load_id`` and
+        :data:`REGISTRATION_ATTRIBUTES`.
     """
-    newest = bronze.agg(F.max("_load_id").alias("_load_id"))
-    return bronze.join(F.broadcast(newest), on="_load_id", how="inner")
-
-
-def voter_key(state: Column, state_voter_id: Column) -> Column:
-    """The cross-state voter key, ``<STATE>:<state voter id>``."""
-    return F.concat_ws(":", state, state_voter_id)
-
-
-def voters(bronze_ncvoter: DataFrame, state: str, date_format: str) -> DataFrame:
-    """Standardize NC voter-file rows into one row per state voter id.
-
-    A voter who moved between counties appears once per county registration
-    under the same NCID; the active, most recent registration wins.
-
-    Args:
-        bronze_ncvoter: rows of one load in the ``nc_ncvoter`` layout.
-        state: two-letter state code of the file.
-        date_format: the layout's date pattern (``MM/dd/yyyy``).
-
-    Returns:
-        DataFrame in the ``silver.voters`` schema.
-    """
-    status = clean_code(F.col("status_cd"))
-    ncid = clean_code(F.col("ncid"))
-    parsed = bronze_ncvoter.where(ncid.isNotNull()).select(
-        voter_key(F.lit(state), ncid).alias("voter_key"),
+    last, suffix_in_last = split_name_suffix(F.col("last_name"))
+    records = voters.select(
+        "*",
+        F.concat_ws(" ", F.col("res_address1"), F.col("res_address2")).alias("_address_raw"),
+    )
+    parsed = standardize_addresses(records, "_address_raw", out="_addr")
+    a = lambda part: F.col(f"_addr.{part}")  # noqa: E731 - local shorthand
+    return parsed.select(
+        registration_key(F.lit(state), F.coalesce("registration_id", "state_voter_id")).alias("registration_key"),
+        F.col("_snapshot_date").alias("snapshot_date"),
+        "_load_id",
         F.lit(state).alias("state"),
-        ncid.alias("state_voter_id"),
-        parse_int(F.col("county_id")).alias("county_id"),
-        clean_name(F.col("county_desc")).alias("county_name"),
-        blank_to_null(F.col("voter_reg_num")).alias("voter_reg_num"),
-        status.alias("status_cd"),
-        clean_code(F.col("reason_cd")).alias("status_reason_cd"),
-        F.coalesce(status.isin(*ACTIVE_STATUSES), F.lit(False)).alias("is_active"),
-        clean_name(F.col("first_name")).alias("first_name"),
-        clean_name(F.col("middle_name")).alias("middle_name"),
-        clean_name(F.col("last_name")).alias("last_name"),
-        clean_name(F.col("name_suffix_lbl")).alias("name_suffix"),
-        clean_name(F.col("res_street_address")).alias("res_street_address"),
-        clean_name(F.col("res_city_desc")).alias("res_city"),
-        F.substring(F.regexp_replace(F.col("zip_code"), r"[^0-9]", ""), 1, 5).alias("zip5"),
-        phone_e164(F.col("full_phone_number")).alias("phone"),
-        clean_code(F.col("party_cd")).alias("party_cd"),
-        clean_code(F.col("race_code")).alias("race_code"),
-        clean_code(F.col("ethnic_code")).alias("ethnic_code"),
-        clean_code(F.col("gender_code")).alias("gender_code"),
-        parse_int(F.col("birth_year")).alias("birth_year"),
-        clean_code(F.col("birth_state")).alias("birth_state"),
-        parse_date(F.col("registr_dt"), date_format).alias("registration_date"),
-        clean_code(F.col("precinct_abbrv")).alias("precinct"),
-        clean_code(F.col("cong_dist_abbrv")).alias("cong_dist"),
-        clean_code(F.col("nc_senate_abbrv")).alias("nc_senate"),
-        clean_code(F.col("nc_house_abbrv")).alias("nc_house"),
-        clean_code(F.col("municipality_abbrv")).alias("municipality"),
-        F.to_date(F.col("_loaded_at")).alias("snapshot_date"),
-    )
-    current_first = Window.partitionBy("voter_key").orderBy(
-        F.col("is_active").desc(), F.col("registration_date").desc_nulls_last(), F.col("county_id")
-    )
-    return (
-        parsed.withColumn("_rank", F.row_number().over(current_first))
-        .where(F.col("_rank") == 1)
-        .drop("_rank")
-    )
-
-
-def election_type(description: Column) -> Column:
-    """Classify an NC election description (``"11/05/2024 GENERAL"``).
-
-    Municipal generals are named as such, so ``MUNICIPAL`` is tested first.
-    """
-    desc = F.upper(description)
-    return (
-        F.when(desc.contains("MUNICIPAL"), "MUNICIPAL")
-        .when(desc.contains("PRIMARY"), "PRIMARY")
-        .when(desc.contains("GENERAL"), "GENERAL")
-        .otherwise("OTHER")
-    )
-
-
-def vote_history(bronze_ncvhis: DataFrame, state: str, date_format: str) -> DataFrame:
-    """Standardize NC vote-history rows; one row per voter per election.
-
-    Args:
-        bronze_ncvhis: rows of one load in the ``nc_ncvhis`` layout.
-        state: two-letter state code.
-        date_format: pattern of ``election_lbl``.
-
-    Returns:
-        DataFrame in the ``silver.vote_history`` schema.
-    """
-    ncid = clean_code(F.col("ncid"))
-    election_date = parse_date(F.col("election_lbl"), date_format)
-    return (
-        bronze_ncvhis.where(ncid.isNotNull() & election_date.isNotNull())
-        .select(
-            voter_key(F.lit(state), ncid).alias("voter_key"),
-            F.lit(state).alias("state"),
-            ncid.alias("state_voter_id"),
-            election_date.alias("election_date"),
-            election_type(F.col("election_desc")).alias("election_type"),
-            clean_code(F.col("voting_method")).alias("voting_method"),
-            clean_code(F.col("voted_party_cd")).alias("voted_party_cd"),
-            parse_int(F.col("county_id")).alias("county_id"),
-            clean_code(F.col("pct_label")).alias("precinct"),
-        )
-        # A voter is recorded at most once per election; the file can repeat rows.
-        .dropDuplicates(["voter_key", "election_date"])
-    )
-
-
-def unique_phone_owners(silver_voters: DataFrame) -> DataFrame:
-    """Phones that belong to exactly one voter, for deterministic linking.
-
-    Args:
-        silver_voters: the ``silver.voters`` table.
-
-    Returns:
-        Columns ``phone`` and ``phone_voter_key``.
-    """
-    return (
-        silver_voters.where(F.col("phone").isNotNull())
-        .groupBy("phone")
-        .agg(F.count("*").alias("_n"), F.first("voter_key").alias("phone_voter_key"))
-        .where(F.col("_n") == 1)
-        .select("phone", "phone_voter_key")
-    )
-
-
-def first_match(candidates: list[tuple[str, str]]) -> tuple[Column, Column]:
-    """The first non-null candidate key, and the name of the rule that found it.
-
-    Args:
-        candidates: ``(key column, rule name)`` in order of trust.
-
-    Returns:
-        ``voter_key`` and ``matched_by`` (``"none"`` when no rule matched).
-    """
-    key = F.coalesce(*[F.col(c) for c, _ in candidates]).alias("voter_key")
-    rule = F.lit("none")
-    for column, name in reversed(candidates):
-        rule = F.when(F.col(column).isNotNull(), name).otherwise(rule)
-    return key, rule.alias("matched_by")
-
-
-def contacts(bronze_contacts: DataFrame, silver_voters: DataFrame, state: str, ts_format: str) -> DataFrame:
-    """Key contact attempts to voters: by state voter id, else by a unique phone.
-
-    Args:
-        bronze_contacts: contact export rows (``contacts`` layout).
-        silver_voters: the ``silver.voters`` table.
-        state: two-letter state code of the voter ids.
-        ts_format: pattern of ``attempted_at``.
-
-    Returns:
-        DataFrame in the ``silver.contacts`` schema; unmatched rows keep a null
-        ``voter_key`` so that nothing is lost.
-    """
-    known_ids = silver_voters.select(F.col("voter_key").alias("id_voter_key"))
-    parsed = bronze_contacts.select(
-        blank_to_null(F.col("contact_id")).alias("contact_id"),
-        voter_key(F.lit(state), clean_code(F.col("state_voter_id"))).alias("claimed_key"),
+        F.upper("state_voter_id").alias("state_voter_id"),
+        F.coalesce("registration_id", "state_voter_id").alias("registration_id"),
+        "county_id",
+        clean_name(F.col("county_name")).alias("county_name"),
+        "status",
+        F.upper("status_reason").alias("status_reason"),
+        F.coalesce(F.col("status").isin(*ACTIVE_STATUSES), F.lit(False)).alias("is_active"),
+        F.col("first_name").alias("first_name_raw"),
+        F.col("middle_name").alias("middle_name_raw"),
+        F.col("last_name").alias("last_name_raw"),
+        F.col("name_suffix").alias("name_suffix_raw"),
+        clean_person_name(F.col("first_name")).alias("first_name"),
+        clean_person_name(F.col("middle_name")).alias("middle_name"),
+        last.alias("last_name"),
+        F.coalesce(normalize_suffix(F.col("name_suffix")), suffix_in_last).alias("name_suffix"),
+        F.when(F.trim("_address_raw") != "", F.col("_address_raw")).alias("res_address_raw"),
+        a("address_line").alias("address_line"),
+        a("address_key").alias("address_key"),
+        a("house_number").alias("house_number"),
+        a("street_name").alias("street_name"),
+        a("unit_number").alias("unit_number"),
+        a("parse_status").alias("address_status"),
+        clean_name(F.col("res_city")).alias("res_city"),
+        zip5(F.col("res_zip")).alias("zip5"),
+        F.col("phone").alias("phone_raw"),
         phone_e164(F.col("phone")).alias("phone"),
-        clean_code(F.col("channel")).alias("channel"),
-        F.try_to_timestamp(blank_to_null(F.col("attempted_at")), F.lit(ts_format)).alias("attempted_at"),
-        clean_code(F.col("result_code")).alias("result_code"),
-        clean_code(F.col("survey_question")).alias("survey_question"),
-        parse_int(F.col("support_id")).alias("support_id"),
-        blank_to_null(F.col("program")).alias("program"),
-    ).where(F.col("contact_id").isNotNull() & F.col("attempted_at").isNotNull() & F.col("channel").isNotNull())
-    linked = parsed.join(
-        known_ids, parsed["claimed_key"] == known_ids["id_voter_key"], how="left"
-    ).join(unique_phone_owners(silver_voters), on="phone", how="left")
+        F.col("email").alias("email_raw"),
+        clean_email(F.col("email")).alias("email"),
+        "party",
+        "race",
+        "ethnicity",
+        "gender",
+        "birth_date",
+        F.coalesce(F.col("birth_year"), F.year("birth_date")).alias("birth_year"),
+        "registration_date",
+        F.upper("precinct").alias("precinct"),
+        clean_name(F.col("precinct_name")).alias("precinct_name"),
+        _district(F.col("cong_dist")).alias("cong_dist"),
+        _district(F.col("state_senate")).alias("state_senate"),
+        _district(F.col("state_house")).alias("state_house"),
+        F.upper("municipality").alias("municipality"),
+        (F.col("confidential") == "Y").alias("confidential"),
+    )
+
+
+def _district(col: Column) -> Column:
+    """A district number without float noise (``"6.0"`` → ``"6"``)."""
+    return F.regexp_replace(F.upper(F.trim(col)), r"\.0+$", "")
+
+
+def registration_history(snapshots: DataFrame) -> DataFrame:
+    """Registrations as slowly changing dimension, type 2.
+
+    Each registration's successive snapshots are compared on the
+    :data:`TRACKED` attributes; a change, or a registration reappearing after
+    being absent from a snapshot, opens a new version. A version's other
+    attributes are those of its latest snapshot. A version ends (``valid_to``,
+    exclusive) at the first snapshot that changed it or no longer lists it;
+    ``is_current`` marks versions listed in the newest snapshot.
+
+    Args:
+        snapshots: :func:`registration_snapshots` of every load; a snapshot
+            date loaded twice counts once (the latest load wins).
+
+    Returns:
+        ``registration_key, version, valid_from, valid_to, is_current,
+        record_hash``, :data:`REGISTRATION_ATTRIBUTES` and ``snapshots`` (how
+        many snapshots the version spans).
+    """
+    newest_load = Window.partitionBy("registration_key", "snapshot_date").orderBy(F.desc("_load_id"))
+    rows = (snapshots.select("*", F.row_number().over(newest_load).alias("_n"))
+            .where(F.col("_n") == 1).drop("_n"))
+    dates = rows.select("snapshot_date").distinct()
+    ordinal = dates.select("snapshot_date", F.row_number().over(Window.orderBy("snapshot_date")).alias("_idx"))
+    following = ordinal.select((F.col("_idx") - 1).alias("_end_idx"), F.col("snapshot_date").alias("valid_to"))
+    last_idx = ordinal.agg(F.max("_idx").alias("_last"))
+    record_hash = F.sha2(F.concat_ws("|", *[F.coalesce(F.col(c).cast("string"), F.lit("∅")) for c in TRACKED]), 256)
+    by_reg = Window.partitionBy("registration_key").orderBy("snapshot_date")
+    stamped = rows.join(F.broadcast(ordinal), on="snapshot_date", how="inner").select(
+        "*", record_hash.alias("record_hash"))
+    changes = stamped.select(
+        "*",
+        (F.coalesce(F.lag("record_hash").over(by_reg) != F.col("record_hash"), F.lit(True))
+         | (F.lag("_idx").over(by_reg) != F.col("_idx") - 1)).cast("int").alias("_change"),
+    )
+    versioned = changes.select("*", F.sum("_change").over(by_reg).alias("version"))
+    latest = F.max_by(F.struct(*REGISTRATION_ATTRIBUTES), "snapshot_date")
+    spans = versioned.groupBy("registration_key", "version").agg(
+        F.min("snapshot_date").alias("valid_from"),
+        F.max("_idx").alias("_end_idx"),
+        F.count("*").cast("int").alias("snapshots"),
+        F.first("record_hash").alias("record_hash"),
+        latest.alias("_v"),
+    )
+    closed = (spans.join(F.broadcast(following), on="_end_idx", how="left")
+              .crossJoin(F.broadcast(last_idx)))
+    return closed.select(
+        "registration_key",
+        F.col("version").cast("int").alias("version"),
+        "valid_from",
+        "valid_to",
+        (F.col("_end_idx") == F.col("_last")).alias("is_current"),
+        "record_hash",
+        *[F.col(f"_v.{c}").alias(c) for c in REGISTRATION_ATTRIBUTES],
+        "snapshots",
+    )
+
+
+def representatives(current: DataFrame, person_ids: DataFrame) -> DataFrame:
+    """Each person's representative current registration, with the count of all of them.
+
+    The representative is the active registration registered most recently
+    (ties: the smallest registration key).
+
+    Args:
+        current: current versions of ``silver.registrations``.
+        person_ids: ``registration_key, person_id`` from identity resolution.
+
+    Returns:
+        One row per person: the registration's columns plus ``registrations``
+        and ``first_registered`` (the earliest registration date of any of them).
+    """
+    keyed = current.drop("person_id").join(person_ids, on="registration_key", how="inner")
+    best = Window.partitionBy("person_id").orderBy(
+        F.col("is_active").desc(), F.col("registration_date").desc_nulls_last(), "registration_key")
+    counts = keyed.groupBy("person_id").agg(
+        F.count("*").cast("int").alias("registrations"),
+        F.min("registration_date").alias("first_registered"),
+    )
+    chosen = keyed.select("*", F.row_number().over(best).alias("_n")).where(F.col("_n") == 1).drop("_n")
+    return chosen.join(counts, on="person_id", how="inner")
+
+
+def housing(reps: DataFrame) -> DataFrame:
+    """The address of each person, in the shape the household functions take."""
+    return reps.select("person_id", "state", "address_key", "unit_number", "zip5",
+                       F.col("res_city").alias("city"), F.col("address_status").alias("parse_status"))
+
+
+def persons(reps: DataFrame, person_households: DataFrame) -> DataFrame:
+    """One row per person.
+
+    Args:
+        reps: :func:`representatives`.
+        person_households: ``person_id, household_id``.
+
+    Returns:
+        DataFrame in the ``silver.persons`` schema.
+    """
+    return reps.join(person_households, on="person_id", how="left").select(
+        "person_id", "state", "state_voter_id", "registration_key", "registrations", "county_id", "county_name",
+        "status", "is_active", "first_name", "middle_name", "last_name", "name_suffix", "address_line",
+        "address_key", "unit_number", "res_city", "zip5", "phone", "email", "party", "race", "ethnicity",
+        "gender", "birth_date", "birth_year", "registration_date", "first_registered", "precinct",
+        "cong_dist", "state_senate", "state_house", "municipality", "household_id",
+        F.col("valid_from").alias("listed_since"),
+    )
+
+
+def votes(history: DataFrame, voter_ids: DataFrame, state: str) -> tuple[DataFrame, DataFrame]:
+    """Key vote-history records to persons; keep counted votes, one per person per election.
+
+    Args:
+        history: canonical ``vote_history`` records.
+        voter_ids: ``state_voter_id, person_id`` of every registration.
+        state: the two-letter state code.
+
+    Returns:
+        ``(votes, orphans)``: votes in the ``silver.vote_history`` schema, and
+        the counted votes whose voter id is in no registration (reported by
+        the build job, never silently dropped).
+    """
+    counted = history.where(
+        F.col("election_date").isNotNull()
+        & ~F.coalesce(F.col("voting_method").isin(*NOT_A_VOTE), F.lit(False))
+    ).select("*", F.upper("state_voter_id").alias("_svid"))
+    owners = voter_ids.groupBy(F.upper("state_voter_id").alias("_svid")).agg(F.min("person_id").alias("person_id"))
+    keyed = counted.join(owners, on="_svid", how="left")
+    out = keyed.where(F.col("person_id").isNotNull()).select(
+        "person_id",
+        F.lit(state).alias("state"),
+        F.col("_svid").alias("state_voter_id"),
+        "election_date",
+        F.coalesce("election_type", F.lit("OTHER")).alias("election_type"),
+        "voting_method",
+        "voted_party",
+        "county_id",
+        F.upper("precinct").alias("precinct"),
+    ).dropDuplicates(["person_id", "election_date"])
+    return out, keyed.where(F.col("person_id").isNull())
+
+
+def contact_records(contacts: DataFrame, state: str) -> DataFrame:
+    """Standardize canonical contact records for linking (names, address, phone, e-mail).
+
+    Args:
+        contacts: canonical ``contacts`` records.
+        state: the state whose voter ids the export quotes.
+
+    Returns:
+        The contact columns plus the linking columns ``record_id,
+        claimed_state_voter_id, first_name, last_name, address_key, zip5,
+        phone, email``.
+    """
+    parsed = standardize_addresses(contacts, "res_address1", out="_addr")
+    return parsed.select(
+        F.col("contact_id").alias("record_id"),
+        F.upper("state_voter_id").alias("claimed_state_voter_id"),
+        clean_person_name(F.col("first_name")).alias("first_name"),
+        split_name_suffix(F.col("last_name"))[0].alias("last_name"),
+        F.col("_addr.address_key").alias("address_key"),
+        zip5(F.col("res_zip")).alias("zip5"),
+        phone_e164(F.col("phone")).alias("phone"),
+        clean_email(F.col("email")).alias("email"),
+        "channel", "attempted_at", "result", "survey_question", "support_id", "program",
+        "_load_id",
+    )
+
+
+def digital_records(digital: DataFrame) -> DataFrame:
+    """Standardize canonical digital events for linking (phone, e-mail).
+
+    Args:
+        digital: canonical ``digital`` records.
+
+    Returns:
+        The event columns plus the linking columns (names and address null).
+    """
+    none = F.lit(None).cast("string")
+    return digital.select(
+        F.col("event_id").alias("record_id"),
+        none.alias("claimed_state_voter_id"),
+        none.alias("first_name"),
+        none.alias("last_name"),
+        none.alias("address_key"),
+        none.alias("zip5"),
+        phone_e164(F.col("phone")).alias("phone"),
+        clean_email(F.col("email")).alias("email"),
+        "channel", F.lower("event_type").alias("event_type"), "event_ts", "campaign", "_load_id",
+    )
+
+
+def _latest_per_id(records: DataFrame) -> DataFrame:
+    # A record re-exported in a later delivery: the latest load's copy wins.
+    newest = Window.partitionBy("record_id").orderBy(F.desc("_load_id"))
+    return records.select("*", F.row_number().over(newest).alias("_n")).where(F.col("_n") == 1)
+
+
+def contacts(records: DataFrame, links: DataFrame) -> DataFrame:
+    """Contact attempts keyed to persons.
+
+    Args:
+        records: :func:`contact_records` of every load.
+        links: ``record_id, person_id, match_probability, matched_by`` from linkage.
+
+    Returns:
+        DataFrame in the ``silver.contacts`` schema; unmatched contacts keep a
+        null ``person_id`` so that nothing is lost.
+    """
     valid_support = F.col("support_id").between(1, 5)
-    return linked.select(
-        "contact_id",
-        *first_match([("id_voter_key", "state_voter_id"), ("phone_voter_key", "phone")]),
+    return _latest_per_id(records).join(links, on="record_id", how="left").select(
+        F.col("record_id").alias("contact_id"),
+        "person_id",
+        F.coalesce("matched_by", F.lit("none")).alias("matched_by"),
+        "match_probability",
         "channel",
         "attempted_at",
-        "result_code",
-        F.coalesce(F.col("result_code").isin(*CONTACT_MADE_RESULTS), F.lit(False)).alias("is_contact"),
-        "survey_question",
+        F.upper("result").alias("result_code"),
+        F.coalesce(F.upper("result").isin(*CONTACT_MADE_RESULTS), F.lit(False)).alias("is_contact"),
+        F.upper("survey_question").alias("survey_question"),
         F.when(valid_support, F.col("support_id")).alias("support_id"),
         "program",
-    ).dropDuplicates(["contact_id"])
-
-
-def email_owners(bronze_contacts: DataFrame, silver_contacts: DataFrame) -> DataFrame:
-    """E-mail addresses a campaign recorded for exactly one matched voter.
-
-    Args:
-        bronze_contacts: contact export rows (carry the e-mail as recorded).
-        silver_contacts: the keyed contacts.
-
-    Returns:
-        Columns ``email`` and ``email_voter_key``.
-    """
-    recorded = bronze_contacts.select(
-        blank_to_null(F.col("contact_id")).alias("contact_id"), clean_email(F.col("email")).alias("email")
-    ).where(F.col("email").isNotNull())
-    keyed = recorded.join(
-        silver_contacts.where(F.col("voter_key").isNotNull()).select("contact_id", "voter_key"),
-        on="contact_id",
-        how="inner",
-    )
-    return (
-        keyed.groupBy("email")
-        .agg(F.countDistinct("voter_key").alias("_n"), F.first("voter_key").alias("email_voter_key"))
-        .where(F.col("_n") == 1)
-        .select("email", "email_voter_key")
     )
 
 
-def digital_events(
-    bronze_digital: DataFrame, silver_voters: DataFrame, emails: DataFrame, ts_format: str
-) -> DataFrame:
-    """Key digital events to voters by unique phone, else by a known e-mail.
+def digital_events(records: DataFrame, links: DataFrame) -> DataFrame:
+    """Digital events keyed to persons.
 
     Args:
-        bronze_digital: event rows (``digital`` layout).
-        silver_voters: the ``silver.voters`` table.
-        emails: output of :func:`email_owners`.
-        ts_format: pattern of ``event_ts``.
+        records: :func:`digital_records` of every load.
+        links: ``record_id, person_id, match_probability, matched_by`` from linkage.
 
     Returns:
         DataFrame in the ``silver.digital_events`` schema.
     """
-    parsed = bronze_digital.select(
-        blank_to_null(F.col("event_id")).alias("event_id"),
-        phone_e164(F.col("phone")).alias("phone"),
-        clean_email(F.col("email")).alias("email"),
-        F.lower(blank_to_null(F.col("channel"))).alias("channel"),
-        F.lower(blank_to_null(F.col("event_type"))).alias("event_type"),
-        F.try_to_timestamp(blank_to_null(F.col("event_ts")), F.lit(ts_format)).alias("event_ts"),
-        blank_to_null(F.col("campaign")).alias("campaign"),
-    ).where(
-        F.col("event_id").isNotNull()
-        & F.col("event_ts").isNotNull()
-        & F.col("channel").isNotNull()
-        & F.col("event_type").isNotNull()
-    )
-    linked = parsed.join(unique_phone_owners(silver_voters), on="phone", how="left").join(
-        emails, on="email", how="left"
-    )
-    return linked.select(
-        "event_id",
-        *first_match([("phone_voter_key", "phone"), ("email_voter_key", "email")]),
-        "channel",
+    return _latest_per_id(records).join(links, on="record_id", how="left").select(
+        F.col("record_id").alias("event_id"),
+        "person_id",
+        F.coalesce("matched_by", F.lit("none")).alias("matched_by"),
+        "match_probability",
+        F.lower("channel").alias("channel"),
         "event_type",
         "event_ts",
         "campaign",
-    ).dropDuplicates(["event_id"])
+    )
+

@@ -1,0 +1,1 @@
+"""Identity resolution with Splink on Spark."""

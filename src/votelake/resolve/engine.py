@@ -1,0 +1,324 @@
+"""Splink on Spark: the session hook-up, the comparisons, training and clean-up.
+
+Everything Splink-specific lives here so that :mod:`dedupe` and :mod:`link`
+read as data flow.
+
+String similarity. Splink's Spark backend computes Jaro-Winkler with Scala
+UDFs from a jar that ships inside the splink wheel
+(``scala-udf-similarity-*_spark4.x.jar``, built for Spark 4 / Scala 2.13). It
+loads on Spark 4.1: :func:`ensure_similarity_functions` adds it to the running
+session with the SQL ``ADD JAR`` command (Maven is not needed, and the session
+is not rebuilt), after which Splink registers the functions. Where a session
+cannot load jars, ``string_similarity: levenshtein`` builds every comparison
+from Spark SQL built-ins (``levenshtein``, ``soundex``, equality,
+``arrays_overlap``) instead.
+
+Intermediate tables. Splink breaks lineage after each heavy step; its default
+on Spark writes Parquet into the SparkContext's checkpoint directory, which
+this package never touches. We use ``break_lineage_method="persist"`` (cached
+DataFrames) and drop Splink's tables once the results are materialized.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Iterable, Mapping
+
+from pyspark.sql import DataFrame, SparkSession
+
+from votelake.resolve.settings import ResolveSettings
+
+logger = logging.getLogger(__name__)
+
+JAR_FUNCTION = "jaro_winkler"
+JAR_MARKER = "scala-udf-similarity"
+
+
+def ensure_similarity_functions(spark: SparkSession) -> None:
+    """Make the jar with Splink's similarity UDFs available to the session.
+
+    Adds the jar shipped in the splink wheel with ``ADD JAR`` unless the
+    functions are already registered or the jar was given at start-up
+    (``spark.jars``). Splink's :class:`SparkAPI` then registers the functions.
+
+    Args:
+        spark: the running session.
+    """
+    if spark.catalog.functionExists(JAR_FUNCTION):
+        return
+    if JAR_MARKER in (spark.conf.get("spark.jars", "") or ""):
+        return
+    from splink.backends.spark import similarity_jar_location
+
+    jar = similarity_jar_location()
+    spark.sql(f"ADD JAR '{jar}'")
+    logger.info("added Splink similarity jar %s", jar)
+
+
+def spark_api(spark: SparkSession, settings: ResolveSettings):
+    """A Splink Spark database API over the given session.
+
+    Args:
+        spark: the running session.
+        settings: resolution settings (similarity mode, partitions).
+
+    Returns:
+        A ``splink.SparkAPI`` that persists intermediate tables.
+    """
+    from splink.backends.spark import SparkAPI
+
+    use_jar = settings.string_similarity == "jaro_winkler"
+    if use_jar:
+        ensure_similarity_functions(spark)
+    return SparkAPI(
+        spark_session=spark,
+        break_lineage_method="persist",
+        num_partitions_on_repartition=settings.num_partitions,
+        register_udfs_automatically=use_jar,
+    )
+
+
+def drop_splink_tables(db_api, registered: Iterable[Any] = ()) -> None:
+    """Drop (and so un-cache) every table Splink created, and our registered inputs.
+
+    Args:
+        db_api: the ``SparkAPI`` used.
+        registered: SplinkDataFrames we registered as inputs.
+    """
+    db_api.delete_tables_created_by_splink_from_db()
+    for sdf in registered:
+        db_api.spark.catalog.dropTempView(sdf.physical_name)
+
+
+def materialize(df: DataFrame) -> DataFrame:
+    """Cache a result and compute it now, so that Splink's tables can be dropped.
+
+    Args:
+        df: a DataFrame derived from Splink's tables.
+
+    Returns:
+        The same rows, persisted (call ``unpersist()`` when done).
+    """
+    kept = df.persist()
+    kept.count()
+    return kept
+
+
+def model_dict(model: str | Mapping[str, Any]) -> dict[str, Any]:
+    """A saved Splink model as a dict.
+
+    Args:
+        model: the model's JSON text, or the dict itself.
+
+    Returns:
+        A fresh dict (Splink may mutate what it is given).
+    """
+    if isinstance(model, str):
+        return json.loads(model)
+    return json.loads(json.dumps(dict(model)))
+
+
+def model_json(linker) -> str:
+    """The trained model as Splink JSON (comparisons, parameters, blocking rules).
+
+    Args:
+        linker: a trained ``splink.Linker``.
+
+    Returns:
+        Pretty-printed JSON text, loadable by :func:`model_dict`.
+    """
+    return json.dumps(linker.misc.save_model_to_json(), indent=2, sort_keys=True)
+
+
+def train(linker, settings: ResolveSettings, prior_rules: Iterable[str], prior_recall: float,
+          training_rules: Iterable[str]) -> None:
+    """Estimate the model: prior, u by random sampling, m by EM.
+
+    Args:
+        linker: an untrained ``splink.Linker``.
+        settings: resolution settings (max pairs for u, seed).
+        prior_rules: near-certain rules for the prior.
+        prior_recall: share of all true matches the prior rules are expected to find.
+        training_rules: one EM session per blocking rule.
+    """
+    linker.training.estimate_probability_two_random_records_match(list(prior_rules), recall=prior_recall)
+    linker.training.estimate_u_using_random_sampling(max_pairs=settings.max_pairs_u, seed=settings.seed)
+    for rule in training_rules:
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            rule, estimate_without_term_frequencies=True
+        )
+
+
+# ---------------------------------------------------------------- comparisons
+
+
+def _level(sql: str, label: str, **extra: Any) -> dict[str, Any]:
+    return {"sql_condition": sql, "label_for_charts": label, **extra}
+
+
+def _null_level(*cols: str) -> dict[str, Any]:
+    cond = " OR ".join(f"{c}_l IS NULL OR {c}_r IS NULL" for c in cols)
+    return _level(cond, "null", is_null_level=True)
+
+
+def _tf(settings: ResolveSettings, col: str) -> dict[str, Any]:
+    return {"tf_adjustment_column": col, "tf_adjustment_weight": 1.0} if settings.term_frequency_adjustments else {}
+
+
+def _fuzzy_levels(col: str, settings: ResolveSettings) -> list[dict[str, Any]]:
+    """Similarity levels for a string column, strongest first."""
+    if settings.string_similarity == "jaro_winkler":
+        return [_level(f"jaro_winkler({col}_l, {col}_r) >= {t}", f"Jaro-Winkler >= {t}")
+                for t in settings.name_similarity]
+    return [_level(f"levenshtein({col}_l, {col}_r) <= {d}", f"Levenshtein <= {d}")
+            for d in settings.name_edit_distance]
+
+
+def _address_fuzzy(settings: ResolveSettings) -> str:
+    if settings.string_similarity == "jaro_winkler":
+        return f"jaro_winkler(address_key_l, address_key_r) >= {settings.address_similarity}"
+    return f"levenshtein(address_key_l, address_key_r) <= {settings.address_edit_distance}"
+
+
+def first_name_comparison(settings: ResolveSettings) -> dict[str, Any]:
+    """First name: exact, nickname-compatible, misspelt, different."""
+    return {
+        "output_column_name": "first_name",
+        "comparison_description": "first name",
+        "comparison_levels": [
+            _null_level("first_name"),
+            _level("first_name_l = first_name_r", "exact", **_tf(settings, "first_name")),
+            _level("arrays_overlap(first_name_aliases_l, first_name_aliases_r)", "nickname"),
+            *_fuzzy_levels("first_name", settings),
+            _level("ELSE", "different"),
+        ],
+    }
+
+
+def last_name_comparison(settings: ResolveSettings) -> dict[str, Any]:
+    """Last name: exact, misspelt, different."""
+    return {
+        "output_column_name": "last_name",
+        "comparison_description": "last name",
+        "comparison_levels": [
+            _null_level("last_name"),
+            _level("last_name_l = last_name_r", "exact", **_tf(settings, "last_name")),
+            *_fuzzy_levels("last_name", settings),
+            _level("ELSE", "different"),
+        ],
+    }
+
+
+def middle_name_comparison(settings: ResolveSettings) -> dict[str, Any]:
+    """Middle name: exact, initial against a full name, misspelt, different (null is neutral)."""
+    initial = ("substr(middle_name_l, 1, 1) = substr(middle_name_r, 1, 1)"
+               " AND (length(middle_name_l) = 1 OR length(middle_name_r) = 1)")
+    return {
+        "output_column_name": "middle_name",
+        "comparison_description": "middle name",
+        "comparison_levels": [
+            _null_level("middle_name"),
+            _level("middle_name_l = middle_name_r", "exact", **_tf(settings, "middle_name")),
+            _level(initial, "initial"),
+            *_fuzzy_levels("middle_name", settings)[:1],
+            _level("ELSE", "different"),
+        ],
+    }
+
+
+def suffix_comparison() -> dict[str, Any]:
+    """Generational suffix: same (or both none), one missing, different (JR vs SR)."""
+    return {
+        "output_column_name": "name_suffix",
+        "comparison_description": "name suffix",
+        "comparison_levels": [
+            _level("coalesce(name_suffix_l, '') = coalesce(name_suffix_r, '')", "same or both none"),
+            _level("name_suffix_l IS NULL OR name_suffix_r IS NULL", "one missing"),
+            _level("ELSE", "different"),
+        ],
+    }
+
+
+def birth_comparison(settings: ResolveSettings, has_birth_date: bool) -> dict[str, Any]:
+    """Birth date / year: same date, same year, within the tolerance, different."""
+    tol = settings.birth_year_tolerance
+    levels = [_null_level("birth_year")]
+    if has_birth_date:
+        levels.append(_level("birth_date_l = birth_date_r", "same date"))
+        levels.append(_level("birth_year_l = birth_year_r AND (birth_date_l IS NULL OR birth_date_r IS NULL)",
+                             "same year"))
+    else:
+        levels.append(_level("birth_year_l = birth_year_r", "same year"))
+    levels.append(_level(f"abs(birth_year_l - birth_year_r) <= {tol}", f"years within {tol}"))
+    levels.append(_level("ELSE", "different"))
+    return {"output_column_name": "birth", "comparison_description": "birth date or year",
+            "comparison_levels": levels}
+
+
+def gender_comparison() -> dict[str, Any]:
+    """Gender: same, different (unknown is neutral)."""
+    return {
+        "output_column_name": "gender",
+        "comparison_description": "gender",
+        "comparison_levels": [
+            _null_level("gender"),
+            _level("gender_l = gender_r", "same"),
+            _level("ELSE", "different"),
+        ],
+    }
+
+
+def location_comparison(settings: ResolveSettings, with_unit: bool, with_city: bool) -> dict[str, Any]:
+    """Residence: same address (and unit), misspelt address in the same ZIP, same ZIP, same city, elsewhere.
+
+    Address and ZIP are one comparison because they are not independent (the
+    same street line almost always has the same ZIP).
+    """
+    same = "address_key_l = address_key_r AND zip5_l = zip5_r"
+    levels = [_level("(address_key_l IS NULL OR address_key_r IS NULL) AND (zip5_l IS NULL OR zip5_r IS NULL)",
+                     "null", is_null_level=True)]
+    if with_unit:
+        levels.append(_level(f"{same} AND (unit_l <=> unit_r)", "same address and unit"))
+        levels.append(_level(same, "same address, other unit"))
+    else:
+        levels.append(_level(same, "same address"))
+    levels.append(_level(f"{_address_fuzzy(settings)} AND zip5_l = zip5_r", "similar address, same ZIP"))
+    levels.append(_level("zip5_l = zip5_r", "same ZIP"))
+    if with_city:
+        levels.append(_level("city_l = city_r", "same city"))
+    levels.append(_level("ELSE", "elsewhere"))
+    return {"output_column_name": "location", "comparison_description": "residence",
+            "comparison_levels": levels}
+
+
+def exact_comparison(col: str, label: str) -> dict[str, Any]:
+    """A key compared for equality (phone, e-mail); null is neutral."""
+    return {
+        "output_column_name": col,
+        "comparison_description": label,
+        "comparison_levels": [
+            _null_level(col),
+            _level(f"{col}_l = {col}_r", "same"),
+            _level("ELSE", "different"),
+        ],
+    }
+
+
+def present_columns(df: DataFrame, columns: Iterable[str]) -> set[str]:
+    """The columns that hold at least one non-null value (one small aggregate).
+
+    Args:
+        df: the prepared input.
+        columns: optional columns to check.
+
+    Returns:
+        The names of the columns with data.
+    """
+    from pyspark.sql import functions as F
+
+    cols = list(columns)
+    if not cols:
+        return set()
+    row = df.agg(*[F.count(F.col(c)).alias(c) for c in cols]).first()
+    return {c for c in cols if row is not None and row[c] > 0}

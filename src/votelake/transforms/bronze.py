@@ -1,0 +1,106 @@
+"""Landing rows → bronze rows and quarantine rows (pure DataFrame functions).
+
+The landing reader (in the ingest job) yields every layout column as a string,
+``_corrupt_record``, the file path, the file split's start offset and a row id
+from ``monotonically_increasing_id``. Here those become line numbers, the
+per-row defects decide bronze or quarantine, and the load columns are added.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from votelake.layouts import Layout
+from votelake.transforms.canonicalize import CORRUPT, defects
+
+SOURCE_FILE, BLOCK_START, ROW_ID, LINE = "_source_file", "_block_start", "_row_id", "_line"
+
+
+def with_line_numbers(parsed: DataFrame, header: bool) -> DataFrame:
+    """Number each row by its line in its file (1-based, the header is line 1).
+
+    A file split is read in order inside one task, so rows of a split have
+    consecutive row ids; a split's first line number is the count of rows in
+    the file's earlier splits. Blank lines, which the reader skips, are not
+    counted.
+
+    Args:
+        parsed: rows with ``_source_file``, ``_block_start`` and ``_row_id``
+            (``monotonically_increasing_id`` taken right at the scan).
+        header: whether each file starts with a header line.
+
+    Returns:
+        ``parsed`` with ``_line`` (bigint) instead of the helper columns.
+    """
+    splits = parsed.groupBy(SOURCE_FILE, BLOCK_START).agg(
+        F.min(ROW_ID).alias("_first_id"), F.count("*").alias("_rows"))
+    earlier = Window.partitionBy(SOURCE_FILE).orderBy(BLOCK_START).rowsBetween(Window.unboundedPreceding, -1)
+    offsets = splits.select(
+        SOURCE_FILE, BLOCK_START, "_first_id",
+        F.coalesce(F.sum("_rows").over(earlier), F.lit(0)).alias("_before"),
+    )
+    first_line = F.lit(2 if header else 1)
+    numbered = parsed.join(F.broadcast(offsets), on=[SOURCE_FILE, BLOCK_START], how="inner")
+    line = (first_line + F.col("_before") + F.col(ROW_ID) - F.col("_first_id")).cast("bigint")
+    keep = [c for c in parsed.columns if c not in (BLOCK_START, ROW_ID)]
+    return numbered.select(*keep, line.alias(LINE))
+
+
+def snapshot_date(pattern: str | None, loaded_at: dt.datetime) -> Column:
+    """The snapshot date of each row: from its file name when a pattern is given, else the load date.
+
+    Args:
+        pattern: a regex whose first group is a ``yyyyMMdd`` date in the file path.
+        loaded_at: the load's time.
+
+    Returns:
+        A DateType Column.
+    """
+    load_date = F.lit(loaded_at.date())
+    if not pattern:
+        return load_date
+    named = F.try_to_date(F.regexp_extract(F.col(SOURCE_FILE), pattern, 1), "yyyyMMdd")
+    return F.coalesce(named, load_date)
+
+
+def split_bronze(
+    parsed: DataFrame, layout: Layout, source: str, load_id: str, loaded_at: dt.datetime,
+    snapshot: Column,
+) -> tuple[DataFrame, DataFrame]:
+    """Split numbered landing rows into bronze rows and quarantine rows.
+
+    Args:
+        parsed: output of :func:`with_line_numbers`.
+        layout: the source's layout.
+        source: the source name, recorded in quarantine.
+        load_id: this load's id.
+        loaded_at: this load's time.
+        snapshot: the snapshot-date Column (:func:`snapshot_date`).
+
+    Returns:
+        ``(good, quarantined)``: good rows in the bronze table's columns;
+        quarantined rows with every reason (``; ``-separated), the raw record
+        (the line for a malformed row, else the parsed fields as JSON), file and line.
+    """
+    loaded = F.lit(loaded_at).cast("timestamp")
+    reasons = parsed.select("*", defects(layout).alias("_defects"))
+    usable = F.size("_defects") == 0
+    data_cols = list(layout.columns) + ([layout.wide_history.column] if layout.wide_history else [])
+    good = reasons.where(usable).select(
+        *data_cols, SOURCE_FILE, LINE, F.lit(load_id).alias("_load_id"), loaded.alias("_loaded_at"),
+        snapshot.alias("_snapshot_date"),
+    )
+    raw = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*data_cols)))
+    bad = reasons.where(~usable).select(
+        F.lit(source).alias("source"),
+        F.array_join("_defects", "; ").alias("reason"),
+        raw.alias("raw"),
+        SOURCE_FILE,
+        LINE,
+        F.lit(load_id).alias("_load_id"),
+        loaded.alias("_loaded_at"),
+    )
+    return good, bad
