@@ -59,14 +59,8 @@ def test_standardize_addresses_parts_keys_and_status(spark):
     out = standardize_addresses(raw, "raw")
     assert out.columns == ["id", "raw", "address"]
     assertDataFrameEqual(out.select("id", "address.*"), expected)
-
-
-def test_parse_address_column_matches_distinct_join(spark):
-    raw, _ = _address_frames(spark)
-    assertDataFrameEqual(
-        raw.select("id", parse_address("raw").alias("address")),
-        standardize_addresses(raw, "raw").select("id", "address"),
-    )
+    # the Column function, which parses every row, gives the same result
+    assertDataFrameEqual(raw.select("id", parse_address("raw").alias("address")).select("id", "address.*"), expected)
 
 
 def test_standardize_addresses_appends_a_secondary_line(spark):

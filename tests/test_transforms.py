@@ -44,78 +44,102 @@ def test_standardizers(spark):
     assertDataFrameEqual(out, expected)
 
 
-NCVOTER_COLS = [
-    "ncid", "county_id", "county_desc", "voter_reg_num", "status_cd", "reason_cd", "first_name",
-    "middle_name", "last_name", "name_suffix_lbl", "res_street_address", "res_city_desc", "zip_code",
-    "full_phone_number", "party_cd", "race_code", "ethnic_code", "gender_code", "birth_year",
-    "birth_state", "registr_dt", "precinct_abbrv", "cong_dist_abbrv", "nc_senate_abbrv",
-    "nc_house_abbrv", "municipality_abbrv",
-]
+def _snapshot_rows(spark, rows):
+    """Registration snapshots in the registration_snapshots shape: (key, date, load id, attribute overrides)."""
+    base = {c: None for c in silver.REGISTRATION_ATTRIBUTES}
+    base.update(state="NC", state_voter_id="X", registration_id="X", is_active=True)
+    schema = "registration_key string, snapshot_date date, _load_id string, " + ", ".join(
+        f"{c} {_REG_TYPES.get(c, 'string')}" for c in silver.REGISTRATION_ATTRIBUTES)
+    data = [(k, d, load, *[{**base, **over}[c] for c in silver.REGISTRATION_ATTRIBUTES]) for k, d, load, over in rows]
+    return spark.createDataFrame(data, schema)
 
 
-def _ncvoter_row(ncid, county, status, registered, first="ann", phone=""):
-    values = {
-        "ncid": ncid, "county_id": county, "county_desc": "wake", "voter_reg_num": "1", "status_cd": status,
-        "reason_cd": "AV", "first_name": first, "middle_name": "", "last_name": "lee", "name_suffix_lbl": "",
-        "res_street_address": "1 main st", "res_city_desc": "raleigh", "zip_code": "27601.0",
-        "full_phone_number": phone, "party_cd": "dem", "race_code": "W", "ethnic_code": "NL",
-        "gender_code": "F", "birth_year": "1980", "birth_state": "NC", "registr_dt": registered,
-        "precinct_abbrv": "01", "cong_dist_abbrv": "2", "nc_senate_abbrv": "15", "nc_house_abbrv": "33",
-        "municipality_abbrv": "",
-    }
-    return tuple(values[c] for c in NCVOTER_COLS)
+_REG_TYPES = {"county_id": "int", "is_active": "boolean", "birth_date": "date", "birth_year": "int",
+              "registration_date": "date", "confidential": "boolean"}
+S1, S2, S3 = dt.date(2024, 1, 1), dt.date(2024, 6, 1), dt.date(2025, 1, 1)
 
 
-def test_voters_keeps_active_registration_of_a_moved_voter(spark):
-    bronze = _strings(
-        spark,
-        NCVOTER_COLS,
-        [
-            _ncvoter_row("AB1", "92", "R", "01/02/2010"),  # old county, removed after the move
-            _ncvoter_row("AB1", "60", "A", "03/04/2020", phone="919.555.0100"),
-            _ncvoter_row("CD2", "92", "I", "bad-date"),
-            _ncvoter_row(" ", "92", "A", "01/01/2000"),  # no voter id: not a voter row
-        ],
-    ).withColumn("_loaded_at", F.lit(dt.datetime(2026, 9, 1, 12)))
-    out = silver.voters(bronze, "NC", "MM/dd/yyyy").select(
-        "voter_key", "county_id", "status_cd", "is_active", "first_name", "zip5", "phone", "registration_date",
-        "snapshot_date",
+def test_registration_history_is_scd2(spark):
+    snaps = _snapshot_rows(spark, [
+        # R1: party changes at S2, then unchanged at S3 → two versions, the second current.
+        ("NC:R1", S1, "L1", {"party": "DEM", "status": "ACTIVE"}),
+        ("NC:R1", S2, "L2", {"party": "UNA", "status": "ACTIVE"}),
+        ("NC:R1", S3, "L3", {"party": "UNA", "status": "ACTIVE", "phone": "+19195550100"}),
+        # R2: listed at S1, gone at S2, back at S3 → a closed version and a new one.
+        ("NC:R2", S1, "L1", {"address_line": "1 MAIN ST"}),
+        ("NC:R2", S3, "L3", {"address_line": "1 MAIN ST"}),
+        # R3: dropped from the newest snapshot → its only version ends at S3, not current.
+        ("NC:R3", S1, "L1", {}),
+        ("NC:R3", S2, "L2", {}),
+        # the same snapshot loaded twice: the later load wins, no extra version
+        ("NC:R3", S2, "L2b", {}),
+    ])
+    got = silver.registration_history(snaps).select(
+        "registration_key", "version", "valid_from", "valid_to", "is_current", "party", "phone", "snapshots")
+    expected = spark.createDataFrame([
+        ("NC:R1", 1, S1, S2, False, "DEM", None, 1),
+        ("NC:R1", 2, S2, None, True, "UNA", "+19195550100", 2),
+        ("NC:R2", 1, S1, S2, False, None, None, 1),
+        ("NC:R2", 2, S3, None, True, None, None, 1),
+        ("NC:R3", 1, S1, S3, False, None, None, 2),
+    ], "registration_key string, version int, valid_from date, valid_to date, is_current boolean, party string, "
+       "phone string, snapshots int")
+    assertDataFrameEqual(got, expected)
+
+
+def test_registration_snapshots_standardize_and_keep_raw(spark):
+    from votelake.canonical import FIELDS
+
+    cols = list(FIELDS["voters"]) + ["_source_file", "_load_id"]
+    values = {"state_voter_id": "ab1", "registration_id": "60-1", "first_name": "  mary  ann", "last_name": "Smith Jr.",
+              "res_address1": "12 north main street", "res_address2": "apt 4", "res_zip": "27601.0",
+              "phone": "(919) 555-0142", "email": " Ann@Example.COM", "cong_dist": "6.0", "status": "ACTIVE",
+              "confidential": "N", "_source_file": "f", "_load_id": "L1"}
+    df = spark.createDataFrame([tuple(values.get(c) for c in cols)], ", ".join(
+        f"{c} {'int' if c in ('county_id', 'birth_year') else 'date' if c in ('birth_date', 'registration_date') else 'string'}"
+        for c in cols)).select("*", F.lit(S1).alias("_snapshot_date"))
+    got = silver.registration_snapshots(df, "NC").select(
+        "registration_key", "state_voter_id", "first_name", "last_name", "name_suffix", "last_name_raw",
+        "address_line", "address_key", "unit_number", "zip5", "phone", "email", "cong_dist", "is_active",
+        "confidential")
+    expected = spark.createDataFrame([(
+        "NC:60-1", "AB1", "MARY ANN", "SMITH", "JR", "Smith Jr.", "12 N MAIN ST APT 4", "12 N MAIN ST", "4",
+        "27601", "+19195550142", "ann@example.com", "6", True, False)],
+        "registration_key string, state_voter_id string, first_name string, last_name string, name_suffix string, "
+        "last_name_raw string, address_line string, address_key string, unit_number string, zip5 string, "
+        "phone string, email string, cong_dist string, is_active boolean, confidential boolean")
+    assertDataFrameEqual(got, expected)
+
+
+def test_votes_are_keyed_to_persons_and_orphans_reported(spark):
+    history = spark.createDataFrame([
+        ("ab1", G24, "GENERAL", "EARLY", None, 92, "01"),
+        ("AB1", G24, "GENERAL", "IN_PERSON", None, 92, "01"),  # the same vote twice: kept once
+        ("CD2", G24, "GENERAL", "DID_NOT_VOTE", None, 92, "01"),  # a history record but not a vote
+        ("EF3", G24, "GENERAL", "MAIL", None, 92, "01"),  # no such registration
+        ("GH4", P24, "PRESIDENTIAL_PRIMARY", None, "REP", 92, "01"),
+    ], "state_voter_id string, election_date date, election_type string, voting_method string, "
+       "voted_party string, county_id int, precinct string")
+    ids = spark.createDataFrame([("AB1", "P1"), ("CD2", "P2"), ("GH4", "P1")], "state_voter_id string, person_id string")
+    votes, orphans = silver.votes(history, ids, "NC")
+    assertDataFrameEqual(
+        votes.select("person_id", "state_voter_id", "election_date", "election_type", "voted_party"),
+        spark.createDataFrame([("P1", "AB1", G24, "GENERAL", None), ("P1", "GH4", P24, "PRESIDENTIAL_PRIMARY", "REP")],
+                              "person_id string, state_voter_id string, election_date date, election_type string, "
+                              "voted_party string"),
+        checkRowOrder=False,
     )
-    expected = spark.createDataFrame(
-        [
-            ("NC:AB1", 60, "A", True, "ANN", "27601", "+19195550100", dt.date(2020, 3, 4), dt.date(2026, 9, 1)),
-            ("NC:CD2", 92, "I", False, "ANN", "27601", None, None, dt.date(2026, 9, 1)),
-        ],
-        "voter_key string, county_id int, status_cd string, is_active boolean, first_name string, "
-        "zip5 string, phone string, registration_date date, snapshot_date date",
-    )
-    assertDataFrameEqual(out, expected)
-
-
-def test_latest_load_keeps_only_newest(spark):
-    df = spark.createDataFrame([("20260101T000000-a", 1), ("20260301T000000-b", 2), ("20260301T000000-b", 3)],
-                               "_load_id string, v int")
-    assertDataFrameEqual(silver.latest_load(df).select("v"), spark.createDataFrame([(2,), (3,)], "v int"))
-
-
-@pytest.mark.parametrize(
-    "desc, kind",
-    [("11/05/2024 GENERAL", "GENERAL"), ("03/05/2024 PRIMARY", "PRIMARY"),
-     ("11/07/2023 MUNICIPAL GENERAL", "MUNICIPAL"), ("04/01/2025 SPECIAL", "OTHER")],
-)
-def test_election_type(spark, desc, kind):
-    df = spark.createDataFrame([(desc,)], "d string")
-    assert df.select(silver.election_type(F.col("d"))).first()[0] == kind
+    assert [r["state_voter_id"] for r in orphans.collect()] == ["EF3"]
 
 
 VOTERS_SCHEMA = (
-    "voter_key string, state string, county_id int, precinct string, cong_dist string, is_active boolean, "
-    "gender_code string, race_code string, ethnic_code string, party_cd string, birth_year int, "
-    "registration_date date, phone string"
+    "person_id string, state_voter_id string, state string, county_id int, precinct string, cong_dist string, "
+    "is_active boolean, gender string, race string, ethnicity string, party string, birth_year int, "
+    "first_registered date, phone string"
 )
-HISTORY_SCHEMA = "voter_key string, election_date date, election_type string, voting_method string, voted_party_cd string"
-CONTACTS_SCHEMA = "voter_key string, attempted_at timestamp, is_contact boolean, support_id int"
-DIGITAL_SCHEMA = "voter_key string, event_ts timestamp, event_type string"
+HISTORY_SCHEMA = "person_id string, election_date date, election_type string, voting_method string, voted_party string"
+CONTACTS_SCHEMA = "person_id string, attempted_at timestamp, is_contact boolean, support_id int"
+DIGITAL_SCHEMA = "person_id string, event_ts timestamp, event_type string"
 
 G16, G20, G24 = dt.date(2016, 11, 8), dt.date(2020, 11, 3), dt.date(2024, 11, 5)
 P24 = dt.date(2024, 3, 5)
@@ -126,21 +150,24 @@ ELECTIONS = [feat.Election(G16, "GENERAL"), feat.Election(G20, "GENERAL"), feat.
 def _feature_inputs(spark):
     voters = spark.createDataFrame(
         [
-            ("NC:1", "NC", 92, "01", "2", True, "F", "W", "NL", "DEM", 1960, dt.date(2000, 1, 1), "+19195550100"),
+            ("NC:1", "1", "NC", 92, "01", "2", True, "F", "WHITE", "NOT_HISPANIC", "DEM", 1960, dt.date(2000, 1, 1),
+             "+19195550100"),
             # registered in 2019 and born 2000: eligible for 2020 only (18 in 2018, too late for 2016)
-            ("NC:2", "NC", 92, "01", "2", True, "M", "B", "NL", "UNA", 2000, dt.date(2019, 6, 1), None),
+            ("NC:2", "2", "NC", 92, "01", "2", True, "M", "BLACK", "NOT_HISPANIC", "UNA", 2000, dt.date(2019, 6, 1),
+             None),
             # registered after the cutoff: not in the training population
-            ("NC:3", "NC", 60, "07", "12", True, "U", "U", "UN", "REP", 1990, dt.date(2025, 1, 1), None),
+            ("NC:3", "3", "NC", 60, "07", "12", True, "U", "UNKNOWN", "UNKNOWN", "REP", 1990, dt.date(2025, 1, 1),
+             None),
         ],
         VOTERS_SCHEMA,
     )
     history = spark.createDataFrame(
         [
-            ("NC:1", G16, "GENERAL", "IN-PERSON", "DEM"),
-            ("NC:1", G20, "GENERAL", "ABSENTEE BY MAIL", "DEM"),
-            ("NC:1", P24, "PRIMARY", "IN-PERSON", "DEM"),
-            ("NC:1", G24, "GENERAL", "IN-PERSON", "DEM"),  # the label election: must not leak
-            ("NC:2", G24, "GENERAL", "IN-PERSON", "UNA"),
+            ("NC:1", G16, "GENERAL", "IN_PERSON", "DEM"),
+            ("NC:1", G20, "GENERAL", "MAIL", "DEM"),
+            ("NC:1", P24, "PRESIDENTIAL_PRIMARY", "IN_PERSON", "DEM"),  # counted with primaries
+            ("NC:1", G24, "GENERAL", "IN_PERSON", "DEM"),  # the label election: must not leak
+            ("NC:2", G24, "GENERAL", "IN_PERSON", "UNA"),
         ],
         HISTORY_SCHEMA,
     )
@@ -155,7 +182,7 @@ def _feature_inputs(spark):
 def test_features_use_only_events_before_as_of(spark):
     voters, history, contacts, digital = _feature_inputs(spark)
     out = feat.voter_features(voters, history, contacts, digital, G24, ELECTIONS).select(
-        "voter_key", "age", "generals_eligible", "generals_voted", "general_rate", "primaries_voted",
+        "person_id", "age", "generals_eligible", "generals_voted", "general_rate", "primaries_voted",
         "voted_last_general", "early_or_mail_share", "dem_ballots", "contact_attempts", "digital_events",
     )
     expected = spark.createDataFrame(
@@ -163,7 +190,7 @@ def test_features_use_only_events_before_as_of(spark):
             ("NC:1", 64, 2, 2, 1.0, 1, 1, 1 / 3, 1, 1, 0),
             ("NC:2", 24, 1, 0, 0.0, 0, 0, None, 0, 0, 0),
         ],
-        "voter_key string, age int, generals_eligible int, generals_voted int, general_rate double, "
+        "person_id string, age int, generals_eligible int, generals_voted int, general_rate double, "
         "primaries_voted int, voted_last_general int, early_or_mail_share double, dem_ballots int, "
         "contact_attempts int, digital_events int",
     )
@@ -175,7 +202,7 @@ def test_no_event_after_cutoff_leaks(spark):
     voters, history, contacts, digital = _feature_inputs(spark)
     before = feat.voter_features(voters, history, contacts, digital, G24, ELECTIONS)
     future_history = history.unionByName(
-        spark.createDataFrame([("NC:2", dt.date(2026, 3, 3), "PRIMARY", "IN-PERSON", "REP")], HISTORY_SCHEMA)
+        spark.createDataFrame([("NC:2", dt.date(2026, 3, 3), "PRIMARY", "IN_PERSON", "REP")], HISTORY_SCHEMA)
     )
     future_contacts = contacts.unionByName(
         spark.createDataFrame([("NC:2", dt.datetime(2024, 11, 5), True, 5)], CONTACTS_SCHEMA)
@@ -191,75 +218,31 @@ def test_turnout_and_support_labels(spark):
     _, history, contacts, _ = _feature_inputs(spark)
     assertDataFrameEqual(
         feat.turnout_labels(history, feat.Election(G24, "GENERAL")),
-        spark.createDataFrame([("NC:1", 1.0), ("NC:2", 1.0)], "voter_key string, label double"),
+        spark.createDataFrame([("NC:1", 1.0), ("NC:2", 1.0)], "person_id string, label double"),
     )
     # the later ID (2) wins over the earlier (1); both mean support
     assertDataFrameEqual(
         feat.support_labels(contacts, dt.date(2026, 9, 1)),
-        spark.createDataFrame([("NC:1", 1.0)], "voter_key string, label double"),
+        spark.createDataFrame([("NC:1", 1.0)], "person_id string, label double"),
     )
 
 
-CONTACT_COLS = ["contact_id", "state_voter_id", "phone", "email", "channel", "attempted_at", "result_code",
-                "survey_question", "support_id", "program"]
-DIGITAL_COLS = ["event_id", "email", "phone", "channel", "event_type", "event_ts", "campaign"]
-
-
-def test_contacts_and_digital_are_keyed_by_id_then_phone_then_email(spark):
-    voters = spark.createDataFrame(
-        [("NC:A1", "+19195550100"), ("NC:B2", "+19195550200"), ("NC:C3", "+19195550300"),
-         ("NC:D4", "+19195550300")],  # a shared phone identifies nobody
-        "voter_key string, phone string",
-    )
-    bronze_contacts = _strings(spark, CONTACT_COLS, [
-        ("c1", "a1", "", "", "door", "2026-07-01T10:00:00", "canvassed", "SUPPORT_2026", "2", "id_2026"),
-        ("c2", "", "(919) 555-0200", "Pat@Example.org", "phone", "2026-07-02T10:00:00", "NO_ANSWER", "", "", ""),
-        ("c3", "ZZ9", "919-555-0300", "", "text", "2026-07-03T10:00:00", "REPLIED", "", "9", ""),
-        ("c4", "", "", "", "door", "not a time", "CANVASSED", "", "", ""),  # no timestamp: not a contact row
-    ])
-    keyed = silver.contacts(bronze_contacts, voters, "NC", "yyyy-MM-dd'T'HH:mm:ss")
-    assertDataFrameEqual(
-        keyed.select("contact_id", "voter_key", "matched_by", "channel", "is_contact", "support_id"),
-        spark.createDataFrame(
-            [("c1", "NC:A1", "state_voter_id", "DOOR", True, 2), ("c2", "NC:B2", "phone", "PHONE", False, None),
-             ("c3", None, "none", "TEXT", True, None)],
-            "contact_id string, voter_key string, matched_by string, channel string, is_contact boolean, "
-            "support_id int",
-        ),
-    )
-    emails = silver.email_owners(bronze_contacts, keyed)
-    bronze_digital = _strings(spark, DIGITAL_COLS, [
-        ("e1", "", "9195550100", "email", "open", "2026-07-05T08:00:00", "x"),
-        ("e2", " pat@example.org", "", "web", "signup", "2026-07-06T08:00:00", "x"),
-        ("e3", "nobody@example.net", "", "sms", "click", "2026-07-07T08:00:00", "x"),
-    ])
-    assertDataFrameEqual(
-        silver.digital_events(bronze_digital, voters, emails, "yyyy-MM-dd'T'HH:mm:ss").select(
-            "event_id", "voter_key", "matched_by"
-        ),
-        spark.createDataFrame(
-            [("e1", "NC:A1", "phone"), ("e2", "NC:B2", "email"), ("e3", None, "none")],
-            "event_id string, voter_key string, matched_by string",
-        ),
-    )
-
-
-def test_malformed_landing_rows_are_quarantined_not_dropped(spark, tmp_path):
-    from votelake.jobs.ingest import read_landing, split_bronze
-    from votelake.landing import list_files
-    from votelake.layouts import Layout
-
-    layout = Layout(name="t", format="delimited", columns=("a", "b", "c"), delimiter="\t")
-    (tmp_path / "f.txt").write_text("a\tb\tc\n1\t2\t3\n4\t5\n6\t7\t8\t9\n10\t11\t12\n")
-    # Spark only evaluates the corrupt-record column on materialized input; the job persists too.
-    parsed = read_landing(spark, layout, list_files(str(tmp_path))).cache()
-    good, bad = split_bronze(parsed, "t", "L1", dt.datetime(2026, 1, 1))
-    assertDataFrameEqual(
-        good.select("a", "b", "c", "_load_id"),
-        spark.createDataFrame([("1", "2", "3", "L1"), ("10", "11", "12", "L1")], "a string, b string, c string, _load_id string"),
-    )
-    assertDataFrameEqual(
-        bad.select("source", "raw"),
-        spark.createDataFrame([("t", "4\t5"), ("t", "6\t7\t8\t9")], "source string, raw string"),
-    )
-    assert good.count() + bad.count() == 4
+def test_contacts_and_digital_take_links_and_keep_unmatched(spark):
+    records = spark.createDataFrame([
+        ("c1", "DOOR", dt.datetime(2026, 7, 1, 10), "canvassed", "support_2026", 2, "id_2026", "L1"),
+        ("c1", "DOOR", dt.datetime(2026, 7, 1, 10), "canvassed", "support_2026", 2, "id_2026", "L0"),  # older copy
+        ("c2", "PHONE", dt.datetime(2026, 7, 2, 10), "NO_ANSWER", None, None, None, "L1"),
+        ("c3", "TEXT", dt.datetime(2026, 7, 3, 10), "REPLIED", None, 9, None, "L1"),
+    ], "record_id string, channel string, attempted_at timestamp, result string, survey_question string, "
+       "support_id int, program string, _load_id string")
+    links = spark.createDataFrame([("c1", "P1", None, "state_voter_id"), ("c2", "P2", 0.999, "splink")],
+                                  "record_id string, person_id string, match_probability double, matched_by string")
+    got = silver.contacts(records, links).select(
+        "contact_id", "person_id", "matched_by", "result_code", "is_contact", "survey_question", "support_id")
+    expected = spark.createDataFrame([
+        ("c1", "P1", "state_voter_id", "CANVASSED", True, "SUPPORT_2026", 2),
+        ("c2", "P2", "splink", "NO_ANSWER", False, None, None),
+        ("c3", None, "none", "REPLIED", True, None, None),
+    ], "contact_id string, person_id string, matched_by string, result_code string, is_contact boolean, "
+       "survey_question string, support_id int")
+    assertDataFrameEqual(got, expected)
