@@ -75,13 +75,10 @@ def read_landing(spark: SparkSession, layout: Layout, files: list[LandingFile],
     if layout.format == "jsonl":
         raw = reader.option("encoding", layout.encoding).json(paths)
     else:
-        raw = (
-            reader.option("sep", layout.delimiter)
-            .option("header", layout.header)
-            .option("encoding", layout.encoding)
-            .option("enforceSchema", True)
-            .csv(paths)
-        )
+        # Header lines are read as rows and dropped once numbered (with_line_numbers):
+        # the header was already checked against the layout, and Spark's own
+        # header handling would only warn about the names it does not use.
+        raw = reader.option("sep", layout.delimiter).option("header", False).option("encoding", layout.encoding).csv(paths)
     extra = []
     if layout.wide_history is not None:
         cells = F.map_from_arrays(F.array(*[F.lit(c) for c in election_columns]),

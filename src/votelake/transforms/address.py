@@ -215,7 +215,7 @@ def _flatten(features: dict, prefix: str = "") -> list[str]:
     return names
 
 
-@functools.lru_cache(maxsize=1 << 18)
+@functools.lru_cache(maxsize=1 << 16)  # ~1 KB a token: at most ~70 MB per worker
 def _token_attributes(token: str) -> tuple[list[str], list[str], list[str]]:
     """One token's attributes as itself, as the previous token and as the next token."""
     own = _flatten(usaddress.tokenFeatures(token))
@@ -229,8 +229,9 @@ def _tag(text: str) -> list[tuple[str, str]]:
     re-flattens them for each address. Here each distinct token's attributes
     are computed once (by usaddress's own ``tokenFeatures``) and assembled in
     the order ``usaddress.tokens2features`` produces them (own, previous, next,
-    start/end flags), so the tagger sees the same attributes with the same
-    weights, summed in the same order.
+    start/end flags). The tagger thus sees the same weighted attributes in the
+    same order, less those of weight 0, which add exactly nothing to a score:
+    the labels are identical (``tests/test_standardize.py`` checks this).
     """
     tokens = usaddress.tokenize(text)
     if not tokens:

@@ -20,7 +20,7 @@ SOURCE_FILE, BLOCK_START, ROW_ID, LINE = "_source_file", "_block_start", "_row_i
 
 
 def with_line_numbers(parsed: DataFrame, header: bool) -> DataFrame:
-    """Number each row by its line in its file (1-based, the header is line 1).
+    """Number each row by its line in its file (1-based) and drop header lines.
 
     A file split is read in order inside one task, so rows of a split have
     consecutive row ids; a split's first line number is the count of rows in
@@ -30,7 +30,8 @@ def with_line_numbers(parsed: DataFrame, header: bool) -> DataFrame:
     Args:
         parsed: rows with ``_source_file``, ``_block_start`` and ``_row_id``
             (``monotonically_increasing_id`` taken right at the scan).
-        header: whether each file starts with a header line.
+        header: whether each file starts with a header line (read as a row,
+            line 1, and dropped here).
 
     Returns:
         ``parsed`` with ``_line`` (bigint) instead of the helper columns.
@@ -42,11 +43,11 @@ def with_line_numbers(parsed: DataFrame, header: bool) -> DataFrame:
         SOURCE_FILE, BLOCK_START, "_first_id",
         F.coalesce(F.sum("_rows").over(earlier), F.lit(0)).alias("_before"),
     )
-    first_line = F.lit(2 if header else 1)
     numbered = parsed.join(F.broadcast(offsets), on=[SOURCE_FILE, BLOCK_START], how="inner")
-    line = (first_line + F.col("_before") + F.col(ROW_ID) - F.col("_first_id")).cast("bigint")
+    line = (F.lit(1) + F.col("_before") + F.col(ROW_ID) - F.col("_first_id")).cast("bigint")
     keep = [c for c in parsed.columns if c not in (BLOCK_START, ROW_ID)]
-    return numbered.select(*keep, line.alias(LINE))
+    out = numbered.select(*keep, line.alias(LINE))
+    return out.where(F.col(LINE) > 1) if header else out
 
 
 def snapshot_date(pattern: str | None, loaded_at: dt.datetime) -> Column:
