@@ -32,6 +32,7 @@ settings = load_settings(
         f"synth.out={workdir}/synth",
         f"landing={workdir}/synth/landing",
         f"storage.lakehouse={workdir}/lakehouse",
+        f"quality.results_dir={workdir}/quality",
         f"mlflow.tracking_uri=sqlite:///{workdir}/mlflow.db",
         f"mlflow.artifact_root={workdir}/mlartifacts",
         "spark.master=local[2]",

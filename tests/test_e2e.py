@@ -44,6 +44,7 @@ def settings(tmp_path_factory):
             f"synth.out={root / 'synth'}",
             f"landing={root / 'synth' / 'landing'}",
             f"storage.lakehouse={root / 'lakehouse'}",
+            f"quality.results_dir={root / 'quality'}",
             "storage.backend=delta-rs",
             f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
             f"mlflow.artifact_root={root / 'mlartifacts'}",

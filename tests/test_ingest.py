@@ -54,6 +54,7 @@ def _setup(tmp_path: Path, files: dict[str, bytes], layout: dict = T_VOTERS, fol
         (landing / name).write_bytes(content)
     conf = {
         "storage": {"lakehouse": str(tmp_path / "lake")},
+        "quality": {"results_dir": str(tmp_path / "quality")},
         "landing": str(tmp_path / "landing"),
         "layouts": str(layouts),
         "sources": [{"name": "t_voters", "layout": layout["name"], "path": folder, "files": pattern}],

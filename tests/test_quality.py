@@ -157,7 +157,8 @@ def _write(tmp_path: Path, table: str, text: str) -> Path:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda s: s.replace("row_count_change:", "row_count_chnage:"), "row_count_chnage: Extra inputs are not permitted"),
+        (lambda s: s.replace("row_count_change:", "row_count_chnage:"),
+         "row_count_chnage: Extra inputs are not permitted"),
         (lambda s: s.replace("    severity: warning\n", "    severity: warning\n    sevrity: critical\n"),
          "unknown key(s) ['sevrity']"),
         (lambda s: s.replace("expect_compound_columns_to_be_unique", "expect_compound_columns_to_be_uniq"),
@@ -249,6 +250,6 @@ def test_shipped_value_sets_are_the_canonical_codes():
             if want is None and column in coded:
                 want = set(CODE_SETS[coded[column]])
             if want is not None:
-                assert set(entry.kwargs["value_set"]) == want, f"{name}.{column}: value_set is not the canonical set"
+                assert set(entry.kwargs["value_set"]) == want, f"{name}.{column}: not the canonical value set"
                 checked += 1
     assert checked >= 10

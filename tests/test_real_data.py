@@ -23,8 +23,9 @@ pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real extracts not fo
 def _load(spark, tmp_path: Path, conf: str, folder: str):
     # The configs name ../shared/data relative to the repository root; the test
     # points at the same folder absolutely so it runs from any directory.
-    settings = load_settings(REPO_ROOT / "conf" / conf, [f"storage.lakehouse={tmp_path / 'lake'}",
-                                                         f"landing={DATA / folder}"], environ={})
+    settings = load_settings(REPO_ROOT / "conf" / conf, [
+        f"storage.lakehouse={tmp_path / 'lake'}", f"landing={DATA / folder}",
+        f"quality.results_dir={tmp_path / 'quality'}"], environ={})
     return settings, ingest.run(spark, settings)
 
 
@@ -51,8 +52,8 @@ def oh(spark, tmp_path_factory):
 
 def test_nc_chatham_2018_loads_in_the_previous_layout(spark, nc):
     settings, report = nc
-    _reconciles(report["ncvoter"])
-    assert (report["ncvoter"]["read"], report["ncvoter"]["quarantined"]) == (60_568, 0)
+    _reconciles(report["ncvoter_2018"])
+    assert (report["ncvoter_2018"]["read"], report["ncvoter_2018"]["quarantined"]) == (60_568, 0)
     voters = canonical_sources(Lakehouse.open(spark, settings), settings)["voters"]
     statuses = {r["status"]: r["count"] for r in voters.groupBy("status").count().collect()}
     assert statuses == {"ACTIVE": 48_586, "INACTIVE": 5_983, "REMOVED": 5_569, "DENIED": 397, "TEMPORARY": 33}

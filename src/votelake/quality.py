@@ -147,7 +147,9 @@ class ExpectationSpec(_Strict):
         try:
             self.to_gx()
         except Exception as exc:
-            raise ValueError(f"{self.type}: {exc}") from None
+            # Its pydantic message spans lines; one line reads better in a job log.
+            detail = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            raise ValueError(f"{self.type}: {detail}") from None
         return self
 
     def to_gx(self, extra_meta: dict | None = None) -> Any:
@@ -226,8 +228,8 @@ class Suite(_Strict):
             severity=change.severity,
             notes=f"Severity: {change.severity}. Row count against the previous load"
             + ("" if previous_rows is None else f" ({previous_rows:,} rows)")
-            + f": at most {change.max_drop:.0%} fewer"
-            + ("" if change.max_growth is None else f", at most {change.max_growth:.0%} more")
+            + f": at most {change.max_drop * 100:g}% fewer"
+            + ("" if change.max_growth is None else f", at most {change.max_growth * 100:g}% more")
             + (f", at least {change.min_rows:,}" if change.min_rows else "")
             + ".",
             meta={"row_count_change": {**change.model_dump(), "previous_rows": previous_rows}},
@@ -416,7 +418,8 @@ def describe(expectation_config: Any) -> str:
     change = (expectation_config.meta or {}).get("row_count_change")
     if change is not None:
         previous = change.get("previous_rows")
-        name = "row count change " + ("(first load)" if previous is None else f"(previous load {previous:,} rows)") + f": {name}"
+        against = "(first load)" if previous is None else f"(previous load {previous:,} rows)"
+        name = f"row count change {against}: {name}"
     return name
 
 

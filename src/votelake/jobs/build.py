@@ -203,6 +203,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     summary["resolution"] = resolution
     summary["as_of_dates"] = [d.isoformat() for d in as_of_dates]
     summary["elections"] = len(elections)
+    summary["quality"] = lake.quality_report()
     if notes:
         summary["notes"] = notes
         for note in notes:

@@ -6,13 +6,14 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
+from votelake import quality
 from votelake.catalog import Catalog, TableSpec
-from votelake.config import ConfigError, Settings, load_settings
+from votelake.config import ConfigError, QualitySettings, Settings, load_settings
 from votelake.session import DELTA_EXTENSION, build_spark, resolve_backend
 from votelake.storage import DeltaStore, WriteResult, open_store
 
@@ -31,6 +32,8 @@ class Lakehouse:
     store: DeltaStore
     job: str | None = None
     run_version: int | None = None
+    quality: QualitySettings | None = None
+    gates: list[dict] = field(default_factory=list)
 
     @classmethod
     def open(cls, spark: SparkSession, settings: Settings, job: str | None = None) -> "Lakehouse":
@@ -55,7 +58,8 @@ class Lakehouse:
                                [(s.name, s.layout) for s in settings.sources])
         run_version = settings.run.version if settings.run.version is not None else time.time_ns() // 1_000_000
         return cls(spark=spark, catalog=catalog, store=open_store(spark, backend), job=job,
-                   run_version=run_version if job else None)
+                   run_version=run_version if job else None,
+                   quality=settings.quality if job and settings.quality.enabled else None)
 
     def table(self, name: str) -> TableSpec:
         """The declared table."""
@@ -70,7 +74,7 @@ class Lakehouse:
         return self.store.version(self.catalog[name])
 
     def write(self, df: DataFrame, name: str, mode: str, step: str | None = None,
-              metadata: dict[str, str] | None = None) -> WriteResult:
+              metadata: dict[str, str] | None = None, gate: bool = True) -> WriteResult:
         """Write a DataFrame into a declared table (schema enforced by the store).
 
         Args:
@@ -80,11 +84,18 @@ class Lakehouse:
             step: distinguishes several writes of one job run to the same table
                 (each needs its own application id).
             metadata: extra commit metadata.
+            gate: run the table's quality gate first (pass False when the
+                caller already ran :meth:`check_quality` on these rows).
 
         Returns:
             What the store committed (``committed=False`` when this run version
             had already committed this write).
+
+        Raises:
+            QualityGateError: the table's quality gate failed; nothing is written.
         """
+        if gate:
+            self.check_quality(df, name)
         if self.job is None:
             return self.store.write(df, self.catalog[name], mode, metadata=metadata)
         app_id = ".".join(p for p in ("votelake", self.job, step) if p)
@@ -93,6 +104,36 @@ class Lakehouse:
             df, self.catalog[name], mode, app_id=app_id, run_version=self.run_version, metadata=tags
         )
 
+
+    def check_quality(self, df: DataFrame, name: str) -> None:
+        """Run the table's quality gate (``conf/expectations/<name>.yaml``) on rows about to be written.
+
+        Does nothing for a table without a suite, or when gates are off or the
+        lakehouse was opened read-only. The result is recorded in ``gates``.
+
+        Args:
+            df: the rows.
+            name: the table's catalog name.
+
+        Raises:
+            QualityGateError: a critical expectation failed; nothing is written.
+        """
+        if self.quality is None:
+            return
+        suite = quality.load_suite(self.quality.expectations, name)
+        if suite is None:
+            return
+        results = self.quality.results_dir
+        result = quality.run_gate(df, suite, previous_rows=quality.previous_row_count(results, name),
+                                  results_dir=results, run_id=f"{self.job}-{self.run_version}")
+        self.gates.append(result.summary())
+        quality.enforce(result)
+
+    def render_quality_docs(self) -> str | None:
+        """Render the stored validation results as Data Docs; the index page, or None without gates."""
+        if self.quality is None or not self.gates:
+            return None
+        return str(quality.build_data_docs(self.quality.results_dir))
 
     def replace_where(self, df: DataFrame, name: str, predicate: str, step: str | None = None) -> WriteResult:
         """Atomically replace the rows matching ``predicate`` with ``df`` (replaceWhere).
@@ -110,6 +151,13 @@ class Lakehouse:
         tags = {"votelake.job": str(self.job), "votelake.run_version": str(self.run_version)}
         return self.store.overwrite_where(df, self.catalog[name], predicate, app_id=app_id if self.job else None,
                                           run_version=self.run_version, metadata=tags)
+
+
+    def quality_report(self) -> dict:
+        """The gates this job ran (table, pass/fail, warnings) and the Data Docs page."""
+        gates = [{"table": g["table"], "success": g["success"], "rows": g["rows"],
+                  "warnings": g["warnings"], "seconds": g["seconds"]} for g in self.gates]
+        return {"gates": gates, "data_docs": self.render_quality_docs()}
 
 
 JobRun = Callable[[SparkSession, Settings], dict]

@@ -169,6 +169,8 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
     read = parsed.count()
     per_file = _per_file(good, bad)
     quarantined = sum(f["quarantined"] for f in per_file.values())
+    # The load's quality gate runs before anything of it is written.
+    lake.check_quality(good, delivery.table)
     reasons = {}
     if quarantined:
         reasons = {r["reason"]: r["n"] for r in bad.groupBy("reason").agg(F.count("*").alias("n"))
@@ -177,7 +179,7 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
         # after quarantining) keeps a re-run from duplicating them.
         lake.replace_where(bad, "bronze.quarantine",
                            f"source = '{src.name}' AND _load_id LIKE '%-{fp}'", step=src.name)
-    written = lake.write(good, delivery.table, "append", metadata={"votelake.load_id": load_id})
+    written = lake.write(good, delivery.table, "append", metadata={"votelake.load_id": load_id}, gate=False)
     parsed.unpersist()
     if not written.committed:
         return {"files": len(files), "skipped": f"run version {lake.run_version} already committed"}
@@ -210,7 +212,9 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     plan = plan_deliveries(settings)
     lake = Lakehouse.open(spark, settings, job="ingest")
     loaded_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    return {d.source.name: load_delivery(spark, lake, d, loaded_at) for d in plan}
+    report = {d.source.name: load_delivery(spark, lake, d, loaded_at) for d in plan}
+    report["quality"] = lake.quality_report()
+    return report
 
 
 def main(argv: list[str] | None = None) -> dict:
