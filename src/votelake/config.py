@@ -18,6 +18,8 @@ from typing import Any, Literal, Mapping, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from votelake.resolve.settings import ResolveSettings
+
 ENV_PREFIX = "VOTELAKE__"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONF = REPO_ROOT / "conf" / "local.yaml"
@@ -122,6 +124,17 @@ class QualitySettings(_Strict):
     enabled: bool = True
 
 
+class ResolveConfig(ResolveSettings):
+    """Identity resolution (Splink): its settings, and whether to retrain.
+
+    The trained model is versioned in MLflow (experiment
+    ``<prefix>-resolve-dedupe``); later builds score with the latest one, so
+    the same match weights apply across refreshes, unless ``retrain`` is set.
+    """
+
+    retrain: bool = False
+
+
 class RunSettings(_Strict):
     """Identity of one job run, recorded in the Delta log of every table it writes."""
 
@@ -142,6 +155,7 @@ class Settings(_Strict):
     model: ModelSettings = ModelSettings()
     run: RunSettings = RunSettings()
     quality: QualitySettings = QualitySettings()
+    resolve: ResolveConfig = ResolveConfig()
     # The state whose voters this lakehouse models (two-letter code); contact
     # exports quote this state's voter ids.
     state: str = Field("NC", pattern=r"^[A-Z]{2}$")

@@ -400,6 +400,9 @@ def standardize_addresses(
     Values are first folded to upper case with single spaces (which the parser
     ignores anyway), the distinct folded values are parsed by
     :func:`parse_address`, and the result is joined back (``how="left"``).
+    The result is the same as ``parse_address`` on every row. ``df`` is read
+    twice (distinct values, then the join): cache it when it is costly to
+    recompute.
 
     Args:
         df: any DataFrame.

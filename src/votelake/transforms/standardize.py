@@ -152,7 +152,7 @@ def normalize_suffix(col: Column | str) -> Column:
         (``"ESQ"``, ``"MD"``); null when blank.
     """
     cleaned = F.regexp_replace(clean_person_name(col), " ", "")
-    return F.coalesce(F.element_at(_suffix_map(), cleaned), clean_person_name(col))
+    return F.coalesce(F.try_element_at(_suffix_map(), cleaned), clean_person_name(col))
 
 
 def split_name_suffix(col: Column | str, allow_v: bool = True) -> tuple[Column, Column]:
