@@ -61,8 +61,10 @@ INDEX_FILE = "index.jsonl"
 _RENDERED_FILE = ".rendered"
 _DATASOURCE = "votelake"
 _SITE = "local_site"
-# How many unexpected values a failed expectation reports (see run_gate).
-SAMPLE_SIZE = 5
+# Unexpected values fetched per failed expectation (see run_gate), and how many
+# distinct ones a message quotes.
+SAMPLE_SIZE = 20
+_QUOTED_SAMPLES = 5
 # Keys of an expectation entry besides its one ``expect_*`` key.
 _ENTRY_KEYS = ("severity", "notes")
 
@@ -318,7 +320,7 @@ class Outcome:
     type: str
     severity: str
     success: bool
-    observed: str  # e.g. "3 of 1,000 rows unexpected (0.3%), e.g. None x3" or "observed 950"
+    observed: str  # e.g. "3 of 1,000 rows unexpected (0.3%), e.g. None" or "observed 950"
     unexpected_count: int | None = None
     unexpected_percent: float | None = None
     observed_value: Any = None
@@ -445,12 +447,10 @@ def _observed(validation_result: Any) -> str:
         text = f"{res['unexpected_count']:,} of {res['element_count']:,} rows unexpected"
         if res.get("unexpected_percent") is not None:
             text += f" ({res['unexpected_percent']:.3g}%)"
-        counts = res.get("partial_unexpected_counts") or []
-        values = res.get("partial_unexpected_list") or []
-        if counts:
-            text += ", e.g. " + ", ".join(f"{_sample(c['value'])} x{c['count']:,}" for c in counts)
-        elif values:
-            text += ", e.g. " + ", ".join(_sample(v) for v in values)
+        # Distinct values of the sample (the first unexpected rows found), not of the table.
+        distinct = list(dict.fromkeys(_sample(v) for v in res.get("partial_unexpected_list") or []))
+        if distinct:
+            text += ", e.g. " + ", ".join(distinct[:_QUOTED_SAMPLES])
         return text
     if "observed_value" in res:
         return f"observed {_short(res['observed_value'])}"
@@ -539,8 +539,10 @@ def _validate(df: "DataFrame", suite: Suite, previous_rows: int | None, run_name
     )
     # BASIC with no unexpected samples: counts and observed values only. A
     # sample costs one more Spark job per column expectation (a filtered scan
-    # that reads everything when nothing is unexpected), so samples are taken
-    # below only for the expectations that failed.
+    # that reads everything when nothing is unexpected; a limit of 0 costs
+    # none), so samples are taken below only for the expectations that failed.
+    # SUMMARY would add index lists and counts of the sample only: not worth
+    # its extra jobs.
     result = definition.run(
         batch_parameters={"dataframe": df},
         result_format={"result_format": "BASIC", "partial_unexpected_count": 0},
@@ -552,7 +554,7 @@ def _validate(df: "DataFrame", suite: Suite, previous_rows: int | None, run_name
             name=f"{suite.table}.samples", expectations=[_detached(r.expectation_config) for r in failed]
         )
         samples = batch_definition.get_batch(batch_parameters={"dataframe": df}).validate(
-            sampler, result_format={"result_format": "SUMMARY", "partial_unexpected_count": sample_size}
+            sampler, result_format={"result_format": "BASIC", "partial_unexpected_count": sample_size}
         )
         by_key = {_config_key(r.expectation_config): r.result for r in samples.results}
         for r in failed:
@@ -585,8 +587,9 @@ def run_gate(df: "DataFrame", suite: Suite, *, previous_rows: int | None, result
         results_dir: where results are stored (``quality.results_dir``).
         run_id: the job run, e.g. ``"ingest-1767000000000"``; names the result
             file and the Data Docs run.
-        sample_size: unexpected values reported per failed expectation (0: none;
-            each costs one more Spark job, only for failed expectations).
+        sample_size: unexpected values fetched per failed expectation (0: none);
+            messages quote up to five distinct ones. Costs one more Spark job
+            per failed column expectation, none when everything passes.
         persist: cache ``df`` (memory and disk) while it is validated and release
             it afterwards, so the validation's Spark jobs do not each recompute
             its plan. A DataFrame the caller already cached is left cached.
@@ -629,9 +632,13 @@ def run_gate(df: "DataFrame", suite: Suite, *, previous_rows: int | None, result
     result.meta["votelake_gate"] = {**summary, "outcomes": [asdict(o) for o in outcomes]}
     _write_atomic(path, json.dumps(result.to_json_dict(), indent=1, default=str))
     index_entry = {**summary, "path": path.relative_to(results_dir).as_posix()}
-    # One short line per write: appends from concurrent jobs do not interleave.
-    with open(results_dir / INDEX_FILE, "a", encoding="utf-8") as index:
-        index.write(json.dumps(index_entry, default=str) + "\n")
+    line = (json.dumps(index_entry, default=str) + "\n").encode("utf-8")
+    # One O_APPEND write per line, so lines of concurrent jobs never interleave.
+    fd = os.open(results_dir / INDEX_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
     return gate
 
 

@@ -105,7 +105,7 @@ class Lakehouse:
         )
 
 
-    def check_quality(self, df: DataFrame, name: str) -> None:
+    def check_quality(self, df: DataFrame, name: str, persist: bool = True) -> None:
         """Run the table's quality gate (``conf/expectations/<name>.yaml``) on rows about to be written.
 
         Does nothing for a table without a suite, or when gates are off or the
@@ -114,9 +114,12 @@ class Lakehouse:
         Args:
             df: the rows.
             name: the table's catalog name.
+            persist: cache ``df`` while it is validated (pass False when it is
+                cheap to recompute, e.g. derived from a cached DataFrame).
 
         Raises:
             QualityGateError: a critical expectation failed; nothing is written.
+                The Data Docs are rendered first, so the failure can be read there.
         """
         if self.quality is None:
             return
@@ -125,8 +128,10 @@ class Lakehouse:
             return
         results = self.quality.results_dir
         result = quality.run_gate(df, suite, previous_rows=quality.previous_row_count(results, name),
-                                  results_dir=results, run_id=f"{self.job}-{self.run_version}")
+                                  results_dir=results, run_id=f"{self.job}-{self.run_version}", persist=persist)
         self.gates.append(result.summary())
+        if not result.success:
+            quality.build_data_docs(results)
         quality.enforce(result)
 
     def render_quality_docs(self) -> str | None:

@@ -170,7 +170,7 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
     per_file = _per_file(good, bad)
     quarantined = sum(f["quarantined"] for f in per_file.values())
     # The load's quality gate runs before anything of it is written.
-    lake.check_quality(good, delivery.table)
+    lake.check_quality(good, delivery.table, persist=False)
     reasons = {}
     if quarantined:
         reasons = {r["reason"]: r["n"] for r in bad.groupBy("reason").agg(F.count("*").alias("n"))
