@@ -61,10 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--landing", required=True, help="landing folder of a synthetic state")
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--conf", default=None)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     settings = load_settings(args.conf, [f"landing={Path(args.landing).resolve()}",
-                                         f"storage.lakehouse={scratch / 'lake'}"])
+                                         f"storage.lakehouse={scratch / 'lake'}",
+                                         f"quality.results_dir={scratch / 'quality'}", *args.overrides])
     spark = session_for(settings)
     runs, floors = [], []
     try:

@@ -19,6 +19,7 @@ from votelake.config import RunSettings, load_settings
 from votelake.jobs import build, ingest, score, synth, train
 from votelake.jobs.common import Lakehouse
 from votelake.layouts import LayoutError
+from votelake.resolve.evaluate import pairwise_precision_recall, record_precision_recall
 
 pytestmark = pytest.mark.e2e
 
@@ -96,13 +97,11 @@ def test_turnout_model_beats_the_history_baseline(spark, settings, pipeline):
     lake = Lakehouse.open(spark, settings)
     # Oracle: the true probability that generated the label election's votes.
     truth = spark.read.parquet(str(settings.synth.out / "truth" / "registrations"))
-    label_date = pipeline["build"]["training_as_of"]
+    label_date = pipeline["build"]["as_of_dates"][0]
     voted = lake.read("silver.vote_history").where(F.col("election_date") == label_date).select(
         "state_voter_id", F.lit(1.0).alias("voted")
     )
-    eligible = lake.read("gold.voter_features").where(F.col("as_of_date") == label_date).select(
-        F.element_at(F.split("person_id", ":"), -1).alias("state_voter_id")
-    )
+    eligible = lake.read("gold.voter_features").where(F.col("as_of_date") == label_date).select("state_voter_id")
     oracle_rows = (
         eligible.join(truth.select(F.col("ncid").alias("state_voter_id"), "p_turnout"), "state_voter_id", "inner")
         .dropDuplicates(["state_voter_id"])
@@ -117,6 +116,35 @@ def test_turnout_model_beats_the_history_baseline(spark, settings, pipeline):
     )
     assert result["test_auc"] > result["baseline_auc"]
     assert result["test_auc"] <= oracle + 0.02  # no model beats the truth by more than noise
+
+
+def test_identity_resolution_against_ground_truth(spark, settings, pipeline):
+    """Registrations → persons and records → persons, scored against the generator's truth."""
+    lake = Lakehouse.open(spark, settings)
+    truth = spark.read.parquet(str(settings.synth.out / "truth" / "registrations")).select(
+        F.concat(F.lit("NC:"), F.col("county_id").cast("string"), F.lit("-"), F.col("voter_reg_num"))
+        .alias("registration_key"), F.col("person_id").cast("string").alias("true_person"))
+    dedupe = pairwise_precision_recall(lake.read("silver.person_ids"), truth)
+    # Our person ids in the truth's id space: the true person of their registrations.
+    ours = (lake.read("silver.person_ids").join(truth, on="registration_key", how="inner")
+            .groupBy("person_id").agg(F.min("true_person").alias("linked_person")))
+    scores = {}
+    for kind, table, key in (("contacts", "silver.contacts", "contact_id"),
+                             ("digital", "silver.digital_events", "event_id")):
+        expected = spark.read.parquet(str(settings.synth.out / "truth" / kind)).select(
+            F.col(key).alias("record_id"), F.col("person_id").cast("string").alias("true_person"))
+        links = lake.read(table).select(F.col(key).alias("record_id"), "person_id").join(
+            ours, on="person_id", how="left").select("record_id", "linked_person")
+        scores[kind] = record_precision_recall(links, expected)
+    print(f"\nresolution: duplicate registrations P {dedupe.precision:.4f} R {dedupe.recall:.4f} "
+          f"({dedupe.true_pairs} true pairs); contacts P {scores['contacts'].precision:.4f} "
+          f"R {scores['contacts'].recall:.4f}; digital P {scores['digital'].precision:.4f} "
+          f"R {scores['digital'].recall:.4f}")
+    # Regression guards at the levels the rule-based resolver reaches today; the
+    # targets (dedupe recall 0.97, digital recall 0.95) are not met yet.
+    assert dedupe.precision >= 0.99 and dedupe.recall >= 0.85
+    assert scores["contacts"].precision >= 0.98 and scores["contacts"].recall >= 0.95
+    assert scores["digital"].precision >= 0.98
 
 
 def test_mlflow_runs_hold_metrics_and_champion_models(settings, pipeline):
@@ -153,7 +181,7 @@ def test_layout_change_fails_before_writing(spark, settings, pipeline, tmp_path)
     """A file whose header drifted from its layout stops the load; no table moves."""
     landing = tmp_path / "landing"
     for folder in ("ncvoter", "ncvhis"):
-        src = next(p for p in (settings.landing / folder).iterdir() if not p.name.startswith((".", "_")))
+        src = next(p for p in sorted((settings.landing / folder).rglob("part-*")) if p.is_file())
         (landing / folder).mkdir(parents=True)
         lines = src.read_text().splitlines(keepends=True)
         if folder == "ncvoter":
@@ -162,7 +190,7 @@ def test_layout_change_fails_before_writing(spark, settings, pipeline, tmp_path)
     drifted = settings.model_copy(update={"landing": landing})
     lake = Lakehouse.open(spark, settings)
     before = lake.version("bronze.ncvoter"), lake.version("bronze.ncvhis")
-    with pytest.raises(LayoutError, match="missing: middle_name; extra: midl_name"):
+    with pytest.raises(LayoutError, match="renamed-looking: middle_name → midl_name"):
         ingest.run(spark, drifted)
     assert (lake.version("bronze.ncvoter"), lake.version("bronze.ncvhis")) == before
 

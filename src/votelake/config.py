@@ -125,13 +125,17 @@ class QualitySettings(_Strict):
 
 
 class ResolveConfig(ResolveSettings):
-    """Identity resolution (Splink): its settings, and whether to retrain.
+    """Identity resolution: the method, its settings, and whether to retrain.
 
-    The trained model is versioned in MLflow (experiment
-    ``<prefix>-resolve-dedupe``); later builds score with the latest one, so
-    the same match weights apply across refreshes, unless ``retrain`` is set.
+    With ``method: splink`` the trained model is versioned in MLflow
+    (experiment ``<prefix>-resolve-dedupe``); later builds score with the
+    latest one, so the same match weights apply across refreshes, unless
+    ``retrain`` is set.
     """
 
+    # "rules": exact-match rules in plain Spark (votelake.resolve.rules);
+    # "splink": the probabilistic Splink model for duplicate registrations.
+    method: Literal["rules", "splink"] = "rules"
     retrain: bool = False
 
 

@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
 from votelake import resolve
+from votelake.resolve import rules
 from votelake.canonical import FIELDS
 from votelake.config import Settings
 from votelake.jobs.common import Lakehouse, job_main
@@ -102,9 +103,34 @@ def resolution_input(latest: DataFrame) -> DataFrame:
     )
 
 
-def link_persons(current: DataFrame, person_ids: DataFrame) -> DataFrame:
-    """The persons records are linked to: one row per current registration."""
-    return current.join(person_ids, on="registration_key", how="inner").select(
+def resolve_registrations(spark: SparkSession, settings: Settings, registrations: DataFrame) -> tuple[DataFrame, dict]:
+    """Cluster registrations into persons with the configured method.
+
+    Args:
+        spark: the session (Splink runs its SQL through it).
+        settings: the run configuration (``resolve``).
+        registrations: :func:`resolution_input`.
+
+    Returns:
+        ``registration_key, cluster_id`` and a report of the method used.
+    """
+    if settings.resolve.method == "rules":
+        clusters = rules.dedupe_by_rules(registrations).persist(StorageLevel.MEMORY_AND_DISK)
+        return clusters, {"method": "rules"}
+    model = None if settings.resolve.retrain else tracking.latest_resolution_model(settings.mlflow, "dedupe")
+    dedupe = resolve.dedupe_registrations(spark, registrations, settings.resolve, model=model)
+    report: dict = {"method": "splink", "model": "reused" if model else "trained",
+                    "matched_pairs": dedupe.pairs.count()}
+    if model is None:
+        report["model_run_id"] = tracking.log_resolution_model(
+            settings.mlflow, "dedupe", dedupe.model, settings.resolve.model_dump(mode="json"),
+            {"matched_pairs": float(report["matched_pairs"])})
+    return dedupe.clusters, report
+
+
+def link_persons(current: DataFrame) -> DataFrame:
+    """The persons records are linked to: one row per current registration (``silver.registrations``)."""
+    return current.select(
         "person_id", "state_voter_id", "first_name", "last_name", "address_key", "zip5", "phone", "email")
 
 
@@ -133,21 +159,14 @@ def run(spark: SparkSession, settings: Settings) -> dict:
 
     # Identity resolution: registrations → persons, ids kept stable across refreshes.
     previous = lake.read("silver.person_ids") if lake.version("silver.person_ids") is not None else None
-    model = None if settings.resolve.retrain else tracking.latest_resolution_model(settings.mlflow, "dedupe")
-    dedupe = resolve.dedupe_registrations(spark, resolution_input(latest), settings.resolve, model=model)
-    person_ids = resolve.assign_person_ids(dedupe.clusters, previous).persist(StorageLevel.MEMORY_AND_DISK)
-    resolution = {"registrations": person_ids.count(), "model": "reused" if model else "trained"}
+    clusters, resolution = resolve_registrations(spark, settings, resolution_input(latest))
+    person_ids = resolve.assign_person_ids(clusters, previous).persist(StorageLevel.MEMORY_AND_DISK)
+    resolution["registrations"] = person_ids.count()
     resolution["persons"] = person_ids.select("person_id").distinct().count()
-    resolution["matched_pairs"] = dedupe.pairs.count()
-    if model is None:
-        resolution["model_run_id"] = tracking.log_resolution_model(
-            settings.mlflow, "dedupe", dedupe.model, settings.resolve.model_dump(mode="json"),
-            {k: float(v) for k, v in resolution.items() if isinstance(v, int)})
     written = {"silver.person_ids": lake.write(person_ids, "silver.person_ids", "overwrite")}
     registrations = versions.join(person_ids, on="registration_key", how="inner").select(
         *lake.table("silver.registrations").columns)
     written["silver.registrations"] = lake.write(registrations, "silver.registrations", "overwrite")
-    dedupe.unpersist()
     snapshots.unpersist()
     versions.unpersist()
     registrations = lake.read("silver.registrations")
@@ -173,15 +192,15 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         notes.append("no vote history: features carry no participation; the turnout model will be skipped")
 
     # Contacts and digital events linked to persons.
-    targets = link_persons(current, person_ids)
+    targets = link_persons(current)
     contact_records = silver.contact_records(canon["contacts"], state).persist(StorageLevel.MEMORY_AND_DISK)
-    contact_links = resolve.link_records(spark, contact_records, targets, settings.resolve)
+    contact_links = rules.link_by_rules(contact_records, targets)
     written["silver.contacts"] = lake.write(silver.contacts(contact_records, contact_links), "silver.contacts",
                                             "overwrite")
     contact_records.unpersist()
     contacts = lake.read("silver.contacts")
     digital_records = silver.digital_records(canon["digital"]).persist(StorageLevel.MEMORY_AND_DISK)
-    digital_links = resolve.link_records(spark, digital_records, targets, settings.resolve)
+    digital_links = rules.link_by_rules(digital_records, targets)
     written["silver.digital_events"] = lake.write(silver.digital_events(digital_records, digital_links),
                                                   "silver.digital_events", "overwrite")
     digital_records.unpersist()

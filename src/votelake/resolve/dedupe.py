@@ -55,7 +55,7 @@ class DedupeResult:
     model: str
 
     def unpersist(self) -> None:
-        """Release the cached results (they are persisted so that Splink's tables can be dropped)."""
+        """Release the materialized results (held by the executors, independent of Splink's tables)."""
         self.clusters.unpersist()
         self.pairs.unpersist()
 
@@ -96,32 +96,38 @@ def prepare_registrations(registrations: DataFrame) -> DataFrame:
     )
 
 
-def dedupe_comparisons(settings: ResolveSettings, present: set[str]) -> list[dict[str, Any]]:
+def dedupe_comparisons(settings: ResolveSettings, present: set[str],
+                       key_u: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
     """The comparisons of the registration model, for the columns that hold data.
 
     Args:
         settings: resolution settings (similarity mode and thresholds).
         present: optional columns with at least one value (``birth_date``,
             ``unit``, ``city``, ``phone``, ``email``, ``name_suffix``, ``gender``).
+        key_u: counted u probabilities of the key-like levels (``address``,
+            ``phone``, ``email``; see :func:`engine.key_collision_u`), fixed in
+            the model because random sampling almost never observes them.
 
     Returns:
         Splink comparison dicts.
     """
+    key_u = key_u or {}
     comparisons = [
         engine.first_name_comparison(settings),
         engine.middle_name_comparison(settings),
         engine.last_name_comparison(settings),
         engine.birth_comparison(settings, has_birth_date="birth_date" in present),
-        engine.location_comparison(settings, with_unit="unit" in present, with_city="city" in present),
+        engine.location_comparison(settings, with_unit="unit" in present, with_city="city" in present,
+                                   u_same_address=key_u.get("address")),
     ]
     if "gender" in present:
         comparisons.append(engine.gender_comparison())
     if "name_suffix" in present:
         comparisons.append(engine.suffix_comparison())
     if "phone" in present:
-        comparisons.append(engine.exact_comparison("phone", "phone"))
+        comparisons.append(engine.exact_comparison("phone", "phone", key_u.get("phone")))
     if "email" in present:
-        comparisons.append(engine.exact_comparison("email", "e-mail"))
+        comparisons.append(engine.exact_comparison("email", "e-mail", key_u.get("email")))
     return comparisons
 
 
@@ -163,7 +169,8 @@ def dedupe_registrations(
 
     Returns:
         A :class:`DedupeResult` (clusters, audit pairs, model JSON); its
-        DataFrames are persisted, call ``unpersist()`` when done.
+        DataFrames are materialized (local checkpoints), call ``unpersist()``
+        when done.
     """
     from splink import Linker, SettingsCreator
     from splink.clustering import cluster_pairwise_predictions_at_threshold
@@ -178,9 +185,11 @@ def dedupe_registrations(
         if model is None:
             present = engine.present_columns(
                 prepared, ["birth_date", "unit", "city", "phone", "email", "name_suffix", "gender"])
+            key_u = {"address": engine.key_collision_u(prepared, "address_key", "zip5")}
+            key_u.update({c: engine.key_collision_u(prepared, c) for c in ("phone", "email") if c in present})
             creator = SettingsCreator(
                 link_type="dedupe_only",
-                comparisons=dedupe_comparisons(settings, present),
+                comparisons=[engine.with_default_m(c) for c in dedupe_comparisons(settings, present, key_u)],
                 blocking_rules_to_generate_predictions=list(settings.dedupe.blocking_rules),
                 em_convergence=settings.em_convergence,
                 max_iterations=settings.em_max_iterations,
@@ -223,7 +232,7 @@ def dedupe_registrations(
         ))
         trained = engine.model_json(linker)
     finally:
-        engine.drop_splink_tables(db_api, registered)
+        engine.close(db_api, registered)
         prepared.unpersist()
     return DedupeResult(clusters=clusters, pairs=pairs, model=trained)
 

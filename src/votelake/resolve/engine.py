@@ -13,19 +13,30 @@ cannot load jars, ``string_similarity: levenshtein`` builds every comparison
 from Spark SQL built-ins (``levenshtein``, ``soundex``, equality,
 ``arrays_overlap``) instead.
 
-Intermediate tables. Splink breaks lineage after each heavy step; its default
-on Spark writes Parquet into the SparkContext's checkpoint directory, which
-this package never touches. We use ``break_lineage_method="persist"`` (cached
-DataFrames) and drop Splink's tables once the results are materialized.
+Intermediate tables. Splink breaks lineage after each heavy step. Its Spark
+default writes Parquet into the SparkContext's checkpoint directory, which this
+package never touches; ``persist`` keeps every plan whole, and Spark's cache
+lookup then canonicalizes ever-growing plans on each query (EM iterations took
+5-10 times longer). So :class:`WorkDirSparkAPI` keeps Splink's ``parquet``
+method but points it at a per-run folder under ``settings.work_dir`` (a system
+temporary folder by default; on a cluster it must be storage every executor
+sees). Results are local-checkpointed (materialized, lineage cut) and the
+folder is removed before the call returns.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from splink.backends.spark import SparkAPI
 
 from votelake.resolve.settings import ResolveSettings
 
@@ -56,53 +67,97 @@ def ensure_similarity_functions(spark: SparkSession) -> None:
     logger.info("added Splink similarity jar %s", jar)
 
 
-def spark_api(spark: SparkSession, settings: ResolveSettings):
-    """A Splink Spark database API over the given session.
+class WorkDirSparkAPI(SparkAPI):
+    """Splink's Spark API writing its lineage-breaking Parquet into a given folder.
+
+    Splink looks the folder up through the SparkContext's checkpoint directory;
+    this subclass answers with its own folder instead, so nothing is set on
+    the SparkContext.
+    """
+
+    def __init__(self, *, work_dir: str, **kwargs: Any) -> None:
+        self.work_dir = work_dir
+        super().__init__(break_lineage_method="parquet", **kwargs)
+
+    def _get_checkpoint_dir_path(self, spark_df):  # noqa: D401 - Splink hook
+        return self.work_dir
+
+
+def spark_api(spark: SparkSession, settings: ResolveSettings) -> WorkDirSparkAPI:
+    """A Splink Spark database API over the given session, with its own work folder.
 
     Args:
         spark: the running session.
-        settings: resolution settings (similarity mode, partitions).
+        settings: resolution settings (similarity mode, partitions, work folder).
 
     Returns:
-        A ``splink.SparkAPI`` that persists intermediate tables.
+        A :class:`WorkDirSparkAPI`; release it with :func:`close`.
     """
-    from splink.backends.spark import SparkAPI
-
     use_jar = settings.string_similarity == "jaro_winkler"
     if use_jar:
         ensure_similarity_functions(spark)
-    return SparkAPI(
+    if settings.work_dir is None:
+        work_dir = tempfile.mkdtemp(prefix="votelake-resolve-")
+    else:
+        work_dir = str(Path(settings.work_dir) / f"resolve-{uuid.uuid4().hex[:12]}")
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+    return WorkDirSparkAPI(
         spark_session=spark,
-        break_lineage_method="persist",
+        work_dir=work_dir,
         num_partitions_on_repartition=settings.num_partitions,
         register_udfs_automatically=use_jar,
     )
 
 
-def drop_splink_tables(db_api, registered: Iterable[Any] = ()) -> None:
-    """Drop (and so un-cache) every table Splink created, and our registered inputs.
+def close(db_api: WorkDirSparkAPI, registered: Iterable[Any] = ()) -> None:
+    """Drop every table Splink created and our registered inputs, and remove the work folder.
 
     Args:
-        db_api: the ``SparkAPI`` used.
+        db_api: the API from :func:`spark_api`.
         registered: SplinkDataFrames we registered as inputs.
     """
     db_api.delete_tables_created_by_splink_from_db()
     for sdf in registered:
         db_api.spark.catalog.dropTempView(sdf.physical_name)
+    shutil.rmtree(db_api.work_dir, ignore_errors=True)
 
 
 def materialize(df: DataFrame) -> DataFrame:
-    """Cache a result and compute it now, so that Splink's tables can be dropped.
+    """Compute a result now and cut its lineage, so that Splink's tables can go.
 
     Args:
         df: a DataFrame derived from Splink's tables.
 
     Returns:
-        The same rows, persisted (call ``unpersist()`` when done).
+        The same rows, local-checkpointed (held by the executors; ``unpersist()``
+        releases them).
     """
-    kept = df.persist()
-    kept.count()
-    return kept
+    return df.localCheckpoint(eager=True)
+
+
+def key_collision_u(df: DataFrame, *cols: str) -> float:
+    """u probability of "same value" for a key-like column combination, counted exactly.
+
+    Random sampling cannot estimate the u of levels that random pairs almost
+    never reach (two people sharing a phone). This counts the pairs that share
+    the value among pairs where both are present (true matches included, which
+    makes the estimate slightly conservative), with one pair added so that it
+    is never zero.
+
+    Args:
+        df: the prepared input.
+        cols: the columns that must all be equal.
+
+    Returns:
+        The probability that two random records with the columns present agree.
+    """
+    present = df.where(" AND ".join(f"{c} IS NOT NULL" for c in cols))
+    groups = present.groupBy(*cols).agg(F.count("*").alias("n"))
+    row = groups.agg(F.sum("n").alias("total"), F.sum(F.col("n") * (F.col("n") - 1)).alias("same")).first()
+    total = int(row["total"] or 0)
+    if total < 2:
+        return 1e-6
+    return (int(row["same"] or 0) + 2) / (total * (total - 1))
 
 
 def model_dict(model: str | Mapping[str, Any]) -> dict[str, Any]:
@@ -135,6 +190,12 @@ def train(linker, settings: ResolveSettings, prior_rules: Iterable[str], prior_r
           training_rules: Iterable[str]) -> None:
     """Estimate the model: prior, u by random sampling, m by EM.
 
+    An EM session can degenerate on small data (a blocking rule that admits
+    only a handful of pairs, nearly all matches, drives some m to exactly zero,
+    which Splink rejects). Such a session is skipped with a warning; the levels
+    it would have estimated keep their starting values (see
+    :func:`with_default_m`).
+
     Args:
         linker: an untrained ``splink.Linker``.
         settings: resolution settings (max pairs for u, seed).
@@ -143,11 +204,37 @@ def train(linker, settings: ResolveSettings, prior_rules: Iterable[str], prior_r
         training_rules: one EM session per blocking rule.
     """
     linker.training.estimate_probability_two_random_records_match(list(prior_rules), recall=prior_recall)
-    linker.training.estimate_u_using_random_sampling(max_pairs=settings.max_pairs_u, seed=settings.seed)
+    # One pass: Splink's probe-and-chunk scheme stops early only when every level
+    # is seen often enough, which key levels (same phone) never are.
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=settings.max_pairs_u, seed=settings.seed, num_chunks=1)
     for rule in training_rules:
-        linker.training.estimate_parameters_using_expectation_maximisation(
-            rule, estimate_without_term_frequencies=True
-        )
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                rule, estimate_without_term_frequencies=True
+            )
+        except ValueError as exc:
+            logger.warning("EM blocked on %r gave unusable estimates, session skipped: %s", rule, exc)
+
+
+def with_default_m(comparison: dict[str, Any], agree: float = 0.8) -> dict[str, Any]:
+    """Give every non-null level a starting m probability (EM's start, and the fallback).
+
+    The strongest level starts at ``agree`` and the others share the rest, so a
+    level EM could not estimate still has a sensible, conservative value.
+
+    Args:
+        comparison: a comparison dict.
+        agree: starting m of the first non-null level.
+
+    Returns:
+        The comparison with ``m_probability`` set where it was missing.
+    """
+    levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+    rest = (1.0 - agree) / max(len(levels) - 1, 1)
+    for i, level in enumerate(levels):
+        level.setdefault("m_probability", agree if i == 0 else rest)
+    return comparison
 
 
 # ---------------------------------------------------------------- comparisons
@@ -269,20 +356,22 @@ def gender_comparison() -> dict[str, Any]:
     }
 
 
-def location_comparison(settings: ResolveSettings, with_unit: bool, with_city: bool) -> dict[str, Any]:
+def location_comparison(settings: ResolveSettings, with_unit: bool, with_city: bool,
+                        u_same_address: float | None = None) -> dict[str, Any]:
     """Residence: same address (and unit), misspelt address in the same ZIP, same ZIP, same city, elsewhere.
 
     Address and ZIP are one comparison because they are not independent (the
     same street line almost always has the same ZIP).
     """
     same = "address_key_l = address_key_r AND zip5_l = zip5_r"
+    fixed = {} if u_same_address is None else {"u_probability": u_same_address, "fix_u_probability": True}
     levels = [_level("(address_key_l IS NULL OR address_key_r IS NULL) AND (zip5_l IS NULL OR zip5_r IS NULL)",
                      "null", is_null_level=True)]
     if with_unit:
-        levels.append(_level(f"{same} AND (unit_l <=> unit_r)", "same address and unit"))
+        levels.append(_level(f"{same} AND (unit_l <=> unit_r)", "same address and unit", **fixed))
         levels.append(_level(same, "same address, other unit"))
     else:
-        levels.append(_level(same, "same address"))
+        levels.append(_level(same, "same address", **fixed))
     levels.append(_level(f"{_address_fuzzy(settings)} AND zip5_l = zip5_r", "similar address, same ZIP"))
     levels.append(_level("zip5_l = zip5_r", "same ZIP"))
     if with_city:
@@ -292,14 +381,18 @@ def location_comparison(settings: ResolveSettings, with_unit: bool, with_city: b
             "comparison_levels": levels}
 
 
-def exact_comparison(col: str, label: str) -> dict[str, Any]:
-    """A key compared for equality (phone, e-mail); null is neutral."""
+def exact_comparison(col: str, label: str, u_same: float | None = None) -> dict[str, Any]:
+    """A key compared for equality (phone, e-mail); null is neutral.
+
+    ``u_same`` (from :func:`key_collision_u`) fixes the u of the "same" level.
+    """
+    fixed = {} if u_same is None else {"u_probability": u_same, "fix_u_probability": True}
     return {
         "output_column_name": col,
         "comparison_description": label,
         "comparison_levels": [
             _null_level(col),
-            _level(f"{col}_l = {col}_r", "same"),
+            _level(f"{col}_l = {col}_r", "same", **fixed),
             _level("ELSE", "different"),
         ],
     }

@@ -17,6 +17,7 @@ below only decide thresholds and the deterministic rules.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -124,6 +125,10 @@ class ResolveSettings(_Strict):
     # Partitions Splink repartitions large intermediate tables into; default
     # half of spark.sql.shuffle.partitions (Splink's own default).
     num_partitions: int | None = Field(None, ge=1)
+    # Folder for Splink's intermediate Parquet (a per-run subfolder, removed
+    # when the call returns). None: a system temporary folder, fine on one
+    # machine; on a cluster use storage every executor can read.
+    work_dir: Path | None = None
     dedupe: DedupeSettings = DedupeSettings()
     link: LinkSettings = LinkSettings()
 

@@ -368,7 +368,7 @@ def digital_events(records: DataFrame, links: DataFrame) -> DataFrame:
         "person_id",
         F.coalesce("matched_by", F.lit("none")).alias("matched_by"),
         "match_probability",
-        F.lower("channel").alias("channel"),
+        "channel",
         "event_type",
         "event_ts",
         "campaign",

@@ -1,0 +1,165 @@
+"""Rule-based identity resolution: exact-match rules on standardized values, in plain Spark.
+
+The fast, transparent resolver (``resolve.method: rules``): every rule is a set
+of standardized fields that must all be equal (a first name also matches the
+full names it is a nickname of). Registrations sharing a rule's values are the
+same person; persons are the connected components across rules. Records
+(contacts, digital events) link to a person by the claimed state voter id, a
+phone or e-mail that belongs to exactly one person, or an exact name and
+address. The Splink model (``resolve.method: splink``) scores fuzzy pairs
+instead.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from votelake.resolve.nicknames import first_name_aliases
+
+# Registration rules: all fields equal (``first_alias`` = a shared first-name alias).
+DEDUPE_RULES: tuple[tuple[str, ...], ...] = (
+    ("state_voter_id",),
+    ("last_name", "first_alias", "birth_year", "zip5"),
+    ("last_name", "first_alias", "birth_year", "phone"),
+    ("last_name", "first_name", "middle_name", "birth_year", "gender"),
+)
+MAX_ROUNDS = 20
+
+
+def _alias_rows(registrations: DataFrame) -> DataFrame:
+    return registrations.select("*", F.explode_outer(first_name_aliases(F.col("first_name"))).alias("first_alias"))
+
+
+def rule_groups(registrations: DataFrame, rules: tuple[tuple[str, ...], ...] = DEDUPE_RULES) -> DataFrame:
+    """Registration → group memberships: one row per registration per rule it can take part in.
+
+    Args:
+        registrations: ``registration_key`` plus the rules' fields.
+        rules: tuples of fields that must all be equal.
+
+    Returns:
+        ``registration_key, group`` (a group is a rule and its values).
+    """
+    rows = _alias_rows(registrations)
+    parts = []
+    for i, fields in enumerate(rules):
+        complete = reduce(lambda a, b: a & b, [F.col(f).isNotNull() for f in fields])
+        key = F.concat_ws("|", F.lit(f"r{i}"), *[F.col(f).cast("string") for f in fields])
+        parts.append(rows.where(complete).select("registration_key", key.alias("group")))
+    return reduce(DataFrame.unionByName, parts).distinct()
+
+
+def connected_components(memberships: DataFrame, keys: DataFrame) -> DataFrame:
+    """Label every key with the smallest key connected to it through shared groups.
+
+    Min-label propagation over the key–group graph; stops when no label
+    changes (a few rounds for the small clusters of voter files).
+
+    Args:
+        memberships: ``registration_key, group``.
+        keys: every ``registration_key`` (keys in no group are their own cluster).
+
+    Returns:
+        ``registration_key, cluster_id``.
+    """
+    labels = keys.select("registration_key", F.col("registration_key").alias("cluster_id"))
+    for _ in range(MAX_ROUNDS):
+        group_min = (memberships.join(labels, on="registration_key", how="inner")
+                     .groupBy("group").agg(F.min("cluster_id").alias("_g")))
+        proposed = (memberships.join(group_min, on="group", how="inner")
+                    .groupBy("registration_key").agg(F.min("_g").alias("_p")))
+        updated = labels.join(proposed, on="registration_key", how="left").select(
+            "registration_key", F.least("cluster_id", F.coalesce("_p", "cluster_id")).alias("cluster_id"),
+            (F.col("_p") < F.col("cluster_id")).alias("_changed")).localCheckpoint()
+        changed = updated.where(F.col("_changed")).limit(1).count()
+        labels = updated.select("registration_key", "cluster_id")
+        if not changed:
+            return labels
+    raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
+
+
+def dedupe_by_rules(registrations: DataFrame) -> DataFrame:
+    """Cluster registrations into persons with :data:`DEDUPE_RULES`.
+
+    Args:
+        registrations: the identity-resolution input (``registration_key``,
+            ``state_voter_id``, names, ``birth_year``, ``gender``, ``zip5``, ``phone``).
+
+    Returns:
+        ``registration_key, cluster_id`` (the smallest key of the cluster).
+    """
+    return connected_components(rule_groups(registrations), registrations.select("registration_key"))
+
+
+def _unique_owner(targets: DataFrame, key: Column, name: str) -> DataFrame:
+    """Values of ``key`` that belong to exactly one person."""
+    return (targets.select(key.alias(name), "person_id").where(F.col(name).isNotNull()).distinct()
+            .groupBy(name).agg(F.count("*").alias("_n"), F.min("person_id").alias(f"_{name}_person"))
+            .where(F.col("_n") == 1).drop("_n"))
+
+
+def link_by_rules(records: DataFrame, persons: DataFrame) -> DataFrame:
+    """Link records to persons: claimed voter id, unique phone, unique e-mail, exact name and address.
+
+    Phones and e-mails carried by records linked in the first pass become
+    person keys too (when they point at one person), so a web event keyed by an
+    e-mail a canvasser recorded with a matched contact links to that person.
+
+    Args:
+        records: ``record_id, claimed_state_voter_id, first_name, last_name,
+            address_key, zip5, phone, email``.
+        persons: ``person_id, state_voter_id, first_name, last_name,
+            address_key, zip5, phone, email`` (one row per registration).
+
+    Returns:
+        ``record_id, person_id, match_probability, matched_by`` for every record
+        (``person_id`` null and ``matched_by`` ``none`` when nothing matched).
+    """
+    name_address = F.concat_ws("|", "last_name", "first_name", "address_key", "zip5")
+    has_name_address = reduce(lambda a, b: a & b, [F.col(c).isNotNull()
+                                                   for c in ("last_name", "first_name", "address_key", "zip5")])
+    person_keys = {
+        "state_voter_id": _unique_owner(persons, F.col("state_voter_id"), "state_voter_id"),
+        "phone": _unique_owner(persons, F.col("phone"), "phone"),
+        "email": _unique_owner(persons, F.col("email"), "email"),
+        "name_address": _unique_owner(persons.where(has_name_address), name_address, "name_address"),
+    }
+    keyed = records.select("record_id", F.col("claimed_state_voter_id").alias("state_voter_id"), "phone", "email",
+                           F.when(has_name_address, name_address).alias("name_address"))
+    for name, owners in person_keys.items():
+        keyed = keyed.join(owners, on=name, how="left")
+    rules = list(person_keys)
+    first = keyed.select(
+        "record_id", "phone", "email",
+        F.coalesce(*[F.col(f"_{r}_person") for r in rules]).alias("person_id"),
+        _rule_name(rules).alias("matched_by"),
+    ).localCheckpoint()
+    # Second pass: keys learnt from linked records.
+    linked = first.where(F.col("person_id").isNotNull())
+    learnt = {
+        "phone": _unique_owner(linked, F.col("phone"), "phone"),
+        "email": _unique_owner(linked, F.col("email"), "email"),
+    }
+    second = first
+    for name, owners in learnt.items():
+        second = second.join(owners.withColumnRenamed(f"_{name}_person", f"_{name}_learnt"), on=name, how="left")
+    return second.select(
+        "record_id",
+        F.coalesce("person_id", "_phone_learnt", "_email_learnt").alias("person_id"),
+        F.when(F.coalesce("person_id", "_phone_learnt", "_email_learnt").isNotNull(), F.lit(1.0))
+        .alias("match_probability"),
+        F.when(F.col("person_id").isNotNull(), F.col("matched_by"))
+        .when(F.col("_phone_learnt").isNotNull(), F.lit("phone_from_records"))
+        .when(F.col("_email_learnt").isNotNull(), F.lit("email_from_records"))
+        .otherwise(F.lit("none")).alias("matched_by"),
+    )
+
+
+def _rule_name(rules: list[str]) -> Column:
+    out = F.lit("none")
+    for rule in reversed(rules):
+        out = F.when(F.col(f"_{rule}_person").isNotNull(), F.lit(rule)).otherwise(out)
+    return out
