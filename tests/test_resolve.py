@@ -165,7 +165,8 @@ def state(spark, tmp_path_factory):
     for name in names:
         frames[name].write.parquet(str(root / name))
     data = {name: spark.read.parquet(str(root / name)) for name in names}
-    settings = ResolveSettings(work_dir=root / "work")
+    # A looser EM tolerance than the default keeps the test short (fewer iterations).
+    settings = ResolveSettings(work_dir=root / "work", em_convergence=1e-3)
     regs = ncvoter_registrations(data["ncvoter"]).persist()
     dedupe = dedupe_registrations(spark, regs, settings)
     ids = assign_person_ids(dedupe.clusters, None).persist()
@@ -185,6 +186,7 @@ def _truth_keys(data):
                                               F.col("person_id").cast("string").alias("true_person"))
 
 
+@pytest.mark.slow  # Splink training on a 5,000-voter state: minutes on 2 cores
 def test_synthetic_duplicates_resolved(state):
     truth = _truth_keys(state["data"])
     scores = pairwise_precision_recall(state["dedupe"].clusters, truth)
@@ -196,6 +198,7 @@ def test_synthetic_duplicates_resolved(state):
     assert '"link_type": "dedupe_only"' in state["dedupe"].model
 
 
+@pytest.mark.slow  # Splink training on a 5,000-voter state: minutes on 2 cores
 def test_synthetic_records_linked(state):
     data = state["data"]
     truth = _truth_keys(data)
@@ -218,6 +221,7 @@ def test_synthetic_records_linked(state):
 # --------------------------------------- hand-built data scored with the saved models
 
 
+@pytest.mark.slow  # Splink training on a 5,000-voter state: minutes on 2 cores
 def test_same_state_voter_id_is_one_person(spark, state):
     regs = spark.createDataFrame([
         ("NC:1-1", "AA1", "JOHN", "Q", "SMITH", None, 1980, None, "M", "12 OAK ST", None, "RALEIGH", "27601",
@@ -246,6 +250,7 @@ def test_same_state_voter_id_is_one_person(spark, state):
     result.unpersist()
 
 
+@pytest.mark.slow  # Splink training on a 5,000-voter state: minutes on 2 cores
 def test_records_linked_by_rule_and_unmatched_kept(spark, state):
     persons = spark.createDataFrame([
         ("P1", "AA1", "JOHN", "SMITH", "12 OAK ST", "27601", "+19195550001", None),
