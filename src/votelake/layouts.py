@@ -131,13 +131,6 @@ class Layout(_Strict):
             raise ValueError(f"encoding {v!r} is not one Spark reads; use one of {', '.join(SPARK_CHARSETS)}")
         return v.lower()
 
-    @field_validator("columns", mode="before")
-    @classmethod
-    def _split_columns(cls, v: Any) -> Any:
-        # YAML items are either a name or {name: header text}; header texts are
-        # moved to header_names by the loader, so only names arrive here.
-        return tuple(v) if isinstance(v, list) else v
-
     @model_validator(mode="after")
     def _check(self) -> "Layout":
         problems: list[str] = []

@@ -35,17 +35,14 @@ from votelake.layouts import Layout, load_layout
 from votelake.models import tracking
 from votelake.transforms import features as feat
 from votelake.transforms import silver
-from votelake.transforms.canonicalize import canonical_records, wide_vote_history
+from votelake.transforms.canonicalize import CANONICAL_META, canonical_records, spark_type, wide_vote_history
 from votelake.transforms.households import households, person_households
 
-CANONICAL_META = ("_source_file", "_load_id", "_snapshot_date")
-
-
 def _empty_canonical(lake: Lakehouse, kind: str) -> DataFrame:
-    types = {"int": "int", "date": "date", "timestamp": "timestamp"}
-    cols = [F.lit(None).cast(types.get(t, "string")).alias(f) for f, t in FIELDS[kind].items()]
-    meta = [F.lit(None).cast("string").alias("_source_file"), F.lit(None).cast("string").alias("_load_id"),
-            F.lit(None).cast("date").alias("_snapshot_date")]
+    """No records of a kind, in its canonical columns (for kinds no source delivered)."""
+    cols = [F.lit(None).cast(spark_type(t)).alias(f) for f, t in FIELDS[kind].items()]
+    meta_types = {"_snapshot_date": "date"}
+    meta = [F.lit(None).cast(meta_types.get(c, "string")).alias(c) for c in CANONICAL_META]
     return lake.spark.range(0).select(*cols, *meta)
 
 
@@ -173,7 +170,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     current = registrations.where(F.col("is_current"))
 
     # Persons (one representative registration each) and their households.
-    reps = silver.representatives(current, person_ids).persist(StorageLevel.MEMORY_AND_DISK)
+    reps = silver.representatives(current).persist(StorageLevel.MEMORY_AND_DISK)
     homes = silver.housing(reps)
     written["silver.households"] = lake.write(households(homes), "silver.households", "overwrite")
     written["silver.persons"] = lake.write(silver.persons(reps, person_households(homes)), "silver.persons",

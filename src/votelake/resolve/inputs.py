@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from votelake.transforms.silver import zip5
 from votelake.transforms.standardize import (
     blank_to_null,
     clean_code,
@@ -88,19 +89,6 @@ def split_unit(street: Column) -> tuple[Column, Column]:
     address_key = F.when(has_unit, F.regexp_extract(street, _UNIT_PATTERN, 1)).otherwise(street)
     unit = F.when(has_unit, F.regexp_extract(street, _UNIT_PATTERN, 2))
     return address_key, unit
-
-
-def zip5(col: Column) -> Column:
-    """The first five digits of a ZIP or ZIP+4; null when fewer than five digits.
-
-    Args:
-        col: a ZIP code column in any format.
-
-    Returns:
-        A five-digit string or null.
-    """
-    digits = F.regexp_replace(col, r"[^0-9]", "")
-    return F.when(F.length(digits) >= 5, F.substring(digits, 1, 5))
 
 
 def registration_key(state: str, county_id: Column, voter_reg_num: Column) -> Column:

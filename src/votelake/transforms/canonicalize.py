@@ -23,6 +23,8 @@ from votelake.layouts import CodeTable, Layout
 from votelake.transforms.standardize import blank_to_null, parse_int
 
 CORRUPT = "_corrupt_record"
+# Load columns every canonical record carries (from its bronze row).
+CANONICAL_META = ("_source_file", "_load_id", "_snapshot_date")
 # What the JVM decoder puts in place of bytes that are not valid in the encoding.
 REPLACEMENT_CHAR = "\ufffd"
 
@@ -161,12 +163,13 @@ def canonical_records(bronze: DataFrame, layout: Layout) -> DataFrame:
     """
     fields = FIELDS[layout.kind]
     out = [_typed(layout, f, source_value(layout, f)).alias(f) if f in layout.fields
-           else F.lit(None).cast(_spark_type(t)).alias(f) for f, t in fields.items()]
+           else F.lit(None).cast(spark_type(t)).alias(f) for f, t in fields.items()]
     extra = [layout.wide_history.column] if layout.wide_history is not None else []
-    return bronze.select(*out, *extra, "_source_file", "_load_id", "_snapshot_date")
+    return bronze.select(*out, *extra, *CANONICAL_META)
 
 
-def _spark_type(ftype: str) -> str:
+def spark_type(ftype: str) -> str:
+    """The Spark SQL type of a canonical field type (coded fields are strings)."""
     return {"int": "int", "date": "date", "timestamp": "timestamp"}.get(ftype, "string")
 
 

@@ -147,9 +147,7 @@ def registration_history(snapshots: DataFrame) -> DataFrame:
         record_hash``, :data:`REGISTRATION_ATTRIBUTES` and ``snapshots`` (how
         many snapshots the version spans).
     """
-    newest_load = Window.partitionBy("registration_key", "snapshot_date").orderBy(F.desc("_load_id"))
-    rows = (snapshots.select("*", F.row_number().over(newest_load).alias("_n"))
-            .where(F.col("_n") == 1).drop("_n"))
+    rows = _newest_load(snapshots, "registration_key", "snapshot_date")
     dates = rows.select("snapshot_date").distinct()
     ordinal = dates.select("snapshot_date", F.row_number().over(Window.orderBy("snapshot_date")).alias("_idx"))
     following = ordinal.select((F.col("_idx") - 1).alias("_end_idx"), F.col("snapshot_date").alias("valid_to"))
@@ -186,28 +184,26 @@ def registration_history(snapshots: DataFrame) -> DataFrame:
     )
 
 
-def representatives(current: DataFrame, person_ids: DataFrame) -> DataFrame:
+def representatives(current: DataFrame) -> DataFrame:
     """Each person's representative current registration, with the count of all of them.
 
     The representative is the active registration registered most recently
     (ties: the smallest registration key).
 
     Args:
-        current: current versions of ``silver.registrations``.
-        person_ids: ``registration_key, person_id`` from identity resolution.
+        current: current versions of ``silver.registrations`` (with ``person_id``).
 
     Returns:
         One row per person: the registration's columns plus ``registrations``
         and ``first_registered`` (the earliest registration date of any of them).
     """
-    keyed = current.drop("person_id").join(person_ids, on="registration_key", how="inner")
     best = Window.partitionBy("person_id").orderBy(
         F.col("is_active").desc(), F.col("registration_date").desc_nulls_last(), "registration_key")
-    counts = keyed.groupBy("person_id").agg(
+    counts = current.groupBy("person_id").agg(
         F.count("*").cast("int").alias("registrations"),
         F.min("registration_date").alias("first_registered"),
     )
-    chosen = keyed.select("*", F.row_number().over(best).alias("_n")).where(F.col("_n") == 1).drop("_n")
+    chosen = current.select("*", F.row_number().over(best).alias("_n")).where(F.col("_n") == 1).drop("_n")
     return chosen.join(counts, on="person_id", how="inner")
 
 
@@ -320,10 +316,10 @@ def digital_records(digital: DataFrame) -> DataFrame:
     )
 
 
-def _latest_per_id(records: DataFrame) -> DataFrame:
-    # A record re-exported in a later delivery: the latest load's copy wins.
-    newest = Window.partitionBy("record_id").orderBy(F.desc("_load_id"))
-    return records.select("*", F.row_number().over(newest).alias("_n")).where(F.col("_n") == 1)
+def _newest_load(rows: DataFrame, *keys: str) -> DataFrame:
+    """One row per key: the copy from the latest load (load ids sort by time)."""
+    newest = Window.partitionBy(*keys).orderBy(F.desc("_load_id"))
+    return rows.select("*", F.row_number().over(newest).alias("_n")).where(F.col("_n") == 1).drop("_n")
 
 
 def contacts(records: DataFrame, links: DataFrame) -> DataFrame:
@@ -338,7 +334,8 @@ def contacts(records: DataFrame, links: DataFrame) -> DataFrame:
         null ``person_id`` so that nothing is lost.
     """
     valid_support = F.col("support_id").between(1, 5)
-    return _latest_per_id(records).join(links, on="record_id", how="left").select(
+    # A record re-exported in a later delivery: the latest load's copy wins.
+    return _newest_load(records, "record_id").join(links, on="record_id", how="left").select(
         F.col("record_id").alias("contact_id"),
         "person_id",
         F.coalesce("matched_by", F.lit("none")).alias("matched_by"),
@@ -363,7 +360,7 @@ def digital_events(records: DataFrame, links: DataFrame) -> DataFrame:
     Returns:
         DataFrame in the ``silver.digital_events`` schema.
     """
-    return _latest_per_id(records).join(links, on="record_id", how="left").select(
+    return _newest_load(records, "record_id").join(links, on="record_id", how="left").select(
         F.col("record_id").alias("event_id"),
         "person_id",
         F.coalesce("matched_by", F.lit("none")).alias("matched_by"),
