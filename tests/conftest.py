@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
-from votelake.config import SparkSettings
+from votelake.config import Settings, SparkSettings, load_settings
 from votelake.session import build_spark
 
 # pandas-on-Spark warns at import unless this is set before Spark starts.
@@ -17,7 +18,8 @@ TEST_SPARK = SparkSettings(
     master="local[2]",  # the CI machine has 2 cores
     app_name="votelake-tests",
     shuffle_partitions=2,  # default 200 makes every tiny shuffle take seconds
-    driver_memory="3g",
+    # Larger states (the opt-in resolution test at 200k voters) need more.
+    driver_memory=os.environ.get("VOTELAKE_TEST_DRIVER_MEMORY", "3g"),
     conf={
         "spark.ui.enabled": "false",  # no UI port to bind, faster start
         "spark.ui.showConsoleProgress": "false",  # keeps pytest output readable
@@ -46,3 +48,31 @@ def spark():
     session = build_spark(TEST_SPARK, backend="delta-spark" if DELTA_PACKAGE else "delta-rs")
     yield session
     session.stop()
+
+
+def synthetic_state_settings(root: Path, voters: int, *overrides: str) -> Settings:
+    """Settings for a synthetic state generated and processed entirely under ``root``.
+
+    Args:
+        root: a temporary folder (synth output, landing, lakehouse, MLflow store).
+        voters: persons in the state.
+        *overrides: further ``key=value`` overrides.
+
+    Returns:
+        The validated settings (environment variables ignored).
+    """
+    return load_settings(
+        None,
+        [
+            f"synth.voters={voters}",
+            f"synth.out={root / 'synth'}",
+            f"landing={root / 'synth' / 'landing'}",
+            f"storage.lakehouse={root / 'lakehouse'}",
+            f"quality.results_dir={root / 'quality'}",
+            "storage.backend=delta-rs",
+            f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
+            f"mlflow.artifact_root={root / 'mlartifacts'}",
+            *overrides,
+        ],
+        environ={},
+    )

@@ -125,6 +125,49 @@ def resolve_registrations(spark: SparkSession, settings: Settings, registrations
     return dedupe.clusters, report
 
 
+def link_to_persons(spark: SparkSession, settings: Settings, records: DataFrame, targets: DataFrame,
+                    report: dict, kind: str) -> DataFrame:
+    """Link contact or digital records to persons with the configured method.
+
+    Args:
+        spark: the session (Splink runs its SQL through it).
+        settings: the run configuration (``resolve``).
+        records: records with the linking columns (:data:`silver.RECORD_LINK_COLUMNS`).
+        targets: :func:`link_persons`.
+        report: the resolution report; this link's method and counts are added under ``kind``.
+        kind: ``contacts`` or ``digital`` (names the report entry).
+
+    Returns:
+        ``record_id, person_id, match_probability, matched_by`` for every record.
+    """
+    # Records repeat the same identifying values (every event of a subscriber
+    # carries the same profile): link each distinct profile once.
+    link_keys = [c for c in silver.RECORD_LINK_COLUMNS if c != "record_id"]
+    profile_id = F.sha2(F.to_json(F.struct(*link_keys)), 256)
+    profiles = records.select(*link_keys).distinct().select(profile_id.alias("record_id"), *link_keys)
+    if settings.resolve.method == "rules":
+        profile_links = rules.link_by_rules(profiles, targets)
+        report[kind] = {"method": "rules"}
+    else:
+        # One link model serves contacts and digital records (same comparisons).
+        model = None if settings.resolve.retrain else tracking.latest_resolution_model(settings.mlflow, "link")
+        result = resolve.link_records(spark, profiles, targets, settings.resolve, model=model)
+        profile_links = result.links
+        report[kind] = {"method": "splink", "model": "reused" if model or result.model is None else "trained"}
+        if model is None and result.model is not None:
+            report[kind]["model_run_id"] = tracking.log_resolution_model(
+                settings.mlflow, "link", result.model, settings.resolve.model_dump(mode="json"),
+                {"profiles": float(profile_links.count())})
+    # A record re-exported in a later delivery: its latest copy is the one linked.
+    links = silver.newest_load(records, "record_id").select("record_id", profile_id.alias("_profile")).join(
+        profile_links.withColumnRenamed("record_id", "_profile"), on="_profile", how="inner",
+    ).drop("_profile").persist(StorageLevel.MEMORY_AND_DISK)
+    report[kind]["profiles"] = profiles.count()
+    report[kind]["linked"] = links.where(F.col("person_id").isNotNull()).count()
+    report[kind]["unlinked"] = links.where(F.col("person_id").isNull()).count()
+    return links
+
+
 def link_persons(current: DataFrame) -> DataFrame:
     """The persons records are linked to: one row per current registration (``silver.registrations``)."""
     return current.select(
@@ -191,16 +234,24 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     # Contacts and digital events linked to persons.
     targets = link_persons(current)
     contact_records = silver.contact_records(canon["contacts"], state).persist(StorageLevel.MEMORY_AND_DISK)
-    contact_links = rules.link_by_rules(contact_records, targets)
+    contact_links = link_to_persons(spark, settings, contact_records, targets, resolution, "contacts")
     written["silver.contacts"] = lake.write(silver.contacts(contact_records, contact_links), "silver.contacts",
                                             "overwrite")
-    contact_records.unpersist()
-    contacts = lake.read("silver.contacts")
+    # Phones and e-mails canvassers recorded with linked contacts identify
+    # those persons' digital events too.
+    recorded = contact_records.join(contact_links, on="record_id", how="inner").where(
+        F.col("person_id").isNotNull()).select("person_id", "phone", "email")
+    digital_targets = targets.unionByName(recorded, allowMissingColumns=True).persist(StorageLevel.MEMORY_AND_DISK)
     digital_records = silver.digital_records(canon["digital"]).persist(StorageLevel.MEMORY_AND_DISK)
-    digital_links = rules.link_by_rules(digital_records, targets)
+    digital_links = link_to_persons(spark, settings, digital_records, digital_targets, resolution, "digital")
+    contact_records.unpersist()
+    contact_links.unpersist()
+    digital_targets.unpersist()
+    contacts = lake.read("silver.contacts")
     written["silver.digital_events"] = lake.write(silver.digital_events(digital_records, digital_links),
                                                   "silver.digital_events", "overwrite")
     digital_records.unpersist()
+    digital_links.unpersist()
     digital = lake.read("silver.digital_events")
 
     # Point-in-time features: at the last general (training) and now (scoring).

@@ -108,6 +108,7 @@ def fit_and_log(
     frame = prop.model_frame(labelled, spec, extra=extra)
     holdout = prop.in_holdout(F.col("person_id"), cfg.test_fraction, cfg.seed)
     train, test = frame.where(~holdout), frame.where(holdout)
+    spec, empty = prop.informative(spec, train)
 
     client = tracking.configure(settings.mlflow)
     experiment = tracking.experiment_id(settings.mlflow, spec.kind)
@@ -117,6 +118,7 @@ def fit_and_log(
             {
                 "learner": spec.learner,
                 "features": ",".join(spec.features),
+                "empty_features_dropped": ",".join(empty) or "none",
                 "feature_table": "gold.voter_features",
                 "feature_table_version": feature_version,
                 **cfg.model_dump(),

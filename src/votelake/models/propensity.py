@@ -5,7 +5,7 @@ tracking live in :mod:`votelake.models.tracking` and the jobs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pyspark.ml import Pipeline
 from pyspark.ml.classification import GBTClassifier, LogisticRegression
@@ -80,6 +80,24 @@ def model_frame(features: DataFrame, spec: ModelSpec, extra: tuple[str, ...] = (
         *[F.col(c).cast("double").alias(c) for c in spec.numeric],
         *[F.coalesce(F.col(c), F.lit(UNKNOWN)).alias(c) for c in spec.categorical],
     )
+
+
+def informative(spec: ModelSpec, frame: DataFrame) -> tuple[ModelSpec, tuple[str, ...]]:
+    """Drop numeric features that are null in every row (nothing to learn or impute from).
+
+    A state without vote history has no participation features at all; the
+    imputer cannot fit a median of nothing.
+
+    Args:
+        spec: the model.
+        frame: the training rows.
+
+    Returns:
+        The spec without the empty features, and the names dropped.
+    """
+    counts = frame.agg(*[F.count(c).alias(c) for c in spec.numeric]).first().asDict()
+    empty = tuple(c for c in spec.numeric if counts[c] == 0)
+    return replace(spec, numeric=tuple(c for c in spec.numeric if c not in empty)), empty
 
 
 def build_pipeline(spec: ModelSpec, settings: ModelSettings) -> Pipeline:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 
@@ -158,3 +158,62 @@ def record_precision_recall(links: DataFrame, truth: DataFrame, key: str = "reco
     linked, correct, linkable = int(row["linked"]), int(row["correct"] or 0), int(row["linkable"])
     return RecordScores(precision=_ratio(correct, linked), recall=_ratio(correct, linkable), linked=linked,
                         correct=correct, linkable=linkable, records=int(row["records"]))
+
+
+@dataclass(frozen=True)
+class ResolutionQuality:
+    """A build's identity resolution scored against a synthetic state's truth.
+
+    Attributes:
+        dedupe: duplicate registrations → persons (pairwise).
+        contacts: contact records → persons (per record).
+        digital: digital events → persons (per record).
+    """
+
+    dedupe: PairwiseScores
+    contacts: RecordScores
+    digital: RecordScores
+
+    def as_dict(self) -> dict:
+        """The scores as a plain dict (for JSON)."""
+        return {"dedupe": self.dedupe.as_dict(), "contacts": self.contacts.as_dict(),
+                "digital": self.digital.as_dict()}
+
+
+def resolution_against_truth(person_ids: DataFrame, contacts: DataFrame, digital: DataFrame,
+                             truth: dict[str, DataFrame], state: str) -> ResolutionQuality:
+    """Score silver tables built from a synthetic state against its ground truth.
+
+    Args:
+        person_ids: ``silver.person_ids`` (``registration_key, person_id``).
+        contacts: ``silver.contacts`` (``contact_id, person_id``).
+        digital: ``silver.digital_events`` (``event_id, person_id``).
+        truth: the generator's truth frames ``registrations`` (``county_id,
+            voter_reg_num, person_id``), ``contacts`` (``contact_id, person_id``)
+            and ``digital`` (``event_id, person_id``).
+        state: the state code the registration keys carry.
+
+    Returns:
+        The :class:`ResolutionQuality`. A linked record counts as correct when
+        its person's registrations belong (by majority, ties to the smallest
+        id) to the record's true person.
+    """
+    true_regs = truth["registrations"].select(
+        F.concat(F.lit(f"{state}:"), F.col("county_id").cast("string"), F.lit("-"), F.col("voter_reg_num"))
+        .alias("registration_key"), F.col("person_id").cast("string").alias("true_person"))
+    dedupe = pairwise_precision_recall(person_ids.select("registration_key", "person_id"), true_regs)
+    votes = (person_ids.join(true_regs, on="registration_key", how="inner")
+             .groupBy("person_id", "true_person").agg(F.count("*").alias("_n")))
+    majority = Window.partitionBy("person_id").orderBy(F.desc("_n"), "true_person")
+    best = votes.select("person_id", F.col("true_person").alias("linked_person"),
+                        F.row_number().over(majority).alias("_rank")).where(F.col("_rank") == 1).drop("_rank")
+
+    def records(table: DataFrame, expected: DataFrame, key: str) -> RecordScores:
+        links = table.select(F.col(key).alias("record_id"), "person_id").join(
+            best, on="person_id", how="left").select("record_id", "linked_person")
+        return record_precision_recall(links, expected.select(
+            F.col(key).alias("record_id"), F.col("person_id").cast("string").alias("true_person")))
+
+    return ResolutionQuality(dedupe=dedupe,
+                             contacts=records(contacts, truth["contacts"], "contact_id"),
+                             digital=records(digital, truth["digital"], "event_id"))

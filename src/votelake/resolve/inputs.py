@@ -169,22 +169,16 @@ def contact_records(contacts: DataFrame) -> DataFrame:
 
 
 def digital_records(digital: DataFrame) -> DataFrame:
-    """Records to link from rows in the ``digital`` layout (events carry only phone/e-mail).
+    """Records to link from rows in the ``digital`` layout (e-mail/phone plus the supporter profile).
 
     Args:
-        digital: rows with ``event_id, email, phone``.
+        digital: rows with ``event_id, first_name, last_name, address, zip,
+            phone, email``.
 
     Returns:
-        DataFrame in :data:`RECORD_SCHEMA` with null names and address.
+        DataFrame in :data:`RECORD_SCHEMA` (no claimed voter id: platforms do
+        not know it).
     """
-    none = F.lit(None).cast("string")
-    return digital.select(
-        blank_to_null(F.col("event_id")).alias("record_id"),
-        none.alias("claimed_state_voter_id"),
-        none.alias("first_name"),
-        none.alias("last_name"),
-        none.alias("address_key"),
-        none.alias("zip5"),
-        phone_e164(F.col("phone")).alias("phone"),
-        clean_email(F.col("email")).alias("email"),
-    ).where(F.col("record_id").isNotNull())
+    return contact_records(digital.select(
+        F.col("event_id").alias("contact_id"), F.lit(None).cast("string").alias("state_voter_id"),
+        "first_name", "last_name", "address", "zip", "phone", "email"))

@@ -4,9 +4,9 @@ The fast, transparent resolver (``resolve.method: rules``): every rule is a set
 of standardized fields that must all be equal (a first name also matches the
 full names it is a nickname of). Registrations sharing a rule's values are the
 same person; persons are the connected components across rules. Records
-(contacts, digital events) link to a person by the claimed state voter id, a
-phone or e-mail that belongs to exactly one person, or an exact name and
-address. The Splink model (``resolve.method: splink``) scores fuzzy pairs
+(contacts, digital events) link to a person by the first of :data:`LINK_KEYS`
+(claimed state voter id, phone, e-mail, name and address, name and ZIP, ...)
+whose value belongs to exactly one person. The Splink model (``resolve.method: splink``) scores fuzzy pairs
 instead.
 """
 
@@ -25,6 +25,11 @@ DEDUPE_RULES: tuple[tuple[str, ...], ...] = (
     ("last_name", "first_alias", "birth_year", "zip5"),
     ("last_name", "first_alias", "birth_year", "phone"),
     ("last_name", "first_name", "middle_name", "birth_year", "gender"),
+    # A mistyped first name: the rest of the identity must agree.
+    ("last_name", "birth_year", "phone"),
+    ("last_name", "middle_name", "birth_year", "gender", "zip5"),
+    # A mistyped last name.
+    ("first_name", "middle_name", "birth_year", "gender", "zip5"),
 )
 MAX_ROUNDS = 20
 
@@ -94,6 +99,27 @@ def dedupe_by_rules(registrations: DataFrame) -> DataFrame:
     return connected_components(rule_groups(registrations), registrations.select("registration_key"))
 
 
+# Record-linkage keys, in order of trust: a record links by the first key whose
+# value (all its standardized fields present) belongs to exactly one person.
+# The first-initial and no-last-name keys forgive a mistyped first or last name
+# when the address agrees.
+LINK_KEYS: dict[str, tuple[str, ...]] = {
+    "state_voter_id": ("state_voter_id",),
+    "phone": ("phone",),
+    "email": ("email",),
+    "name_address": ("last_name", "first_name", "address_key", "zip5"),
+    "initial_address": ("last_name", "first_initial", "address_key", "zip5"),
+    "first_name_address": ("first_name", "address_key", "zip5"),
+    "name_zip": ("last_name", "first_name", "zip5"),
+}
+
+
+def _composite_key(fields: tuple[str, ...]) -> Column:
+    """The fields joined with ``|``; null unless every field is present."""
+    complete = reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in fields])
+    return F.when(complete, F.concat_ws("|", *fields))
+
+
 def _unique_owner(targets: DataFrame, key: Column, name: str) -> DataFrame:
     """Values of ``key`` that belong to exactly one person."""
     return (targets.select(key.alias(name), "person_id").where(F.col(name).isNotNull()).distinct()
@@ -102,7 +128,7 @@ def _unique_owner(targets: DataFrame, key: Column, name: str) -> DataFrame:
 
 
 def link_by_rules(records: DataFrame, persons: DataFrame) -> DataFrame:
-    """Link records to persons: claimed voter id, unique phone, unique e-mail, exact name and address.
+    """Link records to persons by the first of :data:`LINK_KEYS` that belongs to exactly one person.
 
     Phones and e-mails carried by records linked in the first pass become
     person keys too (when they point at one person), so a web event keyed by an
@@ -118,17 +144,14 @@ def link_by_rules(records: DataFrame, persons: DataFrame) -> DataFrame:
         ``record_id, person_id, match_probability, matched_by`` for every record
         (``person_id`` null and ``matched_by`` ``none`` when nothing matched).
     """
-    name_address = F.concat_ws("|", "last_name", "first_name", "address_key", "zip5")
-    has_name_address = reduce(lambda a, b: a & b, [F.col(c).isNotNull()
-                                                   for c in ("last_name", "first_name", "address_key", "zip5")])
-    person_keys = {
-        "state_voter_id": _unique_owner(persons, F.col("state_voter_id"), "state_voter_id"),
-        "phone": _unique_owner(persons, F.col("phone"), "phone"),
-        "email": _unique_owner(persons, F.col("email"), "email"),
-        "name_address": _unique_owner(persons.where(has_name_address), name_address, "name_address"),
-    }
-    keyed = records.select("record_id", F.col("claimed_state_voter_id").alias("state_voter_id"), "phone", "email",
-                           F.when(has_name_address, name_address).alias("name_address"))
+    def with_keys(df: DataFrame, *keep: str) -> DataFrame:
+        df = df.select("*", F.substring("first_name", 1, 1).alias("first_initial"))
+        return df.select(*keep, *[_composite_key(fields).alias(name) for name, fields in LINK_KEYS.items()])
+
+    person_rows = with_keys(persons, "person_id")
+    person_keys = {name: _unique_owner(person_rows, F.col(name), name) for name in LINK_KEYS}
+    keyed = with_keys(records.drop("state_voter_id").withColumnRenamed("claimed_state_voter_id", "state_voter_id"),
+                      "record_id")
     for name, owners in person_keys.items():
         keyed = keyed.join(owners, on=name, how="left")
     rules = list(person_keys)

@@ -44,6 +44,10 @@ TEXT_RESULTS = (["REPLIED", "SENT", "OPTED_OUT", "UNDELIVERABLE"], [.15, .75, .0
 EMAIL_BLASTS = [dt.date(2026, 6, 5), dt.date(2026, 6, 19), dt.date(2026, 7, 3), dt.date(2026, 7, 17),
                 dt.date(2026, 7, 31), dt.date(2026, 8, 14), dt.date(2026, 8, 28)]
 SMS_BLASTS = [dt.date(2026, 6, 20), dt.date(2026, 7, 18), dt.date(2026, 8, 22)]
+# Shares of digital subscribers whose profile has a name and ZIP, and of those a street address.
+PROFILE_NAME_RATE = 0.97
+PROFILE_ADDRESS_RATE = 0.9
+PROFILE = ("first_name", "last_name", "address", "zip")
 
 
 def _ts(day: Column, seconds: Column) -> Column:
@@ -214,17 +218,32 @@ def digital_audience(spark: SparkSession, people: DataFrame, voters: int, partit
     Returns:
         ``key`` (long, negative for outsiders), ``person_id`` (null for outsiders),
         ``email`` (null if not on the email list), ``phone`` (null if not on
-        the SMS list), ``engagement``, ``p_support``.
+        the SMS list), the profile (``first_name, last_name, address, zip``,
+        null where not given), ``engagement``, ``p_support``.
     """
     def U(stream: str) -> Column:
         return uniform(seed, stream, "person_id")
 
     on_email = F.col("has_email") & (U("d_email") < 0.55)
-    on_sms = U("d_sms") < F.lit(0.08) + F.lit(0.1) * sigmoid(F.col("engagement"))
-    linked = keep_where(people.select(
+    # Texting lists are loaded from the phones the campaign has (voter file and
+    # vendor appends), so SMS subscribers are people with a known phone.
+    on_sms = F.col("has_phone") & (U("d_sms") < F.lit(0.1) + F.lit(0.15) * sigmoid(F.col("engagement")))
+    # The supporter profile the platform exports with each event: what the
+    # person typed on a sign-up form. Most give name and ZIP, most of those a
+    # street address; case and spacing vary, a few mistype their name.
+    gave_name = U("d_name") < PROFILE_NAME_RATE
+    gave_address = gave_name & (U("d_addr") < PROFILE_ADDRESS_RATE)
+    typed = people.select(
+        "*", *[typo(F.col(c), U(f"d_{c}_t"), U(f"d_{c}_p"), U(f"d_{c}_k"), 0.01).alias(f"_d_{c}")
+               for c in ("first_name", "last_name")])
+    linked = keep_where(typed.select(
         F.col("person_id").alias("key"), F.col("person_id"),
         F.when(on_email, _email_key(F.col("email"), U("d_ecase"))).alias("email"),
         F.when(on_sms, phone_format(F.col("phone_digits"), U("d_pfmt"), (.4, .6, .75, .8))).alias("phone"),
+        F.when(gave_name, vary_case(F.col("_d_first_name"), U("d_fn_c"), 0.7, 0.1)).alias("first_name"),
+        F.when(gave_name, vary_case(F.col("_d_last_name"), U("d_ln_c"), 0.7, 0.1)).alias("last_name"),
+        F.when(gave_address, vary_case(F.col("res_street_address"), U("d_ad_c"), 0.7, 0.1)).alias("address"),
+        F.when(gave_name, F.col("zip_code").substr(1, 5)).alias("zip"),
         "engagement", "p_support",
     ), F.col("email").isNotNull() | F.col("phone").isNotNull())
     n_out = max(1, voters // 100)
@@ -237,6 +256,8 @@ def digital_audience(spark: SparkSession, people: DataFrame, voters: int, partit
     outsiders = o.select(
         (F.lit(-1) - F.col("id")).alias("key"), F.lit(None).cast("long").alias("person_id"),
         out_email.alias("email"), F.lit(None).cast("string").alias("phone"),
+        F.initcap(first).alias("first_name"), F.initcap(last).alias("last_name"),
+        F.lit(None).cast("string").alias("address"), F.lit(None).cast("string").alias("zip"),
         F.lit(0.0).alias("engagement"), F.lit(0.5).alias("p_support"),
     )
     return linked.unionByName(outsiders)
@@ -259,7 +280,7 @@ def _blast_events(aud: DataFrame, seed: int, channel: str, key_col: str, blasts:
         chain: whether later engagement events require the first (a click needs an open).
 
     Returns:
-        Event rows: ``event_id, email, phone, channel, event_type, event_ts, campaign, person_id``.
+        Event rows: ``event_id, email, phone, <profile>, channel, event_type, event_ts, campaign, person_id``.
     """
     n = len(blasts)
     stops = F.array(*[uniform(seed, f"{channel}_stop", "key", k) < stop_rate for k in range(1, n + 1)])
@@ -294,6 +315,7 @@ def _blast_events(aud: DataFrame, seed: int, channel: str, key_col: str, blasts:
         hex_id(seed, "digital", "key", f"'{channel}'", "blast", "ev.t").alias("event_id"),
         (F.col("email") if key_col == "email" else F.lit(None).cast("string")).alias("email"),
         (F.col("phone") if key_col == "phone" else F.lit(None).cast("string")).alias("phone"),
+        *PROFILE,
         F.lit(channel).alias("channel"), F.col("ev.t").alias("event_type"),
         _ts(F.col("day"), F.col("ev.s")).alias("event_ts"),
         F.concat(F.lit(f"{channel}_"), F.date_format(F.col("day"), "yyyyMMdd")).alias("campaign"),
@@ -338,7 +360,7 @@ def digital_events(aud: DataFrame, seed: int) -> DataFrame:
     is_signup = (F.col("v") == 0)
     web = keep_where(web, ~is_signup | (U("signup") < 0.3)).select(
         hex_id(seed, "digital", "key", "'web'", "v").alias("event_id"),
-        "email", F.lit(None).cast("string").alias("phone"), F.lit("web").alias("channel"),
+        "email", F.lit(None).cast("string").alias("phone"), *PROFILE, F.lit("web").alias("channel"),
         F.when(is_signup, "signup").otherwise("pageview").alias("event_type"),
         _ts(F.date_add(F.lit(R.CAMPAIGN_START), F.floor(UV("web_day") * 92).cast("int")),
             F.floor(UV("web_s") * 86400).cast("int")).alias("event_ts"),

@@ -124,6 +124,20 @@ def build_frames(spark: SparkSession, settings: SynthSettings, layouts_dir: Path
     return build_outputs(spark, settings, layouts_dir, build_registrations(spark, settings))
 
 
+def read_truth(spark: SparkSession, out: Path) -> dict[str, DataFrame]:
+    """The ground truth of a generated state, for evaluation.
+
+    Args:
+        spark: the session.
+        out: the generator's output folder (``synth.out``).
+
+    Returns:
+        ``registrations``, ``contacts`` and ``digital`` truth frames.
+    """
+    return {kind: spark.read.parquet(str(out / OUTPUTS[f"truth_{kind}"][0]))
+            for kind in ("registrations", "contacts", "digital")}
+
+
 def _write(df: DataFrame, path: Path, fmt: str) -> None:
     writer = df.write.mode("overwrite")
     if fmt in ("tsv", "csv"):

@@ -147,7 +147,7 @@ def registration_history(snapshots: DataFrame) -> DataFrame:
         record_hash``, :data:`REGISTRATION_ATTRIBUTES` and ``snapshots`` (how
         many snapshots the version spans).
     """
-    rows = _newest_load(snapshots, "registration_key", "snapshot_date")
+    rows = newest_load(snapshots, "registration_key", "snapshot_date")
     dates = rows.select("snapshot_date").distinct()
     ordinal = dates.select("snapshot_date", F.row_number().over(Window.orderBy("snapshot_date")).alias("_idx"))
     following = ordinal.select((F.col("_idx") - 1).alias("_end_idx"), F.col("snapshot_date").alias("valid_to"))
@@ -278,46 +278,71 @@ def contact_records(contacts: DataFrame, state: str) -> DataFrame:
         claimed_state_voter_id, first_name, last_name, address_key, zip5,
         phone, email``.
     """
-    parsed = standardize_addresses(contacts, "res_address1", out="_addr")
-    return parsed.select(
-        F.col("contact_id").alias("record_id"),
-        F.upper("state_voter_id").alias("claimed_state_voter_id"),
-        clean_person_name(F.col("first_name")).alias("first_name"),
-        split_name_suffix(F.col("last_name"))[0].alias("last_name"),
-        F.col("_addr.address_key").alias("address_key"),
-        zip5(F.col("res_zip")).alias("zip5"),
-        phone_e164(F.col("phone")).alias("phone"),
-        clean_email(F.col("email")).alias("email"),
+    return _linking_columns(contacts, "contact_id", F.upper("state_voter_id")).select(
+        *RECORD_LINK_COLUMNS,
         "channel", "attempted_at", "result", "survey_question", "support_id", "program",
         "_load_id",
     )
 
 
+# What record linkage reads from a contact or digital record.
+RECORD_LINK_COLUMNS = ("record_id", "claimed_state_voter_id", "first_name", "last_name", "address_key", "zip5",
+                       "phone", "email")
+
+
+def _linking_columns(records: DataFrame, id_column: str, claimed_voter_id: Column) -> DataFrame:
+    """Add the standardized linking columns to canonical contact or digital records.
+
+    Args:
+        records: canonical records with ``first_name, last_name, res_address1,
+            res_zip, phone, email``.
+        id_column: the record's id column (becomes ``record_id``).
+        claimed_voter_id: the voter id the record claims (null when none).
+
+    Returns:
+        ``records`` plus :data:`RECORD_LINK_COLUMNS` (parsed address dropped).
+    """
+    parsed = standardize_addresses(records, "res_address1", out="_addr")
+    return parsed.select(
+        "*",
+        F.col(id_column).alias("record_id"),
+        claimed_voter_id.alias("claimed_state_voter_id"),
+        clean_person_name(F.col("first_name")).alias("_first"),
+        split_name_suffix(F.col("last_name"))[0].alias("_last"),
+        F.col("_addr.address_key").alias("address_key"),
+        zip5(F.col("res_zip")).alias("zip5"),
+        phone_e164(F.col("phone")).alias("_phone"),
+        clean_email(F.col("email")).alias("_email"),
+    ).drop("first_name", "last_name", "phone", "email", "_addr").withColumnsRenamed(
+        {"_first": "first_name", "_last": "last_name", "_phone": "phone", "_email": "email"})
+
+
 def digital_records(digital: DataFrame) -> DataFrame:
-    """Standardize canonical digital events for linking (phone, e-mail).
+    """Standardize canonical digital events for linking (profile name, address, phone, e-mail).
 
     Args:
         digital: canonical ``digital`` records.
 
     Returns:
-        The event columns plus the linking columns (names and address null).
+        The event columns plus the linking columns (``claimed_state_voter_id``
+        null: platforms do not know voter ids).
     """
-    none = F.lit(None).cast("string")
-    return digital.select(
-        F.col("event_id").alias("record_id"),
-        none.alias("claimed_state_voter_id"),
-        none.alias("first_name"),
-        none.alias("last_name"),
-        none.alias("address_key"),
-        none.alias("zip5"),
-        phone_e164(F.col("phone")).alias("phone"),
-        clean_email(F.col("email")).alias("email"),
+    return _linking_columns(digital, "event_id", F.lit(None).cast("string")).select(
+        *RECORD_LINK_COLUMNS,
         "channel", F.lower("event_type").alias("event_type"), "event_ts", "campaign", "_load_id",
     )
 
 
-def _newest_load(rows: DataFrame, *keys: str) -> DataFrame:
-    """One row per key: the copy from the latest load (load ids sort by time)."""
+def newest_load(rows: DataFrame, *keys: str) -> DataFrame:
+    """One row per key: the copy from the latest load (load ids sort by time).
+
+    Args:
+        rows: rows with ``_load_id`` and the key columns.
+        *keys: the columns that identify a row.
+
+    Returns:
+        ``rows`` with one row per key.
+    """
     newest = Window.partitionBy(*keys).orderBy(F.desc("_load_id"))
     return rows.select("*", F.row_number().over(newest).alias("_n")).where(F.col("_n") == 1).drop("_n")
 
@@ -335,7 +360,7 @@ def contacts(records: DataFrame, links: DataFrame) -> DataFrame:
     """
     valid_support = F.col("support_id").between(1, 5)
     # A record re-exported in a later delivery: the latest load's copy wins.
-    return _newest_load(records, "record_id").join(links, on="record_id", how="left").select(
+    return newest_load(records, "record_id").join(links, on="record_id", how="left").select(
         F.col("record_id").alias("contact_id"),
         "person_id",
         F.coalesce("matched_by", F.lit("none")).alias("matched_by"),
@@ -360,7 +385,7 @@ def digital_events(records: DataFrame, links: DataFrame) -> DataFrame:
     Returns:
         DataFrame in the ``silver.digital_events`` schema.
     """
-    return _newest_load(records, "record_id").join(links, on="record_id", how="left").select(
+    return newest_load(records, "record_id").join(links, on="record_id", how="left").select(
         F.col("record_id").alias("event_id"),
         "person_id",
         F.coalesce("matched_by", F.lit("none")).alias("matched_by"),

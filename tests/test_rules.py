@@ -1,0 +1,70 @@
+"""Rule-based identity resolution on hand-built registrations and records."""
+
+from __future__ import annotations
+
+from pyspark.sql import Row
+from pyspark.testing import assertDataFrameEqual
+
+from votelake.resolve.rules import dedupe_by_rules, link_by_rules
+
+REGISTRATIONS = (
+    "registration_key string, state_voter_id string, first_name string, middle_name string, last_name string, "
+    "birth_year int, gender string, zip5 string, phone string"
+)
+PERSONS = ("person_id string, state_voter_id string, first_name string, last_name string, address_key string, "
+           "zip5 string, phone string, email string")
+RECORDS = ("record_id string, claimed_state_voter_id string, first_name string, last_name string, "
+           "address_key string, zip5 string, phone string, email string")
+
+
+def test_dedupe_joins_moves_nicknames_and_typos_and_keeps_namesakes_apart(spark):
+    regs = spark.createDataFrame([
+        # The same NCID in two counties (a move).
+        ("a1", "N1", "ROBERT", "LEE", "HALL", 1970, "M", "27510", None),
+        ("a2", "N1", "ROBERT", "LEE", "HALL", 1970, "M", "27601", None),
+        # A new NCID under a nickname, same ZIP.
+        ("b1", "N2", "WILLIAM", "JAMES", "PRICE", 1985, "M", "27510", None),
+        ("b2", "N3", "BILL", None, "PRICE", 1985, "M", "27510", None),
+        # A mistyped first name in another county, the same phone.
+        ("c1", "N4", "MARGARET", "ANN", "COLE", 1990, "F", "27510", "+19195550101"),
+        ("c2", "N5", "MAGRARET", None, "COLE", 1990, "F", "28202", "+19195550101"),
+        # A namesake: same name and ZIP, another birth year.
+        ("d1", "N6", "ROBERT", "LEE", "HALL", 1995, "M", "27510", None),
+    ], REGISTRATIONS)
+    expected = spark.createDataFrame(
+        [("a1", "a1"), ("a2", "a1"), ("b1", "b1"), ("b2", "b1"), ("c1", "c1"), ("c2", "c1"), ("d1", "d1")],
+        "registration_key string, cluster_id string")
+    assertDataFrameEqual(dedupe_by_rules(regs), expected)
+
+
+def test_records_link_by_the_first_unique_key_and_never_to_an_ambiguous_one(spark):
+    persons = spark.createDataFrame([
+        ("p1", "N1", "ANNA", "BELL", "12 OAK ST", "27510", "+19195550101", None),
+        ("p2", "N2", "JOHN", "SMITH", "40 ELM ST", "27510", None, None),
+        ("p3", "N3", "JOHN", "SMITH", "77 PINE RD", "27510", None, None),
+        ("p4", "N4", "CARLA", "DIAZ", "5 MAPLE AVE", "27511", None, None),
+        ("p5", "N5", "DAVID", "DIAZ", "5 MAPLE AVE", "27511", None, None),
+    ], PERSONS)
+    records = spark.createDataFrame([
+        ("r1", "N1", None, None, None, None, None, None),                       # claimed voter id
+        ("r2", None, None, None, None, None, "+19195550101", "anna@x.org"),     # phone
+        ("r3", None, None, None, None, None, None, "anna@x.org"),               # e-mail learnt from r2
+        ("r4", None, "JOHN", "SMITH", "40 ELM ST", "27510", None, None),        # name and address
+        ("r5", None, "JOHN", "SMITH", None, "27510", None, None),               # two John Smiths: none
+        ("r6", None, "CRALA", "DIAZ", "5 MAPLE AVE", "27511", None, None),      # typo: initial and address
+        ("r7", None, "CARLA", "DIAS", "5 MAPLE AVE", "27511", None, None),      # typo: first name and address
+        ("r8", None, "ANNA", "BELL", None, "27510", None, None),                # name and ZIP
+        ("r9", None, "ZOE", "KING", "1 BAY ST", "27510", None, None),           # nobody
+    ], RECORDS)
+    expected = spark.createDataFrame([
+        Row("r1", "p1", 1.0, "state_voter_id"),
+        Row("r2", "p1", 1.0, "phone"),
+        Row("r3", "p1", 1.0, "email_from_records"),
+        Row("r4", "p2", 1.0, "name_address"),
+        Row("r5", None, None, "none"),
+        Row("r6", "p4", 1.0, "initial_address"),
+        Row("r7", "p4", 1.0, "first_name_address"),
+        Row("r8", "p1", 1.0, "name_zip"),
+        Row("r9", None, None, "none"),
+    ], "record_id string, person_id string, match_probability double, matched_by string")
+    assertDataFrameEqual(link_by_rules(records, persons), expected)
