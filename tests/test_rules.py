@@ -5,6 +5,7 @@ from __future__ import annotations
 from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
+from votelake.jobs.build import prefer_first
 from votelake.resolve.rules import dedupe_by_rules, link_by_rules
 
 REGISTRATIONS = (
@@ -68,3 +69,14 @@ def test_records_link_by_the_first_unique_key_and_never_to_an_ambiguous_one(spar
         Row("r9", None, None, "none"),
     ], "record_id string, person_id string, match_probability double, matched_by string")
     assertDataFrameEqual(link_by_rules(records, persons), expected)
+
+
+def test_rule_links_win_and_the_model_fills_the_rest(spark):
+    schema = "record_id string, person_id string, match_probability double, matched_by string"
+    by_rules = spark.createDataFrame([("r1", "p1", 1.0, "name_address"), ("r2", None, None, "none"),
+                                      ("r3", None, None, "none")], schema)
+    by_model = spark.createDataFrame([("r1", "p9", 0.97, "splink"), ("r2", "p2", 0.99, "splink"),
+                                      ("r3", None, None, "none")], schema)
+    expected = spark.createDataFrame([("r1", "p1", 1.0, "name_address"), ("r2", "p2", 0.99, "splink"),
+                                      ("r3", None, None, "none")], schema)
+    assertDataFrameEqual(prefer_first(by_rules, by_model), expected)

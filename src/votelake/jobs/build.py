@@ -145,14 +145,17 @@ def link_to_persons(spark: SparkSession, settings: Settings, records: DataFrame,
     link_keys = [c for c in silver.RECORD_LINK_COLUMNS if c != "record_id"]
     profile_id = F.sha2(F.to_json(F.struct(*link_keys)), 256)
     profiles = records.select(*link_keys).distinct().select(profile_id.alias("record_id"), *link_keys)
+    rule_links = rules.link_by_rules(profiles, targets)
     if settings.resolve.method == "rules":
-        profile_links = rules.link_by_rules(profiles, targets)
+        profile_links = rule_links
         report[kind] = {"method": "rules"}
     else:
         # One link model serves contacts and digital records (same comparisons).
+        # A unique exact key (name and address, ...) is as sure as a phone: the
+        # rules' link wins, the model's fills in the records the rules leave.
         model = None if settings.resolve.retrain else tracking.latest_resolution_model(settings.mlflow, "link")
         result = resolve.link_records(spark, profiles, targets, settings.resolve, model=model)
-        profile_links = result.links
+        profile_links = prefer_first(rule_links, result.links)
         report[kind] = {"method": "splink", "model": "reused" if model or result.model is None else "trained"}
         if model is None and result.model is not None:
             report[kind]["model_run_id"] = tracking.log_resolution_model(
@@ -166,6 +169,26 @@ def link_to_persons(spark: SparkSession, settings: Settings, records: DataFrame,
     report[kind]["linked"] = links.where(F.col("person_id").isNotNull()).count()
     report[kind]["unlinked"] = links.where(F.col("person_id").isNull()).count()
     return links
+
+
+def prefer_first(first: DataFrame, second: DataFrame) -> DataFrame:
+    """Per record, the first linkage's person where it found one, else the second's.
+
+    Args:
+        first: ``record_id, person_id, match_probability, matched_by`` (every record).
+        second: the same columns for the same records.
+
+    Returns:
+        One row per record in the same columns.
+    """
+    found = F.col("f.person_id").isNotNull()
+    return first.alias("f").join(second.alias("s"), on="record_id", how="left").select(
+        "record_id",
+        *[F.when(found, F.col(f"f.{c}")).otherwise(F.col(f"s.{c}")).alias(c)
+          for c in ("person_id", "match_probability")],
+        F.when(found, F.col("f.matched_by")).otherwise(F.coalesce(F.col("s.matched_by"), F.lit("none")))
+        .alias("matched_by"),
+    )
 
 
 def link_persons(current: DataFrame) -> DataFrame:
