@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings(args.conf, [f"landing={Path(args.landing).resolve()}",
                                          f"storage.lakehouse={scratch / 'lake'}",
                                          f"quality.results_dir={scratch / 'quality'}", *args.overrides])
+    host = machine()
     spark = session_for(settings)
     runs, floors = [], []
     try:
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         spark.stop()
         shutil.rmtree(scratch, ignore_errors=True)
     last = runs[-1]["report"]
-    rows = {name: r.get("read", 0) for name, r in last.items()}
+    rows = {name: r["read"] for name, r in last.items() if isinstance(r, dict) and "read" in r}
     total = sum(rows.values())
     ingest_s = statistics.median(r["seconds"] for r in runs)
     floor_s = statistics.median(floors)
@@ -91,11 +93,11 @@ def main(argv: list[str] | None = None) -> None:
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, "-m", "bench.ingest_bench", *(argv or sys.argv[1:])]),
         "versions": {"pyspark": pyspark.__version__, "python": sys.version.split()[0]},
-        "machine": machine(),
+        "machine": {**host, "load_average_at_end": list(os.getloadavg())},
         "reps": args.reps,
         "rows_read": rows,
         "rows_total": total,
-        "quarantined": {name: r.get("quarantined", 0) for name, r in last.items()},
+        "quarantined": {name: last[name]["quarantined"] for name in rows},
         "ingest_seconds_median": round(ingest_s, 1),
         "ingest_rows_per_second": round(total / ingest_s),
         "floor_seconds_median": round(floor_s, 1),
@@ -108,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
         "# Ingest benchmark",
         "",
         f"`{result['command']}` on {result['machine']['nproc']} cores, {result['machine']['memory_gb']} GB "
-        f"({result['when']}; load average at start {result['machine']['load_average_at_start']}).",
+        f"({result['when']}; load average at start {result['machine']['load_average_at_start']}, "
+        f"at end {result['machine']['load_average_at_end']}).",
         "",
         "| source | rows read | quarantined |",
         "|---|---|---|",
