@@ -156,7 +156,8 @@ def link_to_persons(spark: SparkSession, settings: Settings, records: DataFrame,
         model = None if settings.resolve.retrain else tracking.latest_resolution_model(settings.mlflow, "link")
         result = resolve.link_records(spark, profiles, targets, settings.resolve, model=model)
         profile_links = prefer_first(rule_links, result.links)
-        report[kind] = {"method": "splink", "model": "reused" if model or result.model is None else "trained"}
+        report[kind] = {"method": "splink",
+                        "model": "reused" if model else "trained" if result.model else "not needed"}
         if model is None and result.model is not None:
             report[kind]["model_run_id"] = tracking.log_resolution_model(
                 settings.mlflow, "link", result.model, settings.resolve.model_dump(mode="json"),

@@ -6,8 +6,9 @@ full names it is a nickname of). Registrations sharing a rule's values are the
 same person; persons are the connected components across rules. Records
 (contacts, digital events) link to a person by the first of :data:`LINK_KEYS`
 (claimed state voter id, phone, e-mail, name and address, name and ZIP, ...)
-whose value belongs to exactly one person. The Splink model (``resolve.method: splink``) scores fuzzy pairs
-instead.
+whose value belongs to exactly one person. The Splink models
+(``resolve.method: splink``) score fuzzy pairs instead; for records, the
+build lets these rules link first and the model fill in the rest.
 """
 
 from __future__ import annotations
