@@ -18,7 +18,7 @@ RECORDS = ("record_id string, claimed_state_voter_id string, first_name string, 
            "address_key string, zip5 string, phone string, email string")
 
 
-def test_dedupe_joins_moves_nicknames_and_typos_and_keeps_namesakes_apart(spark):
+def test_dedupe_joins_moves_and_nicknames_and_keeps_namesakes_and_spouses_apart(spark):
     regs = spark.createDataFrame([
         # The same NCID in two counties (a move).
         ("a1", "N1", "ROBERT", "LEE", "HALL", 1970, "M", "27510", None),
@@ -26,14 +26,14 @@ def test_dedupe_joins_moves_nicknames_and_typos_and_keeps_namesakes_apart(spark)
         # A new NCID under a nickname, same ZIP.
         ("b1", "N2", "WILLIAM", "JAMES", "PRICE", 1985, "M", "27510", None),
         ("b2", "N3", "BILL", None, "PRICE", 1985, "M", "27510", None),
-        # A mistyped first name in another county, the same phone.
+        # Spouses born the same year sharing a landline stay two persons.
         ("c1", "N4", "MARGARET", "ANN", "COLE", 1990, "F", "27510", "+19195550101"),
-        ("c2", "N5", "MAGRARET", None, "COLE", 1990, "F", "28202", "+19195550101"),
+        ("c2", "N5", "DAVID", None, "COLE", 1990, "M", "27510", "+19195550101"),
         # A namesake: same name and ZIP, another birth year.
         ("d1", "N6", "ROBERT", "LEE", "HALL", 1995, "M", "27510", None),
     ], REGISTRATIONS)
     expected = spark.createDataFrame(
-        [("a1", "a1"), ("a2", "a1"), ("b1", "b1"), ("b2", "b1"), ("c1", "c1"), ("c2", "c1"), ("d1", "d1")],
+        [("a1", "a1"), ("a2", "a1"), ("b1", "b1"), ("b2", "b1"), ("c1", "c1"), ("c2", "c2"), ("d1", "d1")],
         "registration_key string, cluster_id string")
     assertDataFrameEqual(dedupe_by_rules(regs), expected)
 
