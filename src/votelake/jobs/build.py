@@ -144,11 +144,13 @@ def link_to_persons(spark: SparkSession, settings: Settings, records: DataFrame,
     # carries the same profile): link each distinct profile once.
     link_keys = [c for c in silver.RECORD_LINK_COLUMNS if c != "record_id"]
     profile_id = F.sha2(F.to_json(F.struct(*link_keys)), 256)
-    profiles = records.select(*link_keys).distinct().select(profile_id.alias("record_id"), *link_keys)
+    profiles = (records.select(*link_keys).distinct().select(profile_id.alias("record_id"), *link_keys)
+                .persist(StorageLevel.MEMORY_AND_DISK))
+    report[kind] = {"profiles": profiles.count()}
     rule_links = rules.link_by_rules(profiles, targets)
     if settings.resolve.method == "rules":
         profile_links = rule_links
-        report[kind] = {"method": "rules"}
+        report[kind]["method"] = "rules"
     else:
         # One link model serves contacts and digital records (same comparisons).
         # A unique exact key (name and address, ...) is as sure as a phone: the
@@ -156,19 +158,19 @@ def link_to_persons(spark: SparkSession, settings: Settings, records: DataFrame,
         model = None if settings.resolve.retrain else tracking.latest_resolution_model(settings.mlflow, "link")
         result = resolve.link_records(spark, profiles, targets, settings.resolve, model=model)
         profile_links = prefer_first(rule_links, result.links)
-        report[kind] = {"method": "splink",
-                        "model": "reused" if model else "trained" if result.model else "not needed"}
+        report[kind].update(method="splink",
+                            model="reused" if model else "trained" if result.model else "not needed")
         if model is None and result.model is not None:
             report[kind]["model_run_id"] = tracking.log_resolution_model(
                 settings.mlflow, "link", result.model, settings.resolve.model_dump(mode="json"),
-                {"profiles": float(profile_links.count())})
+                {"profiles": float(report[kind]["profiles"])})
     # A record re-exported in a later delivery: its latest copy is the one linked.
     links = silver.newest_load(records, "record_id").select("record_id", profile_id.alias("_profile")).join(
         profile_links.withColumnRenamed("record_id", "_profile"), on="_profile", how="inner",
     ).drop("_profile").persist(StorageLevel.MEMORY_AND_DISK)
-    report[kind]["profiles"] = profiles.count()
-    report[kind]["linked"] = links.where(F.col("person_id").isNotNull()).count()
-    report[kind]["unlinked"] = links.where(F.col("person_id").isNull()).count()
+    counts = links.agg(F.count("person_id").alias("linked"), F.count("*").alias("records")).first()
+    report[kind]["linked"], report[kind]["unlinked"] = counts["linked"], counts["records"] - counts["linked"]
+    profiles.unpersist()
     return links
 
 

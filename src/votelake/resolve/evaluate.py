@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from votelake.resolve.inputs import registration_key
+
 
 @dataclass(frozen=True)
 class PairwiseScores:
@@ -199,8 +201,8 @@ def resolution_against_truth(person_ids: DataFrame, contacts: DataFrame, digital
         id) to the record's true person.
     """
     true_regs = truth["registrations"].select(
-        F.concat(F.lit(f"{state}:"), F.col("county_id").cast("string"), F.lit("-"), F.col("voter_reg_num"))
-        .alias("registration_key"), F.col("person_id").cast("string").alias("true_person"))
+        registration_key(state, F.col("county_id"), F.col("voter_reg_num")).alias("registration_key"),
+        F.col("person_id").cast("string").alias("true_person"))
     dedupe = pairwise_precision_recall(person_ids.select("registration_key", "person_id"), true_regs)
     votes = (person_ids.join(true_regs, on="registration_key", how="inner")
              .groupBy("person_id", "true_person").agg(F.count("*").alias("_n")))

@@ -278,11 +278,9 @@ def contact_records(contacts: DataFrame, state: str) -> DataFrame:
         claimed_state_voter_id, first_name, last_name, address_key, zip5,
         phone, email``.
     """
-    return _linking_columns(contacts, "contact_id", F.upper("state_voter_id")).select(
-        *RECORD_LINK_COLUMNS,
-        "channel", "attempted_at", "result", "survey_question", "support_id", "program",
-        "_load_id",
-    )
+    return _linking_columns(contacts, "contact_id", F.upper("state_voter_id"),
+                            "channel", "attempted_at", "result", "survey_question", "support_id", "program",
+                            "_load_id")
 
 
 # What record linkage reads from a contact or digital record.
@@ -290,31 +288,31 @@ RECORD_LINK_COLUMNS = ("record_id", "claimed_state_voter_id", "first_name", "las
                        "phone", "email")
 
 
-def _linking_columns(records: DataFrame, id_column: str, claimed_voter_id: Column) -> DataFrame:
-    """Add the standardized linking columns to canonical contact or digital records.
+def _linking_columns(records: DataFrame, id_column: str, claimed_voter_id: Column, *keep: Column | str) -> DataFrame:
+    """Standardize canonical contact or digital records into the linking columns.
 
     Args:
         records: canonical records with ``first_name, last_name, res_address1,
             res_zip, phone, email``.
         id_column: the record's id column (becomes ``record_id``).
         claimed_voter_id: the voter id the record claims (null when none).
+        *keep: further columns to carry through.
 
     Returns:
-        ``records`` plus :data:`RECORD_LINK_COLUMNS` (parsed address dropped).
+        :data:`RECORD_LINK_COLUMNS` followed by ``keep``.
     """
     parsed = standardize_addresses(records, "res_address1", out="_addr")
     return parsed.select(
-        "*",
         F.col(id_column).alias("record_id"),
         claimed_voter_id.alias("claimed_state_voter_id"),
-        clean_person_name(F.col("first_name")).alias("_first"),
-        split_name_suffix(F.col("last_name"))[0].alias("_last"),
+        clean_person_name(F.col("first_name")).alias("first_name"),
+        split_name_suffix(F.col("last_name"))[0].alias("last_name"),
         F.col("_addr.address_key").alias("address_key"),
         zip5(F.col("res_zip")).alias("zip5"),
-        phone_e164(F.col("phone")).alias("_phone"),
-        clean_email(F.col("email")).alias("_email"),
-    ).drop("first_name", "last_name", "phone", "email", "_addr").withColumnsRenamed(
-        {"_first": "first_name", "_last": "last_name", "_phone": "phone", "_email": "email"})
+        phone_e164(F.col("phone")).alias("phone"),
+        clean_email(F.col("email")).alias("email"),
+        *keep,
+    )
 
 
 def digital_records(digital: DataFrame) -> DataFrame:
@@ -327,10 +325,9 @@ def digital_records(digital: DataFrame) -> DataFrame:
         The event columns plus the linking columns (``claimed_state_voter_id``
         null: platforms do not know voter ids).
     """
-    return _linking_columns(digital, "event_id", F.lit(None).cast("string")).select(
-        *RECORD_LINK_COLUMNS,
-        "channel", F.lower("event_type").alias("event_type"), "event_ts", "campaign", "_load_id",
-    )
+    return _linking_columns(digital, "event_id", F.lit(None).cast("string"),
+                            "channel", F.lower("event_type").alias("event_type"), "event_ts", "campaign",
+                            "_load_id")
 
 
 def newest_load(rows: DataFrame, *keys: str) -> DataFrame:
