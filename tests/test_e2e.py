@@ -11,7 +11,6 @@ import time
 import deltalake
 import pytest
 from mlflow.tracking import MlflowClient
-from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
@@ -20,25 +19,25 @@ from votelake.config import RunSettings
 from votelake.jobs import build, ingest, score, synth, train
 from votelake.jobs.common import Lakehouse
 from votelake.layouts import LayoutError
+from votelake.models.against_truth import model_quality_against_truth
 from votelake.resolve.evaluate import resolution_against_truth
 from votelake.synth.generate import read_truth
 
 pytestmark = pytest.mark.e2e
 
 VOTERS = 6000
-SCORE_COLUMNS = [
-    "person_id", "state_voter_id", "state", "county_id", "precinct", "cong_dist", "turnout_score",
-    "turnout_prob", "support_score", "support_prob", "turnout_model", "support_model", "turnout_run_id",
-    "support_run_id", "feature_version", "as_of_date", "scored_at",
-]
 PERSONAL_IDENTIFIERS = {"first_name", "middle_name", "last_name", "res_street_address", "phone", "email",
                         "birth_year", "birth_date", "zip5"}
 
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
+    # Half the audience in the persuasion experiment gives the uplift model
+    # enough follow-up IDs on a small state; one learner without a search keeps
+    # training short (the search and the gate between learners are tested in test_models.py).
     return synthetic_state_settings(tmp_path_factory.mktemp("e2e"), VOTERS, "synth.seed=11", "synth.partitions=2",
-                                    "model.gbt_max_iter=20")
+                                    "synth.experiment_share=0.5", "model.gbt_max_iter=20", "model.learners=[gbt]",
+                                    "model.tuning=none", "model.bootstrap=100")
 
 
 @pytest.fixture(scope="module")
@@ -78,30 +77,21 @@ def test_one_score_row_per_active_voter(spark, settings, pipeline):
     assert 0.0 <= bounds[4] < bounds[5] <= 1.0
 
 
-def test_turnout_model_beats_the_history_baseline(spark, settings, pipeline):
-    result = pipeline["train"]["turnout"]
-    lake = Lakehouse.open(spark, settings)
-    # Oracle: the true probability that generated the label election's votes.
-    truth = spark.read.parquet(str(settings.synth.out / "truth" / "registrations"))
-    label_date = pipeline["build"]["as_of_dates"][0]
-    voted = lake.read("silver.vote_history").where(F.col("election_date") == label_date).select(
-        "state_voter_id", F.lit(1.0).alias("voted")
-    )
-    eligible = lake.read("gold.voter_features").where(F.col("as_of_date") == label_date).select("state_voter_id")
-    oracle_rows = (
-        eligible.join(truth.select(F.col("ncid").alias("state_voter_id"), "p_turnout"), "state_voter_id", "inner")
-        .dropDuplicates(["state_voter_id"])
-        .join(voted, "state_voter_id", "left")
-        .select(F.coalesce("voted", F.lit(0.0)).alias("label"), F.col("p_turnout").cast("double"))
-    )
-    oracle = BinaryClassificationEvaluator(rawPredictionCol="p_turnout").evaluate(oracle_rows)
-    print(
-        f"\nturnout AUC: model {result['test_auc']:.4f}, baseline (share of past generals voted) "
-        f"{result['baseline_auc']:.4f}, oracle (true probabilities) {oracle:.4f}; "
-        f"support AUC {pipeline['train']['support']['test_auc']:.4f}"
-    )
-    assert result["test_auc"] > result["baseline_auc"]
-    assert result["test_auc"] <= oracle + 0.02  # no model beats the truth by more than noise
+def test_models_against_the_truth(spark, settings, pipeline):
+    """Champions vs baseline and oracle (the true probabilities) on the same held-out voters.
+
+    A 6,000-voter state leaves about a thousand held-out voters per model, so
+    these are guards; the issue's targets are asserted at scale in
+    test_model_quality_scale.py.
+    """
+    quality = model_quality_against_truth(spark, settings, read_truth(spark, settings.synth.out)["registrations"])
+    turnout, persuasion = quality["turnout"], quality["persuasion"]
+    print(f"\nmodels against the truth: {quality}")
+    assert turnout["baseline_auc"] < turnout["auc"] <= turnout["oracle_auc"] + 0.02
+    assert turnout["ece"] <= 0.05
+    assert 0.5 < quality["support"]["auc"] <= quality["support"]["oracle_auc"] + 0.03
+    assert persuasion["experiment_rows"] >= 200 and persuasion["qini_low"] <= persuasion["qini"] <= persuasion["qini_high"]
+    assert pipeline["train"]["persuasion"]["promoted"]
 
 
 def test_identity_resolution_against_ground_truth(spark, settings, pipeline):
@@ -118,22 +108,30 @@ def test_identity_resolution_against_ground_truth(spark, settings, pipeline):
         assert links.precision >= 0.98 and links.recall >= 0.95
 
 
-def test_mlflow_runs_hold_metrics_and_champion_models(settings, pipeline):
+def test_mlflow_runs_hold_metrics_reports_and_champion_models(settings, pipeline):
     client = MlflowClient(settings.mlflow.tracking_uri)
     for kind in ("turnout", "support"):
-        run = client.get_run(pipeline["train"][kind]["run_id"])
+        result = pipeline["train"][kind]["gbt"]
+        run = client.get_run(result["run_id"])
         assert run.info.status == "FINISHED"
-        for metric in ("test_auc", "test_log_loss", "test_brier"):
+        for metric in ("test_auc", "test_log_loss", "test_brier", "test_ece", "raw_ece", "train_seconds"):
             assert metric in run.data.metrics
         assert 0.5 < run.data.metrics["test_auc"] <= 1.0
         assert run.data.params["feature_table_version"] == str(pipeline["build"]["gold.voter_features"]["version"])
+        assert run.data.params["protected_excluded"] == "race,ethnicity,gender"
+        assert {"report/report.html", "report/deciles.png", "report/fairness.png"} <= {
+            a.path for a in client.list_artifacts(result["run_id"], "report")}
+        # The first model of a kind in a new registry is its champion.
         champion = client.get_model_version_by_alias(f"votelake-{kind}", "champion")
         assert champion.run_id == run.info.run_id
+    persuasion = client.get_run(pipeline["train"]["persuasion"]["run_id"])
+    assert {"qini", "qini_low", "qini_high", "test_qini"} <= set(persuasion.data.metrics)
+    assert "report/qini.png" in {a.path for a in client.list_artifacts(persuasion.info.run_id, "report")}
 
 
-def test_scores_read_without_spark(settings, pipeline):
+def test_scores_read_without_spark(spark, settings, pipeline):
     table = deltalake.DeltaTable(str(settings.storage.lakehouse / "gold" / "voter_scores")).to_pyarrow_table()
-    assert table.column_names == SCORE_COLUMNS
+    assert table.column_names == Lakehouse.open(spark, settings).table("gold.voter_scores").columns
     assert table.num_rows == pipeline["score"]["rows"]
     assert not PERSONAL_IDENTIFIERS & set(table.column_names)
 

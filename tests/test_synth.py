@@ -12,7 +12,8 @@ from pyspark.testing import assertDataFrameEqual
 
 from votelake.config import REPO_ROOT, SynthSettings
 from votelake.layouts import load_layout
-from votelake.synth import SNAPSHOT_DATE, build_frames, generate
+from votelake.synth import SNAPSHOT_DATE, build_frames, campaign, generate
+from votelake.synth.generate import read_truth
 
 LAYOUTS = REPO_ROOT / "conf" / "layouts"
 N = 3000
@@ -30,6 +31,10 @@ def _tsv(spark, path: Path):
     return spark.read.option("sep", "\t").option("header", True).csv(str(path))
 
 
+def _csv(spark, path: Path):
+    return spark.read.option("header", True).csv(str(path))
+
+
 def _first_line(folder: Path) -> str:
     part = sorted(p for p in folder.iterdir() if p.name.startswith("part-"))[0]
     opener = gzip.open if part.suffix == ".gz" else open
@@ -43,7 +48,11 @@ def test_headers_match_layouts(synth):
                               ("contacts", "contacts", ",")]:
         assert _first_line(report.paths[name]).split(sep) == list(load_layout(LAYOUTS, layout).columns)
     assert _first_line(report.paths["experiments"]).split(",") == [
-        "state_voter_id", "experiment_id", "arm", "assigned_at"]
+        "state_voter_id", "experiment_id", "arm", "assigned_at"] == list(load_layout(LAYOUTS, "experiments").columns)
+    assert _first_line(report.paths["results"]).split(",") == [
+        "precinct", "office", "party_detailed", "party_simplified", "mode", "votes", "county_name", "candidate",
+        "district", "date", "state_po"]
+    assert len([p for p in report.paths["results"].iterdir() if p.name.startswith("part-")]) == 1
     ncvoter_parts = [p for p in report.paths["ncvoter"].iterdir() if p.name.startswith("part-")]
     assert len(ncvoter_parts) == 2
 
@@ -57,6 +66,8 @@ def test_row_counts_reconcile(spark, synth):
     assert report.rows["truth_registrations"] == report.rows["ncvoter"]
     assert report.rows["truth_contacts"] == report.rows["contacts"]
     assert report.rows["truth_digital"] == report.rows["digital"]
+    assert report.rows["truth_persons"] == N
+    assert report.rows["results"] == _csv(spark, report.paths["results"]).count()
 
 
 def test_deterministic_regardless_of_partitioning(spark, synth):
@@ -112,7 +123,8 @@ def test_marginals(spark, synth):
     moved = truth.where("moved AND row_kind = 'current'").count() / N
     assert 0.03 <= moved <= 0.08
     contacts = spark.read.parquet(str(report.paths["truth_contacts"]))
-    assert 0.01 <= contacts.select("person_id").distinct().count() / N <= 0.10
+    # ~4% in the ID program, ~10% of the audience in the experiment (all called back).
+    assert 0.08 <= contacts.select("person_id").distinct().count() / N <= 0.20
     voter = _tsv(spark, report.paths["ncvoter"])
     shares = {r["party_cd"]: r["count"] / rows for r in voter.groupBy("party_cd").count().collect()}
     assert 0.25 <= shares["DEM"] <= 0.40 and 0.24 <= shares["REP"] <= 0.36 and 0.30 <= shares["UNA"] <= 0.44
@@ -152,3 +164,85 @@ def test_campaign_outputs(spark, synth):
     truth_d = spark.read.parquet(str(report.paths["truth_digital"]))
     assert truth_d.where(F.col("person_id").isNull()).count() > 0  # some keys are unlinkable
     assert SNAPSHOT_DATE.isoformat() == "2026-09-01"
+
+
+def _audience(spark, report):
+    """The campaign audience: current registrations not removed or denied."""
+    truth = spark.read.parquet(str(report.paths["truth_registrations"]))
+    return truth.where((F.col("row_kind") == "current") & F.col("status_cd").isin("A", "I", "S"))
+
+
+def test_experiment_share_and_followup(spark, synth):
+    settings, report = synth
+    exp = _csv(spark, report.paths["experiments"])
+    audience = _audience(spark, report).count()
+    members = exp.count()
+    assert abs(members / audience - settings.experiment_share) < 0.03
+    arms = {r["arm"]: r["count"] for r in exp.groupBy("arm").count().collect()}
+    assert abs(arms["treatment"] / members - 0.5) < 0.1
+    assert exp.select("state_voter_id").distinct().count() == members
+    # followup_share 1.0: the follow-up survey attempts every member, in both arms, once.
+    followup = _csv(spark, report.paths["contacts"]).where(F.col("program") == "followup_2026")
+    assert followup.count() == members
+    truth_c = spark.read.parquet(str(report.paths["truth_contacts"]))
+    called = truth_c.join(followup.select("contact_id"), "contact_id", "inner").select("person_id").distinct()
+    assert called.count() == members
+
+
+def test_experiment_shares_are_parameters(spark):
+    # A plain audience of 10,000 people: only the draws keyed by person_id matter here.
+    people = spark.range(10_000).select(
+        F.col("id").alias("person_id"), F.format_string("AB%06d", "id").alias("ncid"),
+        *[F.lit(v).alias(c) for c, v in [
+            ("first_name", "ANN"), ("last_name", "LEE"), ("res_street_address", "1 MAIN ST"),
+            ("res_city_desc", "RALEIGH"), ("zip_code", "27601"), ("phone_digits", "9195550100"),
+            ("has_phone", True), ("has_email", False), ("email", ""), ("p_support", 0.5), ("uplift", 0.05),
+            ("engagement", 0.0), ("party", "UNA")]])
+    assigned = campaign.experiment_assignment(people, 7, 0.3).persist()
+    members = assigned.where("in_exp").count()
+    assert abs(members / 10_000 - 0.3) < 0.02
+    followup = campaign.contact_attempts(assigned, 7, 0.5).where(F.col("program") == "followup_2026")
+    assert abs(followup.count() / members - 0.5) < 0.04
+    assert campaign.contact_attempts(assigned, 7, 0.0).where(F.col("program") == "followup_2026").count() == 0
+    assigned.unpersist()
+
+
+def test_results_match_ncvhis(spark, synth):
+    _, report = synth
+    results = _csv(spark, report.paths["results"]).select(
+        "county_name", "precinct", "office", "party_simplified", "candidate", "district", "mode", "date",
+        "state_po", F.col("votes").cast("long").alias("votes"))
+    assert {r["date"] for r in results.select("date").distinct().collect()} == {"2024-11-05"}
+    assert {r["mode"] for r in results.select("mode").distinct().collect()} == {"TOTAL"}
+    assert {r["state_po"] for r in results.select("state_po").distinct().collect()} == {"NC"}
+    offices = {(r["office"], r["party_simplified"], r["candidate"], r["district"])
+               for r in results.select("office", "party_simplified", "candidate", "district").distinct().collect()}
+    assert offices == {("BALLOTS CAST", None, None, None), ("US HOUSE", "DEMOCRAT", "CANDIDATE D", "001"),
+                       ("US HOUSE", "REPUBLICAN", "CANDIDATE R", "001")}
+    per_precinct = results.groupBy("county_name", "precinct").agg(
+        F.count("*").alias("rows"),
+        F.sum(F.when(F.col("office") == "BALLOTS CAST", F.col("votes"))).alias("ballots"),
+        F.sum(F.when(F.col("office") == "US HOUSE", F.col("votes"))).alias("house"),
+    )
+    assert per_precinct.where((F.col("rows") != 3) | (F.col("house") != F.col("ballots"))).count() == 0
+    ncvhis = (_tsv(spark, report.paths["ncvhis"]).where(F.col("election_lbl") == "11/05/2024")
+              .groupBy(F.upper("county_desc").alias("county_name"), F.col("pct_label").alias("precinct"))
+              .agg(F.count("*").alias("ballots")))
+    # Exactly the ncvhis rows per precinct; precincts nobody voted in show zero.
+    assertDataFrameEqual(per_precinct.where(F.col("ballots") > 0).select("county_name", "precinct", "ballots"),
+                         ncvhis)
+    # DEM share of the vote follows p_support: between the parties' shares of registrants.
+    dem = results.where(F.col("party_simplified") == "DEMOCRAT").agg(F.sum("votes")).first()[0]
+    total = results.where(F.col("office") == "BALLOTS CAST").agg(F.sum("votes")).first()[0]
+    assert 0.3 < dem / total < 0.7
+
+
+def test_truth_persons(spark, synth):
+    _, report = synth
+    persons = spark.read.parquet(str(report.paths["truth_persons"]))
+    assert persons.columns == ["person_id", "p_turnout", "p_support", "uplift", "p_primary", "p_municipal"]
+    assert persons.count() == persons.select("person_id").distinct().count() == N
+    regs = spark.read.parquet(str(report.paths["truth_registrations"])).where(F.col("row_kind") == "current")
+    assertDataFrameEqual(persons, regs.select(*persons.columns))
+    truth = read_truth(spark, report.paths["truth_persons"].parents[1])
+    assert set(truth) == {"registrations", "persons", "contacts", "digital"}

@@ -1,17 +1,18 @@
 """The canonical record shapes every landing layout maps into.
 
-A state's voter file, vote history, a campaign's contact export and a digital
-platform's event feed each arrive in their own layout (``conf/layouts/``). A
-layout names, for each canonical field below, the source column that holds it,
-and for coded fields a code table from the source's codes to the canonical
-values listed here. Declared once; layouts are validated against it.
+A state's voter file, vote history, a campaign's contact export, a digital
+platform's event feed and an experiment's assignment file each arrive in their
+own layout (``conf/layouts/``). A layout names, for each canonical field below,
+the source column that holds it, and for coded fields a code table from the
+source's codes to the canonical values listed here. Declared once; layouts are
+validated against it.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-Kind = Literal["voters", "vote_history", "contacts", "digital"]
+Kind = Literal["voters", "vote_history", "contacts", "digital", "experiments"]
 
 # Canonical field -> type: "string", "int", "date", "timestamp", or "code:<set>"
 # (a coded field whose canonical values are CODE_SETS[<set>]).
@@ -89,6 +90,13 @@ FIELDS: dict[str, dict[str, str]] = {
         "event_ts": "timestamp",
         "campaign": "string",
     },
+    # A randomised experiment's assignment file: one row per voter and experiment.
+    "experiments": {
+        "state_voter_id": "string",
+        "experiment_id": "string",
+        "arm": "code:arm",
+        "assigned_at": "timestamp",
+    },
 }
 
 # Fields without which a record is useless: a blank value sends the row to quarantine.
@@ -97,6 +105,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "vote_history": ("state_voter_id", "election_date"),
     "contacts": ("contact_id", "channel", "attempted_at"),
     "digital": ("event_id", "channel", "event_type", "event_ts"),
+    "experiments": ("state_voter_id", "experiment_id", "arm", "assigned_at"),
 }
 
 CODE_SETS: dict[str, tuple[str, ...]] = {
@@ -112,6 +121,7 @@ CODE_SETS: dict[str, tuple[str, ...]] = {
                       "DID_NOT_VOTE", "NOT_COUNTED"),
     "channel": ("DOOR", "PHONE", "TEXT", "MAIL", "OTHER"),
     "digital_channel": ("EMAIL", "SMS", "WEB", "OTHER"),
+    "arm": ("treatment", "control"),
 }
 
 # Statuses under which a registration can vote in the next election.

@@ -11,12 +11,13 @@ e.g. ``VOTELAKE__SYNTH__VOTERS=5000`` is the same as ``--set synth.voters=5000``
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from votelake.resolve.settings import ResolveSettings
 
@@ -67,24 +68,56 @@ class SynthSettings(_Strict):
     seed: int = 42
     out: Path = Path("data/synth")
     partitions: int = Field(8, ge=1)
+    # The persuasion experiment: the share of the campaign audience randomised
+    # 50/50 into treatment and control, and the share of its members the
+    # follow-up phone survey attempts. At 1M voters the defaults give the
+    # follow-up IDs an uplift model's Qini (with a bootstrap CI) needs.
+    experiment_share: float = Field(0.10, ge=0.0, le=1.0)
+    followup_share: float = Field(1.0, ge=0.0, le=1.0)
 
 
 class ModelSettings(_Strict):
-    """Model training settings shared by the turnout and support models."""
+    """Model training settings shared by the turnout, support and persuasion models."""
 
+    # Voters held out for evaluation and the champion gate (by a hash of person_id).
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+    # Share of the remaining training voters kept aside to fit the isotonic calibration.
+    calibration_fraction: float = Field(0.2, gt=0.0, lt=0.9)
     seed: int = 7
+    # Candidate learners per model type; each is tuned, logged and put to the champion gate.
+    learners: tuple[Literal["lr", "gbt"], ...] = ("lr", "gbt")
+    # Hyperparameter search: train-validation split, k-fold cross-validation or none.
+    tuning: Literal["tvs", "cv", "none"] = "tvs"
+    train_ratio: float = Field(0.8, gt=0.1, lt=1.0)
+    folds: int = Field(3, ge=2)
     max_iter: int = Field(50, ge=1)
-    reg_param: float = Field(0.01, ge=0.0)
+    reg_params: tuple[float, ...] = (0.001, 0.01)
     elastic_net: float = Field(0.0, ge=0.0, le=1.0)
     gbt_max_iter: int = Field(30, ge=1)
-    gbt_max_depth: int = Field(5, ge=1, le=15)
+    gbt_max_depths: tuple[int, ...] = (3, 5)
+    # "auto" weights classes to balance when the rarer one is under a third of the labels.
+    class_weight: Literal["auto", "balanced", "none"] = "auto"
+    # Never model inputs unless include_protected is set (recorded on every run).
+    protected_attributes: tuple[str, ...] = ("race", "ethnicity", "gender")
+    include_protected: bool = False
+    # A challenger becomes champion only if it beats the champion on this held-out metric.
+    gate_metric: Literal["auc", "log_loss"] = "auc"
     # A model trains only with at least this many labelled voters.
     min_labels: int = Field(200, ge=10)
     # Without enough survey IDs, support is learnt from party registration
     # (the partisanship model): our party's registrants vs the main opponent's.
     support_proxy: Literal["party", "none"] = "party"
     our_party: Literal["DEM", "REP"] = "DEM"
+    # Persuasion outcome: the latest support ID after assignment, from this program only if set.
+    persuasion_outcome_program: str | None = None
+    # Cross-fitting folds for the out-of-fold Qini and bootstrap draws for its interval.
+    uplift_folds: int = Field(5, ge=2)
+    bootstrap: int = Field(500, ge=50)
+
+    @property
+    def excluded_inputs(self) -> tuple[str, ...]:
+        """Feature names kept out of every model."""
+        return () if self.include_protected else self.protected_attributes
 
 
 class SourceSettings(_Strict):
@@ -113,6 +146,7 @@ DEFAULT_SOURCES = (
     SourceSettings(name="ncvhis", layout="nc_ncvhis", path=Path("ncvhis")),
     SourceSettings(name="contacts", layout="contacts", path=Path("contacts"), required=False),
     SourceSettings(name="digital", layout="digital", path=Path("digital"), required=False),
+    SourceSettings(name="experiments", layout="experiments", path=Path("experiments"), required=False),
 )
 
 
@@ -139,6 +173,42 @@ class ResolveConfig(ResolveSettings):
     retrain: bool = False
 
 
+class CalibrationSettings(_Strict):
+    """Calibration of the published scores to an election's known precinct totals (the score job).
+
+    Off unless ``results`` is set. Turnout is calibrated to the ballots cast per
+    precinct, support to the two-party share of one contest; the shifts are
+    solved on the voters as of the election date and applied to today's scores.
+    """
+
+    # A MEDSL precinct-results CSV, or a folder of them. A relative path is
+    # resolved against ``landing``, like a source's path.
+    results: Path | None = None
+    # The contest the support scores are calibrated to, and its district
+    # (None: every district of the office in the results).
+    office: str = Field("US HOUSE", min_length=1)
+    district: str | None = None
+    # The election the results are for; default: the latest general election
+    # in silver.vote_history (required when there is no vote history).
+    election_date: dt.date | None = None
+    turnout: bool = True
+    support: bool = True
+    # The largest precinct shift on the logit scale: a precinct of a handful of
+    # voters would otherwise take an extreme shift from its few ballots.
+    max_shift: float | None = Field(3.0, gt=0.0)
+
+    @field_validator("district", mode="before")
+    @classmethod
+    def _district_text(cls, value: Any) -> Any:
+        # YAML reads 006 as the number 6; a district is a label.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the score job calibrates."""
+        return self.results is not None
+
+
 class RunSettings(_Strict):
     """Identity of one job run, recorded in the Delta log of every table it writes."""
 
@@ -160,6 +230,7 @@ class Settings(_Strict):
     run: RunSettings = RunSettings()
     quality: QualitySettings = QualitySettings()
     resolve: ResolveConfig = ResolveConfig()
+    calibration: CalibrationSettings = CalibrationSettings()
     # The state whose voters this lakehouse models (two-letter code); contact
     # exports quote this state's voter ids.
     state: str = Field("NC", pattern=r"^[A-Z]{2}$")
@@ -184,11 +255,17 @@ class Settings(_Strict):
 
         Returns:
             Settings whose paths and the SQLite tracking URI are absolute, so a
-            job behaves the same whatever directory Spark's workers run in.
+            job behaves the same whatever directory Spark's workers run in
+            (``calibration.results``, when relative, against ``landing``).
         """
         tracking = self.mlflow.tracking_uri
         if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):
             tracking = "sqlite:///" + str(Path(tracking[len("sqlite:///"):]).resolve())
+        landing = self.landing.expanduser().resolve()
+        results = self.calibration.results
+        if results is not None:
+            results = results.expanduser()
+            results = (results if results.is_absolute() else landing / results).resolve()
         return self.model_copy(
             update={
                 "storage": self.storage.model_copy(
@@ -203,7 +280,8 @@ class Settings(_Strict):
                         "artifact_root": self.mlflow.artifact_root.expanduser().resolve(),
                     }
                 ),
-                "landing": self.landing.expanduser().resolve(),
+                "landing": landing,
+                "calibration": self.calibration.model_copy(update={"results": results}),
                 "quality": self.quality.model_copy(
                     update={
                         "expectations": self.quality.expectations.expanduser().resolve(),

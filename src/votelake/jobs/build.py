@@ -7,9 +7,12 @@ columns), contacts and digital events (every load, de-duplicated by id).
 Outputs: ``silver.registrations`` (SCD type 2 over the snapshots),
 ``silver.person_ids`` and ``silver.persons`` (identity resolution),
 ``silver.households``, ``silver.vote_history``, ``silver.contacts``,
-``silver.digital_events``; ``gold.voter_features`` for the training as-of date
-(the latest general election in the history, when there is one) and the
-scoring as-of date (the day after the newest event in the data).
+``silver.digital_events``, ``silver.experiment_assignments`` (empty without an
+experiments source); ``gold.voter_features`` for the training as-of date (the
+latest general election in the history, when there is one), the pre-treatment
+as-of date (the earliest experiment assignment, when there is one, so uplift
+models see covariates from before treatment only) and the scoring as-of date
+(the day after the newest event in the data).
 Launch: ``spark-submit jobs/build.py --conf conf/local.yaml`` or
 ``votelake run build``.
 
@@ -54,9 +57,10 @@ def canonical_sources(lake: Lakehouse, settings: Settings) -> dict[str, DataFram
         settings: the run configuration (``sources``, ``layouts``).
 
     Returns:
-        ``voters``, ``vote_history``, ``contacts``, ``digital``: canonical
-        records (empty DataFrames for kinds no source delivered). A voter file
-        with per-election columns adds its votes to ``vote_history``.
+        ``voters``, ``vote_history``, ``contacts``, ``digital``,
+        ``experiments``: canonical records (empty DataFrames for kinds no
+        source delivered). A voter file with per-election columns adds its
+        votes to ``vote_history``.
     """
     parts: dict[str, list[DataFrame]] = {kind: [] for kind in FIELDS}
     for src in settings.sources:
@@ -89,6 +93,25 @@ def scoring_as_of(history: DataFrame, contacts: DataFrame, digital: DataFrame, s
         .first()[0]
     )
     return max(d for d in (newest + dt.timedelta(days=1) if newest else None, snapshot) if d is not None)
+
+
+def experiment_report(assignments: DataFrame) -> dict:
+    """Counts of the experiment assignments and the date treatment started.
+
+    Args:
+        assignments: ``silver.experiment_assignments``.
+
+    Returns:
+        ``assignments`` (rows), ``linked`` (with a person), ``unmatched``
+        (voter id in no registration) and ``first_assigned`` (the earliest
+        assignment date, None without assignments).
+    """
+    row = assignments.agg(
+        F.count("*").alias("assignments"), F.count("person_id").alias("linked"),
+        F.min(F.to_date("assigned_at")).alias("first_assigned"),
+    ).first()
+    return {"assignments": row["assignments"], "linked": row["linked"],
+            "unmatched": row["assignments"] - row["linked"], "first_assigned": row["first_assigned"]}
 
 
 def resolution_input(latest: DataFrame) -> DataFrame:
@@ -248,7 +271,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     persons = lake.read("silver.persons")
 
     # Vote history keyed to persons.
-    votes, orphans = silver.votes(canon["vote_history"], registrations.select("state_voter_id", "person_id"), state)
+    voter_ids = registrations.select("state_voter_id", "person_id")
+    votes, orphans = silver.votes(canon["vote_history"], voter_ids, state)
     written["silver.vote_history"] = lake.write(votes, "silver.vote_history", "overwrite")
     history = lake.read("silver.vote_history")
     orphan_votes = orphans.count()
@@ -280,13 +304,31 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     digital_links.unpersist()
     digital = lake.read("silver.digital_events")
 
-    # Point-in-time features: at the last general (training) and now (scoring).
+    # Experiment assignments keyed to persons by the exact voter id of any
+    # registration; unmatched assignments keep a null person_id.
+    written["silver.experiment_assignments"] = lake.write(
+        silver.experiment_assignments(canon["experiments"], voter_ids), "silver.experiment_assignments", "overwrite")
+    experiments = experiment_report(lake.read("silver.experiment_assignments"))
+    if experiments["unmatched"]:
+        notes.append(f"{experiments['unmatched']} experiment assignments name a voter id in no registration "
+                     "(kept in silver.experiment_assignments with a null person_id)")
+
+    # Point-in-time features: at the last general (training), before the first
+    # experiment assignment (uplift: pre-treatment covariates) and now (scoring).
     elections = known_elections(history)
     score_date = scoring_as_of(history, contacts, digital, newest_snapshot)
-    as_of_dates = [score_date]
+    dates = {score_date}
     generals = feat.elections_before(elections, score_date, "GENERAL")
     if generals:
-        as_of_dates.insert(0, generals[-1].date)
+        dates.add(generals[-1].date)
+    first_assigned = experiments["first_assigned"]
+    pretreatment = first_assigned if first_assigned is not None and first_assigned < score_date else None
+    if pretreatment is not None:
+        dates.add(pretreatment)
+    elif first_assigned is not None:
+        notes.append(f"the first experiment assignment ({first_assigned}) is not before the scoring date "
+                     f"({score_date}): the scoring features are already pre-treatment")
+    as_of_dates = sorted(dates)
     features = reduce(DataFrame.unionByName, [
         feat.voter_features(persons, history, contacts, digital, d, elections) for d in as_of_dates])
     written["gold.voter_features"] = lake.write(features, "gold.voter_features", "overwrite")
@@ -295,6 +337,11 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     summary: dict = {name: {"version": r.version, "rows": r.rows} for name, r in written.items()}
     summary["resolution"] = resolution
     summary["as_of_dates"] = [d.isoformat() for d in as_of_dates]
+    summary["experiments"] = {
+        **experiments,
+        "first_assigned": first_assigned.isoformat() if first_assigned else None,
+        "pretreatment_as_of": pretreatment.isoformat() if pretreatment else None,
+    }
     summary["elections"] = len(elections)
     summary["quality"] = lake.quality_report()
     if notes:

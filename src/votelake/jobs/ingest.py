@@ -3,7 +3,9 @@
 Inputs: the landing sources of the config (``sources``: each a folder or file
 under ``landing``, a file-name glob and a layout from ``conf/layouts/``). The
 default config reads the synthetic state's ``ncvoter/``, ``ncvhis/``
-(required), ``contacts/`` and ``digital/`` (optional).
+(required), ``contacts/``, ``digital/`` and ``experiments/`` (optional); only
+configured sources are read, so ``results/`` (precinct results, read by
+calibration code) is never ingested.
 Outputs: ``bronze.<source>`` for each source (every usable row as delivered,
 with ``_source_file``, ``_line``, ``_load_id``, ``_loaded_at``,
 ``_snapshot_date``) and ``bronze.quarantine`` (rows that cannot be used, with

@@ -1,30 +1,51 @@
-"""Score job: per-voter turnout and support scores for every active voter.
+"""Score job: per-voter turnout, support and persuasion scores for every active voter.
 
 Inputs: ``gold.voter_features`` (the latest as-of date) and the MLflow models
-``<prefix>-turnout@champion`` and ``<prefix>-support@champion``.
-Output: ``gold.voter_scores`` (one row per active voter; no names, addresses,
-phones, e-mails or birth dates), overwritten in one commit per run; earlier
-runs stay readable by Delta time travel.
+``<prefix>-turnout@champion``, ``<prefix>-support@champion`` and
+``<prefix>-persuasion@champion``; with ``calibration.results`` set, also the
+MEDSL precinct results of an election, ``silver.vote_history`` (the default
+election: the latest general) and ``silver.persons`` (county names).
+Outputs: ``gold.voter_scores`` (one row per active voter; no names, addresses,
+phones, e-mails or birth dates) and ``gold.precinct_calibration`` (the
+precinct shifts), each overwritten in one commit per run; earlier runs stay
+readable by Delta time travel.
 Launch: ``spark-submit jobs/score.py --conf conf/local.yaml`` or
 ``votelake run score``.
+
+Calibration to known totals (:func:`votelake.models.totals.calibrate_to_results`):
+the turnout and support champions also score the voters as of the election
+date, per-precinct logit shifts make those predictions add up to the
+precinct's ballots cast and the contest's two-party vote, and the same
+shifts are applied to today's probabilities. ``turnout_prob``/``support_prob``
+publish the shifted probabilities, ``*_prob_model`` keep the model's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from functools import reduce
+from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from votelake.config import Settings
+from votelake.jobs.build import known_elections
 from votelake.jobs.common import Lakehouse, job_main
-from votelake.jobs.train import feature_dates
+from votelake.jobs.train import feature_dates, spec_from_run
 from votelake.models import propensity as prop
+from votelake.models import totals
 from votelake.models import tracking
+from votelake.transforms import features as feat
+
+# The published value column of each model kind, and the kinds calibrated to results.
+VALUE = {"turnout": "prob", "support": "prob", "persuasion": "uplift"}
+CALIBRATED_KINDS = (totals.TURNOUT, totals.SUPPORT)
+KEYS = list(totals.RESULT_KEYS)
 
 
 def to_score(prob: Column) -> Column:
-    """A probability as a 0-100 integer score."""
+    """A probability as a 0-100 integer score (an uplift as percentage points)."""
     return F.round(prob * 100).cast("int")
 
 
@@ -37,15 +58,73 @@ def predict(champion: tracking.ChampionModel, spec: prop.ModelSpec, features: Da
         features: ``gold.voter_features`` rows.
 
     Returns:
-        ``person_id`` and ``p`` (probability of the positive class).
+        ``person_id`` and ``p``: the calibrated probability of the positive
+        class, or for an uplift model the predicted uplift.
     """
     scored = champion.model.transform(prop.model_frame(features, spec, extra=("person_id",)))
+    if spec.kind == prop.PERSUASION.kind:
+        return scored.select("person_id", F.col(prop.UPLIFT).alias("p"))
     return scored.select("person_id", prop.positive_probability(scored).alias("p"))
+
+
+def county_names(persons: DataFrame) -> DataFrame:
+    """The county name of every county id, as precinct results spell it.
+
+    Args:
+        persons: ``silver.persons`` (only ``county_id`` and ``county_name`` are read).
+
+    Returns:
+        ``county_id, county_name`` (trimmed, upper case), one row per county id.
+    """
+    name = F.upper(F.trim(F.col("county_name")))
+    return (persons.where(F.col("county_id").isNotNull())
+            .groupBy("county_id").agg(F.min(name).alias("county_name"))
+            .select("county_id", "county_name"))
+
+
+def election_electorate(features: DataFrame, election_date: dt.date) -> DataFrame:
+    """The voters of an election: feature rows as of its date of voters 18 or older (or of unknown age).
+
+    The same voters the turnout model learns from (``train.turnout_training_set``),
+    active or not today.
+
+    Args:
+        features: ``gold.voter_features``.
+        election_date: the election (an as-of date of the features).
+
+    Returns:
+        The feature rows.
+    """
+    adult = F.coalesce(F.col("age") >= 18, F.lit(True))
+    return features.where((F.col("as_of_date") == F.lit(election_date)) & adult)
+
+
+def probability_frame(rows: DataFrame, predictions: dict[str, DataFrame],
+                      counties: DataFrame | None = None) -> DataFrame:
+    """One row per voter: the precinct keys and every model's prediction.
+
+    Args:
+        rows: feature rows (``person_id``, ``county_id``, ``precinct``).
+        predictions: by model kind, ``person_id`` and ``p`` (:func:`predict`).
+        counties: :func:`county_names`, to add ``county_name`` (the key of
+            precinct results); None leaves it out.
+
+    Returns:
+        ``person_id, county_id, [county_name,] precinct`` and ``<kind>_prob``
+        (``persuasion_uplift``) for each kind in ``predictions``.
+    """
+    out = rows.select("person_id", "county_id", F.trim(F.col("precinct")).alias("precinct"))
+    if counties is not None:
+        out = out.join(F.broadcast(counties), on="county_id", how="left")
+    for kind, preds in predictions.items():
+        out = out.join(preds.select("person_id", F.col("p").alias(f"{kind}_{VALUE[kind]}")),
+                       on="person_id", how="left")
+    return out
 
 
 def voter_scores(
     features: DataFrame,
-    predictions: dict[str, DataFrame],
+    probabilities: DataFrame,
     models: dict[str, tracking.ChampionModel],
     feature_version: int,
     scored_at: dt.datetime,
@@ -54,54 +133,211 @@ def voter_scores(
 
     Args:
         features: the scoring as-of date's feature rows of active voters.
-        predictions: by model kind (``turnout``, ``support``): ``person_id``,
-            ``p``; a kind without a champion model is absent and its columns are null.
+        probabilities: :func:`probability_frame` of the same voters: the model
+            predictions ``<kind>_prob`` (``persuasion_uplift``) of the kinds with a
+            champion (the others are absent and their columns null), and, for
+            calibrated kinds, ``<kind>_prob_calibrated``.
         models: the champion models by kind (for names, versions, run ids).
         feature_version: Delta version of the features read.
         scored_at: the run's timestamp.
 
     Returns:
-        DataFrame in the ``gold.voter_scores`` schema.
+        DataFrame in the ``gold.voter_scores`` schema: ``<kind>_prob`` (and its
+        score) is the calibrated probability where there is one, else the
+        model's; ``<kind>_prob_model`` is the model's.
     """
-    joined = features
-    for kind, preds in predictions.items():
-        joined = joined.join(preds.withColumnRenamed("p", f"{kind}_prob"), on="person_id", how="left")
+    present = [c for c in probabilities.columns if c != "person_id" and c.startswith(tuple(VALUE))]
+    joined = features.join(probabilities.select("person_id", *present), on="person_id", how="left")
 
-    def model_columns(kind: str) -> list[Column]:
+    def col(name: str) -> Column:
+        return F.col(name) if name in present else F.lit(None).cast("double")
+
+    def model_columns(kind: str) -> dict[str, Column]:
         model = models.get(kind)
-        prob = F.col(f"{kind}_prob") if kind in predictions else F.lit(None).cast("double")
-        return [
-            to_score(prob).alias(f"{kind}_score"),
-            prob.alias(f"{kind}_prob"),
-            F.lit(model.label if model else None).cast("string").alias(f"{kind}_model"),
-            F.lit(model.run_id if model else None).cast("string").alias(f"{kind}_run_id"),
-        ]
+        value = f"{kind}_{VALUE[kind]}"
+        calibrated = f"{value}{totals.CALIBRATED}"
+        published = col(calibrated) if calibrated in present else col(value)
+        return {
+            "score": to_score(published).alias(f"{kind}_score"),
+            "value": published.alias(value),
+            "model_value": col(value).alias(f"{value}_model"),
+            "model": F.lit(model.label if model else None).cast("string").alias(f"{kind}_model"),
+            "run_id": F.lit(model.run_id if model else None).cast("string").alias(f"{kind}_run_id"),
+        }
 
-    turnout, support = model_columns("turnout"), model_columns("support")
+    turnout, support, persuasion = (model_columns(k) for k in ("turnout", "support", "persuasion"))
     return joined.select(
         "person_id", "state_voter_id", "state", "county_id", "precinct", "cong_dist",
-        turnout[0], turnout[1], support[0], support[1], turnout[2], support[2], turnout[3], support[3],
+        turnout["score"], turnout["value"], turnout["model_value"],
+        support["score"], support["value"], support["model_value"],
+        persuasion["score"], persuasion["value"],
+        turnout["model"], support["model"], persuasion["model"],
+        turnout["run_id"], support["run_id"], persuasion["run_id"],
         F.lit(feature_version).cast("bigint").alias("feature_version"),
         "as_of_date",
         F.lit(scored_at).cast("timestamp").alias("scored_at"),
     )
 
 
+def calibration_rows(
+    calibration: totals.Calibration,
+    counties: DataFrame,
+    election_date: dt.date,
+    results_file: str,
+    models: dict[str, tracking.ChampionModel],
+    scored_at: dt.datetime,
+) -> DataFrame | None:
+    """The ``gold.precinct_calibration`` rows of one calibration.
+
+    Args:
+        calibration: :func:`totals.calibrate_to_results` output.
+        counties: :func:`county_names` (to add ``county_id``).
+        election_date: the election the results are for.
+        results_file: the results file or folder read.
+        models: the champion models by kind (for run ids).
+        scored_at: the run's timestamp.
+
+    Returns:
+        One row per calibrated kind per voter-file precinct (voters without a
+        county or precinct, never shifted, are left out), in the table's
+        schema; None when no kind was calibrated.
+    """
+    parts = [
+        table.select(F.lit(kind).alias("kind"), *KEYS, "delta", "n", "target", "predicted_before",
+                     "predicted_after",
+                     F.lit(models[kind].run_id if kind in models else None).cast("string").alias("run_id"))
+        for kind, table in calibration.shifts.items()
+    ]
+    if not parts:
+        return None
+    ids = counties.groupBy("county_name").agg(F.min("county_id").alias("county_id"))
+    rows = reduce(DataFrame.unionByName, parts)
+    return (rows.where(F.col("county_name").isNotNull() & F.col("precinct").isNotNull())
+            .join(F.broadcast(ids), on="county_name", how="left")
+            .select("kind", F.col("county_id").cast("int").alias("county_id"), "county_name", "precinct",
+                    F.lit(election_date).cast("date").alias("election_date"), "delta", "n", "target",
+                    "predicted_before", "predicted_after", "run_id",
+                    F.lit(results_file).alias("results_file"),
+                    F.lit(scored_at).cast("timestamp").alias("scored_at")))
+
+
+def read_results(spark: SparkSession, path: Path) -> DataFrame:
+    """Read MEDSL precinct results: one CSV file, or every ``*.csv`` file of a folder, as strings.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"calibration.results: {path} does not exist")
+    reader = spark.read.option("header", True)
+    if path.is_dir():
+        reader = reader.option("pathGlobFilter", "*.csv").option("recursiveFileLookup", True)
+    return reader.csv(str(path))
+
+
+def calibration_election(settings: Settings, lake: Lakehouse, as_of: dt.date) -> dt.date:
+    """The election the results are for: ``calibration.election_date``, else the latest general in the history.
+
+    Raises:
+        ValueError: neither is available.
+    """
+    if settings.calibration.election_date is not None:
+        return settings.calibration.election_date
+    generals = []
+    if lake.version("silver.vote_history") is not None:
+        generals = feat.elections_before(known_elections(lake.read("silver.vote_history")), as_of, "GENERAL")
+    if not generals:
+        raise ValueError("calibration.election_date must be set: silver.vote_history holds no general election")
+    return generals[-1].date
+
+
+def calibrate(
+    spark: SparkSession,
+    lake: Lakehouse,
+    settings: Settings,
+    features: DataFrame,
+    current: DataFrame,
+    models: dict[str, tracking.ChampionModel],
+    specs: dict[str, prop.ModelSpec],
+    predictions: dict[str, DataFrame],
+    scored_at: dt.datetime,
+) -> tuple[DataFrame, DataFrame | None, dict | str]:
+    """Calibrate the turnout and support predictions to the configured precinct results.
+
+    Reads the results, the election's voters (``gold.voter_features`` as of the
+    election date, or today's voters when there are none), the county names
+    (``silver.persons``) and, without ``calibration.election_date``, the vote
+    history; scores the election's voters with the same champions and calls
+    :func:`totals.calibrate_to_results`.
+
+    Args:
+        spark: the session.
+        lake: the lakehouse.
+        settings: the run configuration (``calibration`` set).
+        features: ``gold.voter_features`` (every as-of date).
+        current: the scoring date's rows of active voters.
+        models: the champion models by kind.
+        specs: their feature specs.
+        predictions: their predictions for ``current`` (:func:`predict`).
+        scored_at: the run's timestamp.
+
+    Returns:
+        ``(probabilities, shift_rows, summary)``: :func:`probability_frame` of
+        ``current`` with ``<kind>_prob_calibrated`` columns, the
+        ``gold.precinct_calibration`` rows (None when nothing was calibrated),
+        and the summary (the election, and per kind :func:`totals.calibration_report`).
+    """
+    cfg = settings.calibration
+    calibrated = {k: m for k, m in models.items() if k in CALIBRATED_KINDS}
+    if not calibrated:
+        return probability_frame(current, predictions), None, "no turnout or support champion to calibrate"
+    dates = feature_dates(features)
+    as_of = dates[-1]
+    election_date = calibration_election(settings, lake, as_of)
+    counties = county_names(lake.read("silver.persons")).localCheckpoint()
+    probabilities = probability_frame(current, predictions, counties)
+    if election_date in dates and election_date != as_of:
+        electorate = election_electorate(features, election_date)
+        election = probability_frame(
+            electorate, {k: predict(m, specs[k], electorate) for k, m in calibrated.items()}, counties)
+        election_rows = f"voters as of {election_date}"
+    else:
+        election = probabilities
+        election_rows = f"the scored voters as of {as_of} (no features as of {election_date})"
+    calibration = totals.calibrate_to_results(
+        election, probabilities, read_results(spark, cfg.results), office=cfg.office, district=cfg.district,
+        turnout=cfg.turnout, support=cfg.support, keys=KEYS, max_shift=cfg.max_shift)
+    report = totals.calibration_report(calibration)
+    for kind, figures in report.items():
+        if figures.get("matched_precincts") == 0:
+            print(f"[votelake] score: no result precinct matches a voter-file precinct; {kind} not shifted",
+                  flush=True)
+    summary = {"results": str(cfg.results), "office": cfg.office, "district": cfg.district,
+               "election_date": election_date.isoformat(), "election_rows": election_rows, **report}
+    rows = calibration_rows(calibration, counties, election_date, str(cfg.results), models, scored_at)
+    return calibration.current, rows, summary
+
+
 def run(spark: SparkSession, settings: Settings) -> dict:
-    """Score every active voter with the champion models and publish.
+    """Score every active voter with the champion models, calibrate to precinct results when configured, publish.
 
     A model type without a champion (e.g. turnout for a voter file without
-    vote history) leaves its columns null; with no champion at all the job fails.
+    vote history) leaves its columns null and is not calibrated; with no
+    champion at all the job fails.
 
     Args:
         spark: the session.
         settings: the run configuration.
 
     Returns:
-        Rows written, table version, models used, score means.
+        Rows written, table version, models used, score means (published and
+        model), and with calibration: the election, the precincts matched and
+        unmatched, and the precinct error before and after per model kind.
 
     Raises:
         RuntimeError: no model of any type has a champion.
+        FileNotFoundError: ``calibration.results`` does not exist.
+        ValueError: calibration needs ``calibration.election_date`` (no vote history).
     """
     lake = Lakehouse.open(spark, settings, job="score")
     feature_version = lake.version("gold.voter_features")
@@ -117,22 +353,50 @@ def run(spark: SparkSession, settings: Settings) -> dict:
             missing[kind] = str(exc)
     if not models:
         raise RuntimeError("no champion model to score with: " + "; ".join(missing.values()))
-    predictions = {kind: predict(m, prop.SPECS[kind], current) for kind, m in models.items()}
-    scores = voter_scores(current, predictions, models, feature_version,
-                          dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0))
+    client = tracking.configure(settings.mlflow)
+    specs = {kind: spec_from_run(client.get_run(m.run_id), kind) for kind, m in models.items()}
+    predictions = {kind: predict(m, specs[kind], current) for kind, m in models.items()}
+    scored_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+    if settings.calibration.enabled:
+        probabilities, shift_rows, summary_calibration = calibrate(
+            spark, lake, settings, features, current, models, specs, predictions, scored_at)
+    else:
+        probabilities, shift_rows, summary_calibration = probability_frame(current, predictions), None, "off"
+
+    scores = voter_scores(current, probabilities, models, feature_version, scored_at)
     result = lake.write(scores, "gold.voter_scores", "overwrite", metadata={"votelake.as_of": str(as_of)})
+    if shift_rows is not None or lake.version("gold.precinct_calibration") is not None:
+        # Every run replaces the shifts: none (empty) when nothing was calibrated.
+        if shift_rows is None:
+            shift_rows = spark.createDataFrame([], lake.table("gold.precinct_calibration").schema)
+        written = lake.write(shift_rows, "gold.precinct_calibration", "overwrite",
+                             metadata={"votelake.as_of": str(as_of)})
+        if isinstance(summary_calibration, dict):
+            summary_calibration["table"] = {"uri": lake.table("gold.precinct_calibration").uri,
+                                            "version": written.version, "rows": written.rows}
     means = lake.read("gold.voter_scores").agg(
-        F.count("*").alias("rows"), F.avg("turnout_prob").alias("turnout"), F.avg("support_prob").alias("support")
+        F.count("*").alias("rows"), F.avg("turnout_prob").alias("turnout"), F.avg("support_prob").alias("support"),
+        F.avg("turnout_prob_model").alias("turnout_model"), F.avg("support_prob_model").alias("support_model"),
+        F.avg("persuasion_uplift").alias("persuasion"),
     ).first()
+
+    def mean(name: str) -> float | None:
+        return None if means[name] is None else round(means[name], 4)
+
     return {
         "table": lake.table("gold.voter_scores").uri,
         "version": result.version,
         "rows": means["rows"],
-        "mean_turnout_prob": None if means["turnout"] is None else round(means["turnout"], 4),
-        "mean_support_prob": None if means["support"] is None else round(means["support"], 4),
+        "mean_turnout_prob": mean("turnout"),
+        "mean_support_prob": mean("support"),
+        "mean_turnout_prob_model": mean("turnout_model"),
+        "mean_support_prob_model": mean("support_model"),
+        "mean_persuasion_uplift": mean("persuasion"),
         "as_of_date": as_of.isoformat(),
         "models": {k: m.label for k, m in models.items()},
         "not_scored": {k: "no champion model" for k in missing},
+        "calibration": summary_calibration,
         "mlflow": settings.mlflow.tracking_uri,
     }
 

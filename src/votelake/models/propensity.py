@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from pyspark.ml import Pipeline
+from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import GBTClassifier, LogisticRegression
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.ml.feature import Imputer, OneHotEncoder, StringIndexer, VectorAssembler
+from pyspark.ml.regression import IsotonicRegression, LinearRegression
+from pyspark.ml.tuning import CrossValidator, ParamGridBuilder, TrainValidationSplit
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from votelake.config import ModelSettings
+from votelake.models import evaluation
 
 DEMOGRAPHICS = ("age", "reg_tenure_years", "has_phone")
 VOTE_HISTORY = (
@@ -26,10 +29,21 @@ VOTE_HISTORY = (
     "early_or_mail_share", "dem_ballots", "rep_ballots",
 )
 DIGITAL = ("digital_events", "digital_clicks")
-CATEGORICAL = ("gender", "race", "ethnicity", "party")
+# Geography enters as the county; precinct-level differences are handled by
+# calibration to precinct totals rather than one-hot columns by the thousand.
+CATEGORICAL = ("county_id", "gender", "race", "ethnicity", "party")
 UNKNOWN = "__unknown__"
 # Clamp probabilities before log loss so a confident miss costs a finite amount.
 EPS = 1e-15
+# Output column of the isotonic calibration stage appended to every classifier.
+CALIBRATED = "calibrated_p"
+# Isotonic regression maps the extreme score bins to exactly 0 or 1 when they
+# held no counter-example; no voter is that certain, and one such miss would
+# cost an unbounded log loss.
+CALIBRATED_FLOOR = 0.001
+# Output column of the uplift (persuasion) regressor: MLlib's default, which
+# MLflow's Spark flavour also serves.
+UPLIFT = "prediction"
 
 
 @dataclass(frozen=True)
@@ -39,29 +53,32 @@ class ModelSpec:
     kind: str
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
-    learner: str  # "gbt" | "lr"
+    learner: str = "lr"  # "gbt" | "lr"
 
     @property
     def features(self) -> tuple[str, ...]:
         return self.numeric + self.categorical
 
+    def without(self, names: tuple[str, ...]) -> "ModelSpec":
+        """The spec without the given inputs (protected attributes, empty features)."""
+        return replace(self, numeric=tuple(c for c in self.numeric if c not in names),
+                       categorical=tuple(c for c in self.categorical if c not in names))
 
-# Turnout is non-linear in age and history, so boosted trees; the 2026 campaign's
-# contacts and digital signals did not exist at the training cutoff, so they are left out.
-TURNOUT = ModelSpec("turnout", DEMOGRAPHICS + VOTE_HISTORY, CATEGORICAL, "gbt")
+
+# Turnout: the 2026 campaign's contacts and digital signals did not exist at the
+# training cutoff, so they are left out.
+TURNOUT = ModelSpec("turnout", DEMOGRAPHICS + VOTE_HISTORY, CATEGORICAL)
 # Support: demographics, primary-ballot history and digital engagement. Contact
 # aggregates are left out: the labels come from those same contacts.
-SUPPORT = ModelSpec("support", DEMOGRAPHICS + VOTE_HISTORY + DIGITAL, CATEGORICAL, "lr")
+SUPPORT = ModelSpec("support", DEMOGRAPHICS + VOTE_HISTORY + DIGITAL, CATEGORICAL)
 # Partisanship: the support model learnt from party registration where there are
 # too few survey IDs. Party and primary-ballot party are the label's own source,
 # so they are left out of its inputs.
-PARTISANSHIP = ModelSpec(
-    "support",
-    DEMOGRAPHICS + tuple(c for c in VOTE_HISTORY if c not in ("dem_ballots", "rep_ballots")) + DIGITAL,
-    tuple(c for c in CATEGORICAL if c != "party"),
-    "lr",
-)
-SPECS = {spec.kind: spec for spec in (TURNOUT, SUPPORT)}
+PARTISANSHIP = SUPPORT.without(("dem_ballots", "rep_ballots", "party"))
+# Persuasion: pre-treatment covariates only (features as of the assignment date);
+# contacts are left out because treatment is a contact.
+PERSUASION = ModelSpec("persuasion", DEMOGRAPHICS + VOTE_HISTORY + DIGITAL, CATEGORICAL)
+SPECS = {spec.kind: spec for spec in (TURNOUT, SUPPORT, PERSUASION)}
 
 
 def model_frame(features: DataFrame, spec: ModelSpec, extra: tuple[str, ...] = ()) -> DataFrame:
@@ -78,7 +95,7 @@ def model_frame(features: DataFrame, spec: ModelSpec, extra: tuple[str, ...] = (
     return features.select(
         *extra,
         *[F.col(c).cast("double").alias(c) for c in spec.numeric],
-        *[F.coalesce(F.col(c), F.lit(UNKNOWN)).alias(c) for c in spec.categorical],
+        *[F.coalesce(F.col(c).cast("string"), F.lit(UNKNOWN)).alias(c) for c in spec.categorical],
     )
 
 
@@ -97,50 +114,145 @@ def informative(spec: ModelSpec, frame: DataFrame) -> tuple[ModelSpec, tuple[str
     """
     counts = frame.agg(*[F.count(c).alias(c) for c in spec.numeric]).first().asDict()
     empty = tuple(c for c in spec.numeric if counts[c] == 0)
-    return replace(spec, numeric=tuple(c for c in spec.numeric if c not in empty)), empty
+    return spec.without(empty), empty
 
 
-def build_pipeline(spec: ModelSpec, settings: ModelSettings) -> Pipeline:
-    """Imputation, indexing and one-hot encoding, assembly, classifier.
+def class_weights(frame: DataFrame, mode: str) -> tuple[float, float]:
+    """Weights of the negative and positive class.
 
     Args:
-        spec: the model.
-        settings: hyperparameters.
+        frame: training rows with ``label``.
+        mode: ``balanced`` (each class weighs half), ``none``, or ``auto``
+            (balanced only when the rarer class is under a third of the rows).
 
     Returns:
-        An unfitted Pipeline reading ``label`` and writing ``probability``.
+        ``(w0, w1)``; ``(1.0, 1.0)`` when unweighted.
     """
+    if mode == "none":
+        return 1.0, 1.0
+    share = frame.agg(F.avg("label")).first()[0] or 0.0
+    if (mode == "auto" and min(share, 1 - share) >= 1 / 3) or share in (0.0, 1.0):
+        return 1.0, 1.0
+    return 0.5 / (1 - share), 0.5 / share
+
+
+def with_weights(frame: DataFrame, weights: tuple[float, float]) -> DataFrame:
+    """Add the ``weight`` column the learners read."""
+    return frame.select("*", F.when(F.col("label") > 0.5, weights[1]).otherwise(weights[0]).alias("weight"))
+
+
+def _prep_stages(spec: ModelSpec) -> list:
     imputed = [f"{c}__imp" for c in spec.numeric]
     indexed = [f"{c}__idx" for c in spec.categorical]
     onehot = [f"{c}__ohe" for c in spec.categorical]
-    stages = [
+    return [
         Imputer(inputCols=list(spec.numeric), outputCols=imputed, strategy="median"),
         StringIndexer(inputCols=list(spec.categorical), outputCols=indexed, handleInvalid="keep"),
         OneHotEncoder(inputCols=indexed, outputCols=onehot, handleInvalid="keep"),
         VectorAssembler(inputCols=imputed + onehot, outputCol="features"),
     ]
+
+
+def build_pipeline(spec: ModelSpec, settings: ModelSettings) -> tuple[Pipeline, list[dict]]:
+    """Imputation, indexing and one-hot encoding, assembly, classifier, and its search grid.
+
+    Args:
+        spec: the model (its ``learner`` picks the classifier).
+        settings: hyperparameters and grids.
+
+    Returns:
+        An unfitted Pipeline reading ``label`` and ``weight`` and writing
+        ``probability``, and the parameter maps to search (one empty map when
+        there is nothing to tune).
+    """
     if spec.learner == "gbt":
-        stages.append(
-            GBTClassifier(
-                labelCol="label",
-                featuresCol="features",
-                maxIter=settings.gbt_max_iter,
-                maxDepth=settings.gbt_max_depth,
-                seed=settings.seed,
-            )
-        )
+        learner = GBTClassifier(labelCol="label", featuresCol="features", weightCol="weight",
+                                maxIter=settings.gbt_max_iter, seed=settings.seed)
+        grid = ParamGridBuilder().addGrid(learner.maxDepth, list(settings.gbt_max_depths))
     else:
-        stages.append(
-            LogisticRegression(
-                labelCol="label",
-                featuresCol="features",
-                maxIter=settings.max_iter,
-                regParam=settings.reg_param,
-                elasticNetParam=settings.elastic_net,
-                standardization=True,
-            )
-        )
-    return Pipeline(stages=stages)
+        learner = LogisticRegression(labelCol="label", featuresCol="features", weightCol="weight",
+                                     maxIter=settings.max_iter, elasticNetParam=settings.elastic_net,
+                                     standardization=True)
+        grid = ParamGridBuilder().addGrid(learner.regParam, list(settings.reg_params))
+    maps = grid.build() if settings.tuning != "none" else [{}]
+    if settings.tuning == "none":
+        # No search: the first value of each grid.
+        if spec.learner == "gbt":
+            learner.setMaxDepth(settings.gbt_max_depths[0])
+        else:
+            learner.setRegParam(settings.reg_params[0])
+    return Pipeline(stages=_prep_stages(spec) + [learner]), maps
+
+
+def fit_tuned(spec: ModelSpec, settings: ModelSettings, train: DataFrame) -> tuple[PipelineModel, dict]:
+    """Fit a pipeline, choosing hyperparameters by train-validation split or cross-validation.
+
+    Args:
+        spec: the model.
+        settings: learners, grids, the search method.
+        train: rows with the model inputs, ``label`` and ``weight``.
+
+    Returns:
+        The pipeline refitted on all of ``train`` with the best parameters, and
+        those parameters with their validation AUC.
+    """
+    pipeline, maps = build_pipeline(spec, settings)
+    if len(maps) == 1 and not maps[0]:
+        return pipeline.fit(train), {}
+    evaluator = BinaryClassificationEvaluator(labelCol="label", metricName="areaUnderROC")
+    if settings.tuning == "cv":
+        search = CrossValidator(estimator=pipeline, estimatorParamMaps=maps, evaluator=evaluator,
+                                numFolds=settings.folds, seed=settings.seed)
+        fitted = search.fit(train)
+        scores = fitted.avgMetrics
+    else:
+        search = TrainValidationSplit(estimator=pipeline, estimatorParamMaps=maps, evaluator=evaluator,
+                                      trainRatio=settings.train_ratio, seed=settings.seed)
+        fitted = search.fit(train)
+        scores = fitted.validationMetrics
+    best = max(range(len(maps)), key=lambda i: scores[i])
+    chosen = {param.name: value for param, value in maps[best].items()}
+    return fitted.bestModel, {**chosen, "validation_auc": float(scores[best])}
+
+
+def calibrate(model: PipelineModel, calibration: DataFrame) -> PipelineModel:
+    """Append an isotonic calibration of the positive-class probability.
+
+    Fitted on rows the classifier did not train on; the class weights (if any)
+    shifted the raw probabilities, and isotonic regression maps them back to
+    observed frequencies without changing their order.
+
+    Args:
+        model: the fitted classifier pipeline.
+        calibration: held-aside training rows with ``label``.
+
+    Returns:
+        The pipeline with an extra stage writing ``calibrated_p``.
+    """
+    iso = IsotonicRegression(featuresCol="probability", featureIndex=1, labelCol="label",
+                             predictionCol=CALIBRATED).fit(model.transform(calibration))
+    return PipelineModel(stages=[*model.stages, iso])
+
+
+def build_uplift_pipeline(spec: ModelSpec, settings: ModelSettings) -> Pipeline:
+    """The transformed-outcome uplift regressor.
+
+    In a randomised experiment with treatment share ``e``, the outcome
+    ``z = y * (t / e - (1 - t) / (1 - e))`` has expectation equal to the
+    treatment effect given the covariates, so one regression of ``z`` on
+    pre-treatment features estimates each voter's uplift.
+
+    Args:
+        spec: the persuasion model's inputs.
+        settings: regularisation.
+
+    Returns:
+        An unfitted Pipeline reading ``z`` and writing the uplift to ``prediction``.
+    """
+    reg = LinearRegression(labelCol="z", featuresCol="features", predictionCol=UPLIFT,
+                           regParam=settings.reg_params[-1], elasticNetParam=settings.elastic_net,
+                           maxIter=settings.max_iter)
+    return Pipeline(stages=_prep_stages(spec) + [reg])
 
 
 def in_holdout(key: Column, fraction: float, seed: int) -> Column:
@@ -153,20 +265,24 @@ def in_holdout(key: Column, fraction: float, seed: int) -> Column:
     return bucket < F.lit(int(fraction * 10_000))
 
 
-def positive_probability(predictions: DataFrame) -> Column:
-    """The probability of the positive class from MLlib's ``probability`` vector."""
+def positive_probability(predictions: DataFrame, raw: bool = False) -> Column:
+    """The probability of the positive class: calibrated when the model has the
+    calibration stage (unless ``raw``), else from MLlib's ``probability`` vector."""
+    if CALIBRATED in predictions.columns and not raw:
+        return F.least(F.greatest(predictions[CALIBRATED], F.lit(CALIBRATED_FLOOR)), F.lit(1 - CALIBRATED_FLOOR))
     return vector_to_array(predictions["probability"])[1]
 
 
 def evaluate(scored: DataFrame, score_col: str = "p") -> dict[str, float]:
-    """AUC, log loss, Brier score and base rate of a scored held-out set.
+    """AUC, log loss, Brier score, calibration error and base rate of a scored held-out set.
 
     Args:
         scored: rows with ``label`` (0/1) and a probability column.
         score_col: the probability column.
 
     Returns:
-        ``auc``, ``log_loss``, ``brier``, ``base_rate``, ``n``.
+        ``auc``, ``log_loss``, ``brier``, ``ece`` (10 equal-width bins),
+        ``base_rate``, ``n``.
     """
     auc = BinaryClassificationEvaluator(
         rawPredictionCol=score_col, labelCol="label", metricName="areaUnderROC"
@@ -183,6 +299,7 @@ def evaluate(scored: DataFrame, score_col: str = "p") -> dict[str, float]:
         "auc": float(auc),
         "log_loss": float(row["log_loss"]),
         "brier": float(row["brier"]),
+        "ece": evaluation.expected_calibration_error(evaluation.reliability(scored, score_col)),
         "base_rate": float(row["base_rate"]),
         "n": float(row["n"]),
     }

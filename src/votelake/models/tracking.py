@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from votelake import __version__
 from votelake.config import MlflowSettings
 
 CHAMPION = "champion"
@@ -89,6 +91,42 @@ def load_champion(settings: MlflowSettings, kind: str) -> ChampionModel:
         ) from exc
     model = mlflow.spark.load_model(f"models:/{name}@{CHAMPION}")
     return ChampionModel(name=name, version=str(version.version), run_id=version.run_id, model=model)
+
+
+def code_version() -> str:
+    """The git commit of the code that is running, or the package version outside a checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"votelake {__version__}"
+    return head or f"votelake {__version__}"
+
+
+def champion_version(client: MlflowClient, name: str):
+    """The registered version carrying the ``champion`` alias, or None.
+
+    Args:
+        client: the registry client.
+        name: the registered model name.
+
+    Returns:
+        An MLflow ``ModelVersion`` or ``None`` (no model or no alias yet).
+    """
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def load_version(name: str, version: str):
+    """Load one registered version of a Spark model (a fitted ``PipelineModel``)."""
+    return mlflow.spark.load_model(f"models:/{name}/{version}")
+
+
+def promote(client: MlflowClient, name: str, version: str) -> None:
+    """Give a registered version the ``champion`` alias (scoring loads ``models:/<name>@champion``)."""
+    client.set_registered_model_alias(name, CHAMPION, version)
 
 
 RESOLUTION_ARTIFACT = "splink_model.json"

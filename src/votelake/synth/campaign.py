@@ -1,16 +1,30 @@
 """Campaign data: contact attempts, the persuasion experiment and digital events.
 
-The campaign works from current (kind 0), non-removed registrations. Three
-programs run in the 2026-06-01..08-31 window:
+The campaign works from current (kind 0), non-removed registrations (the
+*audience*). Three programs run in the 2026-06-01..08-31 window:
 
 * ``id_2026``: ~4% of people get 1-3 door/phone/text attempts; a support ID is
   recorded on ~60% of conversations, drawn from the person's true support.
-* ``persuasion_2026``: ~2% of people are randomised 50/50; the treatment arm
-  gets door visits in July.
-* ``followup_2026``: in late August a phone survey reaches a sample of BOTH
-  arms; its support IDs are drawn from ``p_support + uplift`` for the
-  treatment arm and ``p_support`` for control, so uplift models can be
-  evaluated against the experiment.
+* ``persuasion_2026``: a share ``experiment_share`` of the audience
+  (``SynthSettings``, default 10%) is randomised 50/50 on 2026-06-15; the
+  treatment arm gets 1-2 door visits in July, the control arm nothing. The
+  assignment file (``landing/experiments``) lists both arms.
+* ``followup_2026``: from 2026-08-10 a phone survey attempts a share
+  ``followup_share`` (default all) of the experiment's members, in BOTH arms
+  alike, so the arms stay comparable. Its support IDs are drawn from
+  ``p_support + uplift`` for the treatment arm and ``p_support`` for control,
+  so uplift models (Qini with a bootstrap interval) can be evaluated against
+  the experiment. Sized for 1M voters: ~95,000 members, of whom ~35% are
+  reached and ~60% of those give an ID, about 20,000 follow-up IDs.
+
+Latent noise: every outcome is a Bernoulli draw from the person's true
+probability, never the probability itself. Votes (in ``ncvhis``) are drawn
+from ``p_turnout`` (``p_primary``, ``p_municipal``), support IDs of the ID
+program from ``p_support``, follow-up IDs from ``p_support + uplift`` (treated)
+or ``p_support`` (control), and precinct vote choices from ``p_support``. The
+realized outcomes therefore scatter around the truth (``truth/persons``): an
+oracle model scoring with the true probabilities has an AUC well below 1, and
+an uplift estimate from the experiment carries sampling error.
 """
 
 from __future__ import annotations
@@ -29,8 +43,6 @@ EXPERIMENT_ID = "persuasion_2026"
 ASSIGNED_AT = "2026-06-15T09:00:00"
 TS_FORMAT = "yyyy-MM-dd'T'HH:mm:ss"
 ID_RATE = 0.04
-EXPERIMENT_RATE = 0.02
-FOLLOWUP_RATE = 0.6
 SUPPORT_ID_RATE = 0.6
 
 DOOR_RESULTS = (["CANVASSED", "NOT_HOME", "REFUSED", "MOVED", "INACCESSIBLE"], [.30, .55, .07, .05, .03])
@@ -72,17 +84,18 @@ def audience(regs: DataFrame) -> DataFrame:
     )
 
 
-def experiment_assignment(people: DataFrame, seed: int) -> DataFrame:
+def experiment_assignment(people: DataFrame, seed: int, share: float) -> DataFrame:
     """Pick the experiment sample and randomise it 50/50.
 
     Args:
         people: :func:`audience` output.
         seed: generator seed.
+        share: the share of ``people`` in the experiment (``SynthSettings.experiment_share``).
 
     Returns:
         ``people`` plus ``in_exp`` (bool) and ``arm`` (treatment/control/null).
     """
-    in_exp = uniform(seed, "exp", "person_id") < EXPERIMENT_RATE
+    in_exp = uniform(seed, "exp", "person_id") < F.lit(share)
     arm = F.when(in_exp, F.when(uniform(seed, "arm", "person_id") < 0.5, "treatment").otherwise("control"))
     return people.select("*", in_exp.alias("in_exp"), arm.alias("arm"))
 
@@ -114,12 +127,14 @@ def _support_id(s: Column, seed: int, *key: str) -> Column:
             .when(u1 < s, supporter).otherwise(opponent))
 
 
-def contact_attempts(assigned: DataFrame, seed: int) -> DataFrame:
+def contact_attempts(assigned: DataFrame, seed: int, followup_share: float) -> DataFrame:
     """All contact attempts with the true person attached.
 
     Args:
         assigned: :func:`experiment_assignment` output.
         seed: generator seed.
+        followup_share: the share of experiment members (both arms) the
+            follow-up phone survey attempts (``SynthSettings.followup_share``).
 
     Returns:
         One row per attempt: the contacts layout columns plus ``person_id``.
@@ -129,7 +144,7 @@ def contact_attempts(assigned: DataFrame, seed: int) -> DataFrame:
 
     n_id = F.when(U("c_id") < ID_RATE, F.lit(1) + F.floor(U("c_id_n") * 3).cast("int")).otherwise(0)
     n_pers = F.when(F.col("arm") == "treatment", F.lit(1) + F.floor(U("c_pers_n") * 2).cast("int")).otherwise(0)
-    n_fu = F.when(F.col("in_exp") & (U("c_fu") < FOLLOWUP_RATE), 1).otherwise(0)
+    n_fu = F.when(F.col("in_exp") & (U("c_fu") < F.lit(followup_share)), 1).otherwise(0)
     df = assigned.select("*", n_id.alias("n_id"), n_pers.alias("n_pers"), n_fu.alias("n_fu"))
     df = keep_where(df, F.col("n_id") + F.col("n_pers") + F.col("n_fu") > 0)
     # Fixed slots: 0-2 ID attempts, 3-4 persuasion visits, 5 follow-up call.

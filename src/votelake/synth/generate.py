@@ -12,26 +12,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from votelake.config import SynthSettings
 from votelake.layouts import load_layout
 from votelake.synth import campaign, history, reference, voters
+from votelake.synth.plan import keep_where
 from votelake.synth.reference import SNAPSHOT_DATE
 
 # Output name -> (relative path, format). Landing files mimic what arrives from
 # outside; truth tables are for tests and evaluation only.
 # The voter file's folder names its snapshot date, as a state's file name does,
 # so that ingest dates the snapshot (``snapshot_date_pattern`` of the source).
+# ``results`` (precinct results of the latest general, MEDSL format, one CSV)
+# is published data read by calibration code, not an ingest source.
 OUTPUTS: dict[str, tuple[str, str]] = {
     "ncvoter": (f"landing/ncvoter/snapshot_{SNAPSHOT_DATE:%Y%m%d}", "tsv"),
     "ncvhis": ("landing/ncvhis", "tsv"),
     "contacts": ("landing/contacts", "csv"),
     "experiments": ("landing/experiments", "csv"),
     "digital": ("landing/digital", "jsonl"),
+    "results": ("landing/results", "csv"),
     "truth_registrations": ("truth/registrations", "parquet"),
+    "truth_persons": ("truth/persons", "parquet"),
     "truth_contacts": ("truth/contacts", "parquet"),
     "truth_digital": ("truth/digital", "parquet"),
 }
+TRUTH_KINDS = ("registrations", "persons", "contacts", "digital")
 
 
 STAGE_DIR = "_stage/registrations"
@@ -71,13 +78,27 @@ def build_registrations(spark: SparkSession, settings: SynthSettings) -> DataFra
     return voters.registrations(people, counties, seed, n)
 
 
+def truth_persons(regs: DataFrame) -> DataFrame:
+    """The ground truth per person: the true probabilities every outcome is drawn from.
+
+    Args:
+        regs: :func:`voters.registrations` output.
+
+    Returns:
+        ``person_id, p_turnout, p_support, uplift, p_primary, p_municipal``, one
+        row per person (from their current registration row).
+    """
+    return keep_where(regs, F.col("kind") == voters.KIND_CURRENT).select(
+        "person_id", "p_turnout", "p_support", "uplift", "p_primary", "p_municipal")
+
+
 def build_outputs(spark: SparkSession, settings: SynthSettings, layouts_dir: Path,
                   regs: DataFrame) -> dict[str, DataFrame]:
     """Build every synthetic output from the registration table (no I/O).
 
     Args:
         spark: the session.
-        settings: voters, seed, partitions.
+        settings: voters, seed, partitions, experiment and follow-up shares.
         layouts_dir: folder of layout YAML files.
         regs: :func:`build_registrations` output (or a stored copy of it).
 
@@ -91,8 +112,8 @@ def build_outputs(spark: SparkSession, settings: SynthSettings, layouts_dir: Pat
     contact_cols = load_layout(layouts_dir, "contacts").columns
     digital_cols = load_layout(layouts_dir, "digital").columns
     events = history.vote_events(regs, elections, seed)
-    assigned = campaign.experiment_assignment(campaign.audience(regs), seed)
-    contacts = campaign.contact_attempts(assigned, seed)
+    assigned = campaign.experiment_assignment(campaign.audience(regs), seed, settings.experiment_share)
+    contacts = campaign.contact_attempts(assigned, seed, settings.followup_share)
     digital = campaign.digital_events(
         campaign.digital_audience(spark, campaign.audience(regs), n, parts, seed), seed)
     return {
@@ -101,7 +122,9 @@ def build_outputs(spark: SparkSession, settings: SynthSettings, layouts_dir: Pat
         "contacts": contacts.select(*contact_cols),
         "experiments": campaign.to_experiments(assigned),
         "digital": digital.select(*digital_cols),
+        "results": history.to_results(events, history.latest_general(), seed),
         "truth_registrations": voters.to_truth_registrations(regs),
+        "truth_persons": truth_persons(regs),
         "truth_contacts": contacts.select("contact_id", "person_id"),
         "truth_digital": digital.select("event_id", "person_id"),
     }
@@ -132,10 +155,10 @@ def read_truth(spark: SparkSession, out: Path) -> dict[str, DataFrame]:
         out: the generator's output folder (``synth.out``).
 
     Returns:
-        ``registrations``, ``contacts`` and ``digital`` truth frames.
+        ``registrations``, ``persons`` (one row per person with the true
+        probabilities), ``contacts`` and ``digital`` truth frames.
     """
-    return {kind: spark.read.parquet(str(out / OUTPUTS[f"truth_{kind}"][0]))
-            for kind in ("registrations", "contacts", "digital")}
+    return {kind: spark.read.parquet(str(out / OUTPUTS[f"truth_{kind}"][0])) for kind in TRUTH_KINDS}
 
 
 def _write(df: DataFrame, path: Path, fmt: str) -> None:

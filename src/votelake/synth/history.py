@@ -1,4 +1,4 @@
-"""Vote history (NC ``ncvhis``): one row per registration per election voted.
+"""Vote history (NC ``ncvhis``) and precinct results of the latest general.
 
 Whether a *person* votes in an election is one draw per (person, election)
 against the person's probability for that kind of election. The vote is then
@@ -6,9 +6,16 @@ recorded on the registration that was valid on election day: at least 18,
 registered 25 days before, not yet removed, not denied. A person with a
 duplicate registration has some of their votes recorded on the duplicate, as
 happens when records are split.
+
+Precinct results (the MEDSL precinct-returns columns) count the same votes per
+precinct of the registration each was recorded on, so they agree exactly with
+``ncvhis``; each voter's choice in the US House race is one draw against their
+``p_support`` (Democrat) per person.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -20,6 +27,26 @@ from votelake.synth.voters import KIND_DUPLICATE
 
 # Share of a duplicated person's votes recorded on the duplicate registration.
 DUP_SPLIT = 0.3
+
+# The MEDSL precinct-returns columns the results file carries, in order.
+RESULTS_COLUMNS = ("precinct", "office", "party_detailed", "party_simplified", "mode", "votes", "county_name",
+                   "candidate", "district", "date", "state_po")
+RESULTS_DISTRICT = "001"
+# (office, party, candidate, district) of each results row per precinct, in file order.
+RESULTS_ROWS = (("BALLOTS CAST", "", "", ""),
+                ("US HOUSE", "DEMOCRAT", "CANDIDATE D", RESULTS_DISTRICT),
+                ("US HOUSE", "REPUBLICAN", "CANDIDATE R", RESULTS_DISTRICT))
+
+
+def latest_general() -> int:
+    """The index (``e_idx``) of the latest general election in :data:`reference.ELECTIONS`.
+
+    Returns:
+        The index into ``reference.ELECTIONS`` (and :func:`reference.election_table`).
+    """
+    generals = [(dt.datetime.strptime(lbl, "%m/%d/%Y").date(), idx)
+                for idx, (lbl, kind) in enumerate(R.ELECTIONS) if kind == "GENERAL"]
+    return max(generals)[1]
 
 
 def eligible(birth_date: Column, reg_date: Column, removal_date: Column, status: Column,
@@ -107,3 +134,49 @@ def to_ncvhis(events: DataFrame, columns: tuple[str, ...], seed: int) -> DataFra
         "vtd_label": F.col("precinct_abbrv"), "vtd_description": F.col("precinct_abbrv"),
     }
     return voted.select(*[values[c].alias(c) for c in columns])
+
+
+def to_results(events: DataFrame, e_idx: int, seed: int) -> DataFrame:
+    """Precinct results of one election in the MEDSL precinct-returns format.
+
+    Per precinct (county and ``precinct_abbrv`` of the registrations), three
+    rows: ``BALLOTS CAST`` (the voted rows of :func:`vote_events`, i.e. the
+    persons whose vote was recorded on a registration in that precinct, as in
+    ``ncvhis``), and the US House Democrat and Republican votes: each voter
+    chooses the Democrat with probability ``p_support`` (one draw per person),
+    else the Republican, so the two add up to the ballots cast. Precincts
+    where nobody voted carry zeros.
+
+    Args:
+        events: :func:`vote_events` output.
+        e_idx: the election (:func:`latest_general`).
+        seed: generator seed.
+
+    Returns:
+        One partition, sorted by county, precinct and office, of
+        :data:`RESULTS_COLUMNS` (``votes`` a long, the rest strings).
+    """
+    voted = F.col("voted").cast("int")
+    dem = (F.col("voted") & (uniform(seed, "vote_choice", "person_id") < F.col("p_support"))).cast("int")
+    precincts = events.where(F.col("e_idx") == e_idx).groupBy(
+        F.upper("county_desc").alias("county_name"), F.col("precinct_abbrv").alias("precinct"), "e_date",
+    ).agg(F.sum(voted).cast("long").alias("ballots"), F.sum(dem).cast("long").alias("dem"))
+    counts = [F.col("ballots"), F.col("dem"), F.col("ballots") - F.col("dem")]
+    rows = F.array(*[
+        F.struct(F.lit(i).alias("i"), F.lit(office).alias("office"), F.lit(party).alias("party"),
+                 F.lit(candidate).alias("candidate"), F.lit(district).alias("district"), n.alias("votes"))
+        for i, ((office, party, candidate, district), n) in enumerate(zip(RESULTS_ROWS, counts))])
+    exploded = precincts.select("county_name", "precinct", "e_date", F.explode(rows).alias("r"))
+    return exploded.repartition(1).sortWithinPartitions("county_name", "precinct", "r.i").select(
+        "precinct",
+        F.col("r.office").alias("office"),
+        F.col("r.party").alias("party_detailed"),
+        F.col("r.party").alias("party_simplified"),
+        F.lit("TOTAL").alias("mode"),
+        F.col("r.votes").alias("votes"),
+        "county_name",
+        F.col("r.candidate").alias("candidate"),
+        F.col("r.district").alias("district"),
+        F.date_format("e_date", "yyyy-MM-dd").alias("date"),
+        F.lit("NC").alias("state_po"),
+    )

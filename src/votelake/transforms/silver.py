@@ -1,5 +1,5 @@
 """Canonical records → silver: standardized registrations (SCD type 2), persons,
-households, vote history, contacts and digital events.
+households, vote history, contacts, digital events and experiment assignments.
 
 All functions are pure ``DataFrame -> DataFrame``; the ``select`` at the end of
 each is its output contract (the matching silver table in ``conf/tables.yaml``).
@@ -233,6 +233,19 @@ def persons(reps: DataFrame, person_households: DataFrame) -> DataFrame:
     )
 
 
+def voter_id_owners(voter_ids: DataFrame) -> DataFrame:
+    """The person each state voter id belongs to, for exact-key linking.
+
+    Args:
+        voter_ids: ``state_voter_id, person_id`` of every registration.
+
+    Returns:
+        ``_svid`` (the upper-cased voter id) and ``person_id``, one row per
+        voter id (the smallest person id should two persons carry it).
+    """
+    return voter_ids.groupBy(F.upper("state_voter_id").alias("_svid")).agg(F.min("person_id").alias("person_id"))
+
+
 def votes(history: DataFrame, voter_ids: DataFrame, state: str) -> tuple[DataFrame, DataFrame]:
     """Key vote-history records to persons; keep counted votes, one per person per election.
 
@@ -250,8 +263,7 @@ def votes(history: DataFrame, voter_ids: DataFrame, state: str) -> tuple[DataFra
         F.col("election_date").isNotNull()
         & ~F.coalesce(F.col("voting_method").isin(*NOT_A_VOTE), F.lit(False))
     ).select("*", F.upper("state_voter_id").alias("_svid"))
-    owners = voter_ids.groupBy(F.upper("state_voter_id").alias("_svid")).agg(F.min("person_id").alias("person_id"))
-    keyed = counted.join(owners, on="_svid", how="left")
+    keyed = counted.join(voter_id_owners(voter_ids), on="_svid", how="left")
     out = keyed.where(F.col("person_id").isNotNull()).select(
         "person_id",
         F.lit(state).alias("state"),
@@ -369,6 +381,28 @@ def contacts(records: DataFrame, links: DataFrame) -> DataFrame:
         F.upper("survey_question").alias("survey_question"),
         F.when(valid_support, F.col("support_id")).alias("support_id"),
         "program",
+    )
+
+
+def experiment_assignments(records: DataFrame, voter_ids: DataFrame) -> DataFrame:
+    """Experiment assignments keyed to persons by the exact voter id.
+
+    Args:
+        records: canonical ``experiments`` records of every load (a voter
+            re-exported in a later delivery: the latest load's copy wins).
+        voter_ids: ``state_voter_id, person_id`` of every registration.
+
+    Returns:
+        DataFrame in the ``silver.experiment_assignments`` schema; assignments
+        whose voter id is in no registration keep a null ``person_id``.
+    """
+    keyed = newest_load(records.select("*", F.upper("state_voter_id").alias("_svid")), "experiment_id", "_svid")
+    return keyed.join(voter_id_owners(voter_ids), on="_svid", how="left").select(
+        "person_id",
+        F.col("_svid").alias("state_voter_id"),
+        "experiment_id",
+        "arm",
+        "assigned_at",
     )
 
 

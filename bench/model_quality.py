@@ -1,0 +1,96 @@
+"""Model quality and training time on a synthetic state with ground truth.
+
+Runs the jobs (synth → ingest → build → train → score, or only those asked
+for) on a synthetic state of ``--voters`` voters under ``--root``, then scores
+the champion models against the generator's true probabilities
+(:mod:`votelake.models.against_truth`): AUC of model, baseline and oracle on
+the same held-out voters and the share of the gap closed, expected
+calibration error, and the uplift model's Qini with its bootstrap interval
+beside the oracle Qini. Writes ``bench/results/models_<voters>.{json,md}``.
+
+Run: ``python -m bench.model_quality --voters 1000000 --root /data/bench1m``
+(``--jobs train,score`` re-runs only those jobs on an existing state;
+``--set key=value`` overrides any setting, e.g. ``spark.driver_memory=12g``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from votelake.config import load_settings
+from votelake.jobs import build, ingest, score, synth, train
+from votelake.jobs.common import run_jobs, session_for
+from votelake.models.against_truth import model_quality_against_truth
+from votelake.synth.generate import read_truth
+
+from bench.storage_bench import machine
+
+RESULTS = Path(__file__).resolve().parent / "results"
+JOBS = {"synth": synth.run, "ingest": ingest.run, "build": build.run, "train": train.run, "score": score.run}
+
+
+def settings_for(voters: int, root: Path, overrides: list[str]):
+    """Settings of a synthetic state kept entirely under ``root``."""
+    return load_settings(None, [
+        f"synth.voters={voters}", f"synth.out={root / 'synth'}", f"landing={root / 'synth' / 'landing'}",
+        f"storage.lakehouse={root / 'lakehouse'}", f"quality.results_dir={root / 'quality'}",
+        f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}", f"mlflow.artifact_root={root / 'mlartifacts'}",
+        *overrides,
+    ])
+
+
+def markdown(result: dict) -> str:
+    """The summary table of one run."""
+    lines = [f"# Model quality on a synthetic state of {result['voters']:,} voters", "",
+             f"Command: `{result['command']}`  ", f"Machine: {result['machine']}", "",
+             "| model | learner | held-out n | AUC | baseline AUC | oracle AUC | gap closed | ECE | train s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for kind in ("turnout", "support"):
+        q = result["quality"][kind]
+        lines.append(f"| {kind} | {q['learner']} | {q['n']:,} | {q['auc']:.4f} | {q['baseline_auc']:.4f} | "
+                     f"{q['oracle_auc']:.4f} | {q['gap_closed']:.2f} | {q['ece']:.4f} | {q['train_seconds']:.0f} |")
+    p = result["quality"]["persuasion"]
+    lines += ["", "| uplift | experiment rows | Qini (95% CI) | oracle Qini (95% CI) | observed ATE | true ATE |",
+              "|---|---|---|---|---|---|",
+              f"| persuasion | {p['experiment_rows']:,} | {p['qini']:.5f} ({p['qini_low']:.5f}, {p['qini_high']:.5f}) | "
+              f"{p['oracle_qini']:.5f} ({p['oracle_qini_low']:.5f}, {p['oracle_qini_high']:.5f}) | "
+              f"{p['observed_ate']:.4f} | {p['true_ate']:.4f} |", "", "Job wall times (s): "
+              + ", ".join(f"{k} {v}" for k, v in result["job_seconds"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the jobs, evaluate against the truth, write the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--voters", type=int, required=True)
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--jobs", default="synth,ingest,build,train,score")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args(argv)
+    settings = settings_for(args.voters, args.root.resolve(), args.overrides)
+    names = [n for n in args.jobs.split(",") if n]
+    started = time.perf_counter()
+    summaries = run_jobs(settings, [(n, JOBS[n]) for n in names]) if names else {}
+    spark = session_for(settings)
+    quality = model_quality_against_truth(spark, settings, read_truth(spark, settings.synth.out)["registrations"])
+    result = {
+        "voters": args.voters, "machine": machine(),
+        "command": "python -m bench.model_quality " + " ".join(argv or sys.argv[1:]),
+        "job_seconds": {n: s.get("seconds") for n, s in summaries.items()},
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "train": summaries.get("train"), "quality": quality,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / f"models_{args.voters // 1000}k"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
+    stem.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The model-quality targets on a synthetic state with ground truth (opt-in: ``pytest -m slow``).
+
+Runs the real jobs (synth, ingest, build, train) on a state of
+``VOTELAKE_TEST_MODEL_VOTERS`` voters (default 200,000) and scores the champion
+models against the generator's true probabilities:
+
+* turnout and support each close at least a third of the AUC gap between the
+  simple baseline and the oracle (the true probabilities), on the same held-out voters;
+* their expected calibration error after calibration is at most 0.02;
+* the uplift model's out-of-fold Qini has a bootstrap 95% interval above zero.
+
+Half of the campaign audience is in the persuasion experiment
+(``synth.experiment_share=0.5``), so a 200,000-voter state has about as many
+follow-up IDs as a 1M-voter state with the default 10%. Give the JVM room:
+``VOTELAKE_TEST_DRIVER_MEMORY=8g .venv/bin/pytest -m slow tests/test_model_quality_scale.py -s``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import synthetic_state_settings
+from votelake.jobs import build, ingest, synth, train
+from votelake.models.against_truth import model_quality_against_truth
+from votelake.synth.generate import read_truth
+
+pytestmark = pytest.mark.slow
+
+VOTERS = int(os.environ.get("VOTELAKE_TEST_MODEL_VOTERS", "200000"))
+
+
+@pytest.fixture(scope="module")
+def quality(spark, tmp_path_factory):
+    settings = synthetic_state_settings(tmp_path_factory.mktemp("models_scale"), VOTERS, "synth.partitions=4",
+                                        "synth.experiment_share=0.5")
+    for job in (synth, ingest, build, train):
+        print(f"\n{job.__name__}: {job.run(spark, settings)}")
+    result = model_quality_against_truth(spark, settings, read_truth(spark, settings.synth.out)["registrations"])
+    print(f"\nmodels against the truth at {VOTERS:,} voters: {result}")
+    return result
+
+
+@pytest.mark.parametrize("kind", ["turnout", "support"])
+def test_model_closes_a_third_of_the_gap_to_the_oracle(quality, kind):
+    q = quality[kind]
+    assert q["gap_closed"] >= 1 / 3, q
+
+
+@pytest.mark.parametrize("kind", ["turnout", "support"])
+def test_calibrated_probabilities(quality, kind):
+    assert quality[kind]["ece"] <= 0.02, quality[kind]
+
+
+def test_uplift_qini_interval_above_zero(quality):
+    p = quality["persuasion"]
+    assert p["qini_low"] > 0, p
+    assert p["oracle_qini"] > 0

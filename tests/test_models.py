@@ -1,0 +1,201 @@
+"""Model training parts on simulated data with known truth: calibration, Qini,
+uplift, and the champion gate against a real MLflow store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from conftest import synthetic_state_settings
+from votelake.jobs import train
+from votelake.models import evaluation as ev
+from votelake.models import propensity as prop
+
+ROWS = 6000
+# Simulated voters: a signal, a weaker signal, a pure-noise column and a group
+# that shifts the log-odds. Outcomes are Bernoulli draws from the true probability.
+GOOD = prop.ModelSpec("turnout", ("x1", "x2"), ("grp",))
+WORSE = prop.ModelSpec("turnout", ("noise",), ())
+
+
+def _u(stream: int) -> F.Column:
+    """A uniform draw per row, reproducible (hash of the row id and a stream number)."""
+    return F.pmod(F.xxhash64(F.col("id"), F.lit(stream)), F.lit(1_000_003)) / F.lit(1_000_003.0)
+
+
+def _normal(stream: int) -> F.Column:
+    # Sum of uniforms: close enough to normal for a simulated covariate.
+    return (_u(stream) + _u(stream + 100) + _u(stream + 200) - 1.5) * 2
+
+
+def simulated_voters(spark, rows: int = ROWS) -> DataFrame:
+    """Voters with a known probability ``p_true`` and a realised ``label``."""
+    base = spark.range(rows).select(
+        "id", _normal(1).alias("x1"), _normal(2).alias("x2"), _normal(3).alias("noise"),
+        F.when(_u(4) < 0.5, "a").otherwise("b").alias("grp"), (F.lit(18) + F.floor(_u(5) * 70)).alias("age"),
+    )
+    logit = F.lit(-0.3) + 1.6 * F.col("x1") + 0.8 * F.col("x2") + F.when(F.col("grp") == "a", 0.5).otherwise(-0.5)
+    p_true = 1 / (1 + F.exp(-logit))
+    return base.select(
+        F.col("id").cast("string").alias("person_id"), "x1", "x2", "noise", "grp", "age",
+        F.lit("U").alias("gender"), F.lit("U").alias("race"),
+        p_true.alias("p_true"), (_u(6) < p_true).cast("double").alias("label"),
+    )
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    # One learner and no search keep the test quick; the search itself is covered below.
+    return synthetic_state_settings(tmp_path_factory.mktemp("models"), 100, "model.learners=[lr]",
+                                    "model.tuning=none", "model.bootstrap=200")
+
+
+def test_class_weights_balance_rare_labels(spark):
+    frame = spark.createDataFrame([(1.0,)] * 10 + [(0.0,)] * 90, "label double")
+    w0, w1 = prop.class_weights(frame, "auto")
+    assert w0 * 90 == pytest.approx(w1 * 10) == pytest.approx(50.0)
+    assert prop.class_weights(frame, "none") == (1.0, 1.0)
+    even = spark.createDataFrame([(1.0,)] * 45 + [(0.0,)] * 55, "label double")
+    assert prop.class_weights(even, "auto") == (1.0, 1.0)
+
+
+def test_isotonic_calibration_fixes_weighted_probabilities(spark, settings):
+    """Class weights inflate the rare class's probability; isotonic calibration on held-aside rows undoes it."""
+    # Keep about one positive in six: a rare class (noise is independent of the label).
+    voters = simulated_voters(spark, 8000).where((F.col("label") == 0) | (F.col("noise") > 0.6))
+    parts = train.split(voters, settings)
+    rows = prop.model_frame(parts.fit, GOOD, extra=("label",))
+    weighted = prop.with_weights(rows, prop.class_weights(rows, "balanced"))
+    model, _ = prop.fit_tuned(GOOD, settings.model, weighted)
+    calibrated = prop.calibrate(model, prop.model_frame(parts.calibration, GOOD, extra=("label",)))
+    scored = calibrated.transform(prop.model_frame(parts.holdout, GOOD, extra=("person_id", "label")))
+    scored = scored.select("label", prop.positive_probability(scored).alias("p"),
+                           prop.positive_probability(scored, raw=True).alias("p_raw"))
+    raw, cal = prop.evaluate(scored, "p_raw"), prop.evaluate(scored, "p")
+    assert raw["ece"] > 0.05  # the weighted model over-predicts the rarer class
+    assert cal["ece"] < 0.04 and cal["ece"] < raw["ece"] / 2
+    assert cal["auc"] == pytest.approx(raw["auc"], abs=0.01)  # monotone: the order barely changes
+
+
+def test_model_search_picks_the_best_regularisation(spark, settings):
+    rows = prop.with_weights(prop.model_frame(simulated_voters(spark), GOOD, extra=("label",)), (1.0, 1.0))
+    tuned = settings.model.model_copy(update={"tuning": "tvs", "reg_params": (0.0, 5.0)})
+    _, chosen = prop.fit_tuned(GOOD, tuned, rows)
+    assert chosen["regParam"] == 0.0  # heavy shrinkage of a strong signal loses on validation
+    assert chosen["validation_auc"] > 0.8
+
+
+def test_evaluation_tables(spark):
+    scored = spark.createDataFrame(
+        [(str(i), float(i % 2), (i % 10) / 10 + 0.05, 20 + i % 60, "F" if i % 3 else "M") for i in range(200)],
+        "person_id string, label double, p double, age int, gender string")
+    curve = ev.reliability(scored, "p")
+    assert list(curve["bin"]) == list(range(10)) and curve["n"].sum() == 200
+    assert ev.expected_calibration_error(curve) == pytest.approx(
+        (curve["n"] * (curve["mean_p"] - curve["mean_y"]).abs()).sum() / 200)
+    deciles = ev.decile_table(scored, "p")
+    assert list(deciles["decile"]) == list(range(1, 11)) and deciles["n"].sum() == 200
+    assert deciles["cum_capture"].iloc[-1] == pytest.approx(1.0)
+    roc = ev.roc_points(scored, "p")
+    assert roc.iloc[0].tolist() == [0.0, 0.0] and roc.iloc[-1].tolist() == [1.0, 1.0]
+    fairness = ev.fairness_table(scored, "p", ("age_band", "gender", "race"))
+    assert set(fairness["attribute"]) == {"age_band", "gender"}  # race is absent: skipped
+    assert fairness.groupby("attribute")["n"].sum().tolist() == [200, 200]
+
+
+def test_qini_rewards_targeting_the_persuadable():
+    rng = np.random.default_rng(3)
+    n = 20_000
+    uplift = rng.uniform(0.0, 0.3, n)
+    t = rng.integers(0, 2, n)
+    y = (rng.random(n) < 0.3 + t * uplift).astype(int)
+    best = ev.qini_coefficient(y, t, uplift)
+    assert best > 0.005
+    assert ev.qini_coefficient(y, t, -uplift) < -0.005  # targeting the least persuadable first
+    assert abs(ev.qini_coefficient(y, t, rng.random(n))) < best / 3
+    low, high = ev.qini_interval(y, t, uplift, 200, seed=1)
+    assert 0 < low < best < high
+    deciles = ev.uplift_by_decile(y, t, uplift)
+    assert deciles["observed"].iloc[0] > deciles["observed"].iloc[-1]
+
+
+def test_uplift_model_finds_who_contact_persuades(spark, settings):
+    """A randomised experiment where contact moves group "a" by 20 points and "b" by 2."""
+    n = 30_000
+    base = spark.range(n).select(
+        "id", F.when(_u(11) < 0.5, "a").otherwise("b").alias("grp"), _normal(12).alias("x1"),
+        (_u(13) < 0.5).cast("double").alias("t"))
+    uplift = F.when(F.col("grp") == "a", 0.20).otherwise(0.02)
+    p = 1 / (1 + F.exp(-0.5 * F.col("x1"))) * 0.7
+    rows = base.select(F.col("id").cast("string").alias("person_id"), "grp", "x1", "t", uplift.alias("true_uplift"),
+                       (_u(14) < p + F.col("t") * uplift).cast("double").alias("label"))
+    spec = prop.ModelSpec("persuasion", ("x1",), ("grp",))
+    oof = train.cross_fitted_uplift(settings, spec, train.transformed_outcome(rows, 0.5))
+    assert oof.count() == n  # every experiment member is scored out of fold, once
+    joined = oof.join(rows.select("person_id", "true_uplift", "grp"), "person_id", "inner").toPandas()
+    y, t = joined["label"].to_numpy(), joined["t"].to_numpy()
+    model = ev.qini_coefficient(y, t, joined["p"].to_numpy())
+    oracle = ev.qini_coefficient(y, t, joined["true_uplift"].to_numpy())
+    low, _ = ev.qini_interval(y, t, joined["p"].to_numpy(), 200, seed=2)
+    assert low > 0
+    assert model > 0.8 * oracle
+    by_group = joined.groupby("grp")["p"].mean()
+    assert by_group["a"] > by_group["b"] + 0.1
+
+
+def test_champion_gate_keeps_the_better_model(spark, settings):
+    """A deliberately worse model is logged and registered but does not become champion."""
+    voters = simulated_voters(spark)
+    client = MlflowClient(settings.mlflow.tracking_uri)
+    name = "votelake-turnout"
+    good = train.train_classifier(settings, GOOD, voters, 0, {"label": "simulated"})["lr"]
+    assert good["promoted"] and good["reason"] == "no champion yet"
+    assert str(client.get_model_version_by_alias(name, "champion").version) == good["model"].split("/")[1]
+
+    worse = train.train_classifier(settings, WORSE, voters, 0, {"label": "simulated"})["lr"]
+    assert not worse["promoted"]
+    assert worse["test_auc"] < good["test_auc"] - 0.2
+    # Compared on the same held-out voters: the champion's figure is its own held-out AUC.
+    assert worse["champion_metric"] == pytest.approx(good["test_auc"], abs=1e-4)
+    versions = {str(v.version) for v in client.search_model_versions(f"name='{name}'")}
+    assert worse["model"].split("/")[1] in versions  # logged and registered all the same
+    assert str(client.get_model_version_by_alias(name, "champion").version) == good["model"].split("/")[1]
+    run = client.get_run(worse["run_id"])
+    assert run.data.tags["votelake.promoted"] == "False"
+    assert run.data.params["protected_excluded"] == "race,ethnicity,gender"
+    artifacts = {a.path for a in client.list_artifacts(worse["run_id"], "report")}
+    assert {"report/report.html", "report/roc.png", "report/calibration.png"} <= artifacts
+
+
+def test_protected_attributes_stay_out_unless_asked(spark, settings):
+    spec = prop.ModelSpec("support", ("age",), ("gender", "race", "party"))
+    assert spec.without(settings.model.excluded_inputs).categorical == ("party",)
+    opted_in = settings.model.model_copy(update={"include_protected": True})
+    assert spec.without(opted_in.excluded_inputs) == spec
+
+
+def test_persuasion_rows_take_the_outcome_after_assignment(spark):
+    features = spark.createDataFrame(
+        [("p1", "2026-06-15", 40), ("p2", "2026-06-15", 50), ("p1", "2026-09-01", 40)],
+        "person_id string, as_of_date string, age int").select(
+        "person_id", F.to_date("as_of_date").alias("as_of_date"), "age")
+    assignments = spark.createDataFrame(
+        [("p1", "treatment", "2026-06-15 09:00:00"), ("p2", "control", "2026-06-15 09:00:00"),
+         (None, "control", "2026-06-15 09:00:00")],
+        "person_id string, arm string, assigned_at string").select(
+        "person_id", "arm", F.to_timestamp("assigned_at").alias("assigned_at"))
+    contacts = spark.createDataFrame(
+        [("p1", "2026-06-01 10:00:00", 5, "id"),  # before assignment: not an outcome
+         ("p1", "2026-08-20 10:00:00", 2, "followup"),
+         ("p2", "2026-08-21 10:00:00", 4, "followup"),
+         ("p2", "2026-08-25 10:00:00", 3, "followup")],  # undecided: not a label
+        "person_id string, attempted_at string, support_id int, program string").select(
+        "person_id", F.to_timestamp("attempted_at").alias("attempted_at"), "support_id", "program")
+    rows = train.persuasion_training_set(features, assignments, contacts, "followup")
+    expected = spark.createDataFrame(
+        [("p1", 40, 1.0, 1.0), ("p2", 50, 0.0, 0.0)], "person_id string, age int, t double, label double")
+    assertDataFrameEqual(rows.select("person_id", "age", "t", "label"), expected)
