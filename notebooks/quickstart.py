@@ -37,12 +37,17 @@ settings = load_settings(
         f"mlflow.artifact_root={workdir}/mlartifacts",
         "spark.master=local[2]",
         "spark.shuffle_partitions=4",
+        # A quick look: one learner, no hyperparameter search (the defaults
+        # tune logistic regression and boosted trees and keep the better).
+        "model.learners=[gbt]",
+        "model.tuning=none",
     ],
 )
 
 # %%
 results = run_jobs(settings, [(name, JOBS[name]) for name in ("synth", "ingest", "build", "train", "score")])
-print({k: v for k, v in results["train"]["turnout"].items() if k.startswith(("test_", "baseline"))})
+turnout = results["train"]["turnout"]["gbt"]
+print({k: v for k, v in turnout.items() if k.startswith(("test_", "baseline", "reason"))})
 
 # %% [markdown]
 # Scores by county: mean turnout and support probability.

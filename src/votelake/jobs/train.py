@@ -251,7 +251,8 @@ def gate(settings: Settings, kind: str, version: str, challenger: float, holdout
 
     Returns:
         ``promoted`` (bool), ``champion_metric`` (None when there was no
-        champion or it could not score these rows) and ``reason``.
+        champion, it could not score these rows, or it uses attributes the
+        configuration now excludes) and ``reason``.
     """
     client = tracking.configure(settings.mlflow)
     name = tracking.registered_name(settings.mlflow, kind)
@@ -260,9 +261,14 @@ def gate(settings: Settings, kind: str, version: str, challenger: float, holdout
     if current is None:
         tracking.promote(client, name, version)
         return {"promoted": True, "champion_metric": None, "reason": "no champion yet"}
+    champion_spec = spec_from_run(client.get_run(current.run_id), kind)
+    protected = set(champion_spec.features) & set(settings.model.excluded_inputs)
+    if protected:
+        tracking.promote(client, name, version)
+        return {"promoted": True, "champion_metric": None,
+                "reason": f"champion v{current.version} uses excluded attributes: {', '.join(sorted(protected))}"}
     try:
-        champion = holdout_metric(tracking.load_version(name, current.version),
-                                  spec_from_run(client.get_run(current.run_id), kind))
+        champion = holdout_metric(tracking.load_version(name, current.version), champion_spec)
     except Exception as exc:  # noqa: BLE001 - a champion that cannot score today's features is replaced
         tracking.promote(client, name, version)
         return {"promoted": True, "champion_metric": None,
