@@ -110,6 +110,10 @@ class ModelSettings(_Strict):
     our_party: Literal["DEM", "REP"] = "DEM"
     # Persuasion outcome: the latest support ID after assignment, from this program only if set.
     persuasion_outcome_program: str | None = None
+    # The uplift regression's penalty: the transformed outcome is mostly noise,
+    # and a lasso keeps only the few inputs that moderate the effect.
+    uplift_reg_param: float = Field(0.03, ge=0.0)
+    uplift_elastic_net: float = Field(1.0, ge=0.0, le=1.0)
     # Cross-fitting folds for the out-of-fold Qini and bootstrap draws for its interval.
     uplift_folds: int = Field(5, ge=2)
     bootstrap: int = Field(500, ge=50)

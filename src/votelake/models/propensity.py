@@ -244,13 +244,13 @@ def build_uplift_pipeline(spec: ModelSpec, settings: ModelSettings) -> Pipeline:
 
     Args:
         spec: the persuasion model's inputs.
-        settings: regularisation.
+        settings: the uplift penalty (``uplift_reg_param``, ``uplift_elastic_net``).
 
     Returns:
         An unfitted Pipeline reading ``z`` and writing the uplift to ``prediction``.
     """
     reg = LinearRegression(labelCol="z", featuresCol="features", predictionCol=UPLIFT,
-                           regParam=settings.reg_params[-1], elasticNetParam=settings.elastic_net,
+                           regParam=settings.uplift_reg_param, elasticNetParam=settings.uplift_elastic_net,
                            maxIter=settings.max_iter)
     return Pipeline(stages=_prep_stages(spec) + [reg])
 
