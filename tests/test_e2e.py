@@ -109,7 +109,7 @@ def test_identity_resolution_against_ground_truth(spark, settings, pipeline):
 
 
 def test_mlflow_runs_hold_metrics_reports_and_champion_models(settings, pipeline):
-    client = MlflowClient(settings.mlflow.tracking_uri)
+    client = MlflowClient(settings.mlflow.tracking_uri, registry_uri=settings.mlflow.tracking_uri)
     for kind in ("turnout", "support"):
         result = pipeline["train"][kind]["gbt"]
         run = client.get_run(result["run_id"])

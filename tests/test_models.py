@@ -150,7 +150,7 @@ def test_uplift_model_finds_who_contact_persuades(spark, settings):
 def test_champion_gate_keeps_the_better_model(spark, settings):
     """A deliberately worse model is logged and registered but does not become champion."""
     voters = simulated_voters(spark)
-    client = MlflowClient(settings.mlflow.tracking_uri)
+    client = MlflowClient(settings.mlflow.tracking_uri, registry_uri=settings.mlflow.tracking_uri)
     name = "votelake-turnout"
     good = train.train_classifier(settings, GOOD, voters, 0, {"label": "simulated"})["lr"]
     assert good["promoted"] and good["reason"] == "no champion yet"
