@@ -329,6 +329,11 @@ def measure(spark, settings, results_csv: Path, calibrate: tuple[str, str | None
     }
 
 
+def _corr(errors: dict) -> str:
+    """A table cell for the correlation of one error row (— when undefined)."""
+    return "—" if errors["corr"] is None else f"{errors['corr']:.3f}"
+
+
 def _provenance(result: dict) -> list[str]:
     """The command, versions and machine lines of a report."""
     return [
@@ -382,7 +387,7 @@ def markdown(result: dict) -> str:
         for contest, e in by_contest.items():
             lines.append(f"| {variant} | {contest} | {e['sample']} | {e['mae']:.4f} | {e['median_ae']:.4f} | "
                          f"{e['weighted_mae']:.4f} | {e['bias']:+.4f} | "
-                         + ("—" if e["corr"] is None else f"{e['corr']:.3f}") + " |")
+                         + _corr(e) + " |")
     lines += [
         "",
         "## Summary",
@@ -599,7 +604,7 @@ def markdown_synthetic(result: dict) -> str:
     for measure, rows in s["precinct_error"].items():
         for label, e in rows.items():
             lines.append(f"| {measure} | {label} | {e['n']} | {e['mae']:.4f} | {e['median_ae']:.4f} | "
-                         f"{e['bias']:+.4f} | " + ("—" if e["corr"] is None else f"{e['corr']:.3f}") + " |")
+                         f"{e['bias']:+.4f} | " + _corr(e) + " |")
     lines += ["", "County totals: " + "; ".join(
         f"{k}: ballots {v['ballots']}, DEM {v['dem']}" for k, v in s["county_totals"].items()) + ".", "",
         "## Per-person error against the true probabilities", "",

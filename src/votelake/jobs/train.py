@@ -438,7 +438,8 @@ def train_persuasion(settings: Settings, labelled: DataFrame, feature_version: i
         model = prop.build_uplift_pipeline(spec, cfg).fit(prop.model_frame(train, spec, extra=("z",)))
         seconds = (dt.datetime.now() - started).total_seconds()
         low, high = ev.qini_interval(y, t, s, cfg.bootstrap, cfg.seed)
-        held = _uplift_arrays(_score(model, spec, parts.holdout, ("label", "t")))
+        held_out = _score(model, spec, parts.holdout, ("label", "t")).cache()
+        held = _uplift_arrays(held_out)
         metrics = {
             "qini": ev.qini_coefficient(y, t, s), "qini_low": low, "qini_high": high,
             "test_qini": ev.qini_coefficient(*held), "experiment_rows": float(len(y)),
@@ -447,7 +448,8 @@ def train_persuasion(settings: Settings, labelled: DataFrame, feature_version: i
         }
         mlflow.log_metrics(metrics)
         example = prop.model_frame(parts.holdout, spec)
-        version = _log_model(model, spec, example, _score(model, spec, parts.holdout, ()).select("p"), name)
+        version = _log_model(model, spec, example, held_out.select("p"), name)
+        held_out.unpersist()
         curve = ev.qini_curve(y, t, s)
         # Random targeting gains in proportion to the share targeted.
         random = curve.assign(gain=curve["fraction"] * curve["gain"].iloc[-1])

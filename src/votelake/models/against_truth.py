@@ -29,10 +29,6 @@ def _truth_by_voter_id(truth: DataFrame) -> DataFrame:
     return truth.select(F.col("ncid").alias("state_voter_id"), "p_turnout", "p_support", "uplift")
 
 
-def _auc(rows: DataFrame, col: str) -> float:
-    return prop.evaluate(rows.select("label", F.col(col).cast("double").alias("p")), "p")["auc"]
-
-
 def classifier_quality(settings: Settings, kind: str, labelled: DataFrame) -> dict:
     """Champion, baseline and oracle on the held-out voters of one model type.
 
@@ -55,7 +51,7 @@ def classifier_quality(settings: Settings, kind: str, labelled: DataFrame) -> di
     scored = out.select("label", "baseline", "oracle", prop.positive_probability(out).alias("p")).cache()
     model = prop.evaluate(scored, "p")
     oracle = prop.evaluate(scored.select("label", F.col("oracle").alias("p")), "p")
-    baseline = _auc(scored, "baseline")
+    baseline = prop.evaluate(scored.select("label", F.col("baseline").cast("double").alias("p")), "p")["auc"]
     result = {
         "model": champion.label, "learner": run.data.params.get("learner"), "n": int(model["n"]),
         "auc": model["auc"], "ece": model["ece"], "log_loss": model["log_loss"],
