@@ -6,7 +6,8 @@ the champion models against the generator's true probabilities
 (:mod:`votelake.models.against_truth`): AUC of model, baseline and oracle on
 the same held-out voters and the share of the gap closed, expected
 calibration error, and the uplift model's Qini with its bootstrap interval
-beside the oracle Qini. Writes ``bench/results/models_<voters>.{json,md}``.
+beside the oracle Qini. Writes ``bench/results/models_<voters>k.{json,md}``
+(or ``<--name>.{json,md}``).
 
 Run: ``python -m bench.model_quality --voters 1000000 --root /data/bench1m``
 (``--jobs train,score`` re-runs only those jobs on an existing state;
@@ -21,9 +22,13 @@ import sys
 import time
 from pathlib import Path
 
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
 from votelake.config import load_settings
 from votelake.jobs import build, ingest, score, synth, train
-from votelake.jobs.common import run_jobs, session_for
+from votelake.jobs.common import Lakehouse, run_jobs, session_for
+from votelake.models import propensity as prop
 from votelake.models.against_truth import model_quality_against_truth
 from votelake.synth.generate import read_truth
 
@@ -43,23 +48,75 @@ def settings_for(voters: int, root: Path, overrides: list[str]):
     ])
 
 
+def ceiling_groups() -> dict:
+    """What a support model without protected attributes can see of a voter, coarsened."""
+    return {
+        "party": F.coalesce(F.col("party"), F.lit("?")),
+        "age_band": F.when(F.col("age") < 35, 0).when(F.col("age") <= 65, 1).otherwise(2),
+        "county_id": F.col("county_id"),
+        "ballots": F.signum(F.col("dem_ballots") - F.col("rep_ballots")),
+        "clicks": F.least(F.col("digital_clicks"), F.lit(3)),
+    }
+
+
+def support_ceiling(spark, settings, truth: DataFrame) -> dict:
+    """The support AUC a perfect model without protected attributes could reach.
+
+    Each voter's score is the mean true support of every voter sharing their
+    party, age band (<35, 35-65, >65), county, primary-ballot lean and clicks
+    (capped at 3); AUC on the support-ID voters' own labels, beside the
+    baseline's and the oracle's on the same voters. A model using more of the
+    inputs could do slightly better; one fitted on the IDs alone, worse.
+
+    Returns:
+        ``n``, ``auc``, ``baseline_auc``, ``oracle_auc``, ``gap_closed``.
+    """
+    lake = Lakehouse.open(spark, settings)
+    features = lake.read("gold.voter_features")
+    score_date = train.feature_dates(features)[-1]
+    groups = ceiling_groups()
+    current = features.where(F.col("as_of_date") == F.lit(score_date)).select(
+        "person_id", "state_voter_id", *[c.alias(k) for k, c in groups.items()])
+    truth = truth.select(F.col("ncid").alias("state_voter_id"), "p_support").dropDuplicates(["state_voter_id"])
+    known = current.join(truth, "state_voter_id", "inner")
+    means = known.groupBy(*groups).agg(F.avg("p_support").alias("p"))
+    ids = train.support_training_set(features, lake.read("silver.contacts"), score_date).select(
+        "person_id", "label", "baseline")
+    rows = ids.join(known, "person_id", "inner").join(means, list(groups), "inner").cache()
+    auc = {name: prop.evaluate(rows.select("label", F.col(col).cast("double").alias("p")), "p")
+           for name, col in (("ceiling", "p"), ("baseline", "baseline"), ("oracle", "p_support"))}
+    rows.unpersist()
+    base, oracle = auc["baseline"]["auc"], auc["oracle"]["auc"]
+    return {"n": int(auc["ceiling"]["n"]), "auc": auc["ceiling"]["auc"], "baseline_auc": base, "oracle_auc": oracle,
+            "gap_closed": (auc["ceiling"]["auc"] - base) / (oracle - base), "groups": list(groups)}
+
+
 def markdown(result: dict) -> str:
-    """The summary table of one run."""
+    """The summary table of one run (a model type without a champion in this store says so)."""
+    quality = result["quality"]
     lines = [f"# Model quality on a synthetic state of {result['voters']:,} voters", "",
              f"Command: `{result['command']}`  ", f"Machine: {result['machine']}", "",
              "| model | learner | held-out n | AUC | baseline AUC | oracle AUC | gap closed | ECE | train s |",
              "|---|---|---|---|---|---|---|---|---|"]
     for kind in ("turnout", "support"):
-        q = result["quality"][kind]
-        lines.append(f"| {kind} | {q['learner']} | {q['n']:,} | {q['auc']:.4f} | {q['baseline_auc']:.4f} | "
+        q = quality[kind]
+        lines.append(f"| {kind} | {q['skipped']} |" if "skipped" in q else
+                     f"| {kind} | {q['learner']} | {q['n']:,} | {q['auc']:.4f} | {q['baseline_auc']:.4f} | "
                      f"{q['oracle_auc']:.4f} | {q['gap_closed']:.2f} | {q['ece']:.4f} | {q['train_seconds']:.0f} |")
-    p = result["quality"]["persuasion"]
-    lines += ["", "| uplift | experiment rows | Qini (95% CI) | oracle Qini (95% CI) | observed ATE | true ATE |",
-              "|---|---|---|---|---|---|",
-              f"| persuasion | {p['experiment_rows']:,} | {p['qini']:.5f} ({p['qini_low']:.5f}, {p['qini_high']:.5f}) | "
-              f"{p['oracle_qini']:.5f} ({p['oracle_qini_low']:.5f}, {p['oracle_qini_high']:.5f}) | "
-              f"{p['observed_ate']:.4f} | {p['true_ate']:.4f} |", "", "Job wall times (s): "
-              + ", ".join(f"{k} {v}" for k, v in result["job_seconds"].items())]
+    p = quality["persuasion"]
+    lines += ["", "| uplift | learner | experiment rows | Qini (95% CI) | oracle Qini (95% CI) | observed ATE "
+              "| true ATE |",
+              "|---|---|---|---|---|---|---|",
+              f"| persuasion | {p['skipped']} |" if "skipped" in p else
+              f"| persuasion | {p['learner']} | {p['experiment_rows']:,} | {p['qini']:.5f} ({p['qini_low']:.5f}, "
+              f"{p['qini_high']:.5f}) | {p['oracle_qini']:.5f} ({p['oracle_qini_low']:.5f}, "
+              f"{p['oracle_qini_high']:.5f}) | {p['observed_ate']:.4f} | {p['true_ate']:.4f} |",
+              "", "Job wall times (s): " + ", ".join(f"{k} {v}" for k, v in result["job_seconds"].items())]
+    c = quality.get("support_ceiling")
+    if c:
+        lines += ["", f"Support ceiling without protected attributes (true mean support by {', '.join(c['groups'])}; "
+                  f"{c['n']:,} voters with IDs): AUC {c['auc']:.4f}, baseline {c['baseline_auc']:.4f}, oracle "
+                  f"{c['oracle_auc']:.4f}, gap closed {c['gap_closed']:.2f}."]
     return "\n".join(lines) + "\n"
 
 
@@ -70,13 +127,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--jobs", default="synth,ingest,build,train,score")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--name", default=None, help="results file stem (default models_<voters/1000>k)")
     args = parser.parse_args(argv)
     settings = settings_for(args.voters, args.root.resolve(), args.overrides)
     names = [n for n in args.jobs.split(",") if n]
     started = time.perf_counter()
     summaries = run_jobs(settings, [(n, JOBS[n]) for n in names]) if names else {}
     spark = session_for(settings)
-    quality = model_quality_against_truth(spark, settings, read_truth(spark, settings.synth.out)["registrations"])
+    truth = read_truth(spark, settings.synth.out)["registrations"]
+    quality = model_quality_against_truth(spark, settings, truth)
+    quality["support_ceiling"] = support_ceiling(spark, settings, truth)
     result = {
         "voters": args.voters, "machine": machine(),
         "command": "python -m bench.model_quality " + " ".join(argv or sys.argv[1:]),
@@ -85,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
         "train": summaries.get("train"), "quality": quality,
     }
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"models_{args.voters // 1000}k"
+    stem = RESULTS / (args.name or f"models_{args.voters // 1000}k")
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
     stem.with_suffix(".md").write_text(markdown(result))
     print(markdown(result))

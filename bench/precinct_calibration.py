@@ -416,9 +416,10 @@ def markdown(result: dict) -> str:
         "- Without turnout weights the precinct shift makes each precinct's mean score equal the "
         "calibration contest's share exactly, so its held-out error is the contest-to-contest "
         "baseline (same figures): it measures ticket splitting between contests, not the model.",
-        "- The county shift fixes the level only; its error is the model's between-precinct pattern. "
-        "Its low r, next to the registered DEM share's, says the partisanship scores carry little of "
-        "the between-precinct variation that party registration alone shows.",
+        "- The county shift fixes the level only; its error is the model's between-precinct pattern: "
+        f"r {result['summary']['county shift']['held_out_mean_corr']:.2f} against the results, beside "
+        f"{result['summary']['registered DEM share']['held_out_mean_corr']:.2f} for the precincts' registered "
+        "DEM share.",
         "- After the precinct shift the county-wide mean score matches the located (Election Day) "
         "share, not the all-mode share: calibrating to these results moves the scores toward the "
         "Election Day electorate.",

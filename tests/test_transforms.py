@@ -214,6 +214,32 @@ def test_no_event_after_cutoff_leaks(spark):
     assertDataFrameEqual(after, before)
 
 
+def test_precinct_party_shares_come_from_the_other_half(spark):
+    parties = ["DEM", "REP", None, "DEM", "UNA"]
+    rows = ([(f"a{i}", 1, "P1", parties[i % 5]) for i in range(60)]
+            + [(f"b{i}", 1, "P2", "REP") for i in range(6)]  # too small: no shares
+            + [("c0", 1, None, "DEM")])
+    schema = "person_id string, county_id int, precinct string, party string"
+    voters = spark.createDataFrame(rows, schema)
+    shares = feat.precinct_party_shares(voters)
+    # Expected: the halves by the same hash, then each half gets the other's shares.
+    halves = {r["person_id"]: r["h"] for r in voters.select(
+        "person_id", F.pmod(F.xxhash64("person_id"), F.lit(2)).alias("h")).collect()}
+    p1 = [r for r in rows if r[2] == "P1"]
+    def other_half(h):
+        others = [r for r in p1 if halves[r[0]] != h]
+        return (sum(r[3] == "DEM" for r in others) / len(others), sum(r[3] == "REP" for r in others) / len(others))
+    expected = spark.createDataFrame(
+        [(r[0], *other_half(halves[r[0]])) for r in p1] + [(f"b{i}", None, None) for i in range(6)],
+        "person_id string, precinct_dem_share double, precinct_rep_share double")
+    assertDataFrameEqual(shares, expected)
+    # A voter's own party never moves their own feature.
+    flipped = voters.select("person_id", "county_id", "precinct", F.when(F.col("person_id") == "a0", "REP")
+                            .otherwise(F.col("party")).alias("party"))
+    mine = lambda frame: frame.where(F.col("person_id") == "a0").collect()  # noqa: E731
+    assert mine(feat.precinct_party_shares(flipped)) == mine(shares)
+
+
 def test_turnout_and_support_labels(spark):
     _, history, contacts, _ = _feature_inputs(spark)
     assertDataFrameEqual(

@@ -81,9 +81,15 @@ class ModelSettings(_Strict):
 
     # Voters held out for evaluation and the champion gate (by a hash of person_id).
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
-    # Share of the remaining training voters kept aside to fit the isotonic calibration.
+    # Share of the remaining training voters kept aside to fit the probability calibration.
     calibration_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+    # Isotonic or Platt calibration; "auto" is isotonic from isotonic_min_rows
+    # calibration rows up, Platt below (isotonic overfits a few thousand rows).
+    probability_calibration: Literal["auto", "isotonic", "platt"] = "auto"
+    isotonic_min_rows: int = Field(10_000, ge=1)
     seed: int = 7
+    # The model types the train job fits (the others keep their champions).
+    kinds: tuple[Literal["turnout", "support", "persuasion"], ...] = ("turnout", "support", "persuasion")
     # Candidate learners per model type; each is tuned, logged and put to the champion gate.
     learners: tuple[Literal["lr", "gbt"], ...] = ("lr", "gbt")
     # Hyperparameter search: train-validation split, k-fold cross-validation or none.
@@ -110,8 +116,12 @@ class ModelSettings(_Strict):
     our_party: Literal["DEM", "REP"] = "DEM"
     # Persuasion outcome: the latest support ID after assignment, from this program only if set.
     persuasion_outcome_program: str | None = None
-    # The uplift regression's penalty: the transformed outcome is mostly noise,
-    # and a lasso keeps only the few inputs that moderate the effect.
+    # Candidate uplift learners, each put to the gate: "two_stage" (an outcome
+    # model on every input with this penalty, then the transformed outcome on
+    # its support and uncertainty) and "lasso" (the transformed outcome on
+    # every input, with this penalty; the transformed outcome is mostly noise).
+    uplift_learners: tuple[Literal["two_stage", "lasso"], ...] = ("two_stage", "lasso")
+    uplift_outcome_reg_param: float = Field(0.01, ge=0.0)
     uplift_reg_param: float = Field(0.03, ge=0.0)
     uplift_elastic_net: float = Field(1.0, ge=0.0, le=1.0)
     # Cross-fitting folds for the out-of-fold Qini and bootstrap draws for its interval.

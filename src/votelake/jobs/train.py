@@ -18,14 +18,16 @@ election in the history the turnout model is skipped, and says so. Support:
 label = survey ID 1-2 (support) vs 4-5 (oppose); features as of the scoring
 date. With fewer than ``model.min_labels`` survey IDs, the partisanship proxy
 (registered with ``model.our_party`` vs the other main party) is trained
-instead. Persuasion: the transformed-outcome uplift model on randomised
-experiments (treated vs control), outcome = the latest support ID after
-assignment, features as of the assignment date.
+instead. Persuasion: transformed-outcome uplift models (``model.uplift_learners``:
+two-stage or lasso) on randomised experiments (treated vs control), outcome =
+the latest support ID after assignment, features as of the assignment date.
+``model.kinds`` selects the model types to train; the others keep their champions.
 
 Splits (by a hash of person_id, so stable across runs): ``model.test_fraction``
 held out for evaluation and the gate; of the rest, ``model.calibration_fraction``
-fits the isotonic calibration and the remainder fits the classifier, whose
-hyperparameters a train-validation split (or cross-validation) chooses.
+fits the probability calibration (isotonic, or Platt on small sets) and the
+remainder fits the classifier, whose hyperparameters a train-validation split
+(or cross-validation) chooses.
 """
 
 from __future__ import annotations
@@ -324,7 +326,8 @@ def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFra
     fit_rows = prop.model_frame(parts.fit, spec, extra=("person_id", "label"))
     weights = prop.class_weights(fit_rows, cfg.class_weight)
     fit_rows = prop.with_weights(fit_rows, weights).cache()
-    calibration = prop.model_frame(parts.calibration, spec, extra=("label",))
+    calibration = prop.model_frame(parts.calibration, spec, extra=("label",)).cache()
+    method = prop.calibration_method(cfg, calibration.count())
     holdout = parts.holdout.cache()
     client = tracking.configure(settings.mlflow)
     experiment = tracking.experiment_id(settings.mlflow, spec.kind)
@@ -338,11 +341,12 @@ def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFra
         candidate = replace(spec, learner=learner)
         with mlflow.start_run(experiment_id=experiment, run_name=f"{spec.kind}-{learner}") as run:
             run_params = _run_params(settings, candidate, feature_version, empty, params)
-            mlflow.log_params({**run_params, "class_weights": f"{weights[0]:.4f},{weights[1]:.4f}"})
+            mlflow.log_params({**run_params, "class_weights": f"{weights[0]:.4f},{weights[1]:.4f}",
+                               "calibration_method": method})
             mlflow.set_tags({"votelake.model": spec.kind, "votelake.code_version": run_params["code_version"]})
             started = dt.datetime.now()
             tuned, chosen = prop.fit_tuned(candidate, cfg, fit_rows)
-            model = prop.calibrate(tuned, calibration)
+            model = prop.calibrate(tuned, calibration, method)
             seconds = (dt.datetime.now() - started).total_seconds()
             scored = _score(model, candidate, holdout, REPORT_COLUMNS).cache()
             metrics = {f"test_{k}": v for k, v in prop.evaluate(scored, "p").items()}
@@ -359,7 +363,7 @@ def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFra
             notes = (f"Inputs exclude protected attributes: {', '.join(cfg.excluded_inputs) or 'none'} "
                      f"(model.include_protected={cfg.include_protected}).",
                      f"Class weights (negative, positive): {weights[0]:.3f}, {weights[1]:.3f}; "
-                     "isotonic calibration on held-aside training voters.")
+                     f"{method} calibration on held-aside training voters.")
             _log_report(_classifier_report(f"{spec.kind} — {learner} — {name} v{version}", metrics, run_params,
                                            scored, model, transformed, notes))
             verdict = gate(settings, spec.kind, version, metrics[f"test_{cfg.gate_metric}"], holdout_metric)
@@ -368,6 +372,7 @@ def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFra
         results[learner] = {"run_id": run.info.run_id, "model": f"{name}/{version}", **verdict,
                             **{k: round(v, 4) for k, v in metrics.items()}}
     fit_rows.unpersist()
+    calibration.unpersist()
     holdout.unpersist()
     results["champion"] = f"{name}/{tracking.champion_version(client, name).version}"
     return results
@@ -395,14 +400,14 @@ def cross_fitted_uplift(settings: Settings, spec: prop.ModelSpec, rows: DataFram
     parts = []
     for k in range(cfg.uplift_folds):
         model = prop.build_uplift_pipeline(spec, cfg).fit(
-            prop.model_frame(rows.where(F.col("fold") != k), spec, extra=("z",)))
+            prop.model_frame(rows.where(F.col("fold") != k), spec, extra=("label", "z")))
         parts.append(_score(model, spec, rows.where(F.col("fold") == k), ("person_id", "label", "t"))
                      .select("person_id", "label", "t", "p"))
     return reduce(DataFrame.unionByName, parts)
 
 
 def train_persuasion(settings: Settings, labelled: DataFrame, feature_version: int, params: dict) -> dict:
-    """Fit, evaluate (Qini with a bootstrap interval), report, register and gate the uplift model.
+    """Fit, evaluate (Qini with a bootstrap interval), report, register and gate each uplift learner.
 
     Args:
         settings: the run configuration.
@@ -411,8 +416,8 @@ def train_persuasion(settings: Settings, labelled: DataFrame, feature_version: i
         params: extra parameters to log.
 
     Returns:
-        Run id, registered version, the cross-fitted Qini with its interval,
-        the held-out Qini, and the gate's verdict.
+        Per learner: run id, registered version, the cross-fitted Qini with
+        its interval, the held-out Qini and the gate's verdict; and ``champion``.
     """
     cfg = settings.model
     labelled = labelled.cache()
@@ -420,60 +425,77 @@ def train_persuasion(settings: Settings, labelled: DataFrame, feature_version: i
     rows = transformed_outcome(labelled, treated_share)
     spec, empty = prop.informative(prop.PERSUASION.without(cfg.excluded_inputs), rows)
     parts = split(rows, settings)
-    tracking.configure(settings.mlflow)
+    client = tracking.configure(settings.mlflow)
     experiment = tracking.experiment_id(settings.mlflow, spec.kind)
     name = tracking.registered_name(settings.mlflow, spec.kind)
+    results: dict = {}
 
     def holdout_metric(model, model_spec) -> float:
         return ev.qini_coefficient(*_uplift_arrays(_score(model, model_spec, parts.holdout, ("label", "t"))))
 
-    with mlflow.start_run(experiment_id=experiment, run_name="persuasion-transformed-outcome") as run:
-        run_params = _run_params(settings, replace(spec, learner="transformed_outcome_lr"), feature_version,
-                                 empty, {**params, "treated_share": round(treated_share, 4)})
-        mlflow.log_params(run_params)
-        mlflow.set_tags({"votelake.model": spec.kind, "votelake.code_version": run_params["code_version"]})
-        started = dt.datetime.now()
-        y, t, s = _uplift_arrays(cross_fitted_uplift(settings, spec, rows))
-        train = parts.fit.unionByName(parts.calibration)
-        model = prop.build_uplift_pipeline(spec, cfg).fit(prop.model_frame(train, spec, extra=("z",)))
-        seconds = (dt.datetime.now() - started).total_seconds()
-        low, high = ev.qini_interval(y, t, s, cfg.bootstrap, cfg.seed)
-        held_out = _score(model, spec, parts.holdout, ("label", "t")).cache()
-        held = _uplift_arrays(held_out)
-        metrics = {
-            "qini": ev.qini_coefficient(y, t, s), "qini_low": low, "qini_high": high,
-            "test_qini": ev.qini_coefficient(*held), "experiment_rows": float(len(y)),
-            "observed_ate": float(y[t == 1].mean() - y[t == 0].mean()), "mean_predicted_uplift": float(s.mean()),
-            "train_seconds": seconds,
-        }
-        mlflow.log_metrics(metrics)
-        example = prop.model_frame(parts.holdout, spec)
-        version = _log_model(model, spec, example, held_out.select("p"), name)
-        held_out.unpersist()
-        curve = ev.qini_curve(y, t, s)
-        # Random targeting gains in proportion to the share targeted.
-        random = curve.assign(gain=curve["fraction"] * curve["gain"].iloc[-1])
-        curves = pd.concat([curve.assign(curve="model"), random.assign(curve="random")], ignore_index=True)
-        deciles = ev.uplift_by_decile(y, t, s).rename(columns={"observed": "rate", "predicted": "lift"})
-        report = ReportData(
-            title=f"persuasion — transformed outcome — {name} v{version}", metrics=metrics,
-            params={k: str(v) for k, v in run_params.items()}, roc=pd.DataFrame(columns=["curve", "fpr", "tpr"]),
-            reliability=pd.DataFrame(columns=["curve", "bin", "mean_p", "mean_y", "n"]),
-            deciles=deciles.assign(positives=np.nan, cum_capture=np.nan),
-            importance=ev.feature_weights(model.stages, model.transform(example.limit(1))),
-            fairness=pd.DataFrame(columns=["attribute", "group", "n", "mean_score", "mean_label", "ece"]),
-            qini=curves,
-            notes=("Qini and uplift by decile are out-of-fold (cross-fitted) over every experiment member with "
-                   "an outcome; the interval is a bootstrap percentile interval.",
-                   "In the decile table, 'lift' is the mean predicted uplift and 'rate' the observed "
-                   "treated-minus-control support rate."),
-        )
-        _log_report(report)
-        verdict = gate(settings, spec.kind, version, metrics["test_qini"], holdout_metric)
-        mlflow.set_tags({"votelake.gate": verdict["reason"], "votelake.promoted": str(verdict["promoted"])})
+    for learner in cfg.uplift_learners:
+        candidate = replace(spec, learner=learner)
+        with mlflow.start_run(experiment_id=experiment, run_name=f"persuasion-{learner}") as run:
+            run_params = _run_params(settings, candidate, feature_version, empty,
+                                     {**params, "treated_share": round(treated_share, 4)})
+            mlflow.log_params(run_params)
+            mlflow.set_tags({"votelake.model": spec.kind, "votelake.code_version": run_params["code_version"]})
+            started = dt.datetime.now()
+            y, t, s = _uplift_arrays(cross_fitted_uplift(settings, candidate, rows))
+            train = parts.fit.unionByName(parts.calibration)
+            model = prop.build_uplift_pipeline(candidate, cfg).fit(
+                prop.model_frame(train, candidate, extra=("label", "z")))
+            seconds = (dt.datetime.now() - started).total_seconds()
+            low, high = ev.qini_interval(y, t, s, cfg.bootstrap, cfg.seed)
+            held_out = _score(model, candidate, parts.holdout, ("label", "t")).cache()
+            metrics = {
+                "qini": ev.qini_coefficient(y, t, s), "qini_low": low, "qini_high": high,
+                "test_qini": ev.qini_coefficient(*_uplift_arrays(held_out)), "experiment_rows": float(len(y)),
+                "observed_ate": float(y[t == 1].mean() - y[t == 0].mean()), "mean_predicted_uplift": float(s.mean()),
+                "train_seconds": seconds,
+            }
+            mlflow.log_metrics(metrics)
+            example = prop.model_frame(parts.holdout, candidate)
+            version = _log_model(model, candidate, example, held_out.select("p"), name)
+            held_out.unpersist()
+            _log_report(_uplift_report(f"persuasion — {learner} — {name} v{version}", metrics, run_params,
+                                       (y, t, s), model, candidate, example))
+            verdict = gate(settings, spec.kind, version, metrics["test_qini"], holdout_metric)
+            mlflow.set_tags({"votelake.gate": verdict["reason"], "votelake.promoted": str(verdict["promoted"])})
+        results[learner] = {"run_id": run.info.run_id, "model": f"{name}/{version}", **verdict,
+                            **{k: round(v, 5) for k, v in metrics.items()}}
     labelled.unpersist()
-    return {"run_id": run.info.run_id, "model": f"{name}/{version}", **verdict,
-            **{k: round(v, 5) for k, v in metrics.items()}}
+    results["champion"] = f"{name}/{tracking.champion_version(client, name).version}"
+    return results
+
+
+def _uplift_report(title: str, metrics: dict, params: dict, oof: tuple, model, spec: prop.ModelSpec,
+                   example: DataFrame) -> ReportData:
+    """The persuasion report: out-of-fold Qini curve against random targeting, uplift by decile, weights."""
+    y, t, s = oof
+    curve = ev.qini_curve(y, t, s)
+    # Random targeting gains in proportion to the share targeted.
+    random = curve.assign(gain=curve["fraction"] * curve["gain"].iloc[-1])
+    curves = pd.concat([curve.assign(curve="model"), random.assign(curve="random")], ignore_index=True)
+    deciles = ev.uplift_by_decile(y, t, s).rename(columns={"observed": "rate", "predicted": "lift"})
+    weights_col, names = prop.uplift_weights_input(spec)
+    first = ("Two stages: support in both arms on every input, then the transformed outcome regressed on the "
+             "predicted support p and p²; the weights are the second stage's." if spec.learner == "two_stage"
+             else "The transformed outcome regressed on every input with an L1 penalty.")
+    return ReportData(
+        title=title, metrics=metrics, params={k: str(v) for k, v in params.items()},
+        roc=pd.DataFrame(columns=["curve", "fpr", "tpr"]),
+        reliability=pd.DataFrame(columns=["curve", "bin", "mean_p", "mean_y", "n"]),
+        deciles=deciles.assign(positives=np.nan, cum_capture=np.nan),
+        importance=ev.feature_weights(model.stages[-1:], model.transform(example.limit(1)), weights_col, names),
+        fairness=pd.DataFrame(columns=["attribute", "group", "n", "mean_score", "mean_label", "ece"]),
+        qini=curves,
+        notes=(first,
+               "Qini and uplift by decile are out-of-fold (cross-fitted) over every experiment member with "
+               "an outcome; the interval is a bootstrap percentile interval.",
+               "In the decile table, 'lift' is the mean predicted uplift and 'rate' the observed "
+               "treated-minus-control support rate."),
+    )
 
 
 def run(spark: SparkSession, settings: Settings) -> dict:
@@ -495,49 +517,70 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     score_date = feature_dates(features)[-1]
     results: dict = {}
 
+    if "turnout" in cfg.kinds:
+        results["turnout"] = _train_turnout(settings, features, history, score_date, feature_version)
+    if "support" in cfg.kinds:
+        results["support"] = _train_support(settings, features, contacts, score_date, feature_version)
+    if "persuasion" in cfg.kinds:
+        results["persuasion"] = _train_persuasion(settings, lake, features, contacts, feature_version)
+    return results
+
+
+def _train_turnout(settings: Settings, features: DataFrame, history: DataFrame, score_date: dt.date,
+                   feature_version: int) -> dict:
+    """Turnout in the latest general before ``score_date``, trained on features as of its date."""
     generals = feat.elections_before(known_elections(history), score_date, "GENERAL")
     if not generals:
         print("[votelake] train: the vote history holds no general election; turnout model skipped", flush=True)
-        results["turnout"] = {"skipped": "no general election in the vote history"}
-    else:
-        election = generals[-1]
-        results["turnout"] = train_classifier(
-            settings, prop.TURNOUT, turnout_training_set(features, history, election), feature_version,
-            {"label": f"voted in the {election.date} general", "as_of_date": str(election.date),
-             "baseline": "share of earlier generals voted while registered"})
+        return {"skipped": "no general election in the vote history"}
+    election = generals[-1]
+    return train_classifier(
+        settings, prop.TURNOUT, turnout_training_set(features, history, election), feature_version,
+        {"label": f"voted in the {election.date} general", "as_of_date": str(election.date),
+         "baseline": "share of earlier generals voted while registered"})
 
+
+def _train_support(settings: Settings, features: DataFrame, contacts: DataFrame, score_date: dt.date,
+                   feature_version: int) -> dict:
+    """Support from survey IDs, or partisanship from party registration when IDs are too few."""
+    cfg = settings.model
     survey = support_training_set(features, contacts, score_date).cache()
     survey_labels = survey.count()
-    if survey_labels >= cfg.min_labels:
-        results["support"] = train_classifier(
-            settings, prop.SUPPORT, survey, feature_version,
-            {"label": "support ID 1-2 vs 4-5", "as_of_date": str(score_date),
-             "baseline": "party registration (DEM 1, REP 0, other 0.5)"})
-    elif cfg.support_proxy == "party":
-        print(f"[votelake] train: {survey_labels} survey IDs (< {cfg.min_labels}); "
-              f"support learnt from party registration ({cfg.our_party} vs the other main party)", flush=True)
-        results["support"] = train_classifier(
-            settings, prop.PARTISANSHIP, party_training_set(features, score_date, cfg.our_party), feature_version,
-            {"label": f"registered {cfg.our_party} vs the other main party (partisanship proxy)",
-             "as_of_date": str(score_date), "survey_labels": survey_labels})
-    else:
-        results["support"] = {"skipped": f"{survey_labels} survey IDs (< {cfg.min_labels}) and no proxy"}
-    survey.unpersist()
+    try:
+        if survey_labels >= cfg.min_labels:
+            return train_classifier(
+                settings, prop.SUPPORT, survey, feature_version,
+                {"label": "support ID 1-2 vs 4-5", "as_of_date": str(score_date),
+                 "baseline": "party registration (DEM 1, REP 0, other 0.5)"})
+        if cfg.support_proxy == "party":
+            print(f"[votelake] train: {survey_labels} survey IDs (< {cfg.min_labels}); "
+                  f"support learnt from party registration ({cfg.our_party} vs the other main party)", flush=True)
+            return train_classifier(
+                settings, prop.PARTISANSHIP, party_training_set(features, score_date, cfg.our_party), feature_version,
+                {"label": f"registered {cfg.our_party} vs the other main party (partisanship proxy)",
+                 "as_of_date": str(score_date), "survey_labels": survey_labels})
+        return {"skipped": f"{survey_labels} survey IDs (< {cfg.min_labels}) and no proxy"}
+    finally:
+        survey.unpersist()
 
-    results["persuasion"] = {"skipped": "no experiment assignments"}
-    if lake.version("silver.experiment_assignments") is not None:
-        experiment = persuasion_training_set(features, lake.read("silver.experiment_assignments"), contacts,
-                                             cfg.persuasion_outcome_program).cache()
+
+def _train_persuasion(settings: Settings, lake: Lakehouse, features: DataFrame, contacts: DataFrame,
+                      feature_version: int) -> dict:
+    """Persuasion from the randomised experiments, when there are any with enough outcomes."""
+    cfg = settings.model
+    if lake.version("silver.experiment_assignments") is None:
+        return {"skipped": "no experiment assignments"}
+    experiment = persuasion_training_set(features, lake.read("silver.experiment_assignments"), contacts,
+                                         cfg.persuasion_outcome_program).cache()
+    try:
         outcomes = experiment.count()
-        if outcomes >= cfg.min_labels:
-            results["persuasion"] = train_persuasion(
-                settings, experiment, feature_version,
-                {"label": "support ID 1-2 vs 4-5 after assignment",
-                 "outcome_program": cfg.persuasion_outcome_program or "any"})
-        else:
-            results["persuasion"] = {"skipped": f"{outcomes} experiment outcomes (< {cfg.min_labels})"}
+        if outcomes < cfg.min_labels:
+            return {"skipped": f"{outcomes} experiment outcomes (< {cfg.min_labels})"}
+        return train_persuasion(settings, experiment, feature_version,
+                                {"label": "support ID 1-2 vs 4-5 after assignment",
+                                 "outcome_program": cfg.persuasion_outcome_program or "any"})
+    finally:
         experiment.unpersist()
-    return results
 
 
 def main(argv: list[str] | None = None) -> dict:

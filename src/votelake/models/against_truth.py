@@ -25,8 +25,11 @@ from votelake.transforms import features as feat
 
 
 def _truth_by_voter_id(truth: DataFrame) -> DataFrame:
-    # Every registration of a person carries the person's true probabilities.
-    return truth.select(F.col("ncid").alias("state_voter_id"), "p_turnout", "p_support", "uplift")
+    # Every registration of a person carries the person's true probabilities;
+    # a mover's registrations share the state voter id, so keep one row per id
+    # (joining them all would count the mover twice).
+    return (truth.select(F.col("ncid").alias("state_voter_id"), "p_turnout", "p_support", "uplift")
+            .dropDuplicates(["state_voter_id"]))
 
 
 def classifier_quality(settings: Settings, kind: str, labelled: DataFrame) -> dict:
@@ -72,16 +75,18 @@ def persuasion_quality(settings: Settings, rows: DataFrame) -> dict:
         rows: :func:`train.persuasion_training_set` output joined to the true ``uplift``.
 
     Returns:
-        ``qini``, ``qini_low``, ``qini_high`` (from the run), ``oracle_qini``
+        ``model``, ``learner``, ``qini``, ``qini_low``, ``qini_high`` (from the run), ``oracle_qini``
         with its interval, ``experiment_rows``, ``observed_ate``, ``true_ate``.
     """
     champion = tracking.load_champion(settings.mlflow, "persuasion")
-    metrics = tracking.configure(settings.mlflow).get_run(champion.run_id).data.metrics
+    run = tracking.configure(settings.mlflow).get_run(champion.run_id)
+    metrics = run.data.metrics
     local = rows.select("label", "t", "uplift").toPandas()
     y, t, u = (local[c].to_numpy() for c in ("label", "t", "uplift"))
     low, high = ev.qini_interval(y, t, u, settings.model.bootstrap, settings.model.seed)
     return {
-        "model": champion.label, "qini": metrics["qini"], "qini_low": metrics["qini_low"],
+        "model": champion.label, "learner": run.data.params.get("learner"),
+        "qini": metrics["qini"], "qini_low": metrics["qini_low"],
         "qini_high": metrics["qini_high"], "oracle_qini": ev.qini_coefficient(y, t, u),
         "oracle_qini_low": low, "oracle_qini_high": high, "experiment_rows": int(len(y)),
         "observed_ate": float(y[t == 1].mean() - y[t == 0].mean()), "true_ate": float(np.mean(u)),

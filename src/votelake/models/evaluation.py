@@ -131,20 +131,23 @@ def fairness_table(scored: DataFrame, score_col: str, attributes: tuple[str, ...
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
-def feature_weights(model_stages: list, transformed: DataFrame) -> pd.DataFrame:
-    """Feature importances (trees) or coefficients (logistic regression), by name.
+def feature_weights(model_stages: list, transformed: DataFrame, features_col: str = "features",
+                    names: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Feature importances (trees) or coefficients (linear models), by name.
 
     Args:
-        model_stages: the fitted pipeline's stages (the classifier is the one
-            with ``featureImportances`` or ``coefficients``).
-        transformed: any output of the pipeline (its ``features`` column
+        model_stages: the fitted pipeline's stages (the model is the first
+            one with ``featureImportances`` or ``coefficients``).
+        transformed: any output of the pipeline (its ``features_col`` column
             carries the assembled names in its metadata).
+        features_col: the model's input vector column.
+        names: the inputs' names, when the vector's metadata does not carry them.
 
     Returns:
         Columns ``feature, value``, largest magnitude first.
     """
-    attrs = transformed.schema["features"].metadata.get("ml_attr", {}).get("attrs", {})
-    names = {a["idx"]: a["name"] for group in attrs.values() for a in group}
+    attrs = transformed.schema[features_col].metadata.get("ml_attr", {}).get("attrs", {})
+    names = dict(enumerate(names)) or {a["idx"]: a["name"] for group in attrs.values() for a in group}
     for stage in model_stages:
         if hasattr(stage, "featureImportances"):
             values = stage.featureImportances.toArray()

@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import GBTClassifier, LogisticRegression
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
-from pyspark.ml.feature import Imputer, OneHotEncoder, StringIndexer, VectorAssembler
+from pyspark.ml.feature import (Imputer, OneHotEncoder, PolynomialExpansion, StringIndexer, VectorAssembler,
+                                VectorSlicer)
 from pyspark.ml.regression import IsotonicRegression, LinearRegression
 from pyspark.ml.tuning import CrossValidator, ParamGridBuilder, TrainValidationSplit
 from pyspark.ml.functions import vector_to_array
@@ -29,14 +30,19 @@ VOTE_HISTORY = (
     "early_or_mail_share", "dem_ballots", "rep_ballots",
 )
 DIGITAL = ("digital_events", "digital_clicks")
-# Geography enters as the county; precinct-level differences are handled by
-# calibration to precinct totals rather than one-hot columns by the thousand.
+# Neighbourhood partisanship: party shares of the other half of the voter's precinct.
+NEIGHBOURHOOD = ("precinct_dem_share", "precinct_rep_share")
+# Geography enters as the county and the precinct's partisanship; the rest of
+# precinct-level differences is left to calibration to precinct totals rather
+# than one-hot columns by the thousand.
 CATEGORICAL = ("county_id", "gender", "race", "ethnicity", "party")
 UNKNOWN = "__unknown__"
 # Clamp probabilities before log loss so a confident miss costs a finite amount.
 EPS = 1e-15
-# Output column of the isotonic calibration stage appended to every classifier.
+# Output column of the isotonic calibration stage appended to a classifier, and
+# the probability vector of the Platt (logistic) alternative.
 CALIBRATED = "calibrated_p"
+CALIBRATED_VECTOR = "calibrated_probability"
 # Isotonic regression maps the extreme score bins to exactly 0 or 1 when they
 # held no counter-example; no voter is that certain, and one such miss would
 # cost an unbounded log loss.
@@ -44,6 +50,9 @@ CALIBRATED_FLOOR = 0.001
 # Output column of the uplift (persuasion) regressor: MLlib's default, which
 # MLflow's Spark flavour also serves.
 UPLIFT = "prediction"
+# Inputs of the two-stage uplift regression: the outcome model's support p and p².
+UPLIFT_FEATURES = "uplift_features"
+UPLIFT_INPUT_NAMES = ("predicted_support p", "predicted_support squared")
 
 
 @dataclass(frozen=True)
@@ -68,16 +77,17 @@ class ModelSpec:
 # Turnout: the 2026 campaign's contacts and digital signals did not exist at the
 # training cutoff, so they are left out.
 TURNOUT = ModelSpec("turnout", DEMOGRAPHICS + VOTE_HISTORY, CATEGORICAL)
-# Support: demographics, primary-ballot history and digital engagement. Contact
-# aggregates are left out: the labels come from those same contacts.
-SUPPORT = ModelSpec("support", DEMOGRAPHICS + VOTE_HISTORY + DIGITAL, CATEGORICAL)
+# Support: demographics, primary-ballot history, digital engagement and the
+# precinct's partisanship. Contact aggregates are left out: the labels come
+# from those same contacts.
+SUPPORT = ModelSpec("support", DEMOGRAPHICS + VOTE_HISTORY + DIGITAL + NEIGHBOURHOOD, CATEGORICAL)
 # Partisanship: the support model learnt from party registration where there are
 # too few survey IDs. Party and primary-ballot party are the label's own source,
 # so they are left out of its inputs.
 PARTISANSHIP = SUPPORT.without(("dem_ballots", "rep_ballots", "party"))
 # Persuasion: pre-treatment covariates only (features as of the assignment date);
 # contacts are left out because treatment is a contact.
-PERSUASION = ModelSpec("persuasion", DEMOGRAPHICS + VOTE_HISTORY + DIGITAL, CATEGORICAL)
+PERSUASION = ModelSpec("persuasion", DEMOGRAPHICS + VOTE_HISTORY + DIGITAL + NEIGHBOURHOOD, CATEGORICAL)
 SPECS = {spec.kind: spec for spec in (TURNOUT, SUPPORT, PERSUASION)}
 
 
@@ -215,44 +225,98 @@ def fit_tuned(spec: ModelSpec, settings: ModelSettings, train: DataFrame) -> tup
     return fitted.bestModel, {**chosen, "validation_auc": float(scores[best])}
 
 
-def calibrate(model: PipelineModel, calibration: DataFrame) -> PipelineModel:
-    """Append an isotonic calibration of the positive-class probability.
+def calibration_method(settings: ModelSettings, rows: int) -> str:
+    """The calibration the configured method means for a calibration set of ``rows``.
+
+    ``auto`` is isotonic regression when there are at least
+    ``isotonic_min_rows`` rows, else Platt scaling: isotonic regression fits a
+    step per handful of rows and, on a few thousand, adds more error than it
+    removes; Platt's two parameters do not.
+    """
+    if settings.probability_calibration != "auto":
+        return settings.probability_calibration
+    return "isotonic" if rows >= settings.isotonic_min_rows else "platt"
+
+
+def calibrate(model: PipelineModel, calibration: DataFrame, method: str = "isotonic") -> PipelineModel:
+    """Append a calibration of the positive-class probability.
 
     Fitted on rows the classifier did not train on; the class weights (if any)
-    shifted the raw probabilities, and isotonic regression maps them back to
-    observed frequencies without changing their order.
+    shifted the raw probabilities, and both methods map them back to observed
+    frequencies without changing their order.
 
     Args:
         model: the fitted classifier pipeline.
         calibration: held-aside training rows with ``label``.
+        method: ``isotonic`` (writes ``calibrated_p``) or ``platt``: a
+            logistic regression on the classifier's margin (writes
+            ``calibrated_probability``).
 
     Returns:
-        The pipeline with an extra stage writing ``calibrated_p``.
+        The pipeline with the calibration stage(s) appended.
     """
-    iso = IsotonicRegression(featuresCol="probability", featureIndex=1, labelCol="label",
-                             predictionCol=CALIBRATED).fit(model.transform(calibration))
-    return PipelineModel(stages=[*model.stages, iso])
+    scored = model.transform(calibration)
+    if method == "isotonic":
+        stages = [IsotonicRegression(featuresCol="probability", featureIndex=1, labelCol="label",
+                                     predictionCol=CALIBRATED).fit(scored)]
+    else:
+        # The positive class's raw prediction is the margin (LR) or half of it
+        # (GBT): linear in the logit either way, which is what Platt rescales.
+        margin = VectorSlicer(inputCol="rawPrediction", outputCol="calibration_margin", indices=[1])
+        platt = LogisticRegression(featuresCol="calibration_margin", labelCol="label", regParam=0.0,
+                                   probabilityCol=CALIBRATED_VECTOR, rawPredictionCol="calibrated_raw",
+                                   predictionCol="calibrated_prediction")
+        stages = [margin, platt.fit(margin.transform(scored))]
+    return PipelineModel(stages=[*model.stages, *stages])
 
 
 def build_uplift_pipeline(spec: ModelSpec, settings: ModelSettings) -> Pipeline:
-    """The transformed-outcome uplift regressor.
+    """A transformed-outcome uplift regressor: ``two_stage`` or ``lasso`` (``spec.learner``).
 
     In a randomised experiment with treatment share ``e``, the outcome
     ``z = y * (t / e - (1 - t) / (1 - e))`` has expectation equal to the
-    treatment effect given the covariates, so one regression of ``z`` on
-    pre-treatment features estimates each voter's uplift.
+    treatment effect given the covariates, so a regression of ``z`` on
+    pre-treatment features estimates each voter's uplift. ``z`` is mostly
+    noise, so the regression must have few effective inputs:
+
+    * ``lasso`` regresses ``z`` on every input with an L1 penalty
+      (``uplift_reg_param``, ``uplift_elastic_net``), which keeps the few
+      inputs that moderate the effect;
+    * ``two_stage`` first fits the outcome (support, in both arms) on every
+      input (penalty ``uplift_outcome_reg_param``), then regresses ``z`` on a
+      quadratic in the predicted support ``p``: room for the campaign
+      heuristic that undecided voters (``p(1 - p)`` high) are the persuadable
+      ones. The experiment fits their weights, so a flat or
+      opposite relation shows up as such; an effect moderated by something
+      unrelated to support is found only by ``lasso``.
 
     Args:
-        spec: the persuasion model's inputs.
-        settings: the uplift penalty (``uplift_reg_param``, ``uplift_elastic_net``).
+        spec: the persuasion model's inputs and learner.
+        settings: the penalties.
 
     Returns:
-        An unfitted Pipeline reading ``z`` and writing the uplift to ``prediction``.
+        An unfitted Pipeline reading ``z`` (and ``label`` for ``two_stage``)
+        and writing the uplift to ``prediction``.
     """
-    reg = LinearRegression(labelCol="z", featuresCol="features", predictionCol=UPLIFT,
-                           regParam=settings.uplift_reg_param, elasticNetParam=settings.uplift_elastic_net,
+    if spec.learner != "two_stage":
+        reg = LinearRegression(labelCol="z", featuresCol="features", predictionCol=UPLIFT,
+                               regParam=settings.uplift_reg_param, elasticNetParam=settings.uplift_elastic_net,
+                               maxIter=settings.max_iter)
+        return Pipeline(stages=_prep_stages(spec) + [reg])
+    outcome = LogisticRegression(labelCol="label", featuresCol="features", regParam=settings.uplift_outcome_reg_param,
+                                 maxIter=settings.max_iter, probabilityCol="outcome_probability",
+                                 rawPredictionCol="outcome_raw", predictionCol="outcome_prediction")
+    support = VectorSlicer(inputCol="outcome_probability", outputCol="outcome_support", indices=[1])
+    # [p, p²] spans the same fits as [p, p(1 - p)] (with the intercept).
+    quadratic = PolynomialExpansion(inputCol="outcome_support", outputCol=UPLIFT_FEATURES, degree=2)
+    reg = LinearRegression(labelCol="z", featuresCol=UPLIFT_FEATURES, predictionCol=UPLIFT, regParam=0.0,
                            maxIter=settings.max_iter)
-    return Pipeline(stages=_prep_stages(spec) + [reg])
+    return Pipeline(stages=_prep_stages(spec) + [outcome, support, quadratic, reg])
+
+
+def uplift_weights_input(spec: ModelSpec) -> tuple[str, tuple[str, ...]]:
+    """The vector column the uplift regression reads, and its input names when the metadata lacks them."""
+    return (UPLIFT_FEATURES, UPLIFT_INPUT_NAMES) if spec.learner == "two_stage" else ("features", ())
 
 
 def in_holdout(key: Column, fraction: float, seed: int) -> Column:
@@ -270,6 +334,8 @@ def positive_probability(predictions: DataFrame, raw: bool = False) -> Column:
     calibration stage (unless ``raw``), else from MLlib's ``probability`` vector."""
     if CALIBRATED in predictions.columns and not raw:
         return F.least(F.greatest(predictions[CALIBRATED], F.lit(CALIBRATED_FLOOR)), F.lit(1 - CALIBRATED_FLOOR))
+    if CALIBRATED_VECTOR in predictions.columns and not raw:
+        return vector_to_array(predictions[CALIBRATED_VECTOR])[1]
     return vector_to_array(predictions["probability"])[1]
 
 

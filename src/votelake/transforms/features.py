@@ -124,6 +124,45 @@ def digital_aggregates(digital: DataFrame, as_of: dt.date) -> DataFrame:
     )
 
 
+# Fewest registrants in the other half of a precinct for its party shares to count.
+MIN_PRECINCT_HALF = 10
+
+
+def precinct_party_shares(voters: DataFrame) -> DataFrame:
+    """Each voter's neighbours' party registration: DEM and REP shares in their precinct.
+
+    Voters are split in two halves by a hash of ``person_id``, and each voter
+    gets the shares of the *other* half of their precinct. A voter's own party
+    (the partisanship model's label) therefore never enters their feature,
+    not even as the one-voter shift that a leave-one-out share carries and a
+    tree model can read back. Precinct partisanship is the strongest
+    geographic signal of support a voter file offers.
+
+    Args:
+        voters: one row per voter with ``person_id``, ``county_id``,
+            ``precinct`` and ``party``.
+
+    Returns:
+        ``person_id, precinct_dem_share, precinct_rep_share``; null for a
+        voter without a precinct or whose precinct's other half has fewer than
+        ``MIN_PRECINCT_HALF`` registrants.
+    """
+    half = F.pmod(F.xxhash64(F.col("person_id")), F.lit(2)).alias("half")
+    keyed = voters.where(F.col("precinct").isNotNull()).select("person_id", "county_id", "precinct", "party", half)
+    other = keyed.groupBy("county_id", "precinct", (1 - F.col("half")).alias("half")).agg(
+        F.count("*").alias("n"),
+        # An unknown party counts as neither (avg would skip it).
+        F.avg(F.coalesce(F.col("party") == "DEM", F.lit(False)).cast("double")).alias("dem"),
+        F.avg(F.coalesce(F.col("party") == "REP", F.lit(False)).cast("double")).alias("rep"),
+    )
+    enough = F.col("n") >= MIN_PRECINCT_HALF
+    return keyed.join(other, on=["county_id", "precinct", "half"], how="left").select(
+        "person_id",
+        F.when(enough, F.col("dem")).alias("precinct_dem_share"),
+        F.when(enough, F.col("rep")).alias("precinct_rep_share"),
+    )
+
+
 def voter_features(
     voters: DataFrame,
     history: DataFrame,
@@ -175,6 +214,7 @@ def voter_features(
         base.join(history_aggregates(history, as_of, elections), on="person_id", how="left")
         .join(contact_aggregates(contacts, as_of), on="person_id", how="left")
         .join(digital_aggregates(digital, as_of), on="person_id", how="left")
+        .join(precinct_party_shares(base), on="person_id", how="left")
         .fillna(
             0,
             subset=[
@@ -199,6 +239,8 @@ def voter_features(
         "race",
         "ethnicity",
         "party",
+        "precinct_dem_share",
+        "precinct_rep_share",
         years_since("registration_date").alias("reg_tenure_years"),
         "has_phone",
         F.col("generals_eligible").cast("int").alias("generals_eligible"),
