@@ -117,8 +117,8 @@ class ModelSettings(_Strict):
     # Persuasion outcome: the latest support ID after assignment, from this program only if set.
     persuasion_outcome_program: str | None = None
     # Candidate uplift learners, each put to the gate: "two_stage" (an outcome
-    # model on every input with this penalty, then the transformed outcome on
-    # its support and uncertainty) and "lasso" (the transformed outcome on
+    # model on every input with this penalty, then the transformed outcome on a
+    # quadratic in its predicted support) and "lasso" (the transformed outcome on
     # every input, with this penalty; the transformed outcome is mostly noise).
     uplift_learners: tuple[Literal["two_stage", "lasso"], ...] = ("two_stage", "lasso")
     uplift_outcome_reg_param: float = Field(0.01, ge=0.0)
