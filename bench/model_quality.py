@@ -29,7 +29,7 @@ from votelake.config import load_settings
 from votelake.jobs import build, ingest, score, synth, train
 from votelake.jobs.common import Lakehouse, run_jobs, session_for
 from votelake.models import propensity as prop
-from votelake.models.against_truth import model_quality_against_truth
+from votelake.models.against_truth import model_quality_against_truth, truth_by_voter_id
 from votelake.synth.generate import read_truth
 
 from bench.storage_bench import machine
@@ -77,18 +77,16 @@ def support_ceiling(spark, settings, truth: DataFrame) -> dict:
     groups = ceiling_groups()
     current = features.where(F.col("as_of_date") == F.lit(score_date)).select(
         "person_id", "state_voter_id", *[c.alias(k) for k, c in groups.items()])
-    truth = truth.select(F.col("ncid").alias("state_voter_id"), "p_support").dropDuplicates(["state_voter_id"])
-    known = current.join(truth, "state_voter_id", "inner")
+    known = current.join(truth_by_voter_id(truth).select("state_voter_id", "p_support"), "state_voter_id", "inner")
     means = known.groupBy(*groups).agg(F.avg("p_support").alias("p"))
     ids = train.support_training_set(features, lake.read("silver.contacts"), score_date).select(
         "person_id", "label", "baseline")
     rows = ids.join(known, "person_id", "inner").join(means, list(groups), "inner").cache()
-    auc = {name: prop.evaluate(rows.select("label", F.col(col).cast("double").alias("p")), "p")
-           for name, col in (("ceiling", "p"), ("baseline", "baseline"), ("oracle", "p_support"))}
+    ceiling, base, oracle = (prop.auc(rows, col) for col in ("p", "baseline", "p_support"))
+    n = rows.count()
     rows.unpersist()
-    base, oracle = auc["baseline"]["auc"], auc["oracle"]["auc"]
-    return {"n": int(auc["ceiling"]["n"]), "auc": auc["ceiling"]["auc"], "baseline_auc": base, "oracle_auc": oracle,
-            "gap_closed": (auc["ceiling"]["auc"] - base) / (oracle - base), "groups": list(groups)}
+    return {"n": n, "auc": ceiling, "baseline_auc": base, "oracle_auc": oracle,
+            "gap_closed": (ceiling - base) / (oracle - base), "groups": list(groups)}
 
 
 def markdown(result: dict) -> str:

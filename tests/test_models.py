@@ -133,19 +133,23 @@ def test_qini_rewards_targeting_the_persuadable():
     assert deciles["observed"].iloc[0] > deciles["observed"].iloc[-1]
 
 
+def _support() -> F.Column:
+    """The simulated voters' support before contact rises with x1."""
+    return 1 / (1 + F.exp(-1.5 * F.col("x1")))
+
+
 def _experiment(spark, uplift: F.Column, n: int = 30_000) -> DataFrame:
     """A randomised experiment: covariates, arm, true uplift and the outcome drawn from it."""
     base = spark.range(n).select(
         "id", F.when(_u(11) < 0.5, "a").otherwise("b").alias("grp"), _normal(12).alias("x1"),
         (_u(13) < 0.5).cast("double").alias("t"))
-    p = 1 / (1 + F.exp(-1.5 * F.col("x1"))) * 0.7
+    p = _support() * 0.7
     return base.select(F.col("id").cast("string").alias("person_id"), "grp", "x1", "t",
                        uplift.alias("true_uplift"), (_u(14) < p + F.col("t") * uplift).cast("double").alias("label"))
 
 
 def _support_uncertainty() -> F.Column:
-    p = 1 / (1 + F.exp(-1.5 * F.col("x1")))
-    return 4 * p * (1 - p)
+    return 4 * _support() * (1 - _support())
 
 
 @pytest.mark.parametrize("learner, uplift", [

@@ -354,7 +354,7 @@ def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFra
             metrics.update(raw_auc=raw["auc"], raw_ece=raw["ece"], raw_log_loss=raw["log_loss"],
                            train_rows=float(fit_rows.count()), train_seconds=seconds)
             if "baseline" in scored.columns:
-                metrics["baseline_auc"] = prop.evaluate(scored.select("label", F.col("baseline").alias("p")), "p")["auc"]
+                metrics["baseline_auc"] = prop.auc(scored, "baseline")
             metrics.update({f"tuned_{k}": float(v) for k, v in chosen.items()})
             mlflow.log_metrics(metrics)
             example = prop.model_frame(holdout, candidate)

@@ -24,10 +24,13 @@ from votelake.models import tracking
 from votelake.transforms import features as feat
 
 
-def _truth_by_voter_id(truth: DataFrame) -> DataFrame:
-    # Every registration of a person carries the person's true probabilities;
-    # a mover's registrations share the state voter id, so keep one row per id
-    # (joining them all would count the mover twice).
+def truth_by_voter_id(truth: DataFrame) -> DataFrame:
+    """The generator's true probabilities, one row per ``state_voter_id``.
+
+    Every registration of a person carries the person's true probabilities; a
+    mover's registrations share the state voter id, so one row per id is kept
+    (joining them all would count the mover twice).
+    """
     return (truth.select(F.col("ncid").alias("state_voter_id"), "p_turnout", "p_support", "uplift")
             .dropDuplicates(["state_voter_id"]))
 
@@ -54,7 +57,7 @@ def classifier_quality(settings: Settings, kind: str, labelled: DataFrame) -> di
     scored = out.select("label", "baseline", "oracle", prop.positive_probability(out).alias("p")).cache()
     model = prop.evaluate(scored, "p")
     oracle = prop.evaluate(scored.select("label", F.col("oracle").alias("p")), "p")
-    baseline = prop.evaluate(scored.select("label", F.col("baseline").cast("double").alias("p")), "p")["auc"]
+    baseline = prop.auc(scored, "baseline")
     result = {
         "model": champion.label, "learner": run.data.params.get("learner"), "n": int(model["n"]),
         "auc": model["auc"], "ece": model["ece"], "log_loss": model["log_loss"],
@@ -112,7 +115,7 @@ def model_quality_against_truth(spark: SparkSession, settings: Settings, truth: 
     features = lake.read("gold.voter_features")
     history = lake.read("silver.vote_history")
     contacts = lake.read("silver.contacts")
-    truth = _truth_by_voter_id(truth)
+    truth = truth_by_voter_id(truth)
     score_date = train.feature_dates(features)[-1]
     election = feat.elections_before(known_elections(history), score_date, "GENERAL")[-1]
     # State voter ids are unique per person in the features; the truth of a person's registrations agrees.

@@ -339,6 +339,13 @@ def positive_probability(predictions: DataFrame, raw: bool = False) -> Column:
     return vector_to_array(predictions["probability"])[1]
 
 
+def auc(scored: DataFrame, score_col: str = "p") -> float:
+    """Area under the ROC curve of a score column against ``label`` (one Spark pass)."""
+    return float(BinaryClassificationEvaluator(
+        rawPredictionCol=score_col, labelCol="label", metricName="areaUnderROC"
+    ).evaluate(scored.select("label", F.col(score_col).cast("double").alias(score_col))))
+
+
 def evaluate(scored: DataFrame, score_col: str = "p") -> dict[str, float]:
     """AUC, log loss, Brier score, calibration error and base rate of a scored held-out set.
 
@@ -350,9 +357,6 @@ def evaluate(scored: DataFrame, score_col: str = "p") -> dict[str, float]:
         ``auc``, ``log_loss``, ``brier``, ``ece`` (10 equal-width bins),
         ``base_rate``, ``n``.
     """
-    auc = BinaryClassificationEvaluator(
-        rawPredictionCol=score_col, labelCol="label", metricName="areaUnderROC"
-    ).evaluate(scored)
     p = F.least(F.greatest(F.col(score_col), F.lit(EPS)), F.lit(1 - EPS))
     y = F.col("label")
     row = scored.agg(
@@ -362,7 +366,7 @@ def evaluate(scored: DataFrame, score_col: str = "p") -> dict[str, float]:
         F.count("*").alias("n"),
     ).first()
     return {
-        "auc": float(auc),
+        "auc": auc(scored, score_col),
         "log_loss": float(row["log_loss"]),
         "brier": float(row["brier"]),
         "ece": evaluation.expected_calibration_error(evaluation.reliability(scored, score_col)),
