@@ -9,9 +9,12 @@ models against the generator's true probabilities:
 * their expected calibration error after calibration is at most 0.02;
 * the uplift model's out-of-fold Qini has a bootstrap 95% interval above zero.
 
-Half of the campaign audience is in the persuasion experiment
-(``synth.experiment_share=0.5``), so a 200,000-voter state has about as many
-follow-up IDs as a 1M-voter state with the default 10%. Give the JVM room:
+The whole campaign audience is in the persuasion experiment
+(``synth.experiment_share=1.0``) and the ID program reaches 10% of people
+(``synth.id_share=0.1``), so a 200,000-voter state has twice the follow-up IDs
+of a 1M-voter state with the defaults (10%, 4%) and more support IDs: enough
+labels that the held-out Qini and calibration error measure the models
+rather than the noise of a few thousand voters. Give the JVM room:
 ``VOTELAKE_TEST_DRIVER_MEMORY=8g .venv/bin/pytest -m slow tests/test_model_quality_scale.py -s``.
 """
 
@@ -34,7 +37,7 @@ VOTERS = int(os.environ.get("VOTELAKE_TEST_MODEL_VOTERS", "200000"))
 @pytest.fixture(scope="module")
 def quality(spark, tmp_path_factory):
     settings = synthetic_state_settings(tmp_path_factory.mktemp("models_scale"), VOTERS, "synth.partitions=4",
-                                        "synth.experiment_share=0.5")
+                                        "synth.experiment_share=1.0", "synth.id_share=0.1")
     for job in (synth, ingest, build, train):
         print(f"\n{job.__name__}: {job.run(spark, settings)}")
     result = model_quality_against_truth(spark, settings, read_truth(spark, settings.synth.out)["registrations"])

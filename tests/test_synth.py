@@ -189,7 +189,7 @@ def test_experiment_share_and_followup(spark, synth):
     assert called.count() == members
 
 
-def test_experiment_shares_are_parameters(spark):
+def test_program_shares_are_parameters(spark):
     # A plain audience of 10,000 people: only the draws keyed by person_id matter here.
     people = spark.range(10_000).select(
         F.col("id").alias("person_id"), F.format_string("AB%06d", "id").alias("ncid"),
@@ -201,9 +201,13 @@ def test_experiment_shares_are_parameters(spark):
     assigned = campaign.experiment_assignment(people, 7, 0.3).persist()
     members = assigned.where("in_exp").count()
     assert abs(members / 10_000 - 0.3) < 0.02
-    followup = campaign.contact_attempts(assigned, 7, 0.5).where(F.col("program") == "followup_2026")
+    followup = campaign.contact_attempts(assigned, 7, 0.5, 0.04).where(F.col("program") == "followup_2026")
     assert abs(followup.count() / members - 0.5) < 0.04
-    assert campaign.contact_attempts(assigned, 7, 0.0).where(F.col("program") == "followup_2026").count() == 0
+    assert campaign.contact_attempts(assigned, 7, 0.0, 0.04).where(F.col("program") == "followup_2026").count() == 0
+    # The ID program attempts a share id_share of people, once to three times each.
+    for share in (0.04, 0.2):
+        ids = campaign.contact_attempts(assigned, 7, 0.0, share).where(F.col("program") == "id_2026")
+        assert abs(ids.select("person_id").distinct().count() / 10_000 - share) < 0.01
     assigned.unpersist()
 
 

@@ -68,6 +68,8 @@ class SynthSettings(_Strict):
     seed: int = 42
     out: Path = Path("data/synth")
     partitions: int = Field(8, ge=1)
+    # The share of people the support-ID program attempts (1-3 contacts each).
+    id_share: float = Field(0.04, ge=0.0, le=1.0)
     # The persuasion experiment: the share of the campaign audience randomised
     # 50/50 into treatment and control, and the share of its members the
     # follow-up phone survey attempts. At 1M voters the defaults give the
@@ -116,10 +118,11 @@ class ModelSettings(_Strict):
     our_party: Literal["DEM", "REP"] = "DEM"
     # Persuasion outcome: the latest support ID after assignment, from this program only if set.
     persuasion_outcome_program: str | None = None
-    # Candidate uplift learners, each put to the gate: "two_stage" (an outcome
-    # model on every input with this penalty, then the transformed outcome on a
-    # quadratic in its predicted support) and "lasso" (the transformed outcome on
-    # every input, with this penalty; the transformed outcome is mostly noise).
+    # Candidate uplift learners, each put to the gate. Both regress the
+    # transformed outcome residualised by an outcome model (support in both
+    # arms on every input, penalty uplift_outcome_reg_param): "two_stage" on a
+    # quadratic in that model's predicted support, "lasso" on every input with
+    # penalty uplift_reg_param (the transformed outcome is mostly noise).
     uplift_learners: tuple[Literal["two_stage", "lasso"], ...] = ("two_stage", "lasso")
     uplift_outcome_reg_param: float = Field(0.01, ge=0.0)
     uplift_reg_param: float = Field(0.03, ge=0.0)

@@ -18,9 +18,10 @@ election in the history the turnout model is skipped, and says so. Support:
 label = survey ID 1-2 (support) vs 4-5 (oppose); features as of the scoring
 date. With fewer than ``model.min_labels`` survey IDs, the partisanship proxy
 (registered with ``model.our_party`` vs the other main party) is trained
-instead. Persuasion: transformed-outcome uplift models (``model.uplift_learners``:
-two-stage or lasso) on randomised experiments (treated vs control), outcome =
-the latest support ID after assignment, features as of the assignment date.
+instead. Persuasion: residualised transformed-outcome uplift models
+(``model.uplift_learners``: two-stage or lasso) on randomised experiments
+(treated vs control), outcome = the latest support ID after assignment,
+features as of the assignment date.
 ``model.kinds`` selects the model types to train; the others keep their champions.
 
 Splits (by a hash of person_id, so stable across runs): ``model.test_fraction``
@@ -176,10 +177,10 @@ def persuasion_training_set(features: DataFrame, assignments: DataFrame, contact
     return candidates.join(latest_date, on=["person_id", "as_of_date"], how="inner").drop("assigned_on")
 
 
-def transformed_outcome(rows: DataFrame, treated_share: float) -> DataFrame:
-    """Add ``z = y * (t / e - (1 - t) / (1 - e))``, whose expectation is the uplift."""
+def arm_weight(rows: DataFrame, treated_share: float) -> DataFrame:
+    """Add the arm weight ``w = t / e - (1 - t) / (1 - e)``; ``y * w`` is the transformed outcome."""
     e = F.lit(treated_share)
-    return rows.select("*", (F.col("label") * (F.col("t") / e - (1 - F.col("t")) / (1 - e))).alias("z"))
+    return rows.select("*", (F.col("t") / e - (1 - F.col("t")) / (1 - e)).alias("w"))
 
 
 def spec_from_run(run, kind: str) -> prop.ModelSpec:
@@ -389,7 +390,7 @@ def cross_fitted_uplift(settings: Settings, spec: prop.ModelSpec, rows: DataFram
     Args:
         settings: folds, seed, regularisation.
         spec: the persuasion inputs.
-        rows: experiment rows with ``person_id``, ``t``, ``label`` and ``z``.
+        rows: experiment rows with ``person_id``, ``t``, ``label`` and ``w`` (:func:`arm_weight`).
 
     Returns:
         ``person_id, label, t, p`` (p = predicted uplift) for every row.
@@ -399,8 +400,8 @@ def cross_fitted_uplift(settings: Settings, spec: prop.ModelSpec, rows: DataFram
     rows = rows.select("*", fold.alias("fold"))
     parts = []
     for k in range(cfg.uplift_folds):
-        model = prop.build_uplift_pipeline(spec, cfg).fit(
-            prop.model_frame(rows.where(F.col("fold") != k), spec, extra=("label", "z")))
+        model = prop.fit_uplift(spec, cfg, prop.model_frame(rows.where(F.col("fold") != k), spec,
+                                                            extra=("label", "w")))
         parts.append(_score(model, spec, rows.where(F.col("fold") == k), ("person_id", "label", "t"))
                      .select("person_id", "label", "t", "p"))
     return reduce(DataFrame.unionByName, parts)
@@ -422,7 +423,7 @@ def train_persuasion(settings: Settings, labelled: DataFrame, feature_version: i
     cfg = settings.model
     labelled = labelled.cache()
     treated_share = labelled.agg(F.avg("t")).first()[0]
-    rows = transformed_outcome(labelled, treated_share)
+    rows = arm_weight(labelled, treated_share)
     spec, empty = prop.informative(prop.PERSUASION.without(cfg.excluded_inputs), rows)
     parts = split(rows, settings)
     client = tracking.configure(settings.mlflow)
@@ -443,8 +444,7 @@ def train_persuasion(settings: Settings, labelled: DataFrame, feature_version: i
             started = dt.datetime.now()
             y, t, s = _uplift_arrays(cross_fitted_uplift(settings, candidate, rows))
             train = parts.fit.unionByName(parts.calibration)
-            model = prop.build_uplift_pipeline(candidate, cfg).fit(
-                prop.model_frame(train, candidate, extra=("label", "z")))
+            model = prop.fit_uplift(candidate, cfg, prop.model_frame(train, candidate, extra=("label", "w")))
             seconds = (dt.datetime.now() - started).total_seconds()
             low, high = ev.qini_interval(y, t, s, cfg.bootstrap, cfg.seed)
             held_out = _score(model, candidate, parts.holdout, ("label", "t")).cache()
@@ -479,9 +479,10 @@ def _uplift_report(title: str, metrics: dict, params: dict, oof: tuple, model, s
     curves = pd.concat([curve.assign(curve="model"), random.assign(curve="random")], ignore_index=True)
     deciles = ev.uplift_by_decile(y, t, s).rename(columns={"observed": "rate", "predicted": "lift"})
     weights_col, names = prop.uplift_weights_input(spec)
-    first = ("Two stages: support in both arms on every input, then the transformed outcome regressed on the "
-             "predicted support p and p²; the weights are the second stage's." if spec.learner == "two_stage"
-             else "The transformed outcome regressed on every input with an L1 penalty.")
+    first = ("Two stages: support in both arms on every input, then the residualised transformed outcome "
+             "regressed on the predicted support p and p²; the weights are the second stage's."
+             if spec.learner == "two_stage" else
+             "The residualised transformed outcome regressed on every input with an L1 penalty.")
     return ReportData(
         title=title, metrics=metrics, params={k: str(v) for k, v in params.items()},
         roc=pd.DataFrame(columns=["curve", "fpr", "tpr"]),

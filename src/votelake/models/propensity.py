@@ -270,48 +270,61 @@ def calibrate(model: PipelineModel, calibration: DataFrame, method: str = "isoto
     return PipelineModel(stages=[*model.stages, *stages])
 
 
-def build_uplift_pipeline(spec: ModelSpec, settings: ModelSettings) -> Pipeline:
-    """A transformed-outcome uplift regressor: ``two_stage`` or ``lasso`` (``spec.learner``).
+def fit_uplift(spec: ModelSpec, settings: ModelSettings, rows: DataFrame) -> PipelineModel:
+    """Fit a residualised transformed-outcome uplift regressor: ``two_stage`` or ``lasso`` (``spec.learner``).
 
-    In a randomised experiment with treatment share ``e``, the outcome
-    ``z = y * (t / e - (1 - t) / (1 - e))`` has expectation equal to the
-    treatment effect given the covariates, so a regression of ``z`` on
-    pre-treatment features estimates each voter's uplift. ``z`` is mostly
-    noise, so the regression must have few effective inputs:
+    In a randomised experiment with treatment share ``e``, the arm weight
+    ``w = t / e - (1 - t) / (1 - e)`` has mean zero given the covariates, so
+    ``z = (y - m(x)) * w`` has expectation equal to the treatment effect given
+    ``x`` for any function ``m`` of the covariates; a regression of ``z`` on
+    pre-treatment features estimates each voter's uplift. With ``m = 0`` (the
+    plain transformed outcome) a chance imbalance of the arms among decided
+    voters (``y`` near 1) reads as uplift; subtracting the outcome model's
+    prediction ``m(x)`` (support in both arms, penalty
+    ``uplift_outcome_reg_param``) removes that baseline level. ``m`` is fitted
+    on the same rows: with tens of inputs on thousands of rows the in-sample
+    and out-of-fold residuals ranked voters alike in our experiments.
+
+    ``z`` is still mostly noise, so the second stage has few effective inputs:
 
     * ``lasso`` regresses ``z`` on every input with an L1 penalty
       (``uplift_reg_param``, ``uplift_elastic_net``), which keeps the few
       inputs that moderate the effect;
-    * ``two_stage`` first fits the outcome (support, in both arms) on every
-      input (penalty ``uplift_outcome_reg_param``), then regresses ``z`` on a
-      quadratic in the predicted support ``p``: room for the campaign
-      heuristic that undecided voters (``p(1 - p)`` high) are the persuadable
-      ones. The experiment fits their weights, so a flat or
-      opposite relation shows up as such; an effect moderated by something
-      unrelated to support is found only by ``lasso``.
+    * ``two_stage`` regresses ``z`` on a quadratic in the predicted support
+      ``m(x)``: room for the campaign heuristic that undecided voters
+      (``m(1 - m)`` high) are the persuadable ones. The experiment fits the
+      weights, so a flat or opposite relation shows up as such; an effect
+      moderated by something unrelated to support is found only by ``lasso``.
 
     Args:
         spec: the persuasion model's inputs and learner.
         settings: the penalties.
+        rows: the model frame with ``label`` (support after assignment) and
+            ``w`` (the arm weight).
 
     Returns:
-        An unfitted Pipeline reading ``z`` (and ``label`` for ``two_stage``)
-        and writing the uplift to ``prediction``.
+        A PipelineModel writing the uplift to ``prediction``; ``two_stage``
+        keeps the outcome model as a stage, ``lasso`` does not need it.
     """
+    outcome = Pipeline(stages=_prep_stages(spec) + [LogisticRegression(
+        labelCol="label", featuresCol="features", regParam=settings.uplift_outcome_reg_param,
+        maxIter=settings.max_iter, probabilityCol="outcome_probability", rawPredictionCol="outcome_raw",
+        predictionCol="outcome_prediction")]).fit(rows)
+    scored = outcome.transform(rows)
+    residual = (F.col("label") - vector_to_array("outcome_probability")[1]) * F.col("w")
     if spec.learner != "two_stage":
         reg = LinearRegression(labelCol="z", featuresCol="features", predictionCol=UPLIFT,
                                regParam=settings.uplift_reg_param, elasticNetParam=settings.uplift_elastic_net,
                                maxIter=settings.max_iter)
-        return Pipeline(stages=_prep_stages(spec) + [reg])
-    outcome = LogisticRegression(labelCol="label", featuresCol="features", regParam=settings.uplift_outcome_reg_param,
-                                 maxIter=settings.max_iter, probabilityCol="outcome_probability",
-                                 rawPredictionCol="outcome_raw", predictionCol="outcome_prediction")
+        fitted = reg.fit(scored.select("features", residual.alias("z")))
+        return PipelineModel(stages=[*outcome.stages[:-1], fitted])
     support = VectorSlicer(inputCol="outcome_probability", outputCol="outcome_support", indices=[1])
-    # [p, p²] spans the same fits as [p, p(1 - p)] (with the intercept).
+    # [m, m²] spans the same fits as [m, m(1 - m)] (with the intercept).
     quadratic = PolynomialExpansion(inputCol="outcome_support", outputCol=UPLIFT_FEATURES, degree=2)
     reg = LinearRegression(labelCol="z", featuresCol=UPLIFT_FEATURES, predictionCol=UPLIFT, regParam=0.0,
                            maxIter=settings.max_iter)
-    return Pipeline(stages=_prep_stages(spec) + [outcome, support, quadratic, reg])
+    fitted = reg.fit(quadratic.transform(support.transform(scored)).select(UPLIFT_FEATURES, residual.alias("z")))
+    return PipelineModel(stages=[*outcome.stages, support, quadratic, fitted])
 
 
 def uplift_weights_input(spec: ModelSpec) -> tuple[str, tuple[str, ...]]:

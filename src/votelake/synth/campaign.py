@@ -3,8 +3,9 @@
 The campaign works from current (kind 0), non-removed registrations (the
 *audience*). Three programs run in the 2026-06-01..08-31 window:
 
-* ``id_2026``: ~4% of people get 1-3 door/phone/text attempts; a support ID is
-  recorded on ~60% of conversations, drawn from the person's true support.
+* ``id_2026``: a share ``id_share`` (``SynthSettings``, default 4%) of people
+  get 1-3 door/phone/text attempts; a support ID is recorded on ~60% of
+  conversations, drawn from the person's true support.
 * ``persuasion_2026``: a share ``experiment_share`` of the audience
   (``SynthSettings``, default 10%) is randomised 50/50 on 2026-06-15; the
   treatment arm gets 1-2 door visits in July, the control arm nothing. The
@@ -42,7 +43,6 @@ from votelake.synth.rand import categorical, hex_id, pick, sigmoid, uniform
 EXPERIMENT_ID = "persuasion_2026"
 ASSIGNED_AT = "2026-06-15T09:00:00"
 TS_FORMAT = "yyyy-MM-dd'T'HH:mm:ss"
-ID_RATE = 0.04
 SUPPORT_ID_RATE = 0.6
 
 DOOR_RESULTS = (["CANVASSED", "NOT_HOME", "REFUSED", "MOVED", "INACCESSIBLE"], [.30, .55, .07, .05, .03])
@@ -127,7 +127,7 @@ def _support_id(s: Column, seed: int, *key: str) -> Column:
             .when(u1 < s, supporter).otherwise(opponent))
 
 
-def contact_attempts(assigned: DataFrame, seed: int, followup_share: float) -> DataFrame:
+def contact_attempts(assigned: DataFrame, seed: int, followup_share: float, id_share: float) -> DataFrame:
     """All contact attempts with the true person attached.
 
     Args:
@@ -135,6 +135,7 @@ def contact_attempts(assigned: DataFrame, seed: int, followup_share: float) -> D
         seed: generator seed.
         followup_share: the share of experiment members (both arms) the
             follow-up phone survey attempts (``SynthSettings.followup_share``).
+        id_share: the share of people the ID program attempts (``SynthSettings.id_share``).
 
     Returns:
         One row per attempt: the contacts layout columns plus ``person_id``.
@@ -142,7 +143,7 @@ def contact_attempts(assigned: DataFrame, seed: int, followup_share: float) -> D
     def U(stream: str) -> Column:
         return uniform(seed, stream, "person_id")
 
-    n_id = F.when(U("c_id") < ID_RATE, F.lit(1) + F.floor(U("c_id_n") * 3).cast("int")).otherwise(0)
+    n_id = F.when(U("c_id") < F.lit(id_share), F.lit(1) + F.floor(U("c_id_n") * 3).cast("int")).otherwise(0)
     n_pers = F.when(F.col("arm") == "treatment", F.lit(1) + F.floor(U("c_pers_n") * 2).cast("int")).otherwise(0)
     n_fu = F.when(F.col("in_exp") & (U("c_fu") < F.lit(followup_share)), 1).otherwise(0)
     df = assigned.select("*", n_id.alias("n_id"), n_pers.alias("n_pers"), n_fu.alias("n_fu"))

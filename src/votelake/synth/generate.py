@@ -98,7 +98,7 @@ def build_outputs(spark: SparkSession, settings: SynthSettings, layouts_dir: Pat
 
     Args:
         spark: the session.
-        settings: voters, seed, partitions, experiment and follow-up shares.
+        settings: voters, seed, partitions, ID-program, experiment and follow-up shares.
         layouts_dir: folder of layout YAML files.
         regs: :func:`build_registrations` output (or a stored copy of it).
 
@@ -113,7 +113,7 @@ def build_outputs(spark: SparkSession, settings: SynthSettings, layouts_dir: Pat
     digital_cols = load_layout(layouts_dir, "digital").columns
     events = history.vote_events(regs, elections, seed)
     assigned = campaign.experiment_assignment(campaign.audience(regs), seed, settings.experiment_share)
-    contacts = campaign.contact_attempts(assigned, seed, settings.followup_share)
+    contacts = campaign.contact_attempts(assigned, seed, settings.followup_share, settings.id_share)
     digital = campaign.digital_events(
         campaign.digital_audience(spark, campaign.audience(regs), n, parts, seed), seed)
     return {
