@@ -1,4 +1,4 @@
-"""spark-submit entry point for the whole pipeline (ingest, build, train, score).
+"""spark-submit entry point for the whole pipeline (ingest, build, train, score, universes, allocate, metrics).
 
     spark-submit jobs/pipeline.py --conf conf/local.yaml [--set key=value ...]
 """

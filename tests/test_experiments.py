@@ -9,7 +9,7 @@ from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from votelake.canonical import FIELDS
-from votelake.catalog import Catalog
+from votelake.jobs.common import load_catalog
 from votelake.config import REPO_ROOT, load_settings
 from votelake.jobs.build import experiment_report
 from votelake.jobs.ingest import plan_deliveries
@@ -29,8 +29,7 @@ ASSIGNMENTS = "person_id string, state_voter_id string, experiment_id string, ar
 
 def _catalog_schema(tmp_path) -> T.StructType:
     settings = load_settings(None, [], environ={})
-    catalog = Catalog.load(settings.storage.catalog, tmp_path, settings.layouts,
-                           [(s.name, s.layout) for s in settings.sources])
+    catalog = load_catalog(settings, lakehouse=tmp_path)
     return catalog["silver.experiment_assignments"].schema
 
 

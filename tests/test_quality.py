@@ -18,6 +18,7 @@ from pyspark.sql import types as T
 from votelake import quality
 from votelake.catalog import Catalog
 from votelake.config import REPO_ROOT, load_settings
+from votelake.jobs.common import load_catalog
 from votelake.quality import QualityGateError, SuiteError
 
 EXPECTATIONS = REPO_ROOT / "conf" / "expectations"
@@ -195,8 +196,7 @@ def test_row_count_bounds():
 def _catalog(tmp_path) -> Catalog:
     # Built as the jobs build it: tables.yaml plus one bronze table per landing source.
     settings = load_settings(None, [])
-    return Catalog.load(settings.storage.catalog, tmp_path, settings.layouts,
-                        [(s.name, s.layout) for s in settings.sources])
+    return load_catalog(settings, lakehouse=tmp_path)
 
 
 def test_shipped_suites_match_the_catalog(tmp_path):

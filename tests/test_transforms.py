@@ -134,7 +134,7 @@ def test_votes_are_keyed_to_persons_and_orphans_reported(spark):
 
 VOTERS_SCHEMA = (
     "person_id string, state_voter_id string, state string, county_id int, precinct string, cong_dist string, "
-    "is_active boolean, gender string, race string, ethnicity string, party string, birth_year int, "
+    "state_senate string, state_house string, is_active boolean, gender string, race string, ethnicity string, party string, birth_year int, "
     "first_registered date, phone string"
 )
 HISTORY_SCHEMA = "person_id string, election_date date, election_type string, voting_method string, voted_party string"
@@ -150,14 +150,14 @@ ELECTIONS = [feat.Election(G16, "GENERAL"), feat.Election(G20, "GENERAL"), feat.
 def _feature_inputs(spark):
     voters = spark.createDataFrame(
         [
-            ("NC:1", "1", "NC", 92, "01", "2", True, "F", "WHITE", "NOT_HISPANIC", "DEM", 1960, dt.date(2000, 1, 1),
-             "+19195550100"),
+            ("NC:1", "1", "NC", 92, "01", "2", "14", "33", True, "F", "WHITE", "NOT_HISPANIC", "DEM", 1960,
+             dt.date(2000, 1, 1), "+19195550100"),
             # registered in 2019 and born 2000: eligible for 2020 only (18 in 2018, too late for 2016)
-            ("NC:2", "2", "NC", 92, "01", "2", True, "M", "BLACK", "NOT_HISPANIC", "UNA", 2000, dt.date(2019, 6, 1),
-             None),
+            ("NC:2", "2", "NC", 92, "01", "2", "14", "33", True, "M", "BLACK", "NOT_HISPANIC", "UNA", 2000,
+             dt.date(2019, 6, 1), None),
             # registered after the cutoff: not in the training population
-            ("NC:3", "3", "NC", 60, "07", "12", True, "U", "UNKNOWN", "UNKNOWN", "REP", 1990, dt.date(2025, 1, 1),
-             None),
+            ("NC:3", "3", "NC", 60, "07", "12", "2", "5", True, "U", "UNKNOWN", "UNKNOWN", "REP", 1990,
+             dt.date(2025, 1, 1), None),
         ],
         VOTERS_SCHEMA,
     )

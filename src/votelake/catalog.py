@@ -1,6 +1,8 @@
 """The table catalog: every table's name, layer, path, schema, partitioning and key.
 
-Declared once in ``conf/tables.yaml``; jobs refer to tables by name only.
+Declared once: in ``conf/tables.yaml``, in a landing layout (bronze tables) or
+in a data contract (published tables, ``conf/contracts``); jobs refer to
+tables by name only.
 Column types use Spark SQL type names (``string``, ``int``, ``bigint``,
 ``double``, ``boolean``, ``date``, ``timestamp``, ``array<string>``,
 ``map<string,string>``), optionally followed by ``not null``. The bronze table
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import yaml
 from pyspark.sql import types as T
@@ -129,7 +131,7 @@ class Catalog:
 
     @classmethod
     def load(cls, path: Path, lakehouse: Path, layouts_dir: Path,
-             sources: Iterable[tuple[str, str]] = ()) -> "Catalog":
+             sources: Iterable[tuple[str, str]] = (), published: Mapping[str, dict] | None = None) -> "Catalog":
         """Read the catalog file and place each table under the lakehouse root.
 
         Args:
@@ -138,6 +140,8 @@ class Catalog:
             layouts_dir: folder of landing layouts.
             sources: ``(source name, layout name)`` of each landing source; each
                 gets a bronze table ``bronze.<source>`` with its layout's columns.
+            published: catalog entries of the published tables, declared by their
+                data contracts (:func:`votelake.contracts.catalog_entries`).
 
         Returns:
             The catalog.
@@ -150,12 +154,14 @@ class Catalog:
         entries: dict[str, dict] = {}
         for source, layout_name in sources:
             entries[f"bronze.{source}"] = bronze_entry(load_layout(layouts_dir, layout_name))
+        entries.update(published or {})
         for name, entry in (raw.get("tables") or {}).items():
             unknown = set(entry) - allowed
             if unknown:
                 raise CatalogError(f"table {name}: unknown key(s) {sorted(unknown)}")
             if name in entries:
-                raise CatalogError(f"table {name} is declared twice (a source's bronze table and tables.yaml)")
+                raise CatalogError(f"table {name} is declared twice (tables.yaml and a source's layout or "
+                                   "a data contract)")
             entries[name] = entry
         tables: dict[str, TableSpec] = {}
         for name, entry in entries.items():

@@ -3,6 +3,7 @@
     votelake synth --voters N --seed S --out DIR
     votelake run JOB [--conf FILE] [--set key=value ...]
     votelake pipeline [--conf FILE] [--set key=value ...]
+    votelake contracts render [--out FILE]   # the data dictionary of the published tables
 """
 
 from __future__ import annotations
@@ -10,14 +11,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
-from votelake.config import ConfigError, load_settings
-from votelake.jobs import build, ingest, score, synth, train
+from votelake import contracts
+from votelake.config import REPO_ROOT, ConfigError, load_settings
+from votelake.jobs import allocate, build, ingest, metrics, score, synth, train, universes
 from votelake.jobs.common import run_jobs
 
-JOBS = {"synth": synth.run, "ingest": ingest.run, "build": build.run, "train": train.run, "score": score.run}
-PIPELINE = ("ingest", "build", "train", "score")
+JOBS = {"synth": synth.run, "ingest": ingest.run, "build": build.run, "train": train.run, "score": score.run,
+        "universes": universes.run, "allocate": allocate.run, "metrics": metrics.run}
+PIPELINE = ("ingest", "build", "train", "score", "universes", "allocate", "metrics")
+DATA_DICTIONARY = REPO_ROOT / "docs" / "data_dictionary.md"
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _config_args(p_run)
     p_pipe = sub.add_parser("pipeline", help="run " + " → ".join(PIPELINE))
     _config_args(p_pipe)
+    p_contracts = sub.add_parser("contracts", help="render the published tables' data dictionary")
+    p_contracts.add_argument("action", choices=["render"])
+    p_contracts.add_argument("--out", default=str(DATA_DICTIONARY), help=f"default: {DATA_DICTIONARY}")
+    _config_args(p_contracts)
     args = parser.parse_args(argv)
 
     overrides = list(args.overrides)
@@ -62,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"votelake: {exc}", file=sys.stderr)
         return 2
 
+    if args.command == "contracts":
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(contracts.render_markdown(contracts.load_contracts(settings.storage.contracts)))
+        print(f"[votelake] data dictionary: {out}")
+        return 0
     names = {"synth": ["synth"], "run": [getattr(args, "job", "")], "pipeline": list(PIPELINE)}[args.command]
     started = time.perf_counter()
     results = run_jobs(settings, [(n, JOBS[n]) for n in names])

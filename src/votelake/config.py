@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
@@ -51,6 +52,8 @@ class StorageSettings(_Strict):
     backend: Literal["auto", "delta-rs", "delta-spark"] = "auto"
     lakehouse: Path = Path("lakehouse")
     catalog: Path = REPO_ROOT / "conf" / "tables.yaml"
+    # Data contracts of the published tables (they declare those tables).
+    contracts: Path = REPO_ROOT / "conf" / "contracts"
 
 
 class MlflowSettings(_Strict):
@@ -226,6 +229,111 @@ class CalibrationSettings(_Strict):
         return self.results is not None
 
 
+class PublishSettings(_Strict):
+    """The publish gate of a scoring run: how far its score distributions may move from the published run's.
+
+    For each score (turnout, support, persuasion), statewide and in each county
+    with at least ``min_county_voters`` voters in both runs, the mean may move
+    by at most ``max_mean_shift`` standard deviations of the published run and
+    the standard deviation may change by at most a factor ``max_spread_ratio``.
+    A run beyond that is not published unless ``force`` is set with a
+    ``force_reason`` (both recorded in the commit).
+    """
+
+    max_mean_shift: float = Field(0.25, gt=0.0)
+    max_spread_ratio: float = Field(1.5, gt=1.0)
+    # Counties smaller than this move by chance; they are reported, not gated.
+    min_county_voters: int = Field(500, ge=1)
+    force: bool = False
+    force_reason: str | None = None
+
+    @model_validator(mode="after")
+    def _reason_with_force(self) -> "PublishSettings":
+        if self.force and not (self.force_reason or "").strip():
+            raise ValueError("publish.force needs publish.force_reason (recorded with the publish)")
+        return self
+
+
+Channel = Literal["door", "mail", "phone", "text"]
+
+
+class UniverseRule(_Strict):
+    """One target universe: who (``where``), in which order (``priority``), through which channel."""
+
+    description: str = Field(min_length=1)
+    # Spark SQL over gold.voter_scores columns, e.g. "support_score >= 70 AND turnout_score BETWEEN 30 AND 80".
+    where: str = Field(min_length=1)
+    # Spark SQL; higher first within each turf (county and precinct).
+    priority: str = Field(min_length=1)
+    # Door and mail programs keep one voter per household.
+    channel: Channel
+
+
+class UniverseSettings(_Strict):
+    """Target universes (the universes job) and what suppresses a contact."""
+
+    definitions: dict[str, UniverseRule] = Field(default_factory=dict)
+    # Do-not-contact lists: CSV files with state_voter_id and reason columns
+    # (relative paths against landing); they suppress every channel.
+    lists: tuple[Path, ...] = ()
+    # Contact results and digital events that suppress one channel.
+    contact_results: dict[Channel, tuple[str, ...]] = Field(default_factory=lambda: {
+        "door": ("MOVED",), "phone": ("WRONG_NUMBER",), "text": ("OPTED_OUT",)})
+    digital_events: dict[Channel, tuple[str, ...]] = Field(default_factory=lambda: {"text": ("opt_out",)})
+    # Hand-off files: one folder per turf (county and precinct) per universe.
+    exports: Path = Path("exports")
+    export_format: Literal["csv", "parquet"] = "csv"
+
+    @field_validator("definitions")
+    @classmethod
+    def _names(cls, value: dict[str, UniverseRule]) -> dict[str, UniverseRule]:
+        bad = [n for n in value if not re.fullmatch(r"[a-z][a-z0-9_]*", n)]
+        if bad:
+            raise ValueError(f"universe names must be lower_snake_case: {bad}")
+        return value
+
+
+class ChannelSettings(_Strict):
+    """One contact channel of the allocation: reach, cost, capacity and effect."""
+
+    # Share of attempts that reach the voter (a conversation, a read text).
+    contact_rate: float = Field(gt=0.0, le=1.0)
+    cost: float = Field(0.0, ge=0.0)  # per attempt
+    # Attempts available per county per week (volunteer shifts); None: only the budget limits.
+    capacity_per_county_week: int | None = Field(None, ge=0)
+    # Statewide money for this channel over the plan; None: only the capacity limits.
+    budget: float | None = Field(None, ge=0.0)
+    # Turnout points a contact made adds for a voter at 50% turnout propensity
+    # (scaled by 4p(1-p): a sure voter or a sure non-voter does not move).
+    gotv_effect: float = Field(0.0, ge=0.0, le=1.0)
+    # Share of the persuasion model's (door) uplift this channel delivers per contact made.
+    persuasion_share: float = Field(1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _limited(self) -> "ChannelSettings":
+        if self.capacity_per_county_week is None and self.budget is None:
+            raise ValueError("a channel needs capacity_per_county_week or budget")
+        if self.budget is not None and self.cost <= 0:
+            raise ValueError("a budget needs a cost per attempt")
+        return self
+
+
+class AllocationSettings(_Strict):
+    """Allocation of limited contacts across voters to maximise expected net votes (the allocate job)."""
+
+    weeks: int = Field(4, ge=1)
+    # Channels in the order they are filled (each voter gets at most one).
+    channels: dict[Channel, ChannelSettings] = Field(default_factory=lambda: {
+        "door": ChannelSettings(contact_rate=0.3, cost=3.0, capacity_per_county_week=500, gotv_effect=0.07),
+        "phone": ChannelSettings(contact_rate=0.15, cost=0.8, budget=20_000.0, gotv_effect=0.03,
+                                 persuasion_share=0.5),
+        "text": ChannelSettings(contact_rate=0.1, cost=0.05, budget=2_000.0, gotv_effect=0.01,
+                                persuasion_share=0.2),
+    })
+    # Weekly capacity by channel and county id where it differs from the channel's default.
+    county_capacity: dict[Channel, dict[int, int]] = Field(default_factory=dict)
+
+
 class RunSettings(_Strict):
     """Identity of one job run, recorded in the Delta log of every table it writes."""
 
@@ -248,6 +356,9 @@ class Settings(_Strict):
     quality: QualitySettings = QualitySettings()
     resolve: ResolveConfig = ResolveConfig()
     calibration: CalibrationSettings = CalibrationSettings()
+    publish: PublishSettings = PublishSettings()
+    universes: UniverseSettings = UniverseSettings()
+    allocation: AllocationSettings = AllocationSettings()
     # The state whose voters this lakehouse models (two-letter code); contact
     # exports quote this state's voter ids.
     state: str = Field("NC", pattern=r"^[A-Z]{2}$")
@@ -299,6 +410,10 @@ class Settings(_Strict):
                 ),
                 "landing": landing,
                 "calibration": self.calibration.model_copy(update={"results": results}),
+                "universes": self.universes.model_copy(update={
+                    "lists": tuple((p if p.is_absolute() else landing / p).resolve()
+                                   for p in (q.expanduser() for q in self.universes.lists)),
+                    "exports": self.universes.exports.expanduser().resolve()}),
                 "quality": self.quality.model_copy(
                     update={
                         "expectations": self.quality.expectations.expanduser().resolve(),

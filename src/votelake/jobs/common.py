@@ -7,11 +7,12 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
-from votelake import quality
+from votelake import contracts, quality
 from votelake.catalog import Catalog, TableSpec
 from votelake.config import ConfigError, QualitySettings, Settings, load_settings
 from votelake.session import DELTA_EXTENSION, build_spark, resolve_backend
@@ -34,6 +35,9 @@ class Lakehouse:
     run_version: int | None = None
     quality: QualitySettings | None = None
     gates: list[dict] = field(default_factory=list)
+    # Contracts of the published tables, and where their checks are recorded.
+    published: dict[str, contracts.Contract] = field(default_factory=dict)
+    reports: Path = Path("reports/quality")
 
     @classmethod
     def open(cls, spark: SparkSession, settings: Settings, job: str | None = None) -> "Lakehouse":
@@ -54,12 +58,13 @@ class Lakehouse:
         if backend == "auto":
             extensions = spark.conf.get("spark.sql.extensions", "") or ""
             backend = "delta-spark" if DELTA_EXTENSION in extensions else "delta-rs"
-        catalog = Catalog.load(settings.storage.catalog, settings.storage.lakehouse, settings.layouts,
-                               [(s.name, s.layout) for s in settings.sources])
+        published = contracts.load_contracts(settings.storage.contracts)
+        catalog = load_catalog(settings, published=published)
         run_version = settings.run.version if settings.run.version is not None else time.time_ns() // 1_000_000
         return cls(spark=spark, catalog=catalog, store=open_store(spark, backend), job=job,
                    run_version=run_version if job else None,
-                   quality=settings.quality if job and settings.quality.enabled else None)
+                   quality=settings.quality if job and settings.quality.enabled else None,
+                   published=published, reports=settings.quality.results_dir)
 
     def table(self, name: str) -> TableSpec:
         """The declared table."""
@@ -104,6 +109,78 @@ class Lakehouse:
             df, self.catalog[name], mode, app_id=app_id, run_version=self.run_version, metadata=tags
         )
 
+
+    def published_contract(self, name: str) -> contracts.Contract | None:
+        """The contract recorded with the table's latest publish (None: never published under one)."""
+        if self.version(name) is None:
+            return None
+        for commit in self.store.history(self.catalog[name]):
+            text = (commit.get("metadata") or {}).get(contracts.CONTRACT_METADATA_KEY)
+            if text:
+                return contracts.parse_contract(json.loads(text), f"{name} v{commit['version']} commit metadata")
+        return None
+
+    def publish(self, df: DataFrame, name: str, metadata: dict[str, str] | None = None,
+                step: str | None = None,
+                before_write: Callable[[DataFrame], dict[str, str]] | None = None) -> WriteResult:
+        """Publish rows as the table's new version, under its data contract.
+
+        The rows are clustered (range-partitioned and sorted by the contract's
+        ``partition_by`` and ``cluster_by``, so each file holds a narrow range
+        of counties and precincts and readers skip the rest by file
+        statistics) and cached; then, in order: the schema against the
+        contract, the contract against the one recorded with the previous
+        publish (:func:`votelake.contracts.check_publish`), the contract's
+        value expectations in Great Expectations, and the table's own suite if
+        it has one. Only then is the table overwritten, in one commit that
+        records the contract.
+
+        Args:
+            df: the rows.
+            name: a published table (one with a contract).
+            metadata: extra commit metadata (e.g. the scoring run).
+            step: distinguishes several writes of one job run to the same table.
+            before_write: a further gate on the clustered, cached rows (e.g. the
+                score distributions against the published run's); it raises to
+                block the publish and returns commit metadata.
+
+        Returns:
+            What the store committed.
+
+        Raises:
+            ContractError: the rows or the contract break the contract; nothing is written.
+            QualityGateError: a value expectation failed; nothing is written.
+        """
+        from pyspark.storagelevel import StorageLevel
+
+        if name not in self.published:
+            raise contracts.ContractError(f"{name} has no data contract in conf/contracts; it cannot be published")
+        contract = self.published[name]
+        allowed = contracts.check_publish(df.schema, contract, self.published_contract(name))
+        if contract.cluster_by:
+            # As many files as shuffle partitions, each a contiguous range of the
+            # clustering columns (an explicit count, so adaptive execution keeps it).
+            order = [*contract.partition_by, *contract.cluster_by]
+            files = int(self.spark.conf.get("spark.sql.shuffle.partitions"))
+            df = df.repartitionByRange(files, *order).sortWithinPartitions(*order)
+        df = df.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            result = quality.run_gate(df, contracts.expectation_suite(contract), previous_rows=None,
+                                      results_dir=self.reports, run_id=f"{self.job}-{self.run_version}-contract",
+                                      persist=False)
+            self.gates.append(result.summary())
+            if not result.success:
+                quality.build_data_docs(self.reports)
+            quality.enforce(result)
+            tags = {contracts.CONTRACT_METADATA_KEY: contract.to_json(),
+                    "votelake.contract_version": contract.version, **(metadata or {})}
+            if before_write is not None:
+                tags.update(before_write(df))
+            if allowed:
+                tags["votelake.contract_breaking_changes"] = "; ".join(allowed)
+            return self.write(df, name, "overwrite", step=step, metadata=tags)
+        finally:
+            df.unpersist()
 
     def check_quality(self, df: DataFrame, name: str, persist: bool = True) -> None:
         """Run the table's quality gate (``conf/expectations/<name>.yaml``) on rows about to be written.
@@ -166,6 +243,25 @@ class Lakehouse:
 
 
 JobRun = Callable[[SparkSession, Settings], dict]
+
+
+def load_catalog(settings: Settings, lakehouse: Path | None = None,
+                 published: dict[str, contracts.Contract] | None = None) -> Catalog:
+    """The catalog the jobs use: ``tables.yaml``, a bronze table per landing source, the contracts' tables.
+
+    Args:
+        settings: the run configuration.
+        lakehouse: the lakehouse root (default ``storage.lakehouse``).
+        published: the contracts, when the caller already loaded them.
+
+    Returns:
+        The catalog.
+    """
+    if published is None:
+        published = contracts.load_contracts(settings.storage.contracts)
+    return Catalog.load(settings.storage.catalog, settings.storage.lakehouse if lakehouse is None else lakehouse,
+                        settings.layouts, [(s.name, s.layout) for s in settings.sources],
+                        contracts.catalog_entries(published))
 
 
 def parse_args(description: str, argv: Sequence[str] | None) -> argparse.Namespace:

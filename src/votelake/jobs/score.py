@@ -7,10 +7,22 @@ MEDSL precinct results of an election, ``silver.vote_history`` (the default
 election: the latest general) and ``silver.persons`` (county names).
 Outputs: ``gold.voter_scores`` (one row per active voter; no names, addresses,
 phones, e-mails or birth dates) and ``gold.precinct_calibration`` (the
-precinct shifts), each overwritten in one commit per run; earlier runs stay
-readable by Delta time travel.
+precinct shifts), each published under its data contract
+(``conf/contracts``) in one commit per scoring run; earlier runs stay
+readable by Delta time travel. Gate reports go to ``quality.results_dir``
+(``publish/<scoring run>.md``).
 Launch: ``spark-submit jobs/score.py --conf conf/local.yaml`` or
 ``votelake run score``.
+
+Publishing: a scoring run is identified by its inputs (feature version, as-of
+date, champion models, calibration settings; :func:`scoring_run_id`), so
+re-running an unchanged run commits nothing. Before a run replaces the
+published one, its rows must match the contract (columns, types, ranges, no
+direct identifiers; :meth:`Lakehouse.publish`) and its score distributions,
+statewide and per county, must stay within ``publish.*`` of the published
+run's (:func:`distribution_gate`, Great Expectations); otherwise nothing is
+published and the report says why, unless ``publish.force`` is set with a
+reason, which the commit records.
 
 Calibration to known totals (:func:`votelake.models.totals.calibrate_to_results`):
 the turnout and support champions also score the voters as of the election
@@ -23,12 +35,15 @@ publish the shifted probabilities, ``*_prob_model`` keep the model's.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from functools import reduce
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from votelake import publish, quality
 from votelake.config import Settings
 from votelake.jobs.build import known_elections
 from votelake.jobs.common import Lakehouse, job_main
@@ -42,6 +57,10 @@ from votelake.transforms import features as feat
 VALUE = {"turnout": "prob", "support": "prob", "persuasion": "uplift"}
 CALIBRATED_KINDS = (totals.TURNOUT, totals.SUPPORT)
 KEYS = list(totals.RESULT_KEYS)
+# Commit metadata key naming the scoring run a publish of gold.voter_scores holds.
+SCORING_RUN_KEY = "votelake.scoring_run"
+# Decile columns of the published values (within the state, 10 = highest).
+DECILES = {"turnout_decile": "turnout_prob", "support_decile": "support_prob", "persuasion_decile": "persuasion_uplift"}
 
 
 def to_score(prob: Column) -> Column:
@@ -122,11 +141,56 @@ def probability_frame(rows: DataFrame, predictions: dict[str, DataFrame],
     return out
 
 
+def with_deciles(scores: DataFrame, values: dict[str, str]) -> DataFrame:
+    """Add the decile (1-10, 10 = highest) of value columns within each state.
+
+    Cut points are approximate percentiles (``percentile_approx``, one
+    aggregation per state), so no global sort or single-partition window
+    runs at state scale; ties at a cut point share the lower decile.
+
+    Args:
+        scores: rows with ``state`` and the value columns.
+        values: decile column name → value column.
+
+    Returns:
+        ``scores`` with the decile columns (null where the value is null).
+    """
+    quantiles = [i / 10 for i in range(1, 10)]
+    cuts = scores.groupBy("state").agg(*[F.percentile_approx(v, quantiles, 10_000).alias(f"_cuts_{d}")
+                                         for d, v in values.items()])
+
+    def decile(name: str, value: str) -> Column:
+        below = F.size(F.filter(F.col(f"_cuts_{name}"), lambda cut: cut < F.col(value)))
+        return F.when(F.col(value).isNotNull(), (below + 1).cast("int")).alias(name)
+
+    joined = scores.join(F.broadcast(cuts), on="state", how="left")
+    return joined.select(*scores.columns, *[decile(d, v) for d, v in values.items()])
+
+
+def scoring_run_id(feature_version: int, as_of: dt.date, models: dict[str, tracking.ChampionModel],
+                   calibration: dict) -> str:
+    """The identity of a scoring run: a hash of everything that determines its scores.
+
+    Args:
+        feature_version: Delta version of ``gold.voter_features`` read.
+        as_of: the scoring as-of date.
+        models: the champion models by kind.
+        calibration: the calibration settings (as JSON-able values).
+
+    Returns:
+        16 hex digits; the same inputs give the same id, so re-publishing a run is a no-op.
+    """
+    inputs = {"feature_version": feature_version, "as_of": as_of.isoformat(),
+              "models": {k: m.label for k, m in sorted(models.items())}, "calibration": calibration}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def voter_scores(
     features: DataFrame,
     probabilities: DataFrame,
     models: dict[str, tracking.ChampionModel],
     feature_version: int,
+    scoring_run: str,
     scored_at: dt.datetime,
 ) -> DataFrame:
     """Assemble the published scores table from features and predictions.
@@ -139,12 +203,14 @@ def voter_scores(
             calibrated kinds, ``<kind>_prob_calibrated``.
         models: the champion models by kind (for names, versions, run ids).
         feature_version: Delta version of the features read.
+        scoring_run: :func:`scoring_run_id`.
         scored_at: the run's timestamp.
 
     Returns:
-        DataFrame in the ``gold.voter_scores`` schema: ``<kind>_prob`` (and its
-        score) is the calibrated probability where there is one, else the
-        model's; ``<kind>_prob_model`` is the model's.
+        DataFrame in the ``gold.voter_scores`` schema (its contract's column
+        order): ``<kind>_prob`` (and its score and decile) is the calibrated
+        probability where there is one, else the model's; ``<kind>_prob_model``
+        is the model's.
     """
     present = [c for c in probabilities.columns if c != "person_id" and c.startswith(tuple(VALUE))]
     joined = features.join(probabilities.select("person_id", *present), on="person_id", how="left")
@@ -166,16 +232,27 @@ def voter_scores(
         }
 
     turnout, support, persuasion = (model_columns(k) for k in ("turnout", "support", "persuasion"))
-    return joined.select(
-        "person_id", "state_voter_id", "state", "county_id", "precinct", "cong_dist",
+    scores = joined.select(
+        "person_id", "state_voter_id", "state", "county_id", "precinct", "cong_dist", "state_senate", "state_house",
         turnout["score"], turnout["value"], turnout["model_value"],
         support["score"], support["value"], support["model_value"],
         persuasion["score"], persuasion["value"],
         turnout["model"], support["model"], persuasion["model"],
         turnout["run_id"], support["run_id"], persuasion["run_id"],
         F.lit(feature_version).cast("bigint").alias("feature_version"),
+        F.lit(scoring_run).alias("scoring_run_id"),
         "as_of_date",
         F.lit(scored_at).cast("timestamp").alias("scored_at"),
+    )
+    ranked = with_deciles(scores, DECILES)
+    return ranked.select(
+        "person_id", "state_voter_id", "state", "county_id", "precinct", "cong_dist", "state_senate", "state_house",
+        "turnout_score", "turnout_prob", "turnout_prob_model", "turnout_decile",
+        "support_score", "support_prob", "support_prob_model", "support_decile",
+        "persuasion_score", "persuasion_uplift", "persuasion_decile",
+        "turnout_model", "support_model", "persuasion_model",
+        "turnout_run_id", "support_run_id", "persuasion_run_id",
+        "feature_version", "scoring_run_id", "as_of_date", "scored_at",
     )
 
 
@@ -185,6 +262,7 @@ def calibration_rows(
     election_date: dt.date,
     results_file: str,
     models: dict[str, tracking.ChampionModel],
+    scoring_run: str,
     scored_at: dt.datetime,
 ) -> DataFrame | None:
     """The ``gold.precinct_calibration`` rows of one calibration.
@@ -195,6 +273,7 @@ def calibration_rows(
         election_date: the election the results are for.
         results_file: the results file or folder read.
         models: the champion models by kind (for run ids).
+        scoring_run: :func:`scoring_run_id`.
         scored_at: the run's timestamp.
 
     Returns:
@@ -217,7 +296,7 @@ def calibration_rows(
             .select("kind", F.col("county_id").cast("int").alias("county_id"), "county_name", "precinct",
                     F.lit(election_date).cast("date").alias("election_date"), "delta", "n", "target",
                     "predicted_before", "predicted_after", "run_id",
-                    F.lit(results_file).alias("results_file"),
+                    F.lit(results_file).alias("results_file"), F.lit(scoring_run).alias("scoring_run_id"),
                     F.lit(scored_at).cast("timestamp").alias("scored_at")))
 
 
@@ -260,6 +339,7 @@ def calibrate(
     models: dict[str, tracking.ChampionModel],
     specs: dict[str, prop.ModelSpec],
     predictions: dict[str, DataFrame],
+    scoring_run: str,
     scored_at: dt.datetime,
 ) -> tuple[DataFrame, DataFrame | None, dict | str]:
     """Calibrate the turnout and support predictions to the configured precinct results.
@@ -279,6 +359,7 @@ def calibrate(
         models: the champion models by kind.
         specs: their feature specs.
         predictions: their predictions for ``current`` (:func:`predict`).
+        scoring_run: :func:`scoring_run_id`.
         scored_at: the run's timestamp.
 
     Returns:
@@ -314,7 +395,7 @@ def calibrate(
                   flush=True)
     summary = {"results": str(cfg.results), "office": cfg.office, "district": cfg.district,
                "election_date": election_date.isoformat(), "election_rows": election_rows, **report}
-    rows = calibration_rows(calibration, counties, election_date, str(cfg.results), models, scored_at)
+    rows = calibration_rows(calibration, counties, election_date, str(cfg.results), models, scoring_run, scored_at)
     return calibration.current, rows, summary
 
 
@@ -355,26 +436,37 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         raise RuntimeError("no champion model to score with: " + "; ".join(missing.values()))
     client = tracking.configure(settings.mlflow)
     specs = {kind: spec_from_run(client.get_run(m.run_id), kind) for kind, m in models.items()}
+    scoring_run = scoring_run_id(feature_version, as_of, models, settings.calibration.model_dump(mode="json"))
+    published = published_run(lake)
+    if published is not None and published["scoring_run"] == scoring_run:
+        # The same features, models and calibration: the published scores are this run's.
+        return {"table": lake.table("gold.voter_scores").uri, "version": published["version"], "published": False,
+                "reason": f"scoring run {scoring_run} is already published (version {published['version']})",
+                "scoring_run": scoring_run, "as_of_date": as_of.isoformat(),
+                "models": {k: m.label for k, m in models.items()}}
     predictions = {kind: predict(m, specs[kind], current) for kind, m in models.items()}
     scored_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
 
     if settings.calibration.enabled:
         probabilities, shift_rows, summary_calibration = calibrate(
-            spark, lake, settings, features, current, models, specs, predictions, scored_at)
+            spark, lake, settings, features, current, models, specs, predictions, scoring_run, scored_at)
     else:
         probabilities, shift_rows, summary_calibration = probability_frame(current, predictions), None, "off"
 
-    scores = voter_scores(current, probabilities, models, feature_version, scored_at)
-    result = lake.write(scores, "gold.voter_scores", "overwrite", metadata={"votelake.as_of": str(as_of)})
-    if shift_rows is not None or lake.version("gold.precinct_calibration") is not None:
-        # Every run replaces the shifts: none (empty) when nothing was calibrated.
-        if shift_rows is None:
-            shift_rows = spark.createDataFrame([], lake.table("gold.precinct_calibration").schema)
-        written = lake.write(shift_rows, "gold.precinct_calibration", "overwrite",
-                             metadata={"votelake.as_of": str(as_of)})
-        if isinstance(summary_calibration, dict):
-            summary_calibration["table"] = {"uri": lake.table("gold.precinct_calibration").uri,
-                                            "version": written.version, "rows": written.rows}
+    scores = voter_scores(current, probabilities, models, feature_version, scoring_run, scored_at)
+    gate: dict = {}
+    tags = {"votelake.as_of": str(as_of), SCORING_RUN_KEY: scoring_run}
+    def drift(rows: DataFrame) -> dict[str, str]:
+        return distribution_gate(lake, settings, rows, scoring_run, published, gate)
+
+    result = lake.publish(scores, "gold.voter_scores", metadata=tags, before_write=drift)
+    # Every publish replaces the shifts: none (empty) when nothing was calibrated.
+    if shift_rows is None:
+        shift_rows = spark.createDataFrame([], lake.table("gold.precinct_calibration").schema)
+    written = lake.publish(shift_rows, "gold.precinct_calibration", metadata=tags)
+    if isinstance(summary_calibration, dict):
+        summary_calibration["table"] = {"uri": lake.table("gold.precinct_calibration").uri,
+                                        "version": written.version, "rows": written.rows}
     means = lake.read("gold.voter_scores").agg(
         F.count("*").alias("rows"), F.avg("turnout_prob").alias("turnout"), F.avg("support_prob").alias("support"),
         F.avg("turnout_prob_model").alias("turnout_model"), F.avg("support_prob_model").alias("support_model"),
@@ -387,6 +479,9 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     return {
         "table": lake.table("gold.voter_scores").uri,
         "version": result.version,
+        "published": result.committed,
+        "scoring_run": scoring_run,
+        "gate": gate,
         "rows": means["rows"],
         "mean_turnout_prob": mean("turnout"),
         "mean_support_prob": mean("support"),
@@ -397,8 +492,68 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         "models": {k: m.label for k, m in models.items()},
         "not_scored": {k: "no champion model" for k in missing},
         "calibration": summary_calibration,
+        "quality": lake.quality_report(),
         "mlflow": settings.mlflow.tracking_uri,
     }
+
+
+def published_run(lake: Lakehouse) -> dict | None:
+    """The scoring run of the latest publish of ``gold.voter_scores``: ``scoring_run`` and ``version``.
+
+    None when the table was never published under a contract (absent, or
+    written before contracts: its rows cannot be compared column for column).
+    """
+    if lake.published_contract("gold.voter_scores") is None:
+        return None
+    for commit in lake.store.history(lake.table("gold.voter_scores")):
+        run_id = (commit.get("metadata") or {}).get(SCORING_RUN_KEY)
+        if run_id:
+            return {"scoring_run": run_id, "version": commit["version"]}
+    return None
+
+
+def distribution_gate(lake: Lakehouse, settings: Settings, scores: DataFrame, scoring_run: str,
+                      published: dict | None, summary: dict) -> dict[str, str]:
+    """Compare a run's score distributions with the published run's (Great Expectations) and report.
+
+    Args:
+        lake: the lakehouse.
+        settings: the run configuration (``publish``).
+        scores: the run's rows (cached by the publish).
+        scoring_run: this run's id.
+        published: :func:`published_run` (None: nothing to compare with).
+        summary: filled with the verdict and the report path, for the job's summary.
+
+    Returns:
+        Commit metadata: the verdict, the report, and a forced publish's reason.
+
+    Raises:
+        PublishBlockedError: beyond the tolerance and not forced; nothing is published.
+    """
+    cfg = settings.publish
+    if published is None:
+        summary.update(verdict="first publish under the contract: nothing to compare with")
+        return {"votelake.publish_gate": summary["verdict"]}
+    previous = lake.read("gold.voter_scores", version=published["version"])
+    shift = publish.distribution_shift(publish.score_distribution(scores), publish.score_distribution(previous),
+                                       cfg.min_county_voters).localCheckpoint()
+    result = quality.run_gate(shift.where(F.col("gated")), publish.drift_suite(cfg), previous_rows=None,
+                              results_dir=lake.reports, run_id=f"score-{scoring_run}", persist=False)
+    lake.gates.append(result.summary())
+    verdict = ("within tolerance" if result.success
+               else f"forced beyond tolerance: {cfg.force_reason}" if cfg.force else "blocked: beyond tolerance")
+    report = publish.write_report(shift.toPandas(), cfg, Path(lake.reports) / "publish", scoring_run,
+                                  published["scoring_run"], verdict)
+    summary.update(verdict=verdict, report=str(report), compared_with=published["scoring_run"])
+    if not result.success and not cfg.force:
+        raise publish.PublishBlockedError(
+            f"scoring run {scoring_run} not published: its score distributions moved beyond the tolerance "
+            f"against the published run {published['scoring_run']} (set publish.force with publish.force_reason "
+            f"to publish anyway). Report: {report}\n" + result.failure_message(), report)
+    tags = {"votelake.publish_gate": verdict, "votelake.publish_report": str(report)}
+    if not result.success:
+        tags["votelake.forced_reason"] = str(cfg.force_reason)
+    return tags
 
 
 def main(argv: list[str] | None = None) -> dict:

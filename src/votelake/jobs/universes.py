@@ -1,0 +1,243 @@
+"""Universes job: build the configured target universes from the published scores and hand them off.
+
+Inputs: ``gold.voter_scores`` (the published scoring run), ``silver.persons``
+(households), ``silver.registrations`` (voter ids named by suppression lists),
+``silver.contacts`` and ``silver.digital_events`` (results and events that
+suppress a channel), and the do-not-contact lists of ``universes.lists``.
+Outputs: ``gold.target_universes`` (every universe's members, ranked within
+their turf), ``gold.universe_builds`` (each build's definition and input
+versions, kept for good), and per universe the hand-off files under
+``universes.exports/<universe>/<build_id>/county_id=<c>/precinct=<p>/``
+(CSV or Parquet: turf rank, state voter id, household, priority).
+Launch: ``spark-submit jobs/universes.py --conf conf/local.yaml`` or
+``votelake run universes``.
+
+A build is identified by its definitions, the versions of the tables it read
+and the SHA-256 of each list, so re-running it unchanged commits nothing, and
+:func:`rebuild` recomputes any recorded build exactly (time travel to the
+recorded versions; the lists must still hash the same).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from functools import reduce
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from votelake.config import Settings, UniverseRule
+from votelake.jobs.common import Lakehouse, job_main
+from votelake.transforms import universes as uni
+
+INPUTS = {"scores_version": "gold.voter_scores", "persons_version": "silver.persons",
+          "registrations_version": "silver.registrations", "contacts_version": "silver.contacts",
+          "digital_version": "silver.digital_events"}
+EXPORT_COLUMNS = ("county_id", "precinct", "turf_rank", "state_voter_id", "household_id", "household_voters",
+                  "priority")
+
+
+def sha256(path: Path) -> str:
+    """The SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def suppression_settings(settings: Settings) -> dict:
+    """The suppression configuration as recorded with a build (lists by path and SHA-256)."""
+    cfg = settings.universes
+    missing = [str(p) for p in cfg.lists if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"universes.lists: no such file(s): {missing}")
+    return {"lists": [{"path": str(p), "sha256": sha256(p)} for p in cfg.lists],
+            "contact_results": {k: list(v) for k, v in sorted(cfg.contact_results.items())},
+            "digital_events": {k: list(v) for k, v in sorted(cfg.digital_events.items())}}
+
+
+def read_lists(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """The do-not-contact lists: ``state_voter_id, reason`` (empty without lists)."""
+    if not paths:
+        return spark.createDataFrame([], "state_voter_id string, reason string")
+    rows = spark.read.option("header", True).csv(paths)
+    if "state_voter_id" not in rows.columns:
+        raise ValueError(f"universes.lists: every list needs a state_voter_id column; found {rows.columns}")
+    reason = F.col("reason") if "reason" in rows.columns else F.lit(None).cast("string")
+    return rows.select(F.trim("state_voter_id").alias("state_voter_id"), reason.alias("reason"))
+
+
+def build_members(spark: SparkSession, lake: Lakehouse, definitions: dict[str, UniverseRule], versions: dict,
+                  suppression: dict) -> tuple[DataFrame, DataFrame]:
+    """Every universe's members from the input tables at the given versions.
+
+    Args:
+        spark: the session.
+        lake: the lakehouse.
+        definitions: the universes by name.
+        versions: ``INPUTS`` key → Delta version (None: the table is absent).
+        suppression: :func:`suppression_settings`.
+
+    Returns:
+        ``(members, counts)``: the members with ``universe`` and ``channel``,
+        and :func:`votelake.transforms.universes.rule_counts` of every universe.
+    """
+    def read(key: str) -> DataFrame | None:
+        version = versions[key]
+        return None if version is None else lake.read(INPUTS[key], version=version)
+
+    scores, persons = read("scores_version"), read("persons_version")
+    empty_contacts = spark.createDataFrame([], "person_id string, result_code string")
+    empty_digital = spark.createDataFrame([], "person_id string, event_type string")
+    voter_ids = read("registrations_version").select("state_voter_id", "person_id").distinct()
+    suppressed = uni.suppressions(
+        read_lists(spark, [item["path"] for item in suppression["lists"]]), voter_ids,
+        read("contacts_version") or empty_contacts, read("digital_version") or empty_digital,
+        {k: tuple(v) for k, v in suppression["contact_results"].items()},
+        {k: tuple(v) for k, v in suppression["digital_events"].items()}).localCheckpoint()
+    households = persons.select("person_id", "household_id")
+    parts, counts = [], []
+    for name, rule in sorted(definitions.items()):
+        members = uni.select_universe(scores, households, suppressed, rule)
+        parts.append(members.select(F.lit(name).alias("universe"), F.lit(rule.channel).alias("channel"), "*"))
+        counts.append(uni.rule_counts(scores, suppressed, name, rule))
+    return reduce(DataFrame.unionByName, parts), reduce(DataFrame.unionByName, counts)
+
+
+def universe_rows(members: DataFrame, build_id: str, scoring_run: str, built_at: dt.datetime) -> DataFrame:
+    """``gold.target_universes`` rows (its contract's column order)."""
+    return members.select("universe", F.lit(build_id).alias("build_id"), "person_id", "state_voter_id",
+                          "household_id", "state", "county_id", "precinct", "channel", "priority", "turf_rank",
+                          "household_voters", F.lit(scoring_run).alias("scoring_run_id"),
+                          F.lit(built_at).cast("timestamp").alias("built_at"))
+
+
+def build_id_of(definitions: dict[str, UniverseRule], versions: dict, suppression: dict) -> str:
+    """A build's id: a hash of the definitions, the input versions and the list fingerprints."""
+    inputs = {"definitions": {n: r.model_dump() for n, r in sorted(definitions.items())}, "versions": versions,
+              "suppression": {**suppression, "lists": [i["sha256"] for i in suppression["lists"]]}}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def latest_build(lake: Lakehouse) -> str | None:
+    """The build id of the published universes (None before the first build)."""
+    if lake.version("gold.target_universes") is None:
+        return None
+    row = lake.read("gold.target_universes").select("build_id").limit(1).collect()
+    return row[0][0] if row else None
+
+
+def export(spark: SparkSession, lake: Lakehouse, settings: Settings, version: int, build_id: str) -> dict[str, str]:
+    """Write each universe's hand-off files, one folder per turf; return the folder of each universe."""
+    cfg = settings.universes
+    rows = lake.read("gold.target_universes", version=version).where(F.col("build_id") == build_id)
+    folders = {}
+    for (name,) in rows.select("universe").distinct().collect():
+        folder = cfg.exports / name / build_id
+        (rows.where(F.col("universe") == name).select(*EXPORT_COLUMNS)
+         .repartition("county_id", "precinct").sortWithinPartitions("county_id", "precinct", "turf_rank")
+         .write.mode("overwrite").partitionBy("county_id", "precinct")
+         .option("header", True).format(cfg.export_format).save(str(folder)))
+        folders[name] = str(folder)
+    return folders
+
+
+def run(spark: SparkSession, settings: Settings) -> dict:
+    """Build, publish and export the configured universes.
+
+    Args:
+        spark: the session.
+        settings: the run configuration (``universes``).
+
+    Returns:
+        The build id, per universe the members, voters matching and
+        suppressed, the table versions and the export folders; or, when the
+        same build is already published, that it was skipped.
+
+    Raises:
+        ValueError: a list lacks ``state_voter_id``.
+        FileNotFoundError: a suppression list does not exist.
+    """
+    cfg = settings.universes
+    if not cfg.definitions:
+        return {"published": False, "reason": "no universe configured (universes.definitions)"}
+    lake = Lakehouse.open(spark, settings, job="universes")
+    versions = {key: lake.version(name) for key, name in INPUTS.items()}
+    for key in ("scores_version", "persons_version", "registrations_version"):
+        if versions[key] is None:
+            raise RuntimeError(f"{INPUTS[key]} does not exist: run the build and score jobs first")
+    suppression = suppression_settings(settings)
+    build_id = build_id_of(cfg.definitions, versions, suppression)
+    if latest_build(lake) == build_id:
+        return {"build_id": build_id, "published": False,
+                "reason": f"build {build_id} (the same definitions, inputs and lists) is already published"}
+    built_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    scoring_run = lake.read("gold.voter_scores", version=versions["scores_version"]).select(
+        "scoring_run_id").limit(1).collect()[0][0]
+    members, counted = build_members(spark, lake, cfg.definitions, versions, suppression)
+    written = lake.publish(universe_rows(members, build_id, scoring_run, built_at), "gold.target_universes",
+                           metadata={"votelake.build_id": build_id})
+    published = lake.read("gold.target_universes", version=written.version).where(F.col("build_id") == build_id)
+    sizes = {r["universe"]: r["members"] for r in published.groupBy("universe").agg(
+        F.count("*").alias("members")).collect()}
+    counts = {r["universe"]: r for r in counted.collect()}
+    voters = {name: r["voters"] for name, r in counts.items()}
+    suppressed = {name: r["suppressed"] for name, r in counts.items()}
+    rows = [(build_id, name, json.dumps(rule.model_dump(), sort_keys=True), json.dumps(suppression, sort_keys=True),
+             *[versions[k] for k in INPUTS], written.version, scoring_run, sizes.get(name, 0), voters.get(name, 0),
+             suppressed.get(name, 0), built_at)
+            for name, rule in sorted(cfg.definitions.items())]
+    builds = spark.createDataFrame(rows, lake.table("gold.universe_builds").schema)
+    if lake.version("gold.universe_builds") is not None:
+        builds = lake.read("gold.universe_builds").unionByName(builds)
+    builds_written = lake.publish(builds.localCheckpoint(), "gold.universe_builds",
+                                  metadata={"votelake.build_id": build_id})
+    folders = export(spark, lake, settings, written.version, build_id)
+    return {
+        "build_id": build_id, "published": True,
+        "tables": {"gold.target_universes": written.version, "gold.universe_builds": builds_written.version},
+        "universes": {name: {"members": int(sizes.get(name, 0)),
+                             "voters_matching": int(voters.get(name, 0)), "suppressed": int(suppressed.get(name, 0)),
+                             "export": folders.get(name)} for name in sorted(cfg.definitions)},
+        "inputs": versions,
+        "quality": lake.quality_report(),
+    }
+
+
+def rebuild(spark: SparkSession, settings: Settings, build_id: str) -> DataFrame:
+    """Recompute a recorded build's ``gold.target_universes`` rows from its recorded inputs.
+
+    Args:
+        spark: the session.
+        settings: the run configuration (the lakehouse).
+        build_id: a build in ``gold.universe_builds``.
+
+    Returns:
+        The rows, as the build published them.
+
+    Raises:
+        KeyError: no such build.
+        ValueError: a suppression list changed since the build (its SHA-256 differs).
+    """
+    lake = Lakehouse.open(spark, settings)
+    records = lake.read("gold.universe_builds").where(F.col("build_id") == build_id).collect()
+    if not records:
+        raise KeyError(f"no universe build {build_id} in gold.universe_builds")
+    first = records[0]
+    versions = {key: first[key] for key in INPUTS}
+    suppression = json.loads(first["suppression"])
+    for item in suppression["lists"]:
+        if sha256(Path(item["path"])) != item["sha256"]:
+            raise ValueError(f"suppression list {item['path']} changed since build {build_id}")
+    definitions = {r["universe"]: UniverseRule.model_validate(json.loads(r["definition"])) for r in records}
+    members, _ = build_members(spark, lake, definitions, versions, suppression)
+    return universe_rows(members, build_id, first["scoring_run_id"], first["built_at"])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Command-line entry point."""
+    return job_main("universes", run, __doc__.splitlines()[0], argv)

@@ -1,0 +1,144 @@
+"""The publish gate of a scoring run: its score distributions against the published run's.
+
+A new scoring run replaces ``gold.voter_scores`` only if, for every score,
+statewide and in every county large enough to compare, the mean moved by at
+most ``publish.max_mean_shift`` standard deviations of the published run and
+the standard deviation by at most a factor ``publish.max_spread_ratio``
+(:class:`votelake.config.PublishSettings`). Great Expectations checks the
+comparison table (:func:`drift_suite`); a run beyond the tolerance is blocked
+with a report (:func:`write_report`) unless forced, and a forced publish
+records its reason in the commit.
+
+The distribution and comparison are pure DataFrame transforms; the job
+collects the (small) comparison table for the report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from votelake import quality
+from votelake.config import PublishSettings
+
+# The published scores whose distributions are gated (all 0-100 or percentage points).
+SCORES = ("turnout_score", "support_score", "persuasion_score")
+STATEWIDE = -1  # county_id of the statewide rows
+DRIFT_SUITE = "gold.voter_scores_drift"
+
+
+class PublishBlockedError(RuntimeError):
+    """A scoring run's scores moved beyond the tolerance; nothing was published."""
+
+    def __init__(self, message: str, report: Path):
+        self.report = report
+        super().__init__(message)
+
+
+def score_distribution(scores: DataFrame) -> DataFrame:
+    """Count, mean and standard deviation of each score, per county and statewide.
+
+    Args:
+        scores: ``gold.voter_scores`` rows (``state``, ``county_id`` and the scores).
+
+    Returns:
+        ``state, county_id, score, n, mean, std``: one row per state, county
+        (``county_id`` = :data:`STATEWIDE` for the whole state) and score with
+        at least one value.
+    """
+    long = scores.select("state", F.coalesce("county_id", F.lit(STATEWIDE)).alias("county_id"),
+                         F.explode(F.array(*[F.struct(F.lit(s).alias("score"), F.col(s).cast("double").alias("v"))
+                                             for s in SCORES])).alias("x"))
+    stats = [F.count("x.v").alias("n"), F.avg("x.v").alias("mean"), F.stddev_samp("x.v").alias("std")]
+    by_county = long.groupBy("state", "county_id", F.col("x.score").alias("score")).agg(*stats)
+    statewide = long.groupBy("state", F.col("x.score").alias("score")).agg(*stats).select(
+        "state", F.lit(STATEWIDE).alias("county_id"), "score", "n", "mean", "std")
+    return by_county.unionByName(statewide).where(F.col("n") > 0)
+
+
+def distribution_shift(current: DataFrame, published: DataFrame, min_voters: int) -> DataFrame:
+    """Compare two :func:`score_distribution` tables.
+
+    Args:
+        current: the new run's distribution.
+        published: the published run's.
+        min_voters: counties with fewer voters in either run are reported but not gated.
+
+    Returns:
+        ``state, county_id, score, n, published_n, mean, published_mean, std,
+        published_std, mean_shift, spread_ratio, gated``: ``mean_shift`` is the
+        change of the mean in the published run's standard deviations (0 when
+        both are constant), ``spread_ratio`` the new standard deviation over the
+        published one. Rows in one run only are left out.
+    """
+    old = published.select("state", "county_id", "score", F.col("n").alias("published_n"),
+                           F.col("mean").alias("published_mean"), F.col("std").alias("published_std"))
+    joined = current.join(old, on=["state", "county_id", "score"], how="inner")
+    spread = F.coalesce(F.col("published_std"), F.lit(0.0))
+    moved = F.col("mean") - F.col("published_mean")
+    # A constant published score (spread 0): any move is infinitely many deviations.
+    mean_shift = (F.when(spread > 0, moved / spread).when(moved == 0, 0.0)
+                  .otherwise(F.lit(float("inf")) * F.signum(moved)))
+    new_spread = F.coalesce(F.col("std"), F.lit(0.0))
+    spread_ratio = F.when(spread > 0, new_spread / spread).when(new_spread == 0, 1.0).otherwise(float("inf"))
+    large_enough = (F.col("county_id") == STATEWIDE) | (
+        (F.col("n") >= min_voters) & (F.col("published_n") >= min_voters))
+    return joined.select("state", "county_id", "score", "n", "published_n", "mean", "published_mean", "std",
+                         "published_std", mean_shift.alias("mean_shift"), spread_ratio.alias("spread_ratio"),
+                         large_enough.alias("gated"))
+
+
+def drift_suite(settings: PublishSettings) -> quality.Suite:
+    """The Great Expectations checks of the gated rows of :func:`distribution_shift`."""
+    r = settings.max_spread_ratio
+    entries = [
+        {"expect_column_values_to_be_between": {"column": "mean_shift", "min_value": -settings.max_mean_shift,
+                                                "max_value": settings.max_mean_shift},
+         "notes": "Mean of each score per county and statewide, in standard deviations of the published run."},
+        {"expect_column_values_to_be_between": {"column": "spread_ratio", "min_value": 1.0 / r, "max_value": r},
+         "notes": "Standard deviation of each score per county and statewide, over the published run's."},
+    ]
+    return quality.Suite(
+        table=DRIFT_SUITE,
+        expectations=[quality.ExpectationSpec.model_validate({**e, "severity": "critical"}) for e in entries],
+        row_count_change=quality.RowCountChange(max_drop=1.0, max_growth=None, min_rows=0, severity="warning"),
+    )
+
+
+def offending(shift: pd.DataFrame, settings: PublishSettings) -> pd.DataFrame:
+    """The gated rows beyond the tolerance, largest mean shift first."""
+    r = settings.max_spread_ratio
+    beyond = shift["gated"] & ((shift["mean_shift"].abs() > settings.max_mean_shift)
+                               | (shift["spread_ratio"] > r) | (shift["spread_ratio"] < 1.0 / r))
+    return shift[beyond].reindex(shift[beyond]["mean_shift"].abs().sort_values(ascending=False).index)
+
+
+def write_report(shift: pd.DataFrame, settings: PublishSettings, folder: Path, scoring_run: str,
+                 published_run: str | None, verdict: str) -> Path:
+    """Write the comparison as Markdown (offending rows first) and JSON; return the Markdown path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{scoring_run}.md"
+    bad = offending(shift, settings)
+    fmt = shift.assign(county_id=shift["county_id"].map(lambda c: "statewide" if c == STATEWIDE else str(c)))
+    lines = [f"# Publish gate of scoring run {scoring_run}", "",
+             f"Against the published run {published_run or '(none)'}: **{verdict}**.",
+             f"Tolerance: mean shift within ±{settings.max_mean_shift:g} published standard deviations, "
+             f"spread ratio within {1 / settings.max_spread_ratio:.2f}-{settings.max_spread_ratio:g}; counties "
+             f"with fewer than {settings.min_county_voters:,} voters in either run are not gated.", "",
+             f"{len(bad)} of {int(shift['gated'].sum())} gated rows beyond the tolerance.", "",
+             "| state | county | score | n | published n | mean | published mean | std | published std | "
+             "mean shift (sd) | spread ratio | gated |", "|" + "---|" * 12]
+    ordered = pd.concat([fmt.loc[bad.index], fmt.drop(index=bad.index)])
+    for row in ordered.itertuples(index=False):
+        lines.append(f"| {row.state} | {row.county_id} | {row.score} | {row.n:,} | {row.published_n:,} | "
+                     f"{row.mean:.2f} | {row.published_mean:.2f} | {row.std:.2f} | {row.published_std:.2f} | "
+                     f"{row.mean_shift:+.3f} | {row.spread_ratio:.3f} | {'yes' if row.gated else 'no'} |")
+    path.write_text("\n".join(lines) + "\n")
+    path.with_suffix(".json").write_text(json.dumps(
+        {"scoring_run": scoring_run, "published_run": published_run, "verdict": verdict,
+         "settings": settings.model_dump(), "rows": shift.to_dict(orient="records")}, indent=1, default=str))
+    return path
