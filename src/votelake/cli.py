@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run_jobs(settings, [(n, JOBS[n]) for n in names])
     if args.command == "pipeline":
         print(f"[votelake] pipeline finished in {time.perf_counter() - started:.1f}s")
-        print(f"[votelake] scores: {results['score']['table']} ({results['score']['rows']} rows)")
+        print(f"[votelake] scores: {results['score']['table']} ({results['score'].get('rows', 'unchanged')} rows)")
         print(f"[votelake] MLflow: {settings.mlflow.tracking_uri} "
               f"(turnout run {results['train']['turnout']['run_id']}, support run {results['train']['support']['run_id']})")
         print(f"[votelake] browse runs: mlflow ui --backend-store-uri {settings.mlflow.tracking_uri}")
