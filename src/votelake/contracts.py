@@ -312,11 +312,7 @@ def expectation_suite(contract: Contract) -> "quality.Suite":
         entries.append({"expect_compound_columns_to_be_unique": {"column_list": list(contract.primary_key)}}
                        if len(contract.primary_key) > 1 else
                        {"expect_column_values_to_be_unique": {"column": contract.primary_key[0]}})
-    return quality.Suite(
-        table=contract.table,
-        expectations=[quality.ExpectationSpec.model_validate({**e, "severity": "critical"}) for e in entries],
-        row_count_change=quality.RowCountChange(max_drop=1.0, max_growth=None, min_rows=0, severity="critical"),
-    )
+    return quality.critical_suite(contract.table, entries)
 
 
 def render_markdown(contracts: dict[str, Contract]) -> str:

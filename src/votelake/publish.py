@@ -15,6 +15,7 @@ collects the (small) comparison table for the report.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -29,6 +30,14 @@ from votelake.config import PublishSettings
 SCORES = ("turnout_score", "support_score", "persuasion_score")
 STATEWIDE = -1  # county_id of the statewide rows
 DRIFT_SUITE = "gold.voter_scores_drift"
+
+
+def fingerprint(inputs: dict) -> str:
+    """16 hex digits identifying a run by its inputs (a scoring run, a universe build, a plan, a mart).
+
+    The same inputs always give the same id, so re-publishing an unchanged run can be recognised.
+    """
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class PublishBlockedError(RuntimeError):
@@ -102,11 +111,7 @@ def drift_suite(settings: PublishSettings) -> quality.Suite:
         {"expect_column_values_to_be_between": {"column": "spread_ratio", "min_value": 1.0 / r, "max_value": r},
          "notes": "Standard deviation of each score per county and statewide, over the published run's."},
     ]
-    return quality.Suite(
-        table=DRIFT_SUITE,
-        expectations=[quality.ExpectationSpec.model_validate({**e, "severity": "critical"}) for e in entries],
-        row_count_change=quality.RowCountChange(max_drop=1.0, max_growth=None, min_rows=0, severity="warning"),
-    )
+    return quality.critical_suite(DRIFT_SUITE, entries)
 
 
 def offending(shift: pd.DataFrame, settings: PublishSettings) -> pd.DataFrame:

@@ -240,6 +240,24 @@ class Suite(_Strict):
         return gx.ExpectationSuite(name=self.table, expectations=expectations)
 
 
+def critical_suite(table: str, entries: list[dict]) -> Suite:
+    """A suite built in code: every entry critical, the row count unbounded.
+
+    Args:
+        table: the suite's name (``layer.name``).
+        entries: expectation entries as a suite file writes them
+            (``{expect_...: {arguments}, notes: ...}``).
+
+    Returns:
+        The suite.
+    """
+    return Suite(
+        table=table,
+        expectations=[ExpectationSpec.model_validate({**e, "severity": "critical"}) for e in entries],
+        row_count_change=RowCountChange(max_drop=1.0, max_growth=None, min_rows=0, severity="warning"),
+    )
+
+
 def _error_text(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():

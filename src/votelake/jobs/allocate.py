@@ -19,23 +19,23 @@ re-running it unchanged commits nothing.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from votelake import publish
 from votelake.config import Settings
 from votelake.jobs.common import Lakehouse, job_main
 from votelake.transforms import allocation as alloc
 
 SUMMARY_KEYS = ["state", "county_id", "channel"]
+PLAN_KEY = "votelake.plan_id"  # commit metadata: the plan a publish holds
 
 
 def plan_id_of(settings: Settings, scoring_run: str) -> str:
     """A plan's id: a hash of the allocation settings and the scoring run."""
     inputs = {"allocation": settings.allocation.model_dump(mode="json"), "scoring_run": scoring_run}
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+    return publish.fingerprint(inputs)
 
 
 def summary_rows(plan: DataFrame, naive: DataFrame, plan_id: str, planned_at: dt.datetime) -> DataFrame:
@@ -70,8 +70,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     scores = lake.read("gold.voter_scores").where(F.col("turnout_prob").isNotNull() & F.col("support_prob").isNotNull())
     scoring_run = lake.read("gold.voter_scores").select("scoring_run_id").limit(1).collect()[0][0]
     plan_id = plan_id_of(settings, scoring_run)
-    if lake.version("gold.allocation_plan") is not None and lake.read("gold.allocation_plan").where(
-            F.col("plan_id") == plan_id).limit(1).count():
+    published = lake.latest_metadata("gold.allocation_plan", PLAN_KEY)
+    if published is not None and published[0] == plan_id:
         return {"plan_id": plan_id, "published": False,
                 "reason": f"plan {plan_id} (the same settings and scoring run) is already published"}
     planned_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
@@ -79,11 +79,11 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     rows = plan.select(F.lit(plan_id).alias("plan_id"), *alloc.VOTER_COLUMNS, "channel", "county_rank",
                        "contact_rate", "expected_net_votes", "cost", F.lit(scoring_run).alias("scoring_run_id"),
                        F.lit(planned_at).cast("timestamp").alias("planned_at"))
-    written = lake.publish(rows, "gold.allocation_plan", metadata={"votelake.plan_id": plan_id})
+    written = lake.publish(rows, "gold.allocation_plan", metadata={PLAN_KEY: plan_id})
     published = lake.read("gold.allocation_plan", version=written.version)
     naive = alloc.allocate(scores, settings.allocation, order=naive_order)
     summary = summary_rows(published, naive, plan_id, planned_at).localCheckpoint()
-    summary_written = lake.publish(summary, "gold.allocation_summary", metadata={"votelake.plan_id": plan_id})
+    summary_written = lake.publish(summary, "gold.allocation_summary", metadata={PLAN_KEY: plan_id})
     total = summary.where((F.col("county_id") == alloc.STATEWIDE) & (F.col("channel") == "all")).first()
     return {
         "plan_id": plan_id, "published": True, "scoring_run": scoring_run,

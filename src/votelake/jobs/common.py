@@ -110,15 +110,47 @@ class Lakehouse:
         )
 
 
-    def published_contract(self, name: str) -> contracts.Contract | None:
-        """The contract recorded with the table's latest publish (None: never published under one)."""
+    def latest_metadata(self, name: str, key: str) -> tuple[str, int] | None:
+        """The newest commit metadata value under ``key``, and its table version.
+
+        Returns:
+            ``(value, version)``, or None when the table is absent or no commit recorded ``key``.
+        """
         if self.version(name) is None:
             return None
         for commit in self.store.history(self.catalog[name]):
-            text = (commit.get("metadata") or {}).get(contracts.CONTRACT_METADATA_KEY)
-            if text:
-                return contracts.parse_contract(json.loads(text), f"{name} v{commit['version']} commit metadata")
+            value = (commit.get("metadata") or {}).get(key)
+            if value:
+                return value, commit["version"]
         return None
+
+    def published_contract(self, name: str) -> contracts.Contract | None:
+        """The contract recorded with the table's latest publish (None: never published under one)."""
+        found = self.latest_metadata(name, contracts.CONTRACT_METADATA_KEY)
+        if found is None:
+            return None
+        return contracts.parse_contract(json.loads(found[0]), f"{name} v{found[1]} commit metadata")
+
+    def validate(self, df: DataFrame, suite: quality.Suite, run_id: str, previous_rows: int | None = None,
+                 persist: bool = True) -> quality.GateResult:
+        """Run a Great Expectations suite, record it in ``gates`` and render the Data Docs when it failed.
+
+        Args:
+            df: the rows.
+            suite: the suite.
+            run_id: names the stored result.
+            previous_rows: the previous load's row count (for ``row_count_change``).
+            persist: cache ``df`` while it is validated.
+
+        Returns:
+            The result; the caller decides whether to :func:`votelake.quality.enforce` it.
+        """
+        result = quality.run_gate(df, suite, previous_rows=previous_rows, results_dir=self.reports, run_id=run_id,
+                                  persist=persist)
+        self.gates.append(result.summary())
+        if not result.success:
+            quality.build_data_docs(self.reports)
+        return result
 
     def publish(self, df: DataFrame, name: str, metadata: dict[str, str] | None = None,
                 step: str | None = None,
@@ -165,13 +197,8 @@ class Lakehouse:
             df = df.repartitionByRange(files, *order).sortWithinPartitions(*order)
         df = df.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            result = quality.run_gate(df, contracts.expectation_suite(contract), previous_rows=None,
-                                      results_dir=self.reports, run_id=f"{self.job}-{self.run_version}-contract",
-                                      persist=False)
-            self.gates.append(result.summary())
-            if not result.success:
-                quality.build_data_docs(self.reports)
-            quality.enforce(result)
+            quality.enforce(self.validate(df, contracts.expectation_suite(contract),
+                                          f"{self.job}-{self.run_version}-contract", persist=False))
             tags = {contracts.CONTRACT_METADATA_KEY: contract.to_json(),
                     "votelake.contract_version": contract.version, **(metadata or {})}
             if before_write is not None:
@@ -203,13 +230,8 @@ class Lakehouse:
         suite = quality.load_suite(self.quality.expectations, name)
         if suite is None:
             return
-        results = self.quality.results_dir
-        result = quality.run_gate(df, suite, previous_rows=quality.previous_row_count(results, name),
-                                  results_dir=results, run_id=f"{self.job}-{self.run_version}", persist=persist)
-        self.gates.append(result.summary())
-        if not result.success:
-            quality.build_data_docs(results)
-        quality.enforce(result)
+        previous = quality.previous_row_count(self.quality.results_dir, name)
+        quality.enforce(self.validate(df, suite, f"{self.job}-{self.run_version}", previous, persist))
 
     def render_quality_docs(self) -> str | None:
         """Render the stored validation results as Data Docs; the index page, or None without gates."""

@@ -16,12 +16,11 @@ settings, so re-running it unchanged commits nothing.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from votelake import publish
 from votelake.config import Settings
 from votelake.jobs.common import Lakehouse, job_main
 from votelake.transforms import metrics
@@ -53,11 +52,10 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     if versions["silver.persons"] is None:
         raise RuntimeError("silver.persons does not exist: run the build job first")
     inputs = {"versions": versions, "channels": settings.allocation.model_dump(mode="json")["channels"]}
-    mart_id = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
-    if lake.version("gold.campaign_metrics") is not None:
-        latest = lake.store.history(lake.table("gold.campaign_metrics"))[0]["metadata"].get(MART_KEY)
-        if latest == mart_id:
-            return {"mart_id": mart_id, "published": False, "reason": "the same inputs are already published"}
+    mart_id = publish.fingerprint(inputs)
+    latest = lake.latest_metadata("gold.campaign_metrics", MART_KEY)
+    if latest is not None and latest[0] == mart_id:
+        return {"mart_id": mart_id, "published": False, "reason": "the same inputs are already published"}
 
     def read(name: str) -> DataFrame:
         if versions[name] is None:

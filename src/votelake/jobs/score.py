@@ -35,15 +35,13 @@ publish the shifted probabilities, ``*_prob_model`` keep the model's.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from functools import reduce
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from votelake import publish, quality
+from votelake import publish
 from votelake.config import Settings
 from votelake.jobs.build import known_elections
 from votelake.jobs.common import Lakehouse, job_main
@@ -182,7 +180,7 @@ def scoring_run_id(feature_version: int, as_of: dt.date, models: dict[str, track
     """
     inputs = {"feature_version": feature_version, "as_of": as_of.isoformat(),
               "models": {k: m.label for k, m in sorted(models.items())}, "calibration": calibration}
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return publish.fingerprint(inputs)
 
 
 def voter_scores(
@@ -505,11 +503,8 @@ def published_run(lake: Lakehouse) -> dict | None:
     """
     if lake.published_contract("gold.voter_scores") is None:
         return None
-    for commit in lake.store.history(lake.table("gold.voter_scores")):
-        run_id = (commit.get("metadata") or {}).get(SCORING_RUN_KEY)
-        if run_id:
-            return {"scoring_run": run_id, "version": commit["version"]}
-    return None
+    found = lake.latest_metadata("gold.voter_scores", SCORING_RUN_KEY)
+    return None if found is None else {"scoring_run": found[0], "version": found[1]}
 
 
 def distribution_gate(lake: Lakehouse, settings: Settings, scores: DataFrame, scoring_run: str,
@@ -537,9 +532,8 @@ def distribution_gate(lake: Lakehouse, settings: Settings, scores: DataFrame, sc
     previous = lake.read("gold.voter_scores", version=published["version"])
     shift = publish.distribution_shift(publish.score_distribution(scores), publish.score_distribution(previous),
                                        cfg.min_county_voters).localCheckpoint()
-    result = quality.run_gate(shift.where(F.col("gated")), publish.drift_suite(cfg), previous_rows=None,
-                              results_dir=lake.reports, run_id=f"score-{scoring_run}", persist=False)
-    lake.gates.append(result.summary())
+    result = lake.validate(shift.where(F.col("gated")), publish.drift_suite(cfg), f"score-{scoring_run}",
+                           persist=False)
     verdict = ("within tolerance" if result.success
                else f"forced beyond tolerance: {cfg.force_reason}" if cfg.force else "blocked: beyond tolerance")
     report = publish.write_report(shift.toPandas(), cfg, Path(lake.reports) / "publish", scoring_run,

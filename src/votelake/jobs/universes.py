@@ -29,6 +29,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from votelake import publish
 from votelake.config import Settings, UniverseRule
 from votelake.jobs.common import Lakehouse, job_main
 from votelake.transforms import universes as uni
@@ -36,6 +37,7 @@ from votelake.transforms import universes as uni
 INPUTS = {"scores_version": "gold.voter_scores", "persons_version": "silver.persons",
           "registrations_version": "silver.registrations", "contacts_version": "silver.contacts",
           "digital_version": "silver.digital_events"}
+BUILD_KEY = "votelake.build_id"  # commit metadata: the build a publish holds
 EXPORT_COLUMNS = ("county_id", "precinct", "turf_rank", "state_voter_id", "household_id", "household_voters",
                   "priority")
 
@@ -120,15 +122,7 @@ def build_id_of(definitions: dict[str, UniverseRule], versions: dict, suppressio
     """A build's id: a hash of the definitions, the input versions and the list fingerprints."""
     inputs = {"definitions": {n: r.model_dump() for n, r in sorted(definitions.items())}, "versions": versions,
               "suppression": {**suppression, "lists": [i["sha256"] for i in suppression["lists"]]}}
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def latest_build(lake: Lakehouse) -> str | None:
-    """The build id of the published universes (None before the first build)."""
-    if lake.version("gold.target_universes") is None:
-        return None
-    row = lake.read("gold.target_universes").select("build_id").limit(1).collect()
-    return row[0][0] if row else None
+    return publish.fingerprint(inputs)
 
 
 def export(spark: SparkSession, lake: Lakehouse, settings: Settings, version: int, build_id: str) -> dict[str, str]:
@@ -172,7 +166,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
             raise RuntimeError(f"{INPUTS[key]} does not exist: run the build and score jobs first")
     suppression = suppression_settings(settings)
     build_id = build_id_of(cfg.definitions, versions, suppression)
-    if latest_build(lake) == build_id:
+    published = lake.latest_metadata("gold.target_universes", BUILD_KEY)
+    if published is not None and published[0] == build_id:
         return {"build_id": build_id, "published": False,
                 "reason": f"build {build_id} (the same definitions, inputs and lists) is already published"}
     built_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
@@ -180,7 +175,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         "scoring_run_id").limit(1).collect()[0][0]
     members, counted = build_members(spark, lake, cfg.definitions, versions, suppression)
     written = lake.publish(universe_rows(members, build_id, scoring_run, built_at), "gold.target_universes",
-                           metadata={"votelake.build_id": build_id})
+                           metadata={BUILD_KEY: build_id})
     published = lake.read("gold.target_universes", version=written.version).where(F.col("build_id") == build_id)
     sizes = {r["universe"]: r["members"] for r in published.groupBy("universe").agg(
         F.count("*").alias("members")).collect()}
@@ -195,7 +190,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     if lake.version("gold.universe_builds") is not None:
         builds = lake.read("gold.universe_builds").unionByName(builds)
     builds_written = lake.publish(builds.localCheckpoint(), "gold.universe_builds",
-                                  metadata={"votelake.build_id": build_id})
+                                  metadata={BUILD_KEY: build_id})
     folders = export(spark, lake, settings, written.version, build_id)
     return {
         "build_id": build_id, "published": True,
