@@ -13,8 +13,10 @@ run: setup
 	@test -d $(LANDING)/ncvoter || $(BIN)/votelake synth --conf $(CONF)
 	$(BIN)/votelake pipeline --conf $(CONF)
 
+# Two test files at a time, each in its own process and SparkSession: tiny
+# Spark jobs wait on scheduling more than on the CPU, so two overlap well on 2 cores.
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 setup: check-java $(STAMP)
 

@@ -37,10 +37,14 @@ settings = load_settings(
         f"mlflow.artifact_root={workdir}/mlartifacts",
         "spark.master=local[2]",
         "spark.shuffle_partitions=4",
-        # A quick look: one learner, no hyperparameter search (the defaults
-        # tune logistic regression and boosted trees and keep the better).
+        # A quick look: one learner per model with no hyperparameter search,
+        # and fewer bootstrap draws for the Qini interval (the defaults tune
+        # logistic regression and boosted trees, try two uplift learners and
+        # keep the better of each).
         "model.learners=[gbt]",
         "model.tuning=none",
+        "model.uplift_learners=[two_stage]",
+        "model.bootstrap=100",
     ],
 )
 

@@ -18,6 +18,7 @@ from pyspark.testing import assertDataFrameEqual
 from votelake.catalog import TableSpec
 from votelake.session import DELTA_EXTENSION, delta_spark_jars_present
 from votelake.storage import (
+    DeltaStore,
     NotNullViolationError,
     SchemaMismatchError,
     TableNotFoundError,
@@ -197,6 +198,11 @@ def test_same_app_run_commits_once(store, spark, tmp_path):
     other = store.write(rows, table, "append", app_id="other-job", run_version=7)
     assert later.committed and other.committed
     assert store.read(table).count() == 3
+    assert (store.committed_run(table, "load-people"), store.committed_run(table, "other-job")) == (8, 7)
+    # The history-based default agrees with the log's transaction ids.
+    assert DeltaStore.committed_run(store, table, "load-people") == 8
+    assert store.committed_run(table, "never-wrote") is None
+    assert store.committed_run(spec(tmp_path, "silver.absent"), "load-people") is None
 
 
 def test_history_lists_commits_newest_first(store, spark, tmp_path):

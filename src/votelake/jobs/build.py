@@ -17,7 +17,8 @@ Launch: ``spark-submit jobs/build.py --conf conf/local.yaml`` or
 ``votelake run build``.
 
 Every table is overwritten in one commit, so re-running never duplicates; the
-previous person ids are read back so that ``person_id`` stays stable.
+previous person ids are read back so that ``person_id`` stays stable. A re-run
+under a run version that already wrote every table stops before computing.
 """
 
 from __future__ import annotations
@@ -112,6 +113,12 @@ def experiment_report(assignments: DataFrame) -> dict:
     ).first()
     return {"assignments": row["assignments"], "linked": row["linked"],
             "unmatched": row["assignments"] - row["linked"], "first_assigned": row["first_assigned"]}
+
+
+# The tables build writes (one write each, in this order).
+OUTPUTS = ("silver.person_ids", "silver.registrations", "silver.households", "silver.persons",
+           "silver.vote_history", "silver.contacts", "silver.digital_events", "silver.experiment_assignments",
+           "gold.voter_features")
 
 
 def resolution_input(latest: DataFrame) -> DataFrame:
@@ -235,6 +242,11 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         as-of dates, and notes (e.g. no vote history).
     """
     lake = Lakehouse.open(spark, settings, job="build")
+    if lake.run_already_committed(OUTPUTS):
+        # Every write below would be skipped: stop before recomputing them.
+        print(f"[votelake] build: run version {lake.run_version} already committed", flush=True)
+        return {**{name: {"version": lake.version(name), "rows": None} for name in OUTPUTS},
+                "skipped": f"run version {lake.run_version} already committed"}
     state = settings.state
     canon = canonical_sources(lake, settings)
     notes: list[str] = []

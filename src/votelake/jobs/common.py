@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -103,12 +103,27 @@ class Lakehouse:
             self.check_quality(df, name)
         if self.job is None:
             return self.store.write(df, self.catalog[name], mode, metadata=metadata)
-        app_id = ".".join(p for p in ("votelake", self.job, step) if p)
-        tags = {"votelake.job": self.job, "votelake.run_version": str(self.run_version), **(metadata or {})}
+        app_id = self.app_id(step)
+        tags = {"votelake.job": self.job, **(metadata or {})}
         return self.store.write(
             df, self.catalog[name], mode, app_id=app_id, run_version=self.run_version, metadata=tags
         )
 
+    def app_id(self, step: str | None = None) -> str:
+        """The application id this job's writes record: ``votelake.<job>[.<step>]``."""
+        return ".".join(p for p in ("votelake", self.job, step) if p)
+
+    def run_already_committed(self, names: Iterable[str]) -> bool:
+        """Tell whether this job run (its run version, or a later one) has already written every table.
+
+        Lets a re-run with a committed run version stop before recomputing rows
+        that every write would then skip.
+
+        Args:
+            names: the tables the job writes (without a step).
+        """
+        runs = [self.store.committed_run(self.catalog[name], self.app_id()) for name in names]
+        return all(run is not None and run >= self.run_version for run in runs)
 
     def latest_metadata(self, name: str, key: str) -> tuple[str, int] | None:
         """The newest commit metadata value under ``key``, and its table version.
@@ -251,8 +266,8 @@ class Lakehouse:
         Returns:
             What the store committed.
         """
-        app_id = ".".join(p for p in ("votelake", self.job, step) if p)
-        tags = {"votelake.job": str(self.job), "votelake.run_version": str(self.run_version)}
+        app_id = self.app_id(step)
+        tags = {"votelake.job": str(self.job)}
         return self.store.overwrite_where(df, self.catalog[name], predicate, app_id=app_id if self.job else None,
                                           run_version=self.run_version, metadata=tags)
 

@@ -59,30 +59,60 @@ def rule_groups(registrations: DataFrame, rules: tuple[tuple[str, ...], ...] = D
 def connected_components(memberships: DataFrame, keys: DataFrame) -> DataFrame:
     """Label every key with the smallest key connected to it through shared groups.
 
-    Min-label propagation over the key–group graph; stops when no label
-    changes (a few rounds for the small clusters of voter files).
+    The alternating large-star / small-star algorithm (Kiveris et al., 2014)
+    over the groups that link two or more keys: each round rewires the key
+    graph towards each component's smallest key until every component is a
+    star around it. Rounds grow with the logarithm of a component's diameter;
+    label propagation needs one round per link of the longest chain.
 
     Args:
-        memberships: ``registration_key, group``.
-        keys: every ``registration_key`` (keys in no group are their own cluster).
+        memberships: ``registration_key, group`` (distinct rows).
+        keys: every ``registration_key`` (keys in no linking group are their own cluster).
 
     Returns:
         ``registration_key, cluster_id``.
     """
-    labels = keys.select("registration_key", F.col("registration_key").alias("cluster_id"))
+    # Most groups are one registration's own values and link nothing: dropping
+    # them first makes every round a pass over the linked minority of a state.
+    linking = memberships.groupBy("group").agg(F.count("*").alias("_n")).where(F.col("_n") > 1)
+    linked = memberships.join(linking, on="group", how="left_semi")
+    centres = linked.groupBy("group").agg(F.min("registration_key").alias("dst"))
+    # Edges run from the larger key to the smaller; each group starts as a star on its smallest key.
+    edges = (linked.join(centres, on="group", how="inner").where(F.col("registration_key") != F.col("dst"))
+             .select(F.col("registration_key").alias("src"), "dst").distinct().localCheckpoint())
     for _ in range(MAX_ROUNDS):
-        group_min = (memberships.join(labels, on="registration_key", how="inner")
-                     .groupBy("group").agg(F.min("cluster_id").alias("_g")))
-        proposed = (memberships.join(group_min, on="group", how="inner")
-                    .groupBy("registration_key").agg(F.min("_g").alias("_p")))
-        updated = labels.join(proposed, on="registration_key", how="left").select(
-            "registration_key", F.least("cluster_id", F.coalesce("_p", "cluster_id")).alias("cluster_id"),
-            (F.col("_p") < F.col("cluster_id")).alias("_changed")).localCheckpoint()
-        changed = updated.where(F.col("_changed")).limit(1).count()
-        labels = updated.select("registration_key", "cluster_id")
-        if not changed:
-            return labels
-    raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
+        edges = _small_star(_large_star(edges)).localCheckpoint()
+        if _is_star_forest(edges):
+            break
+    else:
+        raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
+    labels = edges.select(F.col("src").alias("registration_key"), F.col("dst").alias("cluster_id"))
+    return keys.select("registration_key").join(labels, on="registration_key", how="left").select(
+        "registration_key", F.coalesce("cluster_id", "registration_key").alias("cluster_id"))
+
+
+def _large_star(edges: DataFrame) -> DataFrame:
+    """Connect every larger neighbour of a key to the smallest key of its neighbourhood."""
+    both = edges.select(F.col("dst").alias("v"), F.col("src").alias("u")).unionByName(
+        edges.select(F.col("src").alias("v"), F.col("dst").alias("u")))
+    smallest = both.groupBy("v").agg(F.least(F.min("u"), F.col("v")).alias("m"))
+    return (both.where(F.col("u") > F.col("v")).join(smallest, on="v", how="inner")
+            .select(F.col("u").alias("src"), F.col("m").alias("dst")).distinct())
+
+
+def _small_star(edges: DataFrame) -> DataFrame:
+    """Connect a key and its smaller neighbours to the smallest of them."""
+    smallest = edges.groupBy("src").agg(F.min("dst").alias("m"))
+    neighbours = (edges.join(smallest, on="src", how="inner").where(F.col("dst") != F.col("m"))
+                  .select(F.col("dst").alias("src"), F.col("m").alias("dst")))
+    return neighbours.unionByName(smallest.select("src", F.col("m").alias("dst"))).distinct()
+
+
+def _is_star_forest(edges: DataFrame) -> bool:
+    """Every key has one edge, to a key with none: each component is a star on its smallest key."""
+    centres_with_edges = edges.join(edges.select(F.col("src").alias("dst")).distinct(), on="dst", how="left_semi")
+    forked = edges.groupBy("src").agg(F.count("*").alias("_n")).where(F.col("_n") > 1)
+    return not centres_with_edges.limit(1).count() and not forked.limit(1).count()
 
 
 def dedupe_by_rules(registrations: DataFrame) -> DataFrame:

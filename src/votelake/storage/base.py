@@ -16,6 +16,9 @@ WriteMode = Literal["append", "overwrite"]
 # Key under which the caller's logical operation is recorded in a commit's metadata;
 # neither Delta engine lets a writer set the commit's own ``operation`` field.
 OPERATION_KEY = "votelake.operation"
+# Commit metadata naming the job run that wrote a commit (see ``DeltaStore.committed_run``).
+APP_ID_KEY = "votelake.app_id"
+RUN_VERSION_KEY = "votelake.run_version"
 
 
 class SchemaMismatchError(ValueError):
@@ -82,6 +85,26 @@ class WriteResult:
     rows: int | None
     files_removed: int = 0
     metrics: dict = field(default_factory=dict)
+
+
+def commit_metadata(metadata: dict[str, str] | None, operation: str, app_id: str | None = None,
+                    run_version: int | None = None) -> dict[str, str]:
+    """The metadata every commit records: the caller's, the logical operation and the writing run.
+
+    Args:
+        metadata: the caller's commit metadata.
+        operation: the logical operation.
+        app_id: the writing job's id (recorded with ``run_version`` when given).
+        run_version: the job run's number.
+
+    Returns:
+        String keys and values.
+    """
+    out = {str(k): str(v) for k, v in (metadata or {}).items()}
+    out[OPERATION_KEY] = operation
+    if app_id is not None:
+        out.update({APP_ID_KEY: app_id, RUN_VERSION_KEY: str(run_version)})
+    return out
 
 
 def _without_nullability(dtype: T.DataType) -> T.DataType:
@@ -223,6 +246,25 @@ class DeltaStore(ABC):
         Returns:
             The version, or None when the table does not exist.
         """
+
+    def committed_run(self, table: TableSpec, app_id: str) -> int | None:
+        """The latest run version ``app_id`` committed to the table.
+
+        This default reads the app id and run version every commit records
+        (:func:`commit_metadata`), over the history the table keeps.
+
+        Args:
+            table: the table.
+            app_id: the writing job's id.
+
+        Returns:
+            The run version, or None when the table is absent or no kept commit is by ``app_id``.
+        """
+        if not self.exists(table):
+            return None
+        runs = [int(c["metadata"][RUN_VERSION_KEY]) for c in self.history(table)
+                if c["metadata"].get(APP_ID_KEY) == app_id and c["metadata"].get(RUN_VERSION_KEY, "").isdigit()]
+        return max(runs, default=None)
 
     @abstractmethod
     def history(self, table: TableSpec) -> list[dict]:

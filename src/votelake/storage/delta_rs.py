@@ -53,6 +53,7 @@ from votelake.storage.base import (
     WriteMode,
     WriteResult,
     check_schema,
+    commit_metadata,
 )
 
 STAGING_DIR = "_staging"
@@ -397,10 +398,8 @@ class DeltaRsStore(DeltaRsDmlMixin, DeltaRsMaintenanceMixin, DeltaStore):
                 attempts, or the same ``app_id``/``run_version`` was committed by a
                 concurrent writer; nothing was committed by this write.
         """
-        custom = {str(k): str(v) for k, v in (metadata or {}).items()}
-        custom[OPERATION_KEY] = operation
         properties = CommitProperties(
-            custom_metadata=custom,
+            custom_metadata=commit_metadata(metadata, operation, app_id, run_version),
             max_commit_retries=DELTA_RS_COMMIT_RETRIES,
             app_transactions=[Transaction(app_id, run_version)] if app_id is not None else None,
         )
@@ -505,6 +504,12 @@ class DeltaRsStore(DeltaRsDmlMixin, DeltaRsMaintenanceMixin, DeltaStore):
         if not self.exists(table):
             return None
         return self._table(table).version()
+
+    def committed_run(self, table: TableSpec, app_id: str) -> int | None:
+        """See :meth:`DeltaStore.committed_run`; read from the log's transaction identifiers."""
+        if not self.exists(table):
+            return None
+        return self._table(table).transaction_version(app_id)
 
     def history(self, table: TableSpec) -> list[dict]:
         """See :meth:`DeltaStore.history`."""

@@ -23,6 +23,7 @@ from votelake.storage.base import (
     WriteMode,
     WriteResult,
     check_schema,
+    commit_metadata,
 )
 
 
@@ -90,8 +91,7 @@ class DeltaSparkStore(DeltaSparkDmlMixin, DeltaSparkMaintenanceMixin, DeltaStore
         self.create(table)
         before = self.version(table)
         # delta-spark only lets a writer attach a string to the commit: userMetadata.
-        user_metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
-        user_metadata[OPERATION_KEY] = operation
+        user_metadata = commit_metadata(metadata, operation, app_id, run_version)
         writer = aligned.write.format("delta").mode(mode).option("userMetadata", json.dumps(user_metadata))
         if app_id is not None:
             writer = writer.option("txnAppId", app_id).option("txnVersion", str(run_version))

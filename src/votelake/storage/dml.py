@@ -36,7 +36,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from votelake.catalog import TableSpec
-from votelake.storage.base import OPERATION_KEY, WriteResult, check_schema
+from votelake.storage.base import WriteResult, check_schema, commit_metadata
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -335,10 +335,8 @@ class DeltaRsDmlMixin:
             removes.append(RemoveAction(
                 path=f.relative, data_change=True, deletion_timestamp=now, size=f.size, partition_values=values
             ))
-        custom = {str(k): str(v) for k, v in (metadata or {}).items()}
-        custom[OPERATION_KEY] = operation
         properties = CommitProperties(
-            custom_metadata=custom,
+            custom_metadata=commit_metadata(metadata, operation, app_id, run_version),
             app_transactions=[Transaction(app_id, run_version)] if app_id is not None else None,
         )
 
@@ -623,9 +621,7 @@ class DeltaSparkDmlMixin:
         self, operation: str, metadata: dict[str, str] | None, app_id: str | None, run_version: int | None
     ) -> Iterator[None]:
         """Set the commit's userMetadata (and txn id) for one DML command, then restore the session."""
-        user_metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
-        user_metadata[OPERATION_KEY] = operation
-        settings = {_USER_METADATA: json.dumps(user_metadata)}
+        settings = {_USER_METADATA: json.dumps(commit_metadata(metadata, operation, app_id, run_version))}
         if app_id is not None:
             settings[_TXN_APP_ID] = app_id
             settings[_TXN_VERSION] = str(run_version)
@@ -733,8 +729,7 @@ class DeltaSparkDmlMixin:
         self.create(table)
         before = self.version(table)
         files_before = self._files_now(table)
-        user_metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
-        user_metadata[OPERATION_KEY] = OVERWRITE_WHERE
+        user_metadata = commit_metadata(metadata, OVERWRITE_WHERE, app_id, run_version)
         writer = (
             aligned.write.format("delta").mode("overwrite")
             .option("replaceWhere", predicate)
