@@ -8,15 +8,15 @@ under ``--root``. The copies measure the score job at 25 million voters
 without building a 25-million-voter state first; the rows it scores have the
 shape and the per-precinct mix of the source state.
 
-The score job runs twice, each time with ``calibration.max_shift`` moved by
-0.1 so that it is a new scoring run: the first is gated against the published
-run when there is one (none for the copies), the second against the first.
-Both publish ``gold.voter_scores`` and ``gold.precinct_calibration`` under
-their contracts.
+The score job runs twice (once with ``--runs 1``), each time with
+``calibration.max_shift`` moved by 0.1 so that it is a new scoring run: the
+first is gated against the published run when there is one (none for the
+copies), the second against the first. Both publish ``gold.voter_scores`` and
+``gold.precinct_calibration`` under their contracts.
 
 Peak memory is the highest resident set size of this process and of its JVM
 (the local driver, which runs the executors too), sampled every half second
-from ``/proc``. Writes ``bench/results/score_<voters/1000>k.{json,md}``.
+from ``/proc``. Writes ``bench/results/score_<voters × copies / 1000>k.{json,md}``.
 
 Run: ``python -m bench.score_scale --voters 5000000 --source /data/bench5m``
 or ``python -m bench.score_scale --voters 5000000 --source /data/bench5m
@@ -170,14 +170,15 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Prepare the copies when asked, score twice, write the results."""
+    """Prepare the copies when asked, run the score job, write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--voters", type=int, required=True, help="voters of the source state")
     parser.add_argument("--source", type=Path, required=True, help="root of the built and trained state")
     parser.add_argument("--copies", type=int, default=1)
     parser.add_argument("--root", type=Path, default=None, help="root of the copied state (with --copies > 1)")
+    parser.add_argument("--runs", type=int, choices=(1, 2), default=2, help="scoring runs (the second is gated)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--name", default=None, help="results file stem (default score_<voters scored/1000>k)")
+    parser.add_argument("--name", default=None, help="results file stem (default score_<voters × copies / 1000>k)")
     args = parser.parse_args(argv)
     source_settings = settings_for(args.voters, args.source.resolve(), args.overrides)
     spark = session_for(source_settings)
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
     # even where the state's own settings were published already.
     shift = settings.calibration.max_shift or 3.0
     runs = {}
-    for step, name in enumerate(("first", "second"), start=1):
+    for step, name in enumerate(("first", "second")[:args.runs], start=1):
         moved = settings.calibration.model_copy(update={"max_shift": round(shift - 0.1 * step, 2)})
         runs[name] = timed_score(spark, settings.model_copy(update={"calibration": moved}))
     result = {
