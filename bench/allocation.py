@@ -21,7 +21,6 @@ Run: ``python -m bench.allocation --voters 1000000 --root /data/bench1m``
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from functools import reduce
@@ -37,7 +36,7 @@ from votelake.models.against_truth import truth_by_voter_id
 from votelake.synth.generate import read_truth
 from votelake.transforms import allocation as alloc
 
-from bench.model_quality import RESULTS, settings_for
+from bench.model_quality import settings_for, write_results
 from bench.storage_bench import machine
 
 PLANS = ("plan", "naive", "oracle")
@@ -128,11 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
         "plan_over_naive": round(totals["plan"] / totals["naive"], 2) if totals["naive"] > 0 else None,
         "plan_over_oracle": round(totals["plan"] / totals["oracle"], 2) if totals["oracle"] > 0 else None,
     }
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / (args.name or f"allocation_{args.voters // 1000}k")
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
-    stem.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(args.name or f"allocation_{args.voters // 1000}k", result, markdown(result))
     return result
 
 

@@ -38,6 +38,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 JOBS = {"synth": synth.run, "ingest": ingest.run, "build": build.run, "train": train.run, "score": score.run}
 
 
+def write_results(stem: str, result: dict, summary: str) -> None:
+    """Write ``bench/results/<stem>.json`` (the result) and ``<stem>.md`` (its summary), and print the summary."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2, default=str))
+    (RESULTS / f"{stem}.md").write_text(summary)
+    print(summary)
+
+
 def settings_for(voters: int, root: Path, overrides: list[str]):
     """Settings of a synthetic state kept entirely under ``root``."""
     return load_settings(None, [
@@ -142,11 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
         "total_seconds": round(time.perf_counter() - started, 1),
         "train": summaries.get("train"), "quality": quality,
     }
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / (args.name or f"models_{args.voters // 1000}k")
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
-    stem.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(args.name or f"models_{args.voters // 1000}k", result, markdown(result))
     return result
 
 

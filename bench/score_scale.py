@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import sys
 import threading
@@ -41,7 +40,7 @@ from votelake.jobs import score
 from votelake.jobs.common import Lakehouse, session_for
 from votelake.jobs.train import feature_dates
 
-from bench.model_quality import RESULTS, settings_for
+from bench.model_quality import settings_for, write_results
 from bench.storage_bench import machine
 
 COPY_SEPARATOR = "~"  # copy k of id X is "X~k"; copy 0 keeps the source's ids
@@ -210,11 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": machine(), "command": "python -m bench.score_scale " + " ".join(argv or sys.argv[1:]),
         "spark": settings.spark.model_dump(mode="json", exclude={"conf"}), "prepare": prepared, "runs": runs,
     }
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / (args.name or f"score_{(args.voters * args.copies) // 1000}k")
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
-    stem.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(args.name or f"score_{(args.voters * args.copies) // 1000}k", result, markdown(result))
     return result
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.storagelevel import StorageLevel
 
 from votelake import contracts, quality
 from votelake.catalog import Catalog, TableSpec
@@ -198,8 +199,6 @@ class Lakehouse:
             ContractError: the rows or the contract break the contract; nothing is written.
             QualityGateError: a value expectation failed; nothing is written.
         """
-        from pyspark.storagelevel import StorageLevel
-
         if name not in self.published:
             raise contracts.ContractError(f"{name} has no data contract in conf/contracts; it cannot be published")
         contract = self.published[name]
