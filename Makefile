@@ -7,7 +7,7 @@ CONF   ?= conf/local.yaml
 # Where `make run` looks for the default synthetic state (synth.out in the config).
 LANDING ?= data/synth/landing
 
-.PHONY: run test setup check-java synth clean-lake notebooks cluster-up cluster-down
+.PHONY: run test setup check-java synth clean-lake notebooks cluster-up cluster-down bench bench-small bench-cluster
 
 run: setup
 	@test -d $(LANDING)/ncvoter || $(BIN)/votelake synth --conf $(CONF)
@@ -40,3 +40,33 @@ notebooks: setup
 
 clean-lake:
 	rm -rf lakehouse mlflow.db mlartifacts
+
+# A standalone Spark cluster (master + worker on 127.0.0.1) from the pyspark wheel's launch scripts.
+cluster-up: setup
+	infra/standalone.sh start $(CLUSTER_CORES) $(CLUSTER_MEMORY)
+
+cluster-down:
+	infra/standalone.sh stop
+
+# The state-scale benchmark (hours on 2 cores): the pipeline per job with its
+# floors and the single-node peers, 3 repetitions below 1M, then the summary
+# (bench/results/SUMMARY.md). BENCH_ROOT needs ~3 GB per million voters.
+BENCH_ROOT ?= /tmp/votelake-bench
+BENCH_SPARK ?= --set spark.driver_memory=12g --set spark.shuffle_partitions=32
+bench: setup
+	$(BIN)/python -m bench pipeline --voters 100000 --reps 3 --peers pandas,duckdb --root $(BENCH_ROOT)/100k $(BENCH_SPARK)
+	$(BIN)/python -m bench pipeline --voters 250000 --reps 3 --peers pandas,duckdb --root $(BENCH_ROOT)/250k $(BENCH_SPARK)
+	$(BIN)/python -m bench pipeline --voters 1000000 --peers pandas,duckdb --root $(BENCH_ROOT)/1m $(BENCH_SPARK)
+	$(BIN)/python -m bench pipeline --voters 5000000 --peers pandas,duckdb --root $(BENCH_ROOT)/5m $(BENCH_SPARK)
+	$(BIN)/python -m bench summary
+
+# Minutes, not hours: one small size, written beside the others as pipeline_20k.
+bench-small: setup
+	$(BIN)/python -m bench pipeline --voters 20000 --reps 3 --peers pandas,duckdb --root $(BENCH_ROOT)/20k
+
+# The same pipeline bench against the standalone cluster instead of local[*].
+bench-cluster: setup
+	infra/standalone.sh start $(CLUSTER_CORES) $(CLUSTER_MEMORY)
+	$(BIN)/python -m bench pipeline --voters 20000 --root $(BENCH_ROOT)/cluster20k --name pipeline_cluster_20k \
+	  --set spark.master=spark://127.0.0.1:7077 --set spark.conf.spark.executor.memory=6g; \
+	  status=$$?; infra/standalone.sh stop; exit $$status

@@ -47,6 +47,14 @@ def test_unknown_key_in_file_fails(tmp_path: Path):
         load_settings(conf, environ={})
 
 
+def test_spark_conf_override_takes_sparks_own_dotted_key():
+    settings = load_settings(None, ["spark.conf.spark.executor.memory=6g", "spark.conf.spark.eventLog.enabled=true",
+                                    "spark.master=spark://127.0.0.1:7077"], environ={})
+    assert settings.spark.conf == {**load_settings(environ={}).spark.conf,  # the file's own conf stays
+                                   "spark.executor.memory": "6g", "spark.eventLog.enabled": "true"}
+    assert settings.spark.master == "spark://127.0.0.1:7077"
+
+
 def test_override_needs_key_value_form():
     with pytest.raises(ConfigError, match="key=value"):
         load_settings(None, ["synth.voters"], environ={})

@@ -428,10 +428,20 @@ class Settings(_Strict):
         )
 
 
+# Keys under this section are Spark's own dotted keys: the rest of an override's key is one key.
+SPARK_CONF_SECTION = ("spark", "conf")
+
+
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
     if not all(parts):
         raise ConfigError(f"bad override key {dotted!r}")
+    if tuple(parts[:2]) == SPARK_CONF_SECTION and len(parts) > 2:
+        # spark.conf.spark.executor.memory=6g sets Spark's "spark.executor.memory"; YAML's
+        # true/false become Spark's spelling.
+        conf = tree.setdefault("spark", {}).setdefault("conf", {})
+        conf[".".join(parts[2:])] = str(value).lower() if isinstance(value, bool) else str(value)
+        return
     node = tree
     for part in parts[:-1]:
         child = node.setdefault(part, {})

@@ -1,0 +1,490 @@
+"""The full pipeline at state scale: per job wall time, rows/s, peak memory, shuffle and spill, Delta sizes, floors.
+
+Runs synth → ingest → build (resolve, silver, features) → train → score
+(with publish) on a synthetic state of ``--voters`` voters under ``--root``,
+``--reps`` times (each repetition on a fresh folder, one SparkSession), and
+for each job records:
+
+- wall time, voters/s and output rows/s;
+- peak resident memory of this Python driver and of the JVM it started (the
+  local driver, which also runs the executors), sampled from ``/proc``; and,
+  from Spark's event log, each executor's peak JVM heap and process-tree RSS
+  (the only executor figures on a standalone cluster);
+- Spark's totals: tasks, task time, input, output, shuffle read/write and
+  spill bytes (:mod:`bench.sparkmetrics`);
+- the Delta tables the job committed: files, bytes and rows it added.
+
+Floors, measured in the same run after each repetition's jobs:
+
+- I/O jobs (synth, ingest, build, score): a plain Spark scan of the job's
+  inputs (landing text files or Delta tables, every column, to a ``noop``
+  sink) plus a plain Parquet write of the bytes the job wrote (the files it
+  added, read back and written again, minus the time to only read them).
+- train: the optimizer's passes (Spark jobs of L-BFGS steps and tree levels,
+  counted in the event log per MLflow run) times the time of one pass over
+  the cached feature rows, scaled by the rows each run fitted.
+
+Peers (``--peers pandas,duckdb``): ``bench.peers`` on the same landing files,
+in a child process with the same cores and memory, ``--reps`` times.
+
+A state too large to run in one sitting runs in parts: ``--jobs
+synth,ingest,build --keep``, then ``--jobs train,score --resume`` on the same
+root adds the later jobs to the same results (each job still measured alone).
+
+Writes ``bench/results/pipeline_<voters/1000>k.{json,md}``; ``python -m bench
+summary`` collects every size into the scaling curve and the ratios.
+
+Run: ``python -m bench pipeline --voters 1000000 --root /data/bench1m --reps 3 --peers pandas,duckdb``;
+against a standalone cluster add ``--set spark.master=spark://127.0.0.1:7077``
+(``make cluster-up`` first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pyarrow as pa
+from deltalake import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+import votelake
+from votelake.config import Settings
+from votelake.jobs import build, ingest, score, synth, train
+from votelake.jobs.common import Lakehouse, load_catalog, session_for
+from votelake.landing import list_files
+from votelake.models import propensity as prop
+
+from bench import sparkmetrics
+from bench.model_quality import RESULTS, settings_for, write_results
+from bench.score_scale import PeakMemory
+from bench.storage_bench import machine
+
+JOBS = {"synth": synth.run, "ingest": ingest.run, "build": build.run, "train": train.run, "score": score.run}
+IO_JOBS = ("synth", "ingest", "build", "score")
+CALL_SITES_SHOWN = 4  # per job, in the Markdown summary (the JSON keeps more)
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds since the epoch (the event log's clock)."""
+    return time.time_ns() // 1_000_000
+
+
+def timed(action) -> float:
+    """Seconds ``action()`` takes."""
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def scan(df: DataFrame) -> None:
+    """Read every column of every row and write nothing (Spark's ``noop`` sink)."""
+    df.write.format("noop").mode("overwrite").save()
+
+
+# -- Delta tables ------------------------------------------------------------------
+
+
+def table_files(uri: str) -> dict[str, tuple[int, int]]:
+    """The data files of a Delta table's current version: path → (bytes, rows); empty when absent."""
+    try:
+        table = DeltaTable(uri)
+    except Exception:  # deltalake raises TableNotFoundError for a folder without a log
+        return {}
+    actions = pa.table(table.get_add_actions(flatten=True))
+    root = table.table_uri.removeprefix("file://").rstrip("/")
+    return {f"{root}/{p}": (s, r or 0) for p, s, r in zip(actions["path"].to_pylist(),
+                                                           actions["size_bytes"].to_pylist(),
+                                                           actions["num_records"].to_pylist())}
+
+
+def lake_files(settings: Settings) -> dict[str, dict[str, tuple[int, int]]]:
+    """Every catalog table's current data files."""
+    return {spec.name: table_files(spec.uri) for spec in load_catalog(settings)}
+
+
+def added(before: dict, after: dict) -> dict[str, dict]:
+    """Per table, the files a job added: paths, bytes, rows."""
+    out = {}
+    for name, files in after.items():
+        new = {p: v for p, v in files.items() if p not in before.get(name, {})}
+        if new:
+            out[name] = {"files": sorted(new), "bytes": sum(s for s, _ in new.values()),
+                         "rows": sum(r for _, r in new.values())}
+    return out
+
+
+def table_sizes(settings: Settings) -> dict[str, dict]:
+    """Files, bytes and rows of every catalog table's current version."""
+    return {name: {"files": len(files), "bytes": sum(s for s, _ in files.values()),
+                   "rows": sum(r for _, r in files.values())}
+            for name, files in lake_files(settings).items() if files}
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes of every file under ``path``."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# -- floors ------------------------------------------------------------------------
+
+
+def landing_text(spark: SparkSession, settings: Settings) -> DataFrame | None:
+    """Every configured landing source's files as lines of text (what ingest reads)."""
+    files = [f.uri for s in settings.sources for f in list_files(str(settings.landing / s.path), s.files)]
+    return spark.read.text(files) if files else None
+
+
+def job_inputs(name: str, spark: SparkSession, settings: Settings) -> list[DataFrame]:
+    """What a job reads, as plain Spark reads: landing text, or the Delta tables it reads."""
+    lake = Lakehouse.open(spark, settings)
+    if name == "ingest":
+        text = landing_text(spark, settings)
+        return [text] if text is not None else []
+    if name == "build":
+        return [lake.read(f"bronze.{s.name}") for s in settings.sources if lake.version(f"bronze.{s.name}") is not None]
+    if name == "score":
+        return [score_inputs(settings, lake)]
+    return []  # synth reads nothing
+
+
+def score_inputs(settings: Settings, lake: Lakehouse) -> DataFrame:
+    """The feature rows the score job reads: the scoring date's and the calibration election's."""
+    features = lake.read("gold.voter_features")
+    dates = train.feature_dates(features)
+    election = score.calibration_election(settings, lake, dates[-1])
+    return features.where(F.col("as_of_date").isin(sorted({dates[-1], election})))
+
+
+def write_floor(spark: SparkSession, outputs: dict[str, dict], landing: Path | None, tmp: Path) -> float:
+    """Seconds to write the bytes a job wrote: copy them with plain Spark, minus only reading them.
+
+    Args:
+        spark: the session.
+        outputs: per Delta table, the files the job added.
+        landing: the landing folder, when the job wrote text files there (synth).
+        tmp: a scratch folder for the copies (removed).
+    """
+    copies = [(spark.read.parquet(*o["files"]), "parquet") for o in outputs.values()]
+    if landing is not None:
+        copies.append((spark.read.text(str(landing)), "text"))
+    seconds = 0.0
+    for i, (df, fmt) in enumerate(copies):
+        copy = timed(lambda: df.write.mode("overwrite").format(fmt).save(str(tmp / f"copy{i}")))
+        seconds += max(copy - timed(lambda: scan(df)), 0.0)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return seconds
+
+
+def io_floor(name: str, spark: SparkSession, settings: Settings, outputs: dict[str, dict], tmp: Path) -> dict:
+    """The plain-Spark floor of an I/O job: scan its inputs, write its output bytes."""
+    read = sum(timed(lambda d=df: scan(d)) for df in job_inputs(name, spark, settings))
+    write = write_floor(spark, outputs, settings.landing if name == "synth" else None, tmp)
+    return {"read_seconds": round(read, 1), "write_seconds": round(write, 1), "seconds": round(read + write, 1)}
+
+
+def pass_seconds(spark: SparkSession, settings: Settings, reps: int = 3) -> dict:
+    """One pass over the cached feature rows the turnout model trains on: median seconds and rows.
+
+    The pass sums every numeric model input, reading each cached row once,
+    which is what one optimizer step does at the least.
+    """
+    lake = Lakehouse.open(spark, settings)
+    features = lake.read("gold.voter_features")
+    dates = train.feature_dates(features)
+    election = score.calibration_election(settings, lake, dates[-1])
+    rows = features.where(F.col("as_of_date") == F.lit(election)).select(
+        *[F.col(c).cast("double").alias(c) for c in prop.TURNOUT.numeric]).cache()
+    count = rows.count()
+    aggregate = [F.sum(c) for c in prop.TURNOUT.numeric]
+    times = [timed(lambda: rows.agg(*aggregate).collect()) for _ in range(reps)]
+    rows.unpersist()
+    return {"rows": count, "seconds": round(statistics.median(times), 3)}
+
+
+def train_floor(spark: SparkSession, settings: Settings, events: Path, window: tuple[int, int]) -> dict:
+    """Optimizer passes × one pass over the cached rows, per MLflow run of the train job.
+
+    Each run's passes are the optimizer's Spark jobs between its start and end;
+    its pass costs the reference pass scaled by the rows it fitted.
+    """
+    reference = pass_seconds(spark, settings)
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                              filter_string=f"attributes.start_time >= {window[0]}")
+    per_run, seconds = [], 0.0
+    for run in runs:
+        if run.info.end_time is None or run.info.end_time > window[1]:
+            continue
+        metrics = run.data.metrics
+        fitted = metrics.get("train_rows") or metrics.get("experiment_rows") or reference["rows"]
+        passes = sparkmetrics.summarize(sparkmetrics.read_events(events), run.info.start_time,
+                                        run.info.end_time)["optimizer_passes"]
+        cost = passes * reference["seconds"] * fitted / max(reference["rows"], 1)
+        seconds += cost
+        per_run.append({"run": run.info.run_name, "passes": passes, "rows": int(fitted), "floor_seconds": round(cost, 1)})
+    return {"pass": reference, "runs": per_run, "passes": sum(r["passes"] for r in per_run),
+            "seconds": round(seconds, 1)}
+
+
+# -- peers -------------------------------------------------------------------------
+
+
+def run_peer(engine: str, landing: Path, out: Path) -> dict:
+    """``bench.peers`` in a child process: its JSON line, or how it failed (e.g. killed for memory)."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "bench.peers", "--engine", engine, "--landing", str(landing),
+                           "--out", str(out)], capture_output=True, text=True)
+    shutil.rmtree(out, ignore_errors=True)
+    if done.returncode != 0:
+        return {"engine": engine, "failed": f"exit code {done.returncode}", "stderr": done.stderr[-2000:],
+                "seconds": round(time.perf_counter() - started, 1)}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- one repetition ----------------------------------------------------------------
+
+
+def run_job(name: str, spark: SparkSession, settings: Settings, events_dir: Path, app_id: str) -> dict:
+    """Run one job under the memory sampler; its figures from the clock, ``/proc``, the event log and Delta."""
+    before = lake_files(settings)
+    start = now_ms()
+    with PeakMemory() as peak:
+        summary = JOBS[name](spark, settings)
+    end = now_ms()
+    outputs = added(before, lake_files(settings))
+    spark_totals = sparkmetrics.summarize(sparkmetrics.read_events(sparkmetrics.event_log(events_dir, app_id)),
+                                          start, end)
+    seconds = (end - start) / 1000
+    rows_out = sum(o["rows"] for o in outputs.values())
+    return {
+        "seconds": round(seconds, 1), "window_ms": [start, end],
+        "voters_per_second": round(settings.synth.voters / seconds, 1),
+        "rows_out": rows_out, "rows_out_per_second": round(rows_out / seconds, 1),
+        "bytes_out": sum(o["bytes"] for o in outputs.values()) if name != "synth" else folder_bytes(settings.landing),
+        "peak_python_gib": round(peak.python, 2), "peak_driver_jvm_gib": round(peak.jvm, 2),
+        "peak_executor_heap_gib": sparkmetrics.peak_gib(spark_totals, "JVMHeapMemory"),
+        "peak_executor_rss_gib": sparkmetrics.peak_gib(spark_totals, "ProcessTreeJVMRSSMemory"),
+        "peak_python_workers_gib": sparkmetrics.peak_gib(spark_totals, "ProcessTreePythonRSSMemory"),
+        "spark": spark_totals, "tables": {t: {k: v for k, v in o.items() if k != "files"} for t, o in outputs.items()},
+        "_outputs": outputs, "summary": summary,
+    }
+
+
+def turnout_auc(train_summary: dict) -> dict:
+    """The turnout champion's held-out AUC and its learners' training seconds, from the train job's summary."""
+    turnout = train_summary.get("turnout") or {}
+    learners = {k: v for k, v in turnout.items() if isinstance(v, dict) and "test_auc" in v}
+    best = max(learners.values(), key=lambda v: v["test_auc"], default={})
+    return {"auc": best.get("test_auc"), "learners": {k: v["test_auc"] for k, v in learners.items()},
+            "train_seconds": round(sum(v.get("train_seconds", 0) for v in learners.values()), 1)}
+
+
+def repetition(spark: SparkSession, settings: Settings, events_dir: Path, app_id: str, jobs: list[str],
+               floors: bool) -> dict:
+    """Run the jobs once on a fresh state; their figures, the floors, the table sizes."""
+    figures = {name: run_job(name, spark, settings, events_dir, app_id) for name in jobs}
+    if floors:
+        tmp = settings.storage.lakehouse.parent / "floor"
+        for name in IO_JOBS:
+            if name in figures:
+                figures[name]["floor"] = io_floor(name, spark, settings, figures[name]["_outputs"], tmp)
+        if "train" in figures:
+            log = sparkmetrics.event_log(events_dir, app_id)
+            figures["train"]["floor"] = train_floor(spark, settings, log, tuple(figures["train"]["window_ms"]))
+    for job in figures.values():
+        job.pop("_outputs")
+        if job.get("floor", {}).get("seconds"):  # a floor that rounds to 0 s gives no ratio
+            job["floor_ratio"] = round(job["seconds"] / job["floor"]["seconds"], 1)
+    result = {"jobs": figures, "table_sizes": table_sizes(settings),
+              "total_seconds": round(sum(j["seconds"] for j in figures.values()), 1)}
+    if "train" in figures:
+        result["turnout"] = turnout_auc(figures["train"]["summary"])
+    return result
+
+
+# -- results -----------------------------------------------------------------------
+
+
+def medians(reps: list[dict]) -> dict:
+    """Per job the median of each repetition's headline figures."""
+    out = {}
+    for name in reps[0]["jobs"]:
+        runs = [r["jobs"][name] for r in reps]
+        def med(get):
+            values = [v for v in (get(j) for j in runs) if v is not None]
+            return round(statistics.median(values), 2) if values else None
+        out[name] = {
+            "seconds": med(lambda j: j["seconds"]),
+            "voters_per_second": med(lambda j: j["voters_per_second"]),
+            "rows_out_per_second": med(lambda j: j["rows_out_per_second"]),
+            "peak_driver_jvm_gib": med(lambda j: j["peak_driver_jvm_gib"]),
+            "peak_python_gib": med(lambda j: j["peak_python_gib"]),
+            "peak_executor_rss_gib": med(lambda j: j["peak_executor_rss_gib"]),
+            "peak_executor_heap_gib": med(lambda j: j["peak_executor_heap_gib"]),
+            "shuffle_bytes": med(lambda j: j["spark"]["shuffle_write_bytes"]),
+            "spill_bytes": med(lambda j: j["spark"]["spill_disk_bytes"]),
+            "floor_seconds": med(lambda j: j.get("floor", {}).get("seconds")),
+            "floor_ratio": med(lambda j: j.get("floor_ratio")),
+        }
+    out["total"] = {"seconds": round(statistics.median(r["total_seconds"] for r in reps), 1)}
+    return out
+
+
+def peer_medians(runs: list[dict]) -> dict:
+    """The median time and memory of a peer's repetitions (or its failure)."""
+    ok = [r for r in runs if "failed" not in r]
+    if not ok:
+        return {"failed": runs[0]["failed"], "stderr": runs[0].get("stderr", "")[-500:]}
+    return {"seconds": statistics.median(r["total_seconds"] for r in ok),
+            "peak_rss_gib": statistics.median(r["peak_rss_gib"] for r in ok),
+            "auc": max(r["models"][r["models"]["best"]]["auc"] for r in ok),
+            "aucs": {m: ok[0]["models"][m]["auc"] for m in ("lr", "gbt")}, "voters": ok[0]["voters"],
+            "reps": len(ok)}
+
+
+def versions() -> dict:
+    """Versions of everything the figures depend on."""
+    import deltalake, duckdb, pandas, pyspark, sklearn  # noqa: E401 (only their versions)
+
+    return {"votelake": votelake.__version__, "python": platform.python_version(), "pyspark": pyspark.__version__,
+            "deltalake": deltalake.__version__, "mlflow": mlflow.__version__, "pandas": pandas.__version__,
+            "duckdb": duckdb.__version__, "scikit-learn": sklearn.__version__}
+
+
+def gib(n: float | None) -> str:
+    return "—" if n is None else f"{n / 2**30:,.2f}"
+
+
+def markdown(result: dict) -> str:
+    """The summary of one size: per job medians, floors, memory, Spark totals, tables, peers."""
+    m = result["medians"]
+    mach = result["machine"]
+    lines = [f"# The pipeline at {result['voters']:,} voters", "",
+             f"Command: `{result['command']}`  ", f"Spark master: `{result['master']}`; {result['reps']} "
+             f"repetition(s), medians shown; {mach['nproc']} cores, {mach['memory_gb']} GB; versions: "
+             + ", ".join(f"{k} {v}" for k, v in result["versions"].items()), "",
+             "Peak memory: the driver JVM's resident set, sampled from /proc (in local mode it runs the "
+             "executors too; a JVM keeps the heap it grew), and from Spark's event log the largest executor's "
+             "resident set and JVM heap in use (on a cluster, the executors' own).", "",
+             "| job | seconds | voters/s | rows out/s | floor s | job / floor | driver RSS peak GiB | executor RSS "
+             "peak GiB | heap peak GiB | Python peak GiB | shuffle written GiB | spilled to disk GiB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def cell(value, fmt="{}") -> str:
+        return "—" if value is None or value == 0 else fmt.format(value)
+
+    for name in result["jobs"]:
+        j = m[name]
+        lines.append(f"| {name} | {j['seconds']:,.1f} | {j['voters_per_second']:,.0f} | "
+                     f"{cell(j['rows_out_per_second'], '{:,.0f}')} | {cell(j['floor_seconds'])} | "
+                     f"{cell(j['floor_ratio'])} | {j['peak_driver_jvm_gib']} | {j['peak_executor_rss_gib']} | "
+                     f"{j['peak_executor_heap_gib']} | "
+                     f"{j['peak_python_gib']} | {gib(j['shuffle_bytes'])} | {gib(j['spill_bytes'])} |")
+    lines += [f"| **total** | **{m['total']['seconds']:,.1f}** |" + " |" * 11, ""]
+    last = result["runs"][-1]
+    if "turnout" in last:
+        t = last["turnout"]
+        lines += [f"Turnout model (champion, held-out voters): AUC {t['auc']}; learners "
+                  + ", ".join(f"{k} {v}" for k, v in t["learners"].items()) + f"; trained in {t['train_seconds']} s.", ""]
+    if "floor" in last["jobs"].get("train", {}):
+        f = last["jobs"]["train"]["floor"]
+        lines += [f"Training floor: {f['passes']:,} optimizer passes; one pass over {f['pass']['rows']:,} cached "
+                  f"rows takes {f['pass']['seconds']} s (scaled to each run's rows).", ""]
+    lines += ["Where each job's time goes (last repetition): the lines that started its costliest Spark jobs, "
+              "with those jobs' wall seconds and their tasks' run seconds (from the event log).", "",
+              "| job | call site | wall s | task s |", "|---|---|---:|---:|"]
+    for name, job in last["jobs"].items():
+        for site in job["spark"].get("call_sites", [])[:CALL_SITES_SHOWN]:
+            lines.append(f"| {name} | `{site['site']}` | {site['wall_seconds']:,.1f} | {site['task_seconds']:,.1f} |")
+    lines += ["", "Delta tables after the last repetition:", "", "| table | files | MiB | rows |", "|---|---:|---:|---:|"]
+    for name, t in sorted(last["table_sizes"].items()):
+        lines.append(f"| {name} | {t['files']:,} | {t['bytes'] / 2**20:,.1f} | {t['rows']:,} |")
+    if result.get("peers"):
+        lines += ["", "| peer | seconds | peak RSS GiB | AUC (best) | LR AUC | GBT AUC | voters |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for engine, p in result["peers"].items():
+            lines.append(f"| {engine} | failed: {p['failed']} | | | | | |" if "failed" in p else
+                         f"| {engine} | {p['seconds']:,.1f} | {p['peak_rss_gib']} | {p['auc']} | {p['aucs']['lr']} | "
+                         f"{p['aucs']['gbt']} | {p['voters']:,} |")
+    return "\n".join(lines) + "\n"
+
+
+def merged(previous: dict, result: dict) -> dict:
+    """A resumed run's jobs added to the previous run of the same state (one repetition each)."""
+    run, new = previous["runs"][0], result["runs"][0]
+    run["jobs"].update(new["jobs"])
+    run["jobs"] = {name: run["jobs"][name] for name in JOBS if name in run["jobs"]}
+    run["table_sizes"] = new["table_sizes"]
+    run["total_seconds"] = round(sum(j["seconds"] for j in run["jobs"].values()), 1)
+    if "turnout" in new:
+        run["turnout"] = new["turnout"]
+    peer_runs = {**previous.get("peer_runs", {}), **result["peer_runs"]}
+    return {**result, "command": f"{previous['command']} && {result['command']}", "jobs": list(run["jobs"]),
+            "medians": medians([run]), "runs": [run], "machine": [previous["machine"], result["machine"]][-1],
+            "peers": {engine: peer_medians(runs) for engine, runs in peer_runs.items()}, "peer_runs": peer_runs}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the pipeline ``--reps`` times (and the peers), write the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--voters", type=int, required=True)
+    parser.add_argument("--root", type=Path, required=True, help="scratch folder (wiped per repetition)")
+    parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--jobs", default=",".join(JOBS))
+    parser.add_argument("--peers", default="", help="comma-separated: pandas, duckdb")
+    parser.add_argument("--no-floors", dest="floors", action="store_false")
+    parser.add_argument("--keep", action="store_true", help="keep the last repetition's state")
+    parser.add_argument("--resume", action="store_true",
+                        help="run --jobs on the state a --keep run left, and add them to its results")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--name", default=None, help="results file stem (default pipeline_<voters/1000>k)")
+    args = parser.parse_args(argv)
+    if args.resume and args.reps != 1:
+        parser.error("--resume runs one repetition")
+    stem = args.name or f"pipeline_{args.voters // 1000}k"
+    root = args.root.resolve()
+    events_dir = root / "eventlog"
+    events_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [n for n in args.jobs.split(",") if n]
+    reps, peers = [], {}
+    spark = app_id = None
+    for rep in range(args.reps):
+        state = root / "state"
+        if not args.resume:
+            shutil.rmtree(state, ignore_errors=True)
+        event_log = {**sparkmetrics.EVENT_LOG_CONF, "spark.eventLog.dir": events_dir.as_uri()}
+        settings = settings_for(args.voters, state, [*args.overrides,
+                                                     *(f"spark.conf.{k}={v}" for k, v in event_log.items())])
+        if spark is None:
+            spark = session_for(settings)
+            app_id = spark.conf.get("spark.app.id")
+        reps.append(repetition(spark, settings, events_dir, app_id, jobs, args.floors))
+        print(f"[bench] repetition {rep + 1}: {reps[-1]['total_seconds']} s", flush=True)
+        for engine in filter(None, args.peers.split(",")):
+            peers.setdefault(engine, []).append(run_peer(engine, settings.landing, root / "peer"))
+    result = {
+        "voters": args.voters, "reps": args.reps, "command": "python -m bench pipeline " + " ".join(argv or sys.argv[1:]),
+        "master": spark.conf.get("spark.master"), "machine": machine(), "versions": versions(),
+        "jobs": jobs, "medians": medians(reps), "runs": reps,
+        "peers": {engine: peer_medians(runs) for engine, runs in peers.items()}, "peer_runs": peers,
+    }
+    if args.resume and (RESULTS / f"{stem}.json").exists():
+        result = merged(json.loads((RESULTS / f"{stem}.json").read_text()), result)
+    write_results(stem, result, markdown(result))
+    if not (args.keep or args.resume):
+        shutil.rmtree(root / "state", ignore_errors=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The benchmark's own arithmetic: event-log totals, Delta files a job added, the scaling exponent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+
+from bench import sparkmetrics
+from bench.pipeline import added, table_files
+from bench.summary import exponent, memory_limit_voters
+
+
+def task_end(stage: int, finish_ms: int, run_ms: int, shuffle_written: int, spilled: int, records: int = 0) -> dict:
+    """A ``SparkListenerTaskEnd`` event as Spark's event log writes it (the fields the bench reads)."""
+    return {"Event": "SparkListenerTaskEnd", "Stage ID": stage, "Task Info": {"Finish Time": finish_ms},
+            "Task Metrics": {"Executor Run Time": run_ms, "Memory Bytes Spilled": spilled * 4,
+                             "Disk Bytes Spilled": spilled,
+                             "Input Metrics": {"Bytes Read": 1000, "Records Read": records},
+                             "Output Metrics": {"Bytes Written": 10, "Records Written": 1},
+                             "Shuffle Read Metrics": {"Remote Bytes Read": 0, "Local Bytes Read": 7},
+                             "Shuffle Write Metrics": {"Shuffle Bytes Written": shuffle_written}}}
+
+
+def job_start(job: int, submitted_ms: int, stages: dict[int, str], site: str | None = None) -> dict:
+    return {"Event": "SparkListenerJobStart", "Job ID": job, "Submission Time": submitted_ms,
+            "Stage Infos": [{"Stage ID": s, "Stage Name": n} for s, n in stages.items()],
+            "Properties": {"callSite.short": site} if site else {}}
+
+
+def job_end(job: int, completed_ms: int) -> dict:
+    return {"Event": "SparkListenerJobEnd", "Job ID": job, "Completion Time": completed_ms}
+
+
+def stage_metrics(stage: int, completed_ms: int, executor: str, heap: int, rss: int) -> list[dict]:
+    return [{"Event": "SparkListenerStageCompleted", "Stage Info": {"Stage ID": stage, "Completion Time": completed_ms}},
+            {"Event": "SparkListenerStageExecutorMetrics", "Executor ID": executor, "Stage ID": stage,
+             "Stage Attempt ID": 0, "Executor Metrics": {"JVMHeapMemory": heap, "ProcessTreeJVMRSSMemory": rss}}]
+
+
+EVENTS = [
+    # Before the window: counted nowhere.
+    job_start(0, 500, {0: "count at NativeMethodAccessorImpl.java:0"}),
+    task_end(0, 900, 5000, 999, 999),
+    *stage_metrics(0, 900, "driver", 9 * 2**30, 9 * 2**30),
+    # In the window: an ordinary job and two optimizer passes (L-BFGS step, tree level).
+    job_start(1, 1000, {1: "parquet at NativeMethodAccessorImpl.java:0"}, site="first at build.py:257"),
+    task_end(1, 1100, 1500, 300, 0),
+    task_end(1, 1200, 500, 200, 64),
+    job_end(1, 1250),
+    *stage_metrics(1, 1200, "driver", 2 * 2**30, 3 * 2**30),
+    job_start(2, 1300, {3: "treeAggregate at RDDLossFunction.scala:61", 2: "map at X.scala:1"}),
+    task_end(2, 1350, 100, 0, 0),  # the job's first stage is 2: its records count too
+    task_end(3, 1400, 100, 0, 0, records=40),
+    job_end(2, 1450),
+    job_start(3, 1500, {4: "collectAsMap at RandomForest.scala:693"}),
+    task_end(4, 1600, 100, 0, 0, records=60),
+    job_end(3, 1610),
+    *stage_metrics(4, 1600, "driver", 1 * 2**30, 4 * 2**30),
+    *stage_metrics(4, 1600, "1", 2**29, 2**30),
+]
+
+
+def test_event_log_totals_count_only_the_window():
+    summary = sparkmetrics.summarize(EVENTS, 1000, 2000)
+    assert summary == {
+        "jobs": 3, "tasks": 5, "task_seconds": 2.3, "input_bytes": 5000, "output_bytes": 50,
+        "shuffle_read_bytes": 35, "shuffle_write_bytes": 500, "spill_memory_bytes": 256, "spill_disk_bytes": 64,
+        "optimizer_passes": 1, "optimizer_records": 60,
+        "peak_memory": {"driver": {"JVMHeapMemory": 2 * 2**30, "JVMOffHeapMemory": 0, "OnHeapExecutionMemory": 0,
+                                   "ProcessTreeJVMRSSMemory": 4 * 2**30, "ProcessTreePythonRSSMemory": 0},
+                        "1": {"JVMHeapMemory": 2**29, "JVMOffHeapMemory": 0, "OnHeapExecutionMemory": 0,
+                              "ProcessTreeJVMRSSMemory": 2**30, "ProcessTreePythonRSSMemory": 0}},
+        # Named by the line that started the job, else by the job's first stage.
+        "call_sites": [{"site": "first at build.py:257", "wall_seconds": 0.2, "task_seconds": 2.0},
+                       {"site": "map at X.scala:1", "wall_seconds": 0.1, "task_seconds": 0.2},
+                       {"site": "collectAsMap at RandomForest.scala:693", "wall_seconds": 0.1, "task_seconds": 0.1}],
+    }
+    assert sparkmetrics.peak_gib(summary, "ProcessTreeJVMRSSMemory") == 4.0
+
+
+def test_optimizer_passes_are_named_by_the_jobs_first_stage():
+    # Job 2's first stage (2) is a map, so it is not a pass; job 3's is a tree level.
+    assert sparkmetrics.summarize(EVENTS, 1300, 1450)["optimizer_passes"] == 0
+    assert sparkmetrics.summarize(EVENTS, 1500, 1600)["optimizer_passes"] == 1
+
+
+def test_event_log_of_a_running_application_skips_a_half_written_line(tmp_path: Path):
+    log = tmp_path / "local-1.inprogress"
+    log.write_text("\n".join(json.dumps(e) for e in EVENTS[:3]) + '\n{"Event": "SparkListenerTa')
+    assert sparkmetrics.event_log(tmp_path, "local-1") == log
+    assert list(sparkmetrics.read_events(log)) == EVENTS[:3]
+    with pytest.raises(FileNotFoundError, match="local-2"):
+        sparkmetrics.event_log(tmp_path, "local-2")
+
+
+def test_files_a_job_added_to_a_delta_table(tmp_path: Path):
+    uri = str(tmp_path / "t")
+    assert table_files(uri) == {}
+    write_deltalake(uri, pa.table({"x": [1, 2, 3]}))
+    before = {"t": table_files(uri)}
+    write_deltalake(uri, pa.table({"x": [4, 5]}), mode="append")
+    after = {"t": table_files(uri)}
+    new = added(before, after)
+    assert list(new) == ["t"] and new["t"]["rows"] == 2 and len(new["t"]["files"]) == 1
+    assert new["t"]["bytes"] == after["t"][new["t"]["files"][0]][0] > 0
+    assert Path(new["t"]["files"][0]).exists()
+    assert added(after, after) == {}
+
+
+def test_scaling_exponent_and_memory_extrapolation():
+    assert exponent([100_000, 1_000_000], [10.0, 100.0]) == pytest.approx(1.0)
+    assert exponent([1, 10, 100], [3.0, 300.0, 30_000.0]) == pytest.approx(2.0)
+    assert exponent([1_000_000], [100.0]) is None
+    # 2 GiB at 1M, 6 GiB at 5M: 1 GiB per million more, so 24 GiB at 23M.
+    assert memory_limit_voters([(1_000_000, 2.0), (5_000_000, 6.0)], 24.0) == 23_000_000
+    assert memory_limit_voters([(1_000_000, 2.0)], 24.0) is None
