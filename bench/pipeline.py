@@ -54,6 +54,7 @@ from pathlib import Path
 import mlflow
 import pyarrow as pa
 from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -98,7 +99,7 @@ def table_files(uri: str) -> dict[str, tuple[int, int]]:
     """The data files of a Delta table's current version: path → (bytes, rows); empty when absent."""
     try:
         table = DeltaTable(uri)
-    except Exception:  # deltalake raises TableNotFoundError for a folder without a log
+    except TableNotFoundError:
         return {}
     actions = pa.table(table.get_add_actions(flatten=True))
     root = table.table_uri.removeprefix("file://").rstrip("/")

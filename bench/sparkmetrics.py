@@ -51,10 +51,38 @@ def event_log(directory: Path, app_id: str) -> Path:
     raise FileNotFoundError(f"no event log for {app_id} in {directory}")
 
 
+SQL_START = "org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionStart"
+SQL_END = "org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionEnd"
+# The events summarize() reads; the SQL ones carry whole query plans (most of the log's bytes),
+# so only their leading fields are parsed.
+READ = {"SparkListenerTaskEnd", "SparkListenerJobStart", "SparkListenerJobEnd", "SparkListenerStageCompleted",
+        "SparkListenerStageExecutorMetrics", SQL_END}
+EVENT_NAME = re.compile(r'^\{"Event":\s*"([^"]+)"')
+SQL_START_FIELDS = re.compile(r'"executionId":\s*(\d+),\s*"rootExecutionId":\s*(\d+),\s*'
+                              r'"description":\s*"((?:[^"\\]|\\.)*)"')
+SQL_START_TIME = re.compile(r'"time":\s*(\d+)')
+
+
 def read_events(path: Path) -> Iterator[dict]:
-    """The events of a log; a last line still being written is skipped."""
+    """The events of a log that :func:`summarize` reads; a last line still being written is skipped.
+
+    A SQL execution's start yields only ``Event``, ``executionId``,
+    ``rootExecutionId``, ``description`` and ``time``.
+    """
     with path.open() as f:
         for line in f:
+            name = EVENT_NAME.match(line)
+            if not name:
+                continue
+            if name.group(1) == SQL_START:
+                fields, started = SQL_START_FIELDS.search(line), SQL_START_TIME.findall(line)
+                if fields and started:
+                    yield {"Event": SQL_START, "executionId": int(fields.group(1)),
+                           "rootExecutionId": int(fields.group(2)),
+                           "description": json.loads(f'"{fields.group(3)}"'), "time": int(started[-1])}
+                continue
+            if name.group(1) not in READ:
+                continue
             try:
                 yield json.loads(line)
             except json.JSONDecodeError:
@@ -76,18 +104,27 @@ def summarize(events: Iterable[dict], start_ms: int, end_ms: int) -> dict:
         ``optimizer_records`` (Spark jobs of :data:`OPTIMIZER_PASS` and the rows
         their tasks read); ``peak_memory``: per executor the highest of
         :data:`PEAK_METRICS` over the window's stages, in bytes; ``call_sites``:
-        the costliest lines that started Spark jobs (``callSite.short``), with the
-        wall seconds of their jobs and their tasks' run time.
+        the costliest lines that started Spark work (a SQL query's description,
+        else a job's ``callSite.short``), with the wall seconds of their queries
+        or jobs and their tasks' run time.
     """
     totals = dict.fromkeys(("tasks", "task_seconds", "input_bytes", "output_bytes", "shuffle_read_bytes",
                             "shuffle_write_bytes", "spill_memory_bytes", "spill_disk_bytes"), 0)
     jobs, pass_jobs, stage_job, stage_end, stage_peaks = 0, set(), {}, {}, []
     pass_records = 0
-    job_site, job_started, site_wall, site_tasks = {}, {}, {}, {}
+    # Call sites: a SQL query's jobs (broadcasts and subqueries included) belong to the
+    # query's root execution, named by the line that ran it; other jobs (MLlib's) by their own call site.
+    job_site, job_started, site_wall, site_tasks, query_site, query_started = {}, {}, {}, {}, {}, {}
     within = range(start_ms, end_ms + 1)
     for event in events:
         kind = event.get("Event")
-        if kind == "SparkListenerJobStart" and event["Submission Time"] in within:
+        if kind == SQL_START and event["time"] in within and event["executionId"] == event["rootExecutionId"]:
+            query_site[event["executionId"]] = event["description"]
+            query_started[event["executionId"]] = event["time"]
+        elif kind == SQL_END and event["executionId"] in query_started:
+            site = query_site[event["executionId"]]
+            site_wall[site] = site_wall.get(site, 0) + event["time"] - query_started.pop(event["executionId"])
+        elif kind == "SparkListenerJobStart" and event["Submission Time"] in within:
             jobs += 1
             stages = event.get("Stage Infos") or [{}]
             first = min(stages, key=lambda s: s.get("Stage ID", 0)) if stages[0] else {}
@@ -95,9 +132,12 @@ def summarize(events: Iterable[dict], start_ms: int, end_ms: int) -> dict:
                 stage_job[stage["Stage ID"]] = event["Job ID"]
             if OPTIMIZER_PASS.search(first.get("Stage Name", "")):
                 pass_jobs.add(event["Job ID"])
-            job_site[event["Job ID"]] = (event.get("Properties") or {}).get("callSite.short") or first.get(
-                "Stage Name", "?")
-            job_started[event["Job ID"]] = event["Submission Time"]
+            properties = event.get("Properties") or {}
+            query = properties.get("spark.sql.execution.root.id")
+            job_site[event["Job ID"]] = (query_site.get(int(query)) if query is not None else None) or \
+                properties.get("callSite.short") or first.get("Stage Name", "?")
+            if query is None:
+                job_started[event["Job ID"]] = event["Submission Time"]
         elif kind == "SparkListenerJobEnd" and event["Job ID"] in job_started:
             site = job_site[event["Job ID"]]
             site_wall[site] = site_wall.get(site, 0) + event["Completion Time"] - job_started[event["Job ID"]]

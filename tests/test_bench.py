@@ -25,10 +25,19 @@ def task_end(stage: int, finish_ms: int, run_ms: int, shuffle_written: int, spil
                              "Shuffle Write Metrics": {"Shuffle Bytes Written": shuffle_written}}}
 
 
-def job_start(job: int, submitted_ms: int, stages: dict[int, str], site: str | None = None) -> dict:
+def job_start(job: int, submitted_ms: int, stages: dict[int, str], query: int | None = None) -> dict:
+    properties = {"callSite.short": "$anonfun$withThreadLocalCaptured$2 at CompletableFuture.java:1768"}
+    if query is not None:
+        properties["spark.sql.execution.root.id"] = str(query)
     return {"Event": "SparkListenerJobStart", "Job ID": job, "Submission Time": submitted_ms,
-            "Stage Infos": [{"Stage ID": s, "Stage Name": n} for s, n in stages.items()],
-            "Properties": {"callSite.short": site} if site else {}}
+            "Stage Infos": [{"Stage ID": s, "Stage Name": n} for s, n in stages.items()], "Properties": properties}
+
+
+def query(execution: int, root: int, description: str, started_ms: int, ended_ms: int) -> list[dict]:
+    """A SQL execution's start and end, as :func:`sparkmetrics.read_events` yields them."""
+    return [{"Event": sparkmetrics.SQL_START, "executionId": execution, "rootExecutionId": root,
+             "description": description, "time": started_ms},
+            {"Event": sparkmetrics.SQL_END, "executionId": execution, "time": ended_ms}]
 
 
 def job_end(job: int, completed_ms: int) -> dict:
@@ -47,10 +56,15 @@ EVENTS = [
     task_end(0, 900, 5000, 999, 999),
     *stage_metrics(0, 900, "driver", 9 * 2**30, 9 * 2**30),
     # In the window: an ordinary job and two optimizer passes (L-BFGS step, tree level).
-    job_start(1, 1000, {1: "parquet at NativeMethodAccessorImpl.java:0"}, site="first at build.py:257"),
+    # A query (and a broadcast under it) run from build.py:257; its job is named by the query.
+    query(7, 7, "first at build.py:257", 1000, 1260)[0],
+    query(8, 7, "broadcast exchange", 1010, 1020)[0],
+    job_start(1, 1000, {1: "parquet at NativeMethodAccessorImpl.java:0"}, query=7),
     task_end(1, 1100, 1500, 300, 0),
     task_end(1, 1200, 500, 200, 64),
     job_end(1, 1250),
+    query(8, 7, "broadcast exchange", 1010, 1020)[1],
+    query(7, 7, "first at build.py:257", 1000, 1260)[1],
     *stage_metrics(1, 1200, "driver", 2 * 2**30, 3 * 2**30),
     job_start(2, 1300, {3: "treeAggregate at RDDLossFunction.scala:61", 2: "map at X.scala:1"}),
     task_end(2, 1350, 100, 0, 0),  # the job's first stage is 2: its records count too
@@ -74,10 +88,10 @@ def test_event_log_totals_count_only_the_window():
                                    "ProcessTreeJVMRSSMemory": 4 * 2**30, "ProcessTreePythonRSSMemory": 0},
                         "1": {"JVMHeapMemory": 2**29, "JVMOffHeapMemory": 0, "OnHeapExecutionMemory": 0,
                               "ProcessTreeJVMRSSMemory": 2**30, "ProcessTreePythonRSSMemory": 0}},
-        # Named by the line that started the job, else by the job's first stage.
-        "call_sites": [{"site": "first at build.py:257", "wall_seconds": 0.2, "task_seconds": 2.0},
-                       {"site": "map at X.scala:1", "wall_seconds": 0.1, "task_seconds": 0.2},
-                       {"site": "collectAsMap at RandomForest.scala:693", "wall_seconds": 0.1, "task_seconds": 0.1}],
+        # A query's jobs by the query's line, other jobs by their own call site.
+        "call_sites": [{"site": "first at build.py:257", "wall_seconds": 0.3, "task_seconds": 2.0},
+                       {"site": "$anonfun$withThreadLocalCaptured$2 at CompletableFuture.java:1768",
+                        "wall_seconds": 0.3, "task_seconds": 0.3}],
     }
     assert sparkmetrics.peak_gib(summary, "ProcessTreeJVMRSSMemory") == 4.0
 
@@ -89,10 +103,19 @@ def test_optimizer_passes_are_named_by_the_jobs_first_stage():
 
 
 def test_event_log_of_a_running_application_skips_a_half_written_line(tmp_path: Path):
+    """Spark writes compact JSON; a SQL execution's start carries its whole plan, of which only the head is read."""
+    sql_start = {"Event": sparkmetrics.SQL_START, "executionId": 7, "rootExecutionId": 7,
+                 "description": 'first at "build.py":257', "details": "a stack", "physicalPlanDescription": "x" * 10_000,
+                 "sparkPlanInfo": {"nodeName": "Project", "metrics": [{"name": "time", "accumulatorId": 3}]},
+                 "time": 1000, "modifiedConfigs": {}, "jobTags": [], "jobGroupId": None}
+    unread = {"Event": "SparkListenerTaskStart", "Stage ID": 1}
     log = tmp_path / "local-1.inprogress"
-    log.write_text("\n".join(json.dumps(e) for e in EVENTS[:3]) + '\n{"Event": "SparkListenerTa')
+    lines = [json.dumps(e, separators=(",", ":")) for e in (EVENTS[0], unread, sql_start, EVENTS[1])]
+    log.write_text("\n".join(lines) + '\n{"Event":"SparkListenerTa')
     assert sparkmetrics.event_log(tmp_path, "local-1") == log
-    assert list(sparkmetrics.read_events(log)) == EVENTS[:3]
+    assert list(sparkmetrics.read_events(log)) == [
+        EVENTS[0], {"Event": sparkmetrics.SQL_START, "executionId": 7, "rootExecutionId": 7,
+                    "description": 'first at "build.py":257', "time": 1000}, EVENTS[1]]
     with pytest.raises(FileNotFoundError, match="local-2"):
         sparkmetrics.event_log(tmp_path, "local-2")
 

@@ -15,7 +15,7 @@ from conftest import synthetic_state_settings
 from votelake import contracts, publish
 from votelake.config import REPO_ROOT, PublishSettings
 from votelake.jobs.common import Lakehouse, load_catalog
-from votelake.jobs.score import SCORING_RUN_KEY, distribution_gate, published_run, with_deciles
+from votelake.jobs.score import SCORING_RUN_KEY, bounded_uplift, distribution_gate, published_run, with_deciles
 from votelake.quality import QualityGateError
 
 CONTRACTS = contracts.load_contracts(REPO_ROOT / "conf" / "contracts")
@@ -224,3 +224,9 @@ def test_deciles_are_within_the_state(spark):
         [("NC", float(v), v // 10 + 1) for v in range(100)] + [("OH", float(v), v // 2 + 1) for v in range(20)]
         + [("OH", None, None)], "state string, p double, p_decile int")
     assertDataFrameEqual(with_deciles(rows, {"p_decile": "p"}), expected)
+
+
+def test_uplift_estimates_beyond_a_probability_change_are_clipped(spark):
+    rows = spark.createDataFrame([(1, 1.27), (2, 0.05), (3, -1.5), (4, None)], "id int, uplift double")
+    expected = spark.createDataFrame([(1, 1.0), (2, 0.05), (3, -1.0), (4, None)], "id int, uplift double")
+    assertDataFrameEqual(rows.select("id", bounded_uplift(F.col("uplift")).alias("uplift")), expected)
