@@ -266,6 +266,7 @@ def run_job(name: str, spark: SparkSession, settings: Settings, events_dir: Path
     spark_totals = sparkmetrics.summarize(sparkmetrics.read_events(sparkmetrics.event_log(events_dir, app_id)),
                                           start, end)
     seconds = (end - start) / 1000
+    print(f"[bench] {name}: {seconds:,.1f} s", flush=True)
     rows_out = sum(o["rows"] for o in outputs.values())
     return {
         "seconds": round(seconds, 1), "window_ms": [start, end],
