@@ -60,17 +60,16 @@ from pyspark.sql import functions as F
 
 import votelake
 from votelake.config import Settings
-from votelake.jobs import build, ingest, score, synth, train
 from votelake.jobs.common import Lakehouse, load_catalog, session_for
 from votelake.landing import list_files
 from votelake.models import propensity as prop
+from votelake.models import tracking
 
 from bench import sparkmetrics
-from bench.model_quality import RESULTS, settings_for, write_results
-from bench.score_scale import PeakMemory
+from bench.model_quality import JOBS, RESULTS, settings_for, write_results
+from bench.score_scale import PeakMemory, score_inputs
 from bench.storage_bench import machine
 
-JOBS = {"synth": synth.run, "ingest": ingest.run, "build": build.run, "train": train.run, "score": score.run}
 IO_JOBS = ("synth", "ingest", "build", "score")
 CALL_SITES_SHOWN = 4  # per job, in the Markdown summary (the JSON keeps more)
 
@@ -141,7 +140,7 @@ def folder_bytes(path: Path) -> int:
 
 def landing_text(spark: SparkSession, settings: Settings) -> DataFrame | None:
     """Every configured landing source's files as lines of text (what ingest reads)."""
-    files = [f.uri for s in settings.sources for f in list_files(str(settings.landing / s.path), s.files)]
+    files = [f.uri for s in settings.sources for f in list_files(str(settings.source_path(s)), s.files)]
     return spark.read.text(files) if files else None
 
 
@@ -154,16 +153,8 @@ def job_inputs(name: str, spark: SparkSession, settings: Settings) -> list[DataF
     if name == "build":
         return [lake.read(f"bronze.{s.name}") for s in settings.sources if lake.version(f"bronze.{s.name}") is not None]
     if name == "score":
-        return [score_inputs(settings, lake)]
+        return [score_inputs(settings, lake)[0]]
     return []  # synth reads nothing
-
-
-def score_inputs(settings: Settings, lake: Lakehouse) -> DataFrame:
-    """The feature rows the score job reads: the scoring date's and the calibration election's."""
-    features = lake.read("gold.voter_features")
-    dates = train.feature_dates(features)
-    election = score.calibration_election(settings, lake, dates[-1])
-    return features.where(F.col("as_of_date").isin(sorted({dates[-1], election})))
 
 
 def write_floor(spark: SparkSession, outputs: dict[str, dict], landing: Path | None, tmp: Path) -> float:
@@ -199,10 +190,7 @@ def pass_seconds(spark: SparkSession, settings: Settings, reps: int = 3) -> dict
     The pass sums every numeric model input, reading each cached row once,
     which is what one optimizer step does at the least.
     """
-    lake = Lakehouse.open(spark, settings)
-    features = lake.read("gold.voter_features")
-    dates = train.feature_dates(features)
-    election = score.calibration_election(settings, lake, dates[-1])
+    features, election = score_inputs(settings, Lakehouse.open(spark, settings))
     rows = features.where(F.col("as_of_date") == F.lit(election)).select(
         *[F.col(c).cast("double").alias(c) for c in prop.TURNOUT.numeric]).cache()
     count = rows.count()
@@ -219,7 +207,8 @@ def train_floor(spark: SparkSession, settings: Settings, events: Path, window: t
     its pass costs the reference pass scaled by the rows it fitted.
     """
     reference = pass_seconds(spark, settings)
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    tracking.configure(settings.mlflow)
+    logged = list(sparkmetrics.read_events(events))  # one read of the log for every run's window
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
                               filter_string=f"attributes.start_time >= {window[0]}")
     per_run, seconds = [], 0.0
@@ -228,8 +217,7 @@ def train_floor(spark: SparkSession, settings: Settings, events: Path, window: t
             continue
         metrics = run.data.metrics
         fitted = metrics.get("train_rows") or metrics.get("experiment_rows") or reference["rows"]
-        passes = sparkmetrics.summarize(sparkmetrics.read_events(events), run.info.start_time,
-                                        run.info.end_time)["optimizer_passes"]
+        passes = sparkmetrics.summarize(logged, run.info.start_time, run.info.end_time)["optimizer_passes"]
         cost = passes * reference["seconds"] * fitted / max(reference["rows"], 1)
         seconds += cost
         per_run.append({"run": run.info.run_name, "passes": passes, "rows": int(fitted), "floor_seconds": round(cost, 1)})
@@ -432,7 +420,7 @@ def merged(previous: dict, result: dict) -> dict:
         run["turnout"] = new["turnout"]
     peer_runs = {**previous.get("peer_runs", {}), **result["peer_runs"]}
     return {**result, "command": f"{previous['command']} && {result['command']}", "jobs": list(run["jobs"]),
-            "medians": medians([run]), "runs": [run], "machine": [previous["machine"], result["machine"]][-1],
+            "medians": medians([run]), "runs": [run],
             "peers": {engine: peer_medians(runs) for engine, runs in peer_runs.items()}, "peer_runs": peer_runs}
 
 

@@ -103,6 +103,14 @@ def copies_of(df: DataFrame, copies: int) -> DataFrame:
                          for c in df.columns])
 
 
+def score_inputs(settings, lake: Lakehouse) -> tuple[DataFrame, dt.date]:
+    """The feature rows the score job reads (the scoring date's and the calibration election's), and that election."""
+    features = lake.read("gold.voter_features")
+    dates = feature_dates(features)
+    election = score.calibration_election(settings, lake, dates[-1])
+    return features.where(F.col("as_of_date").isin(sorted({dates[-1], election}))), election
+
+
 def prepare_copies(source_settings, source: Lakehouse, target: Lakehouse, results: Path | None, copies: int,
                    out: Path) -> dict:
     """Write the copied state's inputs of the score job under the target lakehouse.
@@ -119,11 +127,7 @@ def prepare_copies(source_settings, source: Lakehouse, target: Lakehouse, result
         Rows written and seconds.
     """
     started = time.perf_counter()
-    features = source.read("gold.voter_features")
-    dates = feature_dates(features)
-    election = score.calibration_election(source_settings, source, dates[-1])
-    # The scoring date and the calibration election's voters: what the score job reads.
-    needed = features.where(F.col("as_of_date").isin([d for d in dates if d in (dates[-1], election)]))
+    needed, election = score_inputs(source_settings, source)
     written = target.write(copies_of(needed, copies), "gold.voter_features", "overwrite", gate=False)
     # County names only: persons need not be copied.
     target.write(source.read("silver.persons"), "silver.persons", "overwrite", gate=False)

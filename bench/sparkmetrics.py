@@ -126,8 +126,8 @@ def summarize(events: Iterable[dict], start_ms: int, end_ms: int) -> dict:
             site_wall[site] = site_wall.get(site, 0) + event["time"] - query_started.pop(event["executionId"])
         elif kind == "SparkListenerJobStart" and event["Submission Time"] in within:
             jobs += 1
-            stages = event.get("Stage Infos") or [{}]
-            first = min(stages, key=lambda s: s.get("Stage ID", 0)) if stages[0] else {}
+            stages = event.get("Stage Infos") or []
+            first = min(stages, key=lambda s: s["Stage ID"], default={})
             for stage in stages:
                 stage_job[stage["Stage ID"]] = event["Job ID"]
             if OPTIMIZER_PASS.search(first.get("Stage Name", "")):

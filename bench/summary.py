@@ -111,8 +111,7 @@ def markdown(results: list[dict], notes: str = "") -> str:
     for job in [*jobs, "total"]:
         seconds = [r["medians"][job]["seconds"] for r in results]
         b = exponent(voters, seconds)
-        lines.append(f"| {job} | " + " | ".join(f"{s:,.1f}" for s in seconds) + f" | {b:.2f} |" if b is not None
-                     else f"| {job} | " + " | ".join(f"{s:,.1f}" for s in seconds) + " | — |")
+        lines.append(f"| {job} | " + " | ".join(f"{s:,.1f}" for s in seconds) + f" | {'—' if b is None else f'{b:.2f}'} |")
     lines += ["", "Repetitions per size: " + ", ".join(f"{r['voters']:,}: {r['reps']}" for r in results) + ".", "",
               "## Each job against its floor (job seconds / floor seconds)", "",
               "| job | " + " | ".join(f"{v:,}" for v in voters) + " |", "|---|" + "---:|" * len(voters)]

@@ -14,8 +14,9 @@ from pyspark.testing import assertDataFrameEqual
 from conftest import synthetic_state_settings
 from votelake import contracts, publish
 from votelake.config import REPO_ROOT, PublishSettings
+from votelake.models.propensity import bounded_uplift
 from votelake.jobs.common import Lakehouse, load_catalog
-from votelake.jobs.score import SCORING_RUN_KEY, bounded_uplift, distribution_gate, published_run, with_deciles
+from votelake.jobs.score import SCORING_RUN_KEY, distribution_gate, published_run, with_deciles
 from votelake.quality import QualityGateError
 
 CONTRACTS = contracts.load_contracts(REPO_ROOT / "conf" / "contracts")

@@ -80,19 +80,8 @@ def predict(champion: tracking.ChampionModel, spec: prop.ModelSpec, features: Da
     """
     scored = champion.model.transform(prop.model_frame(features, spec, extra=("person_id",)))
     if spec.kind == prop.PERSUASION.kind:
-        return scored.select("person_id", bounded_uplift(F.col(prop.UPLIFT)).alias("p"))
+        return scored.select("person_id", prop.bounded_uplift(F.col(prop.UPLIFT)).alias("p"))
     return scored.select("person_id", prop.positive_probability(scored).alias("p"))
-
-
-def bounded_uplift(uplift: Column) -> Column:
-    """An uplift estimate clipped to [-1, 1], the range of a change in a probability.
-
-    The uplift regressions are linear: for a few voters far out in their inputs
-    they extrapolate past ±1 (15 of 16,998 voters on a 20,000-voter state),
-    which the published contract rightly refuses.
-    """
-    # greatest/least skip nulls: without the guard a missing estimate would become -1.
-    return F.when(uplift.isNotNull(), F.least(F.greatest(uplift, F.lit(-1.0)), F.lit(1.0)))
 
 
 def county_names(persons: DataFrame) -> DataFrame:

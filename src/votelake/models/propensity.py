@@ -342,6 +342,17 @@ def in_holdout(key: Column, fraction: float, seed: int) -> Column:
     return bucket < F.lit(int(fraction * 10_000))
 
 
+def bounded_uplift(uplift: Column) -> Column:
+    """An uplift estimate clipped to [-1, 1], the range of a change in a probability.
+
+    The uplift regressions are linear: for a few voters far out in their inputs
+    they extrapolate past ±1 (15 of 16,998 voters on a 20,000-voter state),
+    which the published contract rightly refuses.
+    """
+    # greatest/least skip nulls: without the guard a missing estimate would become -1.
+    return F.when(uplift.isNotNull(), F.least(F.greatest(uplift, F.lit(-1.0)), F.lit(1.0)))
+
+
 def positive_probability(predictions: DataFrame, raw: bool = False) -> Column:
     """The probability of the positive class: calibrated when the model has the
     calibration stage (unless ``raw``), else from MLlib's ``probability`` vector."""
