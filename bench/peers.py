@@ -128,7 +128,7 @@ per_voter AS (
     FROM before GROUP BY ncid
 ),
 voted AS (SELECT DISTINCT h.ncid FROM history h, target t WHERE h.date = t.date)
-SELECT v.ncid, v.party_cd, v.gender_code, v.county_id,
+SELECT v.ncid, t.date AS target_date, v.party_cd, v.gender_code, v.county_id,
        year(t.date) - v.birth_year AS age,
        date_diff('day', v.registered, t.date) / 365.25 AS years_registered,
        coalesce(p.generals_voted, 0) AS generals_voted, coalesce(p.primaries_voted, 0) AS primaries_voted,
@@ -155,9 +155,7 @@ def features_duckdb(landing: Path) -> tuple[pd.DataFrame, str]:
     params = {"voters": [str(p) for p in newest_snapshot(landing)],
               "history": [str(p) for p in _files(landing / "ncvhis")]}
     frame = con.execute(DUCKDB_FEATURES, params).df()
-    target = con.execute("SELECT max(TRY_STRPTIME(election_lbl, '%m/%d/%Y')) FROM read_csv($history, delim = '\t', "
-                         "header = true, all_varchar = true) WHERE upper(election_desc) LIKE '%GENERAL%'",
-                         {"history": params["history"]}).fetchone()[0]
+    target = frame.pop("target_date").iloc[0]  # the one query reads the history once
     return frame, str(target.date())
 
 

@@ -168,7 +168,8 @@ def write_floor(spark: SparkSession, outputs: dict[str, dict], landing: Path | N
     """
     copies = [(spark.read.parquet(*o["files"]), "parquet") for o in outputs.values()]
     if landing is not None:
-        copies.append((spark.read.text(str(landing)), "text"))
+        # Every file under the landing folder, in its per-source subfolders.
+        copies.append((spark.read.option("recursiveFileLookup", "true").text(str(landing)), "text"))
     seconds = 0.0
     for i, (df, fmt) in enumerate(copies):
         copy = timed(lambda: df.write.mode("overwrite").format(fmt).save(str(tmp / f"copy{i}")))
@@ -243,6 +244,25 @@ def run_peer(engine: str, landing: Path, out: Path) -> dict:
 # -- one repetition ----------------------------------------------------------------
 
 
+def drained_log(spark: SparkSession, events_dir: Path, app_id: str, timeout: float = 120.0) -> Path:
+    """The application's event log once every event up to now is in it.
+
+    Spark writes the log from an asynchronous listener queue, so a job's last
+    stages can reach the file after the job returns. A marker query run now is
+    logged after them: once its end is in the file, so are they. (A session tag
+    would be simpler, but a tagged session's later MLlib tasks fail to serialise.)
+    """
+    marker = f"votelake_bench_drain_{time.time_ns()}"
+    spark.range(1).select(F.lit(marker).alias("marker")).collect()
+    log = sparkmetrics.event_log(events_dir, app_id)
+    deadline = time.monotonic() + timeout
+    while not sparkmetrics.query_logged(log, marker):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Spark's event log {log} did not catch up within {timeout:.0f} s")
+        time.sleep(0.5)
+    return log
+
+
 def run_job(name: str, spark: SparkSession, settings: Settings, events_dir: Path, app_id: str) -> dict:
     """Run one job under the memory sampler; its figures from the clock, ``/proc``, the event log and Delta."""
     before = lake_files(settings)
@@ -251,7 +271,7 @@ def run_job(name: str, spark: SparkSession, settings: Settings, events_dir: Path
         summary = JOBS[name](spark, settings)
     end = now_ms()
     outputs = added(before, lake_files(settings))
-    spark_totals = sparkmetrics.summarize(sparkmetrics.read_events(sparkmetrics.event_log(events_dir, app_id)),
+    spark_totals = sparkmetrics.summarize(sparkmetrics.read_events(drained_log(spark, events_dir, app_id)),
                                           start, end)
     seconds = (end - start) / 1000
     print(f"[bench] {name}: {seconds:,.1f} s", flush=True)
@@ -289,7 +309,7 @@ def repetition(spark: SparkSession, settings: Settings, events_dir: Path, app_id
             if name in figures:
                 figures[name]["floor"] = io_floor(name, spark, settings, figures[name]["_outputs"], tmp)
         if "train" in figures:
-            log = sparkmetrics.event_log(events_dir, app_id)
+            log = drained_log(spark, events_dir, app_id)
             figures["train"]["floor"] = train_floor(spark, settings, log, tuple(figures["train"]["window_ms"]))
     for job in figures.values():
         job.pop("_outputs")

@@ -5,7 +5,8 @@ after the other on one session, and asks :func:`summarize` about each job's
 time window. The event log works the same under ``local[*]`` and a standalone
 cluster (executor memory included), and needs neither the UI nor a handle on
 the JVM. Spark flushes it at every stage and job end, so the file of a running
-application (``<app id>.inprogress``) can be read between jobs.
+application (``<app id>.inprogress``) can be read between jobs, once the
+events queued before the read are written (:func:`query_logged`).
 
 Event format: one JSON object per line, as written by Spark's
 ``EventLoggingListener`` (``SparkListenerTaskEnd``, ``SparkListenerJobStart``,
@@ -61,6 +62,17 @@ EVENT_NAME = re.compile(r'^\{"Event":\s*"([^"]+)"')
 SQL_START_FIELDS = re.compile(r'"executionId":\s*(\d+),\s*"rootExecutionId":\s*(\d+),\s*'
                               r'"description":\s*"((?:[^"\\]|\\.)*)"')
 SQL_START_TIME = re.compile(r'"time":\s*(\d+)')
+
+
+def query_logged(path: Path, marker: str, tail_bytes: int = 8 << 20) -> bool:
+    """Whether the log's tail holds the end of a SQL query whose plan contains ``marker``."""
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - tail_bytes))
+        tail = f.read().decode("utf-8", errors="replace").splitlines()
+    started = {m.group(1) for line in tail if marker in line and EVENT_NAME.match(line)
+               and EVENT_NAME.match(line).group(1) == SQL_START for m in [SQL_START_FIELDS.search(line)] if m}
+    return any(EVENT_NAME.match(line) and EVENT_NAME.match(line).group(1) == SQL_END
+               and json.loads(line)["executionId"] == int(e) for line in tail for e in started)
 
 
 def read_events(path: Path) -> Iterator[dict]:

@@ -141,3 +141,18 @@ def test_scaling_exponent_and_memory_extrapolation():
     # 2 GiB at 1M, 6 GiB at 5M: 1 GiB per million more, so 24 GiB at 23M.
     assert memory_limit_voters([(1_000_000, 2.0), (5_000_000, 6.0)], 24.0) == 23_000_000
     assert memory_limit_voters([(1_000_000, 2.0)], 24.0) is None
+
+
+def test_a_marker_query_is_logged_only_once_its_end_is_written(tmp_path: Path):
+    log = tmp_path / "local-1.inprogress"
+    marker = "votelake_bench_drain_42"
+    start = {"Event": sparkmetrics.SQL_START, "executionId": 31, "rootExecutionId": 31,
+             "description": "collect at pipeline.py:1", "details": "",
+             "physicalPlanDescription": f"Project [{marker} AS marker#1]", "time": 5000}
+    lines = [json.dumps(e, separators=(",", ":")) for e in (*EVENTS, start)]
+    log.write_text("\n".join(lines) + "\n")
+    assert not sparkmetrics.query_logged(log, marker)
+    end = {"Event": sparkmetrics.SQL_END, "executionId": 31, "time": 5010}
+    log.write_text("\n".join([*lines, json.dumps(end, separators=(",", ":"))]) + "\n")
+    assert sparkmetrics.query_logged(log, marker)
+    assert not sparkmetrics.query_logged(log, "votelake_bench_drain_43")
