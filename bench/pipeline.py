@@ -300,19 +300,68 @@ def turnout_auc(train_summary: dict) -> dict:
 
 
 def repetition(spark: SparkSession, settings: Settings, events_dir: Path, app_id: str, jobs: list[str],
-               floors: bool) -> dict:
-    """Run the jobs once on a fresh state; their figures, the floors, the table sizes."""
-    figures = {name: run_job(name, spark, settings, events_dir, app_id) for name in jobs}
+               floors: bool, progress: Path | None = None) -> dict:
+    """Run the jobs once on a fresh state; their figures, the floors, the table sizes.
+
+    Each job's figures are also appended to ``progress`` (JSON lines) as the
+    job ends, so a run stopped part-way keeps what it measured (``--from-progress``).
+    """
+    figures = {}
+    for name in jobs:
+        figures[name] = run_job(name, spark, settings, events_dir, app_id)
+        log_progress(progress, {"job": name, **without_outputs(figures[name])})
     if floors:
         tmp = settings.storage.lakehouse.parent / "floor"
         for name in IO_JOBS:
             if name in figures:
                 figures[name]["floor"] = io_floor(name, spark, settings, figures[name]["_outputs"], tmp)
+                log_progress(progress, {"floor_of": name, **figures[name]["floor"]})
         if "train" in figures:
             log = drained_log(spark, events_dir, app_id)
             figures["train"]["floor"] = train_floor(spark, settings, log, tuple(figures["train"]["window_ms"]))
+            log_progress(progress, {"floor_of": "train", **figures["train"]["floor"]})
+    return run_record({name: without_outputs(job) for name, job in figures.items()}, settings)
+
+
+def log_progress(progress: Path | None, record: dict) -> None:
+    """Append one record (a run's start, a job's figures, a floor, a peer run) to the progress file."""
+    if progress is not None:
+        with progress.open("a") as out:
+            out.write(json.dumps(record, default=str) + "\n")
+
+
+def read_progress(progress: Path, settings: Settings) -> tuple[dict, list[dict], dict[str, list[dict]]]:
+    """What a run stopped part-way had measured, from its progress file.
+
+    Returns:
+        The run's start record (command, master), its repetitions (a job seen
+        again starts the next one), and the peer runs.
+    """
+    start, runs, peers = {}, [{}], {}
+    for line in progress.read_text().splitlines():
+        record = json.loads(line)
+        if "run" in record:
+            start = record["run"]
+        elif "job" in record:
+            name = record.pop("job")
+            if name in runs[-1]:
+                runs.append({})
+            runs[-1][name] = record
+        elif "floor_of" in record:
+            runs[-1][record.pop("floor_of")]["floor"] = record
+        elif "peer" in record:
+            peers.setdefault(record.pop("peer"), []).append(record)
+    return start, [run_record(figures, settings) for figures in runs if figures], peers
+
+
+def without_outputs(job: dict) -> dict:
+    """A job's figures without the list of files it added (needed only by the floors)."""
+    return {k: v for k, v in job.items() if k != "_outputs"}
+
+
+def run_record(figures: dict[str, dict], settings: Settings) -> dict:
+    """One repetition's record: its jobs' figures with floor ratios, the table sizes, the turnout AUC."""
     for job in figures.values():
-        job.pop("_outputs")
         if job.get("floor", {}).get("seconds"):  # a floor that rounds to 0 s gives no ratio
             job["floor_ratio"] = round(job["seconds"] / job["floor"]["seconds"], 1)
     result = {"jobs": figures, "table_sizes": table_sizes(settings),
@@ -383,6 +432,7 @@ def markdown(result: dict) -> str:
              f"Command: `{result['command']}`  ", f"Spark master: `{result['master']}`; {result['reps']} "
              f"repetition(s), medians shown; {mach['nproc']} cores, {mach['memory_gb']} GB; versions: "
              + ", ".join(f"{k} {v}" for k, v in result["versions"].items()), "",
+             *([f"**Stopped part-way:** {result['stopped']}", ""] if result.get("stopped") else []),
              "Peak memory: the driver JVM's resident set, sampled from /proc (in local mode it runs the "
              "executors too; a JVM keeps the heap it grew), and from Spark's event log the largest executor's "
              "resident set and JVM heap in use (on a cluster, the executors' own).", "",
@@ -458,13 +508,25 @@ def main(argv: list[str] | None = None) -> dict:
                         help="run --jobs on the state a --keep run left, and add them to its results")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--name", default=None, help="results file stem (default pipeline_<voters/1000>k)")
+    parser.add_argument("--from-progress", metavar="WHY",
+                        help="write the results of a run under --root that stopped part-way, saying why it stopped")
     args = parser.parse_args(argv)
     if args.resume and args.reps != 1:
         parser.error("--resume runs one repetition")
     stem = args.name or f"pipeline_{args.voters // 1000}k"
     root = args.root.resolve()
+    progress = root / "progress.jsonl"
+    command = "python -m bench pipeline " + " ".join(argv or sys.argv[1:])
+    if args.from_progress:
+        start, reps, peers = read_progress(progress, settings_for(args.voters, root / "state", args.overrides))
+        result = result_of(args.voters, start.get("command", command), start.get("master"), reps, peers)
+        result["stopped"] = args.from_progress
+        write_results(stem, result, markdown(result))
+        return result
     events_dir = root / "eventlog"
     events_dir.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        progress.unlink(missing_ok=True)
     jobs = [n for n in args.jobs.split(",") if n]
     reps, peers = [], {}
     spark = app_id = None
@@ -478,22 +540,28 @@ def main(argv: list[str] | None = None) -> dict:
         if spark is None:
             spark = session_for(settings)
             app_id = spark.conf.get("spark.app.id")
-        reps.append(repetition(spark, settings, events_dir, app_id, jobs, args.floors))
+            log_progress(progress, {"run": {"command": command, "master": spark.conf.get("spark.master")}})
+        reps.append(repetition(spark, settings, events_dir, app_id, jobs, args.floors, progress))
         print(f"[bench] repetition {rep + 1}: {reps[-1]['total_seconds']} s", flush=True)
         for engine in filter(None, args.peers.split(",")):
             peers.setdefault(engine, []).append(run_peer(engine, settings.landing, root / "peer"))
-    result = {
-        "voters": args.voters, "reps": args.reps, "command": "python -m bench pipeline " + " ".join(argv or sys.argv[1:]),
-        "master": spark.conf.get("spark.master"), "machine": machine(), "versions": versions(),
-        "jobs": jobs, "medians": medians(reps), "runs": reps,
-        "peers": {engine: peer_medians(runs) for engine, runs in peers.items()}, "peer_runs": peers,
-    }
+            log_progress(progress, {"peer": engine, **peers[engine][-1]})
+    result = result_of(args.voters, command, spark.conf.get("spark.master"), reps, peers)
     if args.resume and (RESULTS / f"{stem}.json").exists():
         result = merged(json.loads((RESULTS / f"{stem}.json").read_text()), result)
     write_results(stem, result, markdown(result))
     if not (args.keep or args.resume):
         shutil.rmtree(root / "state", ignore_errors=True)
     return result
+
+
+def result_of(voters: int, command: str, master: str | None, reps: list[dict], peers: dict[str, list[dict]]) -> dict:
+    """The results of one size: the command, machine and versions, per-job medians, every repetition, the peers."""
+    return {
+        "voters": voters, "reps": len(reps), "command": command, "master": master, "machine": machine(),
+        "versions": versions(), "jobs": list(reps[0]["jobs"]), "medians": medians(reps), "runs": reps,
+        "peers": {engine: peer_medians(runs) for engine, runs in peers.items()}, "peer_runs": peers,
+    }
 
 
 if __name__ == "__main__":

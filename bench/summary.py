@@ -39,8 +39,8 @@ def load(results: Path = RESULTS) -> list[dict]:
     return [json.loads(p.read_text()) for _, p in sorted(found)]
 
 
-def exponent(voters: list[int], seconds: list[float]) -> float | None:
-    """The least-squares slope of log(seconds) on log(voters); None with fewer than two sizes."""
+def exponent(voters: list[int], seconds: list[float | None]) -> float | None:
+    """The least-squares slope of log(seconds) on log(voters) (sizes without a time left out); None below two."""
     points = [(math.log(v), math.log(s)) for v, s in zip(voters, seconds) if s and s > 0]
     if len(points) < 2:
         return None
@@ -48,6 +48,17 @@ def exponent(voters: list[int], seconds: list[float]) -> float | None:
     my = sum(y for _, y in points) / len(points)
     sxx = sum((x - mx) ** 2 for x, _ in points)
     return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else None
+
+
+def all_jobs(results: list[dict]) -> list[str]:
+    """Every job measured at some size, in pipeline order (a size that stopped part-way lacks the later ones)."""
+    longest = max((r["jobs"] for r in results), key=len)
+    return [*longest, *(j for r in results for j in r["jobs"] if j not in longest)]
+
+
+def job_seconds(result: dict, job: str) -> float | None:
+    """A job's median seconds at one size, or None when that size did not reach it."""
+    return (result["medians"].get(job) or {}).get("seconds")
 
 
 def compared_seconds(result: dict) -> float:
@@ -74,9 +85,12 @@ def plot(results: list[dict], out: Path) -> None:
     """Time against voters on log-log axes, per job and in total."""
     voters = [r["voters"] for r in results]
     fig, ax = plt.subplots(figsize=(7, 5))
-    for job in results[-1]["jobs"]:
-        ax.plot(voters, [r["medians"][job]["seconds"] for r in results], marker="o", label=job)
-    ax.plot(voters, [r["medians"]["total"]["seconds"] for r in results], marker="s", color="black", label="total")
+    for job in all_jobs(results):
+        points = [(r["voters"], job_seconds(r, job)) for r in results if job_seconds(r, job)]
+        ax.plot(*zip(*points), marker="o", label=job)
+    complete = [r for r in results if not r.get("stopped")]
+    ax.plot([r["voters"] for r in complete], [r["medians"]["total"]["seconds"] for r in complete], marker="s",
+            color="black", label="total")
     peers = sorted({e for r in results for e in r.get("peers", {})})
     for engine in peers:
         points = [(r["voters"], r["peers"][engine]["seconds"]) for r in results
@@ -98,7 +112,7 @@ def plot(results: list[dict], out: Path) -> None:
 def markdown(results: list[dict], notes: str = "") -> str:
     """The summary over every size."""
     voters = [r["voters"] for r in results]
-    jobs = results[-1]["jobs"]
+    jobs = all_jobs(results)
     memory = results[-1]["machine"].get("memory_gb") or 0
     lines = ["# votelake at state scale: summary", "",
              "Every figure below comes from one `python -m bench pipeline` run per size on this machine "
@@ -109,16 +123,20 @@ def markdown(results: list[dict], notes: str = "") -> str:
              "| job | " + " | ".join(f"{v:,}" for v in voters) + " | exponent |",
              "|---|" + "---:|" * (len(voters) + 1)]
     for job in [*jobs, "total"]:
-        seconds = [r["medians"][job]["seconds"] for r in results]
+        # A size that stopped part-way has no total, and none for the jobs it did not reach.
+        seconds = [None if job == "total" and r.get("stopped") else job_seconds(r, job) for r in results]
         b = exponent(voters, seconds)
-        lines.append(f"| {job} | " + " | ".join(f"{s:,.1f}" for s in seconds) + f" | {'—' if b is None else f'{b:.2f}'} |")
+        lines.append(f"| {job} | " + " | ".join("—" if s is None else f"{s:,.1f}" for s in seconds)
+                     + f" | {'—' if b is None else f'{b:.2f}'} |")
     lines += ["", "Repetitions per size: " + ", ".join(f"{r['voters']:,}: {r['reps']}" for r in results) + ".", "",
+              *[f"Stopped part-way at {r['voters']:,} voters: {r['stopped']}" for r in results if r.get("stopped")],
+              "",
               "## Each job against its floor (job seconds / floor seconds)", "",
               "| job | " + " | ".join(f"{v:,}" for v in voters) + " |", "|---|" + "---:|" * len(voters)]
     for job in jobs:
         lines.append(f"| {job} | " + " | ".join(
-            f"{r['medians'][job]['floor_ratio']}" if r["medians"][job].get("floor_ratio") is not None else "—"
-            for r in results) + " |")
+            f"{r['medians'][job]['floor_ratio']}" if (r["medians"].get(job) or {}).get("floor_ratio") is not None
+            else "—" for r in results) + " |")
     lines += ["", "## votelake against single-node peers (same landing files, cores and memory)", "",
               "votelake time is ingest + build + train + score: it also resolves identities, checks every table, "
               "trains three model types and publishes under contracts; the peers fit one turnout model.", "",

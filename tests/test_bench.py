@@ -10,7 +10,9 @@ import pytest
 from deltalake import write_deltalake
 
 from bench import sparkmetrics
-from bench.pipeline import added, table_files
+from bench import summary
+from bench.model_quality import settings_for
+from bench.pipeline import added, log_progress, markdown, read_progress, result_of, table_files
 from bench.summary import exponent, memory_limit_voters
 
 
@@ -156,3 +158,40 @@ def test_a_marker_query_is_logged_only_once_its_end_is_written(tmp_path: Path):
     log.write_text("\n".join([*lines, json.dumps(end, separators=(",", ":"))]) + "\n")
     assert sparkmetrics.query_logged(log, marker)
     assert not sparkmetrics.query_logged(log, "votelake_bench_drain_43")
+
+
+def job_figures(seconds: float) -> dict:
+    """The figures the bench records for one job (those the summaries read)."""
+    return {"seconds": seconds, "voters_per_second": 1000 / seconds, "rows_out_per_second": 0,
+            "peak_driver_jvm_gib": 2.0, "peak_python_gib": 0.5, "peak_executor_rss_gib": 2.0,
+            "peak_executor_heap_gib": 1.0, "spark": {"shuffle_write_bytes": 0, "spill_disk_bytes": 0, "call_sites": []}}
+
+
+def test_a_run_stopped_part_way_keeps_what_it_measured(tmp_path: Path):
+    progress = tmp_path / "progress.jsonl"
+    log_progress(progress, {"run": {"command": "python -m bench pipeline --voters 1000", "master": "local[2]"}})
+    for name, seconds in [("synth", 10.0), ("ingest", 20.0)]:
+        log_progress(progress, {"job": name, **job_figures(seconds)})
+    log_progress(progress, {"floor_of": "ingest", "read_seconds": 1.0, "write_seconds": 3.0, "seconds": 4.0})
+    log_progress(progress, {"job": "synth", **job_figures(30.0)})  # a second repetition, stopped after synth
+    log_progress(progress, {"peer": "duckdb", "failed": "exit code -9"})
+    log_progress(None, {"job": "ignored"})  # no progress file: nothing written
+
+    start, reps, peers = read_progress(progress, settings_for(1000, tmp_path / "state", []))
+    assert start == {"command": "python -m bench pipeline --voters 1000", "master": "local[2]"}
+    assert [list(r["jobs"]) for r in reps] == [["synth", "ingest"], ["synth"]]
+    assert reps[0]["jobs"]["ingest"]["floor_ratio"] == 5.0 and "floor_ratio" not in reps[0]["jobs"]["synth"]
+    assert [r["total_seconds"] for r in reps] == [30.0, 30.0]
+    assert reps[0]["table_sizes"] == {}  # the state folder holds no table
+    assert peers == {"duckdb": [{"failed": "exit code -9"}]}
+
+    stopped = {**result_of(1000, start["command"], start["master"], reps[:1], {}), "stopped": "the sitting ended"}
+    assert "**Stopped part-way:** the sitting ended" in markdown(stopped)
+    complete = result_of(100, "python -m bench pipeline --voters 100", "local[2]",
+                         [{"jobs": {n: job_figures(s) for n, s in [("synth", 1.0), ("ingest", 2.0), ("build", 4.0)]},
+                           "table_sizes": {}, "total_seconds": 7.0}], {})
+    text = summary.markdown([complete, stopped])
+    # The stopped size shows the jobs it reached and no total; the exponent uses the sizes that have a time.
+    assert "| ingest | 2.0 | 20.0 | 1.00 |" in text
+    assert "| build | 4.0 | — | — |" in text and "| total | 7.0 | — | — |" in text
+    assert "Stopped part-way at 1,000 voters: the sitting ended" in text
