@@ -320,7 +320,7 @@ def repetition(spark: SparkSession, settings: Settings, events_dir: Path, app_id
             log = drained_log(spark, events_dir, app_id)
             figures["train"]["floor"] = train_floor(spark, settings, log, tuple(figures["train"]["window_ms"]))
             log_progress(progress, {"floor_of": "train", **figures["train"]["floor"]})
-    return run_record({name: without_outputs(job) for name, job in figures.items()}, settings)
+    return run_record({name: without_outputs(job) for name, job in figures.items()}, table_sizes(settings))
 
 
 def log_progress(progress: Path | None, record: dict) -> None:
@@ -351,7 +351,8 @@ def read_progress(progress: Path, settings: Settings) -> tuple[dict, list[dict],
             runs[-1][record.pop("floor_of")]["floor"] = record
         elif "peer" in record:
             peers.setdefault(record.pop("peer"), []).append(record)
-    return start, [run_record(figures, settings) for figures in runs if figures], peers
+    sizes = table_sizes(settings)  # the state as the run left it
+    return start, [run_record(figures, sizes) for figures in runs if figures], peers
 
 
 def without_outputs(job: dict) -> dict:
@@ -359,12 +360,12 @@ def without_outputs(job: dict) -> dict:
     return {k: v for k, v in job.items() if k != "_outputs"}
 
 
-def run_record(figures: dict[str, dict], settings: Settings) -> dict:
+def run_record(figures: dict[str, dict], sizes: dict[str, dict]) -> dict:
     """One repetition's record: its jobs' figures with floor ratios, the table sizes, the turnout AUC."""
     for job in figures.values():
         if job.get("floor", {}).get("seconds"):  # a floor that rounds to 0 s gives no ratio
             job["floor_ratio"] = round(job["seconds"] / job["floor"]["seconds"], 1)
-    result = {"jobs": figures, "table_sizes": table_sizes(settings),
+    result = {"jobs": figures, "table_sizes": sizes,
               "total_seconds": round(sum(j["seconds"] for j in figures.values()), 1)}
     if "train" in figures:
         result["turnout"] = turnout_auc(figures["train"]["summary"])

@@ -69,10 +69,14 @@ def query_logged(path: Path, marker: str, tail_bytes: int = 8 << 20) -> bool:
     with path.open("rb") as f:
         f.seek(max(0, path.stat().st_size - tail_bytes))
         tail = f.read().decode("utf-8", errors="replace").splitlines()
-    started = {m.group(1) for line in tail if marker in line and EVENT_NAME.match(line)
-               and EVENT_NAME.match(line).group(1) == SQL_START for m in [SQL_START_FIELDS.search(line)] if m}
-    return any(EVENT_NAME.match(line) and EVENT_NAME.match(line).group(1) == SQL_END
-               and json.loads(line)["executionId"] == int(e) for line in tail for e in started)
+    started, ended = set(), set()
+    for line in tail:
+        name = EVENT_NAME.match(line)
+        if name and name.group(1) == SQL_START and marker in line and (fields := SQL_START_FIELDS.search(line)):
+            started.add(int(fields.group(1)))
+        elif name and name.group(1) == SQL_END:
+            ended.add(json.loads(line)["executionId"])
+    return bool(started & ended)
 
 
 def read_events(path: Path) -> Iterator[dict]:

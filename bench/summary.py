@@ -56,9 +56,9 @@ def all_jobs(results: list[dict]) -> list[str]:
     return [*longest, *(j for r in results for j in r["jobs"] if j not in longest)]
 
 
-def job_seconds(result: dict, job: str) -> float | None:
-    """A job's median seconds at one size, or None when that size did not reach it."""
-    return (result["medians"].get(job) or {}).get("seconds")
+def job_median(result: dict, job: str, figure: str = "seconds") -> float | None:
+    """A job's median figure at one size, or None when that size did not reach it (or has no such figure)."""
+    return (result["medians"].get(job) or {}).get(figure)
 
 
 def compared_seconds(result: dict) -> float:
@@ -86,7 +86,7 @@ def plot(results: list[dict], out: Path) -> None:
     voters = [r["voters"] for r in results]
     fig, ax = plt.subplots(figsize=(7, 5))
     for job in all_jobs(results):
-        points = [(r["voters"], job_seconds(r, job)) for r in results if job_seconds(r, job)]
+        points = [(r["voters"], s) for r in results if (s := job_median(r, job))]
         ax.plot(*zip(*points), marker="o", label=job)
     complete = [r for r in results if not r.get("stopped")]
     ax.plot([r["voters"] for r in complete], [r["medians"]["total"]["seconds"] for r in complete], marker="s",
@@ -124,7 +124,7 @@ def markdown(results: list[dict], notes: str = "") -> str:
              "|---|" + "---:|" * (len(voters) + 1)]
     for job in [*jobs, "total"]:
         # A size that stopped part-way has no total, and none for the jobs it did not reach.
-        seconds = [None if job == "total" and r.get("stopped") else job_seconds(r, job) for r in results]
+        seconds = [None if job == "total" and r.get("stopped") else job_median(r, job) for r in results]
         b = exponent(voters, seconds)
         lines.append(f"| {job} | " + " | ".join("—" if s is None else f"{s:,.1f}" for s in seconds)
                      + f" | {'—' if b is None else f'{b:.2f}'} |")
@@ -135,8 +135,7 @@ def markdown(results: list[dict], notes: str = "") -> str:
               "| job | " + " | ".join(f"{v:,}" for v in voters) + " |", "|---|" + "---:|" * len(voters)]
     for job in jobs:
         lines.append(f"| {job} | " + " | ".join(
-            f"{r['medians'][job]['floor_ratio']}" if (r["medians"].get(job) or {}).get("floor_ratio") is not None
-            else "—" for r in results) + " |")
+            "—" if (ratio := job_median(r, job, "floor_ratio")) is None else f"{ratio}" for r in results) + " |")
     lines += ["", "## votelake against single-node peers (same landing files, cores and memory)", "",
               "votelake time is ingest + build + train + score: it also resolves identities, checks every table, "
               "trains three model types and publishes under contracts; the peers fit one turnout model.", "",

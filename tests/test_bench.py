@@ -9,8 +9,7 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from bench import sparkmetrics
-from bench import summary
+from bench import sparkmetrics, summary
 from bench.model_quality import settings_for
 from bench.pipeline import added, log_progress, markdown, read_progress, result_of, table_files
 from bench.summary import exponent, memory_limit_voters
