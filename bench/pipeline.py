@@ -21,8 +21,8 @@ Floors, measured in the same run after each repetition's jobs:
   sink) plus a plain Parquet write of the bytes the job wrote (the files it
   added, read back and written again, minus the time to only read them).
 - train: the optimizer's passes (Spark jobs of L-BFGS steps and tree levels,
-  counted in the event log per MLflow run) times the time of one pass over
-  the cached feature rows, scaled by the rows each run fitted.
+  counted in the event log over the train job's window), each costing one
+  pass over the cached feature rows scaled by the rows the pass read.
 
 Peers (``--peers pandas,duckdb``): ``bench.peers`` on the same landing files,
 in a child process with the same cores and memory, ``--reps`` times.
@@ -30,6 +30,9 @@ in a child process with the same cores and memory, ``--reps`` times.
 A state too large to run in one sitting runs in parts: ``--jobs
 synth,ingest,build --keep``, then ``--jobs train,score --resume`` on the same
 root adds the later jobs to the same results (each job still measured alone).
+A run stopped part-way keeps its figures in ``<root>/progress.jsonl``:
+``--measure-floors`` measures the floors it did not reach on the state it left,
+and ``--from-progress WHY`` writes its results.
 
 Writes ``bench/results/pipeline_<voters/1000>k.{json,md}``; ``python -m bench
 summary`` collects every size into the scaling curve and the ratios.
@@ -49,6 +52,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -63,7 +67,6 @@ from votelake.config import Settings
 from votelake.jobs.common import Lakehouse, load_catalog, session_for
 from votelake.landing import list_files
 from votelake.models import propensity as prop
-from votelake.models import tracking
 
 from bench import sparkmetrics
 from bench.model_quality import JOBS, RESULTS, settings_for, write_results
@@ -94,17 +97,24 @@ def scan(df: DataFrame) -> None:
 # -- Delta tables ------------------------------------------------------------------
 
 
-def table_files(uri: str) -> dict[str, tuple[int, int]]:
-    """The data files of a Delta table's current version: path → (bytes, rows); empty when absent."""
+def table_files(uri: str, written: tuple[int, int] | None = None) -> dict[str, tuple[int, int]]:
+    """The data files of a Delta table's current version: path → (bytes, rows); empty when absent.
+
+    Args:
+        uri: the table's location.
+        written: (start, end) epoch milliseconds: only the files written in that window.
+    """
     try:
         table = DeltaTable(uri)
     except TableNotFoundError:
         return {}
     actions = pa.table(table.get_add_actions(flatten=True))
     root = table.table_uri.removeprefix("file://").rstrip("/")
-    return {f"{root}/{p}": (s, r or 0) for p, s, r in zip(actions["path"].to_pylist(),
-                                                           actions["size_bytes"].to_pylist(),
-                                                           actions["num_records"].to_pylist())}
+    return {f"{root}/{p}": (s, r or 0) for p, s, r, t in zip(actions["path"].to_pylist(),
+                                                              actions["size_bytes"].to_pylist(),
+                                                              actions["num_records"].to_pylist(),
+                                                              actions["modification_time"].to_pylist())
+            if written is None or written[0] <= t <= written[1]}
 
 
 def lake_files(settings: Settings) -> dict[str, dict[str, tuple[int, int]]]:
@@ -121,6 +131,26 @@ def added(before: dict, after: dict) -> dict[str, dict]:
             out[name] = {"files": sorted(new), "bytes": sum(s for s, _ in new.values()),
                          "rows": sum(r for _, r in new.values())}
     return out
+
+
+def kept_outputs(settings: Settings, job: dict) -> dict[str, dict]:
+    """The files a job added, rebuilt from the state it left: the current files written within its window.
+
+    Args:
+        settings: the state's settings.
+        job: the job's recorded figures (its ``window_ms`` and the ``tables`` it added).
+
+    Raises:
+        RuntimeError: when they are not the bytes and rows the job recorded (a later job rewrote its tables).
+    """
+    window = tuple(job["window_ms"])
+    outputs = added({}, {spec.name: table_files(spec.uri, window) for spec in load_catalog(settings)})
+    found = {name: (o["bytes"], o["rows"]) for name, o in outputs.items()}
+    recorded = {name: (t["bytes"], t["rows"]) for name, t in job["tables"].items()}
+    if found != recorded:
+        raise RuntimeError(f"the files written in the job's window {window} are not the ones it recorded: "
+                           f"found {found}, recorded {recorded}")
+    return outputs
 
 
 def table_sizes(settings: Settings) -> dict[str, dict]:
@@ -202,28 +232,32 @@ def pass_seconds(spark: SparkSession, settings: Settings, reps: int = 3) -> dict
 
 
 def train_floor(spark: SparkSession, settings: Settings, events: Path, window: tuple[int, int]) -> dict:
-    """Optimizer passes × one pass over the cached rows, per MLflow run of the train job.
+    """The train job's floor: its optimizer passes (counted in the event log), each one pass over the cached rows."""
+    return training_floor(sparkmetrics.summarize(sparkmetrics.read_events(events), *window),
+                          pass_seconds(spark, settings))
 
-    Each run's passes are the optimizer's Spark jobs between its start and end;
-    its pass costs the reference pass scaled by the rows it fitted.
+
+def training_floor(totals: dict, reference: dict) -> dict:
+    """Optimizer passes × one pass over the cached rows, each pass scaled by the rows its tasks read.
+
+    Args:
+        totals: :func:`sparkmetrics.summarize` over the train job's window.
+        reference: one pass's median ``seconds`` over ``rows`` cached rows (:func:`pass_seconds`).
     """
-    reference = pass_seconds(spark, settings)
-    tracking.configure(settings.mlflow)
-    logged = list(sparkmetrics.read_events(events))  # one read of the log for every run's window
-    runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
-                              filter_string=f"attributes.start_time >= {window[0]}")
-    per_run, seconds = [], 0.0
-    for run in runs:
-        if run.info.end_time is None or run.info.end_time > window[1]:
-            continue
-        metrics = run.data.metrics
-        fitted = metrics.get("train_rows") or metrics.get("experiment_rows") or reference["rows"]
-        passes = sparkmetrics.summarize(logged, run.info.start_time, run.info.end_time)["optimizer_passes"]
-        cost = passes * reference["seconds"] * fitted / max(reference["rows"], 1)
-        seconds += cost
-        per_run.append({"run": run.info.run_name, "passes": passes, "rows": int(fitted), "floor_seconds": round(cost, 1)})
-    return {"pass": reference, "runs": per_run, "passes": sum(r["passes"] for r in per_run),
+    seconds = totals["optimizer_records"] * reference["seconds"] / max(reference["rows"], 1)
+    return {"pass": reference, "passes": totals["optimizer_passes"], "rows_read": totals["optimizer_records"],
             "seconds": round(seconds, 1)}
+
+
+def recount_train_floor(result: dict, events: Path) -> dict:
+    """A finished run's results with its train floor counted again from its event log and its reference pass."""
+    for run in result["runs"]:
+        train = run["jobs"]["train"]
+        totals = sparkmetrics.summarize(sparkmetrics.read_events(events), *train["window_ms"])
+        train["spark"].update({k: totals[k] for k in ("optimizer_passes", "optimizer_records")})
+        train["floor"] = training_floor(totals, train["floor"]["pass"])
+        set_floor_ratio(train)
+    return {**result, "medians": medians(result["runs"])}
 
 
 # -- peers -------------------------------------------------------------------------
@@ -311,16 +345,41 @@ def repetition(spark: SparkSession, settings: Settings, events_dir: Path, app_id
         figures[name] = run_job(name, spark, settings, events_dir, app_id)
         log_progress(progress, {"job": name, **without_outputs(figures[name])})
     if floors:
-        tmp = settings.storage.lakehouse.parent / "floor"
-        for name in IO_JOBS:
-            if name in figures:
-                figures[name]["floor"] = io_floor(name, spark, settings, figures[name]["_outputs"], tmp)
-                log_progress(progress, {"floor_of": name, **figures[name]["floor"]})
-        if "train" in figures:
-            log = drained_log(spark, events_dir, app_id)
-            figures["train"]["floor"] = train_floor(spark, settings, log, tuple(figures["train"]["window_ms"]))
-            log_progress(progress, {"floor_of": "train", **figures["train"]["floor"]})
+        add_floors(spark, settings, figures, lambda: drained_log(spark, events_dir, app_id), progress)
     return run_record({name: without_outputs(job) for name, job in figures.items()}, table_sizes(settings))
+
+
+def add_floors(spark: SparkSession, settings: Settings, figures: dict[str, dict], event_log: Callable[[], Path],
+               progress: Path | None) -> None:
+    """Measure the floor of each job in ``figures`` that has none yet, and log it to ``progress``.
+
+    Args:
+        spark: the session.
+        settings: the state the jobs left.
+        figures: per job its figures; a job without ``_outputs`` (a stopped run's) has them rebuilt from the state.
+        event_log: gives the event log holding the train job's window.
+        progress: the progress file.
+    """
+    tmp = settings.storage.lakehouse.parent / "floor"
+    for name in IO_JOBS:
+        if name in figures and "floor" not in figures[name]:
+            job = figures[name]
+            outputs = job["_outputs"] if "_outputs" in job else kept_outputs(settings, job)
+            job["floor"] = io_floor(name, spark, settings, outputs, tmp)
+            log_progress(progress, {"floor_of": name, **job["floor"]})
+    if "train" in figures and "floor" not in figures["train"]:
+        figures["train"]["floor"] = train_floor(spark, settings, event_log(), tuple(figures["train"]["window_ms"]))
+        log_progress(progress, {"floor_of": "train", **figures["train"]["floor"]})
+
+
+def kept_event_log(events_dir: Path, start: dict) -> Path:
+    """The event log of the run a progress file records (its only log, for a file without the run's app id)."""
+    if start.get("app_id"):
+        return sparkmetrics.event_log(events_dir, start["app_id"])
+    logs = sorted(p for p in events_dir.iterdir() if p.is_file())
+    if len(logs) != 1:
+        raise FileNotFoundError(f"{events_dir} holds {len(logs)} event logs and the progress file names none")
+    return logs[0]
 
 
 def log_progress(progress: Path | None, record: dict) -> None:
@@ -360,11 +419,17 @@ def without_outputs(job: dict) -> dict:
     return {k: v for k, v in job.items() if k != "_outputs"}
 
 
+def set_floor_ratio(job: dict) -> None:
+    """Set a job's ``floor_ratio`` (job seconds / floor seconds) from its floor; none for a floor that rounds to 0 s."""
+    job.pop("floor_ratio", None)
+    if job.get("floor", {}).get("seconds"):
+        job["floor_ratio"] = round(job["seconds"] / job["floor"]["seconds"], 1)
+
+
 def run_record(figures: dict[str, dict], sizes: dict[str, dict]) -> dict:
     """One repetition's record: its jobs' figures with floor ratios, the table sizes, the turnout AUC."""
     for job in figures.values():
-        if job.get("floor", {}).get("seconds"):  # a floor that rounds to 0 s gives no ratio
-            job["floor_ratio"] = round(job["seconds"] / job["floor"]["seconds"], 1)
+        set_floor_ratio(job)
     result = {"jobs": figures, "table_sizes": sizes,
               "total_seconds": round(sum(j["seconds"] for j in figures.values()), 1)}
     if "train" in figures:
@@ -457,10 +522,10 @@ def markdown(result: dict) -> str:
         t = last["turnout"]
         lines += [f"Turnout model (champion, held-out voters): AUC {t['auc']}; learners "
                   + ", ".join(f"{k} {v}" for k, v in t["learners"].items()) + f"; trained in {t['train_seconds']} s.", ""]
-    if "floor" in last["jobs"].get("train", {}):
+    if "rows_read" in last["jobs"].get("train", {}).get("floor", {}):  # (floors counted per MLflow run lack it)
         f = last["jobs"]["train"]["floor"]
-        lines += [f"Training floor: {f['passes']:,} optimizer passes; one pass over {f['pass']['rows']:,} cached "
-                  f"rows takes {f['pass']['seconds']} s (scaled to each run's rows).", ""]
+        lines += [f"Training floor: {f['passes']:,} optimizer passes reading {f['rows_read']:,} rows; one pass over "
+                  f"{f['pass']['rows']:,} cached rows takes {f['pass']['seconds']} s (scaled to each pass's rows).", ""]
     lines += ["Where each job's time goes (last repetition): the lines that started its costliest Spark jobs, "
               "with those jobs' wall seconds and their tasks' run seconds (from the event log).", "",
               "| job | call site | wall s | task s |", "|---|---|---:|---:|"]
@@ -511,6 +576,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--name", default=None, help="results file stem (default pipeline_<voters/1000>k)")
     parser.add_argument("--from-progress", metavar="WHY",
                         help="write the results of a run under --root that stopped part-way, saying why it stopped")
+    parser.add_argument("--recount-train-floor", action="store_true",
+                        help="count the train floor of the results of the run under --root again from its event log")
+    parser.add_argument("--measure-floors", action="store_true",
+                        help="measure the floors a run under --root stopped before, on the state it kept, "
+                             "adding them to its progress file (then --from-progress)")
     args = parser.parse_args(argv)
     if args.resume and args.reps != 1:
         parser.error("--resume runs one repetition")
@@ -525,6 +595,18 @@ def main(argv: list[str] | None = None) -> dict:
         write_results(stem, result, markdown(result))
         return result
     events_dir = root / "eventlog"
+    if args.recount_train_floor:
+        start = json.loads(progress.read_text().splitlines()[0])["run"]
+        result = recount_train_floor(json.loads((RESULTS / f"{stem}.json").read_text()),
+                                     kept_event_log(events_dir, start))
+        write_results(stem, result, markdown(result))
+        return result
+    if args.measure_floors:
+        settings = settings_for(args.voters, root / "state", args.overrides)
+        start, reps, _ = read_progress(progress, settings)
+        spark = session_for(settings)
+        add_floors(spark, settings, reps[-1]["jobs"], lambda: kept_event_log(events_dir, start), progress)
+        return {name: job.get("floor") for name, job in reps[-1]["jobs"].items()}
     events_dir.mkdir(parents=True, exist_ok=True)
     if not args.resume:
         progress.unlink(missing_ok=True)
@@ -541,7 +623,8 @@ def main(argv: list[str] | None = None) -> dict:
         if spark is None:
             spark = session_for(settings)
             app_id = spark.conf.get("spark.app.id")
-            log_progress(progress, {"run": {"command": command, "master": spark.conf.get("spark.master")}})
+            log_progress(progress, {"run": {"command": command, "master": spark.conf.get("spark.master"),
+                                            "app_id": app_id}})
         reps.append(repetition(spark, settings, events_dir, app_id, jobs, args.floors, progress))
         print(f"[bench] repetition {rep + 1}: {reps[-1]['total_seconds']} s", flush=True)
         for engine in filter(None, args.peers.split(",")):

@@ -32,7 +32,9 @@ EVENT_LOG_CONF = {
     "spark.executor.processTreeMetrics.enabled": "true",
 }
 
-# The first stage of each Spark job an MLlib optimizer runs once per pass over its data:
+# The result stage (the last, highest-numbered one) of each Spark job an MLlib optimizer
+# runs once per pass over its data (the job's lower stages may be skipped ancestors, named
+# by whatever query first computed them):
 # L-BFGS/OWL-QN gradient steps (logistic regression), one tree level of the
 # gradient-boosted trees, and the boosting error update after each tree.
 OPTIMIZER_PASS = re.compile(r"RDDLossFunction|RandomForest\.scala|GradientBoostedTrees\.scala")
@@ -143,15 +145,15 @@ def summarize(events: Iterable[dict], start_ms: int, end_ms: int) -> dict:
         elif kind == "SparkListenerJobStart" and event["Submission Time"] in within:
             jobs += 1
             stages = event.get("Stage Infos") or []
-            first = min(stages, key=lambda s: s["Stage ID"], default={})
+            result_stage = max(stages, key=lambda s: s["Stage ID"], default={})
             for stage in stages:
                 stage_job[stage["Stage ID"]] = event["Job ID"]
-            if OPTIMIZER_PASS.search(first.get("Stage Name", "")):
+            if OPTIMIZER_PASS.search(result_stage.get("Stage Name", "")):
                 pass_jobs.add(event["Job ID"])
             properties = event.get("Properties") or {}
             query = properties.get("spark.sql.execution.root.id")
             job_site[event["Job ID"]] = (query_site.get(int(query)) if query is not None else None) or \
-                properties.get("callSite.short") or first.get("Stage Name", "?")
+                properties.get("callSite.short") or result_stage.get("Stage Name", "?")
             if query is None:
                 job_started[event["Job ID"]] = event["Submission Time"]
         elif kind == "SparkListenerJobEnd" and event["Job ID"] in job_started:

@@ -56,6 +56,11 @@ def all_jobs(results: list[dict]) -> list[str]:
     return [*longest, *(j for r in results for j in r["jobs"] if j not in longest)]
 
 
+def has_total(result: dict) -> bool:
+    """Whether a size's total means the whole pipeline: not when its run stopped before the last job."""
+    return not result.get("stopped") or all(job in result["jobs"] for job in ("synth", *COMPARED_JOBS))
+
+
 def job_median(result: dict, job: str, figure: str = "seconds") -> float | None:
     """A job's median figure at one size, or None when that size did not reach it (or has no such figure)."""
     return (result["medians"].get(job) or {}).get(figure)
@@ -88,7 +93,7 @@ def plot(results: list[dict], out: Path) -> None:
     for job in all_jobs(results):
         points = [(r["voters"], s) for r in results if (s := job_median(r, job))]
         ax.plot(*zip(*points), marker="o", label=job)
-    complete = [r for r in results if not r.get("stopped")]
+    complete = [r for r in results if has_total(r)]
     ax.plot([r["voters"] for r in complete], [r["medians"]["total"]["seconds"] for r in complete], marker="s",
             color="black", label="total")
     peers = sorted({e for r in results for e in r.get("peers", {})})
@@ -120,14 +125,17 @@ def markdown(results: list[dict], notes: str = "") -> str:
              "size. Per-size details: `pipeline_<n>k.md`.", "",
              "![time against voters](scaling.png)", "",
              "## Time per job (seconds) and the fitted exponent", "",
-             "| job | " + " | ".join(f"{v:,}" for v in voters) + " | exponent |",
-             "|---|" + "---:|" * (len(voters) + 1)]
+             "The exponent over every size carries the small sizes' fixed costs; the one between the two "
+             "largest sizes with a time is the slope where those costs are amortised.", "",
+             "| job | " + " | ".join(f"{v:,}" for v in voters) + " | exponent | exponent, two largest |",
+             "|---|" + "---:|" * (len(voters) + 2)]
     for job in [*jobs, "total"]:
-        # A size that stopped part-way has no total, and none for the jobs it did not reach.
-        seconds = [None if job == "total" and r.get("stopped") else job_median(r, job) for r in results]
-        b = exponent(voters, seconds)
-        lines.append(f"| {job} | " + " | ".join("—" if s is None else f"{s:,.1f}" for s in seconds)
-                     + f" | {'—' if b is None else f'{b:.2f}'} |")
+        # A size that stopped part-way has no total, and no time for the jobs it did not reach.
+        seconds = [None if job == "total" and not has_total(r) else job_median(r, job) for r in results]
+        timed = [(v, s) for v, s in zip(voters, seconds) if s]
+        slopes = [exponent(voters, seconds), exponent(*zip(*timed[-2:])) if len(timed) >= 2 else None]
+        lines.append(f"| {job} | " + " | ".join("—" if s is None else f"{s:,.1f}" for s in seconds) + " | "
+                     + " | ".join("—" if b is None else f"{b:.2f}" for b in slopes) + " |")
     lines += ["", "Repetitions per size: " + ", ".join(f"{r['voters']:,}: {r['reps']}" for r in results) + ".", "",
               *[f"Stopped part-way at {r['voters']:,} voters: {r['stopped']}" for r in results if r.get("stopped")],
               "",

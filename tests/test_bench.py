@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,9 +11,11 @@ import pytest
 from deltalake import write_deltalake
 
 from bench import sparkmetrics, summary
-from bench.model_quality import settings_for
-from bench.pipeline import added, log_progress, markdown, read_progress, result_of, table_files
+from bench.model_quality import JOBS, settings_for
+from bench.pipeline import (added, kept_event_log, kept_outputs, log_progress, markdown, now_ms, read_progress,
+                            recount_train_floor, result_of, table_files, training_floor)
 from bench.summary import exponent, memory_limit_voters
+from votelake.jobs.common import load_catalog
 
 
 def task_end(stage: int, finish_ms: int, run_ms: int, shuffle_written: int, spilled: int, records: int = 0) -> dict:
@@ -67,8 +70,10 @@ EVENTS = [
     query(8, 7, "broadcast exchange", 1010, 1020)[1],
     query(7, 7, "first at build.py:257", 1000, 1260)[1],
     *stage_metrics(1, 1200, "driver", 2 * 2**30, 3 * 2**30),
-    job_start(2, 1300, {3: "treeAggregate at RDDLossFunction.scala:61", 2: "map at X.scala:1"}),
-    task_end(2, 1350, 100, 0, 0),  # the job's first stage is 2: its records count too
+    # Stage 2 is an ancestor an earlier query computed, named by that query's thread; stage 3 is the step.
+    job_start(2, 1300, {3: "treeAggregate at RDDLossFunction.scala:61",
+                        2: "$anonfun$withThreadLocalCaptured$2 at CompletableFuture.java:1768"}),
+    task_end(2, 1350, 100, 0, 0),
     task_end(3, 1400, 100, 0, 0, records=40),
     job_end(2, 1450),
     job_start(3, 1500, {4: "collectAsMap at RandomForest.scala:693"}),
@@ -84,7 +89,7 @@ def test_event_log_totals_count_only_the_window():
     assert summary == {
         "jobs": 3, "tasks": 5, "task_seconds": 2.3, "input_bytes": 5000, "output_bytes": 50,
         "shuffle_read_bytes": 35, "shuffle_write_bytes": 500, "spill_memory_bytes": 256, "spill_disk_bytes": 64,
-        "optimizer_passes": 1, "optimizer_records": 60,
+        "optimizer_passes": 2, "optimizer_records": 100,
         "peak_memory": {"driver": {"JVMHeapMemory": 2 * 2**30, "JVMOffHeapMemory": 0, "OnHeapExecutionMemory": 0,
                                    "ProcessTreeJVMRSSMemory": 4 * 2**30, "ProcessTreePythonRSSMemory": 0},
                         "1": {"JVMHeapMemory": 2**29, "JVMOffHeapMemory": 0, "OnHeapExecutionMemory": 0,
@@ -97,10 +102,28 @@ def test_event_log_totals_count_only_the_window():
     assert sparkmetrics.peak_gib(summary, "ProcessTreeJVMRSSMemory") == 4.0
 
 
-def test_optimizer_passes_are_named_by_the_jobs_first_stage():
-    # Job 2's first stage (2) is a map, so it is not a pass; job 3's is a tree level.
-    assert sparkmetrics.summarize(EVENTS, 1300, 1450)["optimizer_passes"] == 0
+def test_optimizer_passes_are_named_by_the_jobs_result_stage():
+    # Job 1 writes Parquet: no pass. Job 2's result stage is an L-BFGS step, job 3's a tree level.
+    assert sparkmetrics.summarize(EVENTS, 1000, 1250)["optimizer_passes"] == 0
+    assert sparkmetrics.summarize(EVENTS, 1300, 1450)["optimizer_passes"] == 1
     assert sparkmetrics.summarize(EVENTS, 1500, 1600)["optimizer_passes"] == 1
+
+
+def test_the_training_floor_prices_each_pass_by_the_rows_it_read(tmp_path: Path):
+    # One reference pass reads 50 rows in 0.5 s; the passes in 1000-2000 read 100 rows: 1 s.
+    reference = {"rows": 50, "seconds": 0.5}
+    assert training_floor(sparkmetrics.summarize(EVENTS, 1000, 2000), reference) == {
+        "pass": reference, "passes": 2, "rows_read": 100, "seconds": 1.0}
+    # A finished run's train floor, counted again from its event log.
+    log = tmp_path / "local-1"
+    log.write_text("\n".join(json.dumps(e, separators=(",", ":")) for e in EVENTS) + "\n")
+    train = {**job_figures(4.0), "window_ms": [1000, 2000], "floor": {"pass": reference, "passes": 0, "seconds": 0}}
+    result = result_of(1000, "python -m bench pipeline --voters 1000", "local[2]",
+                       [{"jobs": {"train": train}, "table_sizes": {}, "total_seconds": 4.0}], {})
+    recounted = recount_train_floor(result, log)
+    assert recounted["runs"][0]["jobs"]["train"]["floor"]["seconds"] == 1.0
+    assert recounted["medians"]["train"]["floor_ratio"] == 4.0
+    assert recounted["runs"][0]["jobs"]["train"]["spark"]["optimizer_passes"] == 2
 
 
 def test_event_log_of_a_running_application_skips_a_half_written_line(tmp_path: Path):
@@ -139,6 +162,11 @@ def test_scaling_exponent_and_memory_extrapolation():
     assert exponent([100_000, 1_000_000], [10.0, 100.0]) == pytest.approx(1.0)
     assert exponent([1, 10, 100], [3.0, 300.0, 30_000.0]) == pytest.approx(2.0)
     assert exponent([1_000_000], [100.0]) is None
+    # A small size's fixed cost flattens the slope over every size; the two largest show the linear part.
+    sizes = [result_of(v, "python -m bench pipeline", "local[2]",
+                       [{"jobs": {"synth": job_figures(s)}, "table_sizes": {}, "total_seconds": s}], {})
+             for v, s in [(100_000, 50.0), (1_000_000, 100.0), (5_000_000, 500.0)]]
+    assert "| synth | 50.0 | 100.0 | 500.0 | 0.57 | 1.00 |" in summary.markdown(sizes)
     # 2 GiB at 1M, 6 GiB at 5M: 1 GiB per million more, so 24 GiB at 23M.
     assert memory_limit_voters([(1_000_000, 2.0), (5_000_000, 6.0)], 24.0) == 23_000_000
     assert memory_limit_voters([(1_000_000, 2.0)], 24.0) is None
@@ -191,6 +219,37 @@ def test_a_run_stopped_part_way_keeps_what_it_measured(tmp_path: Path):
                            "table_sizes": {}, "total_seconds": 7.0}], {})
     text = summary.markdown([complete, stopped])
     # The stopped size shows the jobs it reached and no total; the exponent uses the sizes that have a time.
-    assert "| ingest | 2.0 | 20.0 | 1.00 |" in text
-    assert "| build | 4.0 | — | — |" in text and "| total | 7.0 | — | — |" in text
+    assert "| ingest | 2.0 | 20.0 | 1.00 | 1.00 |" in text
+    assert "| build | 4.0 | — | — | — |" in text and "| total | 7.0 | — | — | — |" in text
     assert "Stopped part-way at 1,000 voters: the sitting ended" in text
+    # A run stopped after its last job (its floors measured later) has a total again.
+    finished = result_of(2000, "python -m bench pipeline --voters 2000", "local[2]",
+                         [{"jobs": {n: job_figures(1.0) for n in JOBS}, "table_sizes": {}, "total_seconds": 5.0}], {})
+    assert summary.has_total({**finished, "stopped": "floors measured later"}) and not summary.has_total(stopped)
+
+
+def test_a_stopped_jobs_outputs_are_the_files_written_in_its_window(tmp_path: Path):
+    settings = settings_for(1000, tmp_path / "state", [])
+    uri = next(spec.uri for spec in load_catalog(settings) if spec.name == "bronze.ncvoter")
+    write_deltalake(uri, pa.table({"x": [1, 2, 3]}))  # an earlier job's file
+    time.sleep(0.01)  # the window is in whole milliseconds
+    start = now_ms()
+    time.sleep(0.01)
+    write_deltalake(uri, pa.table({"x": [4, 5]}), mode="append")
+    window = (start, now_ms())
+    ([path], [(size, rows)]) = zip(*table_files(uri, window).items())
+    assert rows == 2 and size > 0 and len(table_files(uri)) == 2
+    job = {"window_ms": list(window), "tables": {"bronze.ncvoter": {"bytes": size, "rows": 2}}}
+    assert kept_outputs(settings, job) == {"bronze.ncvoter": {"files": [path], "bytes": size, "rows": 2}}
+    # A later job that rewrote the table leaves other files: the floors would copy the wrong bytes.
+    with pytest.raises(RuntimeError, match="not the ones it recorded"):
+        kept_outputs(settings, {**job, "tables": {"bronze.ncvoter": {"bytes": size, "rows": 3}}})
+
+
+def test_the_event_log_of_a_stopped_run(tmp_path: Path):
+    (tmp_path / "local-7").write_text("")
+    assert kept_event_log(tmp_path, {"command": "..."}) == tmp_path / "local-7"
+    (tmp_path / "local-8.inprogress").write_text("")
+    assert kept_event_log(tmp_path, {"app_id": "local-8"}) == tmp_path / "local-8.inprogress"
+    with pytest.raises(FileNotFoundError, match="2 event logs"):
+        kept_event_log(tmp_path, {})
