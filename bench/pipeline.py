@@ -569,7 +569,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--jobs", default=",".join(JOBS))
     parser.add_argument("--peers", default="", help="comma-separated: pandas, duckdb")
     parser.add_argument("--no-floors", dest="floors", action="store_false")
-    parser.add_argument("--keep", action="store_true", help="keep the last repetition's state")
+    parser.add_argument("--keep", action="store_true", help="keep the state the run leaves (one repetition)")
     parser.add_argument("--resume", action="store_true",
                         help="run --jobs on the state a --keep run left, and add them to its results")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
@@ -582,8 +582,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="measure the floors a run under --root stopped before, on the state it kept, "
                              "adding them to its progress file (then --from-progress)")
     args = parser.parse_args(argv)
-    if args.resume and args.reps != 1:
-        parser.error("--resume runs one repetition")
+    if (args.resume or args.keep) and args.reps != 1:
+        parser.error("--keep and --resume run one repetition")
     stem = args.name or f"pipeline_{args.voters // 1000}k"
     root = args.root.resolve()
     progress = root / "progress.jsonl"
@@ -618,7 +618,11 @@ def main(argv: list[str] | None = None) -> dict:
         if not args.resume:
             shutil.rmtree(state, ignore_errors=True)
         event_log = {**sparkmetrics.EVENT_LOG_CONF, "spark.eventLog.dir": events_dir.as_uri()}
-        settings = settings_for(args.voters, state, [*args.overrides,
+        # MLflow keeps one database engine per tracking URI for the life of the process: after the
+        # wipe it would write to the unlinked SQLite file ("readonly database"), so each repetition
+        # of several has its own.
+        store = [f"mlflow.tracking_uri=sqlite:///{state / f'mlflow-{rep + 1}.db'}"] if args.reps > 1 else []
+        settings = settings_for(args.voters, state, [*args.overrides, *store,
                                                      *(f"spark.conf.{k}={v}" for k, v in event_log.items())])
         if spark is None:
             spark = session_for(settings)
