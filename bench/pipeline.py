@@ -52,7 +52,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -231,12 +230,6 @@ def pass_seconds(spark: SparkSession, settings: Settings, reps: int = 3) -> dict
     return {"rows": count, "seconds": round(statistics.median(times), 3)}
 
 
-def train_floor(spark: SparkSession, settings: Settings, events: Path, window: tuple[int, int]) -> dict:
-    """The train job's floor: its optimizer passes (counted in the event log), each one pass over the cached rows."""
-    return training_floor(sparkmetrics.summarize(sparkmetrics.read_events(events), *window),
-                          pass_seconds(spark, settings))
-
-
 def training_floor(totals: dict, reference: dict) -> dict:
     """Optimizer passes × one pass over the cached rows, each pass scaled by the rows its tasks read.
 
@@ -345,19 +338,18 @@ def repetition(spark: SparkSession, settings: Settings, events_dir: Path, app_id
         figures[name] = run_job(name, spark, settings, events_dir, app_id)
         log_progress(progress, {"job": name, **without_outputs(figures[name])})
     if floors:
-        add_floors(spark, settings, figures, lambda: drained_log(spark, events_dir, app_id), progress)
+        add_floors(spark, settings, figures, progress)
     return run_record({name: without_outputs(job) for name, job in figures.items()}, table_sizes(settings))
 
 
-def add_floors(spark: SparkSession, settings: Settings, figures: dict[str, dict], event_log: Callable[[], Path],
-               progress: Path | None) -> None:
+def add_floors(spark: SparkSession, settings: Settings, figures: dict[str, dict], progress: Path | None) -> None:
     """Measure the floor of each job in ``figures`` that has none yet, and log it to ``progress``.
 
     Args:
         spark: the session.
         settings: the state the jobs left.
         figures: per job its figures; a job without ``_outputs`` (a stopped run's) has them rebuilt from the state.
-        event_log: gives the event log holding the train job's window.
+            The train floor uses the optimizer passes already counted in the train job's Spark totals.
         progress: the progress file.
     """
     tmp = settings.storage.lakehouse.parent / "floor"
@@ -368,7 +360,7 @@ def add_floors(spark: SparkSession, settings: Settings, figures: dict[str, dict]
             job["floor"] = io_floor(name, spark, settings, outputs, tmp)
             log_progress(progress, {"floor_of": name, **job["floor"]})
     if "train" in figures and "floor" not in figures["train"]:
-        figures["train"]["floor"] = train_floor(spark, settings, event_log(), tuple(figures["train"]["window_ms"]))
+        figures["train"]["floor"] = training_floor(figures["train"]["spark"], pass_seconds(spark, settings))
         log_progress(progress, {"floor_of": "train", **figures["train"]["floor"]})
 
 
@@ -603,9 +595,8 @@ def main(argv: list[str] | None = None) -> dict:
         return result
     if args.measure_floors:
         settings = settings_for(args.voters, root / "state", args.overrides)
-        start, reps, _ = read_progress(progress, settings)
-        spark = session_for(settings)
-        add_floors(spark, settings, reps[-1]["jobs"], lambda: kept_event_log(events_dir, start), progress)
+        _, reps, _ = read_progress(progress, settings)
+        add_floors(session_for(settings), settings, reps[-1]["jobs"], progress)
         return {name: job.get("floor") for name, job in reps[-1]["jobs"].items()}
     events_dir.mkdir(parents=True, exist_ok=True)
     if not args.resume:
