@@ -31,21 +31,11 @@ TEST_SPARK = SparkSettings(
 )
 
 
-# Where Maven Central is reachable, VOTELAKE_TEST_DELTA_PACKAGE=io.delta:delta-spark_4.1_2.13:4.1.0
-# loads delta-spark's jars so the storage contract also runs on the delta-spark backend.
-DELTA_PACKAGE = os.environ.get("VOTELAKE_TEST_DELTA_PACKAGE")
-if DELTA_PACKAGE:
-    TEST_SPARK = TEST_SPARK.model_copy(update={"conf": {**TEST_SPARK.conf, "spark.jars.packages": DELTA_PACKAGE}})
-
-
 @pytest.fixture(scope="session")
-def spark():
-    """A real local SparkSession shared by every test.
-
-    Built with Delta's SQL extension when delta-spark's jars are requested; the
-    delta-rs backend works on either session.
-    """
-    session = build_spark(TEST_SPARK, backend="delta-spark" if DELTA_PACKAGE else "delta-rs")
+def spark(tmp_path_factory):
+    """A real local SparkSession shared by every test: delta-spark, and a Hive
+    metastore of its own (Derby admits one process, and xdist runs two)."""
+    session = build_spark(TEST_SPARK, tmp_path_factory.mktemp("metastore"))
     yield session
     session.stop()
 
@@ -69,7 +59,7 @@ def synthetic_state_settings(root: Path, voters: int, *overrides: str) -> Settin
             f"landing={root / 'synth' / 'landing'}",
             f"storage.lakehouse={root / 'lakehouse'}",
             f"quality.results_dir={root / 'quality'}",
-            "storage.backend=delta-rs",
+            f"storage.metastore={root / 'metastore'}",
             f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
             f"mlflow.artifact_root={root / 'mlartifacts'}",
             *overrides,

@@ -1,44 +1,27 @@
-"""Contract tests for the Delta storage layer, run against every available backend.
+"""Contract tests for the Delta storage layer on delta-spark.
 
-Real Spark, real Delta tables in tmp_path. The delta-spark backend runs only where
-its jars are on the classpath and the shared session was built for it.
+Real Spark, real Delta tables in tmp_path, registered in the session's own
+Hive metastore; other readers (delta-rs, polars, DuckDB) read what it wrote.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timezone
 
 import pytest
-from conftest import TEST_SPARK
 from deltalake import DeltaTable
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from votelake.catalog import TableSpec
-from votelake.session import DELTA_EXTENSION, delta_spark_jars_present
 from votelake.storage import (
+    ConstraintViolationError,
     DeltaStore,
     NotNullViolationError,
     SchemaMismatchError,
     TableNotFoundError,
-    open_store,
 )
-from votelake.storage.arrow_schema import to_arrow_schema
-from votelake.storage.delta_rs import _partition_values
-
-DELTA_SPARK_JARS = delta_spark_jars_present(TEST_SPARK)
-BACKENDS = [
-    "delta-rs",
-    pytest.param(
-        "delta-spark",
-        marks=pytest.mark.skipif(
-            not DELTA_SPARK_JARS,
-            reason="delta-spark jars are not on Spark's classpath: "
-            "delta-spark backend not tested",
-        ),
-    ),
-]
 
 SIMPLE = T.StructType([
     T.StructField("voter_id", T.LongType(), False),
@@ -78,12 +61,10 @@ def spec(tmp_path, name="silver.people", schema=SIMPLE, partition_by=(), **kwarg
     )
 
 
-@pytest.fixture(params=BACKENDS)
-def store(request, spark):
-    """The store under test, for each backend."""
-    if request.param == "delta-spark" and DELTA_EXTENSION not in spark.conf.get("spark.sql.extensions", ""):
-        pytest.skip("the shared test session was built for delta-rs (no Delta SQL extension)")
-    return open_store(spark, request.param)
+@pytest.fixture
+def store(spark):
+    """The store under test."""
+    return DeltaStore(spark)
 
 
 def people(spark, rows):
@@ -92,10 +73,10 @@ def people(spark, rows):
 
 @pytest.fixture
 def votes_table(spark, tmp_path):
-    """A partitioned table written by the delta-rs backend, and its expected rows."""
+    """A partitioned table written by the store, and its expected rows."""
     table = spec(tmp_path, "silver.votes", VOTES, ("county", "election_date"))
     expected = spark.createDataFrame(VOTES_ROWS, VOTES)
-    result = open_store(spark, "delta-rs").write(expected, table, "append")
+    result = DeltaStore(spark).write(expected, table, "append")
     assert result.rows == len(VOTES_ROWS)
     return table
 
@@ -155,7 +136,8 @@ def test_overwrite_replaces_and_time_travel_reads_previous(store, spark, tmp_pat
         store.read(table, version=old.version), people(spark, [(1, "Ann", 0.5), (2, "Bo", 1.0)])
     )
     # Every earlier file was removed by the overwrite commit itself.
-    assert len(DeltaTable(str(table.path)).file_uris()) == new.files
+    assert new.files_removed == len(DeltaTable(str(table.path), version=old.version).file_uris())
+    assert len(DeltaTable(str(table.path)).file_uris()) == 1
 
 
 def test_partitioned_table_round_trips(store, spark, tmp_path):
@@ -199,8 +181,6 @@ def test_same_app_run_commits_once(store, spark, tmp_path):
     assert later.committed and other.committed
     assert store.read(table).count() == 3
     assert (store.committed_run(table, "load-people"), store.committed_run(table, "other-job")) == (8, 7)
-    # The history-based default agrees with the log's transaction ids.
-    assert DeltaStore.committed_run(store, table, "load-people") == 8
     assert store.committed_run(table, "never-wrote") is None
     assert store.committed_run(spec(tmp_path, "silver.absent"), "load-people") is None
 
@@ -218,18 +198,19 @@ def test_history_lists_commits_newest_first(store, spark, tmp_path):
     assert all(h["timestamp"].tzinfo is not None for h in history)
 
 
-def test_empty_writes_commit_a_version(store, spark, tmp_path):
+def test_empty_writes(store, spark, tmp_path):
     table = spec(tmp_path)
     empty = people(spark, [])
+    # An empty append creates the table (version 0) and commits nothing more.
     created = store.write(empty, table, "append")
-    assert created.committed and created.rows == 0
-    store.write(people(spark, [(1, "Ann", 0.5)]), table, "append")
-    appended = store.write(empty, table, "append")
-    assert appended.version == store.version(table) == created.version + 2
-    assert store.read(table).count() == 1
-    # An empty overwrite empties the table.
-    store.write(empty, table, "overwrite")
+    assert not created.committed and created.version == 0 == store.version(table)
     assert store.read(table).count() == 0
+    store.write(people(spark, [(1, "Ann", 0.5)]), table, "append")
+    assert store.read(table).count() == 1
+    # An empty overwrite empties the table in a new version; the old one stays readable.
+    emptied = store.write(empty, table, "overwrite")
+    assert emptied.committed and emptied.version == 2
+    assert store.read(table).count() == 0 and store.read(table, version=1).count() == 1
 
 
 def test_missing_table_is_a_clear_error(store, tmp_path):
@@ -267,57 +248,51 @@ def test_duckdb_reads_without_spark(votes_table):
     assert _sorted_rows(records) == EXPECTED_PLAIN
 
 
-# -- delta-rs backend details -----------------------------------------------------------
+# -- delta-spark details -------------------------------------------------------------------
 
 
-def test_delta_rs_log_has_encoded_paths_and_footer_stats(votes_table):
-    log = (votes_table.path / "_delta_log" / "00000000000000000000.json").read_text().splitlines()
-    adds = [json.loads(line)["add"] for line in log if '"add"' in line]
-    by_county = {a["partitionValues"]["county"]: a for a in adds}
-    # Spark escapes '/', '=', '%' and "'" in folder names; the log path URI-encodes that name.
-    assert any(a["path"].startswith("county=O%2527Brien%252FWake%253D50%2525/") for a in adds)
-    assert any(a["path"].startswith("county=New%20Hanover/") for a in adds)
-    assert any(a["path"].startswith("county=__HIVE_DEFAULT_PARTITION__/") for a in adds)
-    stats = json.loads(by_county["Wake"]["stats"])
-    assert stats["numRecords"] == 1
-    assert stats["minValues"]["age"] == stats["maxValues"]["age"] == 18
-    assert stats["minValues"]["loaded_at"] == "2024-11-05T13:30:15.123Z"
-    assert stats["maxValues"]["loaded_at"] == "2024-11-05T13:30:15.124Z"
-    assert stats["nullCount"]["voted"] == 0
-    # delta-rs prunes files with those statistics.
-    pruned = DeltaTable(str(votes_table.path)).file_uris(file_pruning_predicate="age > 60")
-    assert len(pruned) == 1 and "O%27Brien" in pruned[0]
-    staging = votes_table.path / "_staging"
-    assert not staging.exists() or not any(staging.iterdir())  # this write's folder is gone
-
-
-def test_delta_rs_enforces_not_null_columns(spark, tmp_path):
+def test_not_null_columns_are_enforced(store, spark, tmp_path):
     table = spec(tmp_path)
-    store = open_store(spark, "delta-rs")
     nullable = T.StructType([T.StructField(f.name, f.dataType, True) for f in SIMPLE.fields])
     with pytest.raises(NotNullViolationError, match="voter_id"):
         store.write(spark.createDataFrame([(None, "Ann", 0.5)], nullable), table, "append")
-    assert not store.exists(table)
-    assert not list(tmp_path.rglob("*.parquet"))
+    assert store.read(table).count() == 0
 
 
-def test_partition_folder_parsing():
-    assert _partition_values("a=x%2Fy/b=__HIVE_DEFAULT_PARTITION__/part-0.parquet", ("a", "b")) == {
-        "a": "x/y",
-        "b": None,
-    }
-    with pytest.raises(ValueError):
-        _partition_values("b=1/part-0.parquet", ("a",))
+def test_tables_are_registered_in_the_catalog_with_comments(store, spark, tmp_path):
+    table = spec(tmp_path, "gold.people", description="People and their scores.",
+                 comments={"score": "A score from 0 to 1."}, properties={"delta.enableChangeDataFeed": "true"})
+    store.write(people(spark, [(1, "Ann", 0.5)]), table, "append")
+    assertDataFrameEqual(spark.table("gold.people"), people(spark, [(1, "Ann", 0.5)]))
+    described = {r["col_name"]: r["comment"] for r in spark.sql("DESCRIBE TABLE gold.people").collect()}
+    assert described["score"] == "A score from 0 to 1."
+    detail = spark.sql("DESCRIBE DETAIL gold.people").collect()[0]
+    assert detail["description"] == "People and their scores."
+    assert detail["properties"]["delta.enableChangeDataFeed"] == "true"
+    # The same name in another lakehouse: the catalog follows the table that was written last.
+    elsewhere = spec(tmp_path / "other", "gold.people")
+    store.write(people(spark, [(2, "Bo", 1.0)]), elsewhere, "append")
+    assertDataFrameEqual(spark.table("gold.people"), people(spark, [(2, "Bo", 1.0)]))
+    assert store.read(table).count() == 1  # dropping the stale entry removed no data
 
 
-def test_arrow_schema_conversion():
-    arrow = to_arrow_schema(VOTES)
-    assert str(arrow.field("voter_id").type) == "int64" and not arrow.field("voter_id").nullable
-    assert str(arrow.field("loaded_at").type) == "timestamp[us, tz=UTC]"
-    assert str(arrow.field("election_date").type) == "date32[day]"
-    assert str(arrow.field("tags").type) == "list<element: string>"
+def test_change_data_feed_returns_the_last_write(store, spark, tmp_path):
+    table = spec(tmp_path, "silver.people", properties={"delta.enableChangeDataFeed": "true"})
+    store.write(people(spark, [(1, "Ann", 0.5), (2, "Bo", 1.0)]), table, "append")
+    last = store.write(people(spark, [(1, "Ann", 0.5), (3, "Cy", 2.0)]), table, "overwrite")
+    changes = store.changes(table, last.version)
+    by_type = {r["_change_type"]: r["n"] for r in changes.groupBy("_change_type").agg(F.count("*").alias("n")).collect()}
+    assert by_type == {"insert": 2, "delete": 2}
+    assertDataFrameEqual(
+        spark.sql(f"SELECT voter_id, name, score FROM table_changes('silver.people', {last.version}) "
+                  "WHERE _change_type = 'insert'"),
+        people(spark, [(1, "Ann", 0.5), (3, "Cy", 2.0)]))
 
 
-def test_unknown_backend(spark):
-    with pytest.raises(ValueError, match="unknown storage backend"):
-        open_store(spark, "iceberg")
+def test_check_constraints_from_the_declaration(store, spark, tmp_path):
+    table = spec(tmp_path, checks={"score_range": "score IS NULL OR score BETWEEN 0 AND 1"})
+    store.write(people(spark, [(1, "Ann", 0.5), (2, "Bo", None)]), table, "append")
+    assert store.constraints(table) == {"score_range": "score IS NULL OR score BETWEEN 0 AND 1"}
+    with pytest.raises(ConstraintViolationError, match="score_range"):
+        store.write(people(spark, [(3, "Cy", 1.5)]), table, "append")
+    assert store.read(table).count() == 2

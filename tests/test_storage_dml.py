@@ -1,7 +1,7 @@
-"""Contract tests for row-level changes (merge, delete, overwrite_where), per backend.
+"""Contract tests for row-level changes (merge, delete, overwrite_where) on delta-spark.
 
-Real Spark, real Delta tables in tmp_path; the delta-spark backend runs only where
-its jars are present (see tests/test_storage.py).
+Real Spark, real Delta tables in tmp_path; delta-rs reads the log to see which
+files each command rewrote.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
-from test_storage import VOTES, VOTES_ROWS, spec, store  # noqa: F401 - `store` is the shared backend fixture
+from test_storage import VOTES, VOTES_ROWS, spec, store  # noqa: F401 - `store` is the shared fixture
 
 PEOPLE = T.StructType([
     T.StructField("voter_id", T.LongType(), False),
@@ -90,9 +90,9 @@ def test_merge_rewrites_only_the_touched_files(store, spark, tmp_path):
     touched = {f for f in before if f.startswith("county=A/")}
     assert len(touched) == 2  # one per append
     result = store.merge(people(spark, [(10, "A", "Jo", 9.0), (13, "A", "Mo", 1.0)]), table)
-    assert result.metrics["files_total_before"] == len(before) == 5
+    assert len(before) == 5
     # Only the file holding key 10 is rewritten; every other file stays active.
-    assert result.files_removed == result.metrics["files_rewritten"] == 1
+    assert result.files_removed == 1
     after = active_files(table)
     removed = before - after
     assert len(removed) == 1 and removed <= touched

@@ -1,5 +1,5 @@
-"""Maintenance of Delta tables, run against every available backend: time travel by
-timestamp, optimize, vacuum, CHECK constraints and schema evolution.
+"""Maintenance of Delta tables on delta-spark: time travel by timestamp,
+optimize, vacuum, CHECK constraints and schema evolution.
 
 Real Spark, real Delta tables in tmp_path (helpers shared with test_storage.py).
 """
@@ -16,16 +16,8 @@ from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 from test_storage import SIMPLE, VOTES, VOTES_ROWS, people, spec, store  # noqa: F401  (store is a fixture)
 
-from votelake.storage.maintenance import (
-    ConstraintViolationError,
-    RetentionTooShortError,
-    TimeTravelError,
-    _datafusion_to_spark_sql,
-    _parse_interval_hours,
-    _version_as_of,
-    check_constraints,
-    table_constraints,
-)
+from votelake.storage import ConstraintViolationError, RetentionTooShortError, TimeTravelError
+from votelake.storage.store import parse_interval_hours
 
 TEN_DAYS_AGO = time.time() - 10 * 24 * 3600
 
@@ -50,7 +42,8 @@ def test_read_as_of_before_and_after_second_commit(store, spark, tmp_path):
     store.write(people(spark, [(1, "Ann", 0.5)]), table, "append")
     time.sleep(0.05)  # distinct commit timestamps
     store.write(people(spark, [(2, "Bo", 1.0)]), table, "append")
-    first, second = sorted(store.history(table), key=lambda c: c["version"])
+    # Version 0 creates the table; the two appends follow.
+    first, second = sorted(store.history(table), key=lambda c: c["version"])[-2:]
     between = first["timestamp"] + (second["timestamp"] - first["timestamp"]) / 2
 
     assertDataFrameEqual(store.read_as_of(table, between), people(spark, [(1, "Ann", 0.5)]))
@@ -59,10 +52,10 @@ def test_read_as_of_before_and_after_second_commit(store, spark, tmp_path):
         people(spark, [(1, "Ann", 0.5), (2, "Bo", 1.0)]),
     )
     # Boundaries, ISO strings and naive datetimes (UTC), checked on the resolved version.
-    assert _version_as_of(store, table, first["timestamp"]) == first["version"]
-    assert _version_as_of(store, table, between.isoformat()) == first["version"]
-    assert _version_as_of(store, table, second["timestamp"].replace(tzinfo=None)) == second["version"]
-    assert _version_as_of(store, table, second["timestamp"].isoformat().replace("+00:00", "Z")) == second["version"]
+    assert store.version_as_of(table, first["timestamp"]) == first["version"]
+    assert store.version_as_of(table, between.isoformat()) == first["version"]
+    assert store.version_as_of(table, second["timestamp"].replace(tzinfo=None)) == second["version"]
+    assert store.version_as_of(table, second["timestamp"].isoformat().replace("+00:00", "Z")) == second["version"]
     with pytest.raises(TimeTravelError, match=r"silver\.people.*earliest available commit is version 0"):
         store.read_as_of(table, before_first)
 
@@ -146,18 +139,6 @@ def test_vacuum_removes_files_left_by_killed_writers(store, spark, tmp_path):
     in_flight = table.path / "part-00000-in-flight.c000.snappy.parquet"
     in_flight.write_bytes(orphan.read_bytes())
     expected = [orphan.name]
-    if store.backend == "delta-rs":
-        # A writer killed while Spark was writing its staging folder.
-        dead = table.path / "_staging" / "0badc0de"
-        dead.mkdir(parents=True)
-        for name in ("part-00000-x.c000.snappy.parquet", "part-00001-x.c000.snappy.parquet"):
-            (dead / name).write_bytes(b"partial")
-            age(dead / name)
-        running = table.path / "_staging" / "feedface"
-        running.mkdir()
-        (running / "part-00000-y.c000.snappy.parquet").write_bytes(b"being written")
-        expected += ["_staging/0badc0de/part-00000-x.c000.snappy.parquet",
-                     "_staging/0badc0de/part-00001-x.c000.snappy.parquet"]
 
     assert sorted(store.vacuum(table)) == sorted(expected)
     assert orphan.exists()  # dry run
@@ -165,41 +146,36 @@ def test_vacuum_removes_files_left_by_killed_writers(store, spark, tmp_path):
 
     assert not orphan.exists()
     assert in_flight.exists() and (table.path / committed).exists()
-    if store.backend == "delta-rs":
-        assert not dead.exists() and running.exists()
     assertDataFrameEqual(store.read(table), people(spark, [(1, "Ann", 0.5), (2, "Bo", 1.0)]))
 
 
 # -- CHECK constraints ------------------------------------------------------------------
 
 
-def test_add_constraint_and_check_constraints(store, spark, tmp_path):
+def test_add_constraint_is_enforced_on_later_writes(store, spark, tmp_path):
     table = spec(tmp_path)
     store.write(people(spark, [(1, "Ann", 0.5), (2, "Bo", None)]), table, "append")
     store.add_constraint(table, "score_positive", "score IS NULL OR score >= 0")
-    store.add_constraint(table, "name_short", "length(name) < 10" if store.backend == "delta-spark" else "name <> 'x'")
-    constraints = table_constraints(store, table)
+    store.add_constraint(table, "name_short", "length(name) < 10")
+    constraints = store.constraints(table)
     assert set(constraints) == {"score_positive", "name_short"}
 
     good = people(spark, [(3, "Cy", 1.5), (4, "Di", None)])
-    check_constraints(good, constraints, table.name)
     # Later commits keep the constraints in the table's metadata.
     store.write(good, table, "append")
     store.write(good, table, "overwrite")
-    assert table_constraints(store, table) == constraints
-    bad = people(spark, [(5, "Ed", -1.0), (6, "Flo", -2.5), (7, "Gus", 3.0)])
-    with pytest.raises(ConstraintViolationError, match=r"silver\.people.*2 rows violate score_positive") as err:
-        check_constraints(bad, constraints, table.name)
-    assert "name_short" not in str(err.value)
-    # As in Delta, a null result is a violation, not a pass.
-    with pytest.raises(ConstraintViolationError, match=r"1 rows violate positive"):
-        check_constraints(good, {"positive": "score > 0"}, table.name)
-    check_constraints(bad, {}, table.name)  # no constraints, nothing to check
+    assert store.constraints(table) == constraints
     # A write that breaks a constraint is refused and commits nothing.
     before = store.version(table)
-    with pytest.raises(ConstraintViolationError, match="score_positive"):
+    bad = people(spark, [(5, "Ed", -1.0), (6, "Flo", -2.5), (7, "Gus", 3.0)])
+    with pytest.raises(ConstraintViolationError, match=r"silver\.people.*score_positive"):
         store.write(bad, table, "append")
     assert store.version(table) == before
+    # As in Delta, a null result is a violation, not a pass.
+    store.add_constraint(table, "named", "name IS NOT NULL AND score > 0")
+    with pytest.raises(ConstraintViolationError, match="named"):
+        store.write(people(spark, [(8, "Hal", None)]), table, "append")
+    assertDataFrameEqual(store.read(table), good)
 
 
 def test_existing_rows_must_satisfy_a_new_constraint(store, spark, tmp_path):
@@ -207,22 +183,14 @@ def test_existing_rows_must_satisfy_a_new_constraint(store, spark, tmp_path):
     store.write(people(spark, [(1, "Ann", -0.5)]), table, "append")
     with pytest.raises(Exception, match="score_positive|violat|failed"):
         store.add_constraint(table, "score_positive", "score >= 0")
-    assert table_constraints(store, table) == {}
-
-
-def test_delta_rs_constraint_identifiers_become_spark_identifiers():
-    # delta-rs stores expressions re-rendered by DataFusion, double-quoting identifiers.
-    assert _datafusion_to_spark_sql('"first name" != \'say "hi"\' AND "Age" > 0') == (
-        "`first name` != 'say \"hi\"' AND `Age` > 0"
-    )
-    assert _datafusion_to_spark_sql("name = 'it''s'") == "name = 'it''s'"
+    assert store.constraints(table) == {}
 
 
 def test_retention_property_parsing():
-    assert _parse_interval_hours("interval 7 days") == 168
-    assert _parse_interval_hours("interval 1 week") == 168
-    assert _parse_interval_hours("interval 36 hours") == 36
-    assert _parse_interval_hours("2 days 30 minutes") == 48.5
+    assert parse_interval_hours("interval 7 days") == 168
+    assert parse_interval_hours("interval 1 week") == 168
+    assert parse_interval_hours("interval 36 hours") == 36
+    assert parse_interval_hours("2 days 30 minutes") == 48.5
 
 
 # -- schema evolution -------------------------------------------------------------------

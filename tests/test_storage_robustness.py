@@ -1,13 +1,14 @@
-"""Robustness of the delta-rs storage backend: crashed and concurrent writers.
+"""Robustness of the Delta store: crashed and concurrent writers.
 
 Real processes, real Spark, real Delta tables in tmp_path. Writers in other
 processes run a small script (written into tmp_path) that builds its own session
-with :func:`votelake.session.build_spark`, as a job would. Each child JVM costs
-10-15 s to start on a 2-core machine, so the module starts only three of them.
+with :func:`votelake.session.build_spark`, as a job would (each with a metastore
+of its own: Derby admits one process). Each child JVM costs 10-15 s to start on
+a 2-core machine, so the module starts only two of them.
 
-In-process races use a Python UDF: while the store's Spark job runs (after the
-store read its snapshot, before it commits) the UDF commits to the same table
-with delta-rs, exactly once, like another job would.
+In-process races use a Python UDF: while the store's Spark job runs (after
+delta-spark read its snapshot, before it commits) the UDF commits to the same
+table from another process with delta-rs, exactly once, like another job would.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from votelake.catalog import TableSpec
-from votelake.storage import ConcurrentWriteError, open_store
-from votelake.storage.retry import RetryPolicy
+from votelake.storage import ConcurrentWriteError, DeltaStore, RetryPolicy
 
 SIMPLE = T.StructType([
     T.StructField("voter_id", T.LongType(), False),
@@ -67,7 +67,7 @@ WORKER = textwrap.dedent('''
     from votelake.catalog import TableSpec
     from votelake.config import SparkSettings
     from votelake.session import build_spark
-    from votelake.storage import ConcurrentWriteError, open_store
+    from votelake.storage import ConcurrentWriteError, DeltaStore
 
     SCHEMA = T.StructType([
         T.StructField("voter_id", T.LongType(), False),
@@ -75,8 +75,8 @@ WORKER = textwrap.dedent('''
         T.StructField("score", T.DoubleType(), True),
     ])
     table = TableSpec(name=cfg["table"], layer="silver", path=Path(cfg["path"]), schema=SCHEMA)
-    spark = build_spark(SparkSettings(**cfg["spark"]), "delta-rs")
-    store = open_store(spark, "delta-rs")
+    spark = build_spark(SparkSettings(**cfg["spark"]), Path(cfg["out"]) / "metastore")
+    store = DeltaStore(spark)
     spark.range(10).count()  # warm up, so that the released writers really overlap
     appended = spark.createDataFrame([tuple(r) for r in cfg["append"]], SCHEMA)
     replaced = spark.createDataFrame([tuple(r) for r in cfg["overwrite"]], SCHEMA)
@@ -192,11 +192,11 @@ def writers(spark, tmp_path_factory):
     """
     tmp = tmp_path_factory.mktemp("writers")
     table, crash = spec(tmp / "people"), spec(tmp / "crash", "silver.crash")
-    store = open_store(spark, "delta-rs")
+    store = DeltaStore(spark)
     store.write(people(spark, BEFORE), table, "append")
     store.write(people(spark, BEFORE), crash, "append")
     go_append, go_overwrite = tmp / "go-append", tmp / "go-overwrite"
-    staging = crash.path / "_staging"
+    committed_files = set(crash.path.glob("*.parquet"))
     workers = []
     try:
         for who, (appended, replaced) in ROWS.items():
@@ -217,10 +217,10 @@ def writers(spark, tmp_path_factory):
         b.finish()
         a.result("crash_ready", STEP_TIMEOUT)
         deadline = time.monotonic() + STEP_TIMEOUT
-        # The write is in progress once Spark has set its job up in the staging folder.
-        while not (staging.exists() and any(staging.iterdir())):
+        # The write is in progress once its tasks have put data files in the table's folder.
+        while not set(crash.path.glob("*.parquet")) - committed_files:
             assert a.proc.poll() is None, f"writer a exited early:\n{a.log_tail()}"
-            assert time.monotonic() < deadline, f"no staging folder:\n{a.log_tail()}"
+            assert time.monotonic() < deadline, f"no data file being written:\n{a.log_tail()}"
             time.sleep(0.02)
         a.kill()
         assert not (a.out / "crash_done.json").exists(), "the write finished before it was killed"
@@ -234,41 +234,43 @@ def writers(spark, tmp_path_factory):
 def test_killed_writer_leaves_previous_version_intact(spark, writers):
     """SIGKILL while Spark writes: no commit, the table reads as before.
 
-    The killed write's files stay in ``_staging/<token>`` (or, had it been killed
-    during the move, unreferenced in the table). Neither is in any snapshot. Delta's
-    vacuum (delta-rs ``full=True``) removes unreferenced files in the table but, like
-    every Delta vacuum, skips ``_``-prefixed folders: stale ``_staging`` folders must
-    be cleared by the store's own maintenance.
+    The killed write's data files stay in the table's folder, referenced by no
+    version; Delta's VACUUM removes them once older than the retention.
     """
     table, killed = writers["crash"], writers["killed"]
-    store = open_store(spark, "delta-rs")
+    store = DeltaStore(spark)
     assert killed.returncode == -signal.SIGKILL
-    assert store.version(table) == 0
-    assert len(store.history(table)) == 1
+    # Version 0 created the table, version 1 is the only write.
+    assert store.version(table) == 1
+    assert len(store.history(table)) == 2
     assertDataFrameEqual(store.read(table), people(spark, BEFORE))
-    assert any((table.path / "_staging").rglob("*")), "the killed write left nothing behind to clean up"
+    referenced = {p.split("/")[-1] for p in spark.read.format("delta").load(str(table.path)).inputFiles()}
+    left = {p.name for p in table.path.glob("*.parquet")} - referenced
+    assert left, "the killed write left nothing behind to clean up"
+    assert set(store.vacuum(table, retention_hours=0, force=True)) >= left
     # The table stays writable.
     after = store.write(people(spark, [(3, "Cy", 1.0)]), table, "append")
-    assert after.version == 1
+    assert after.version == 2
     assertDataFrameEqual(store.read(table), people(spark, BEFORE + [(3, "Cy", 1.0)]))
 
 
 def test_concurrent_appends_both_commit(spark, writers):
     table, after_appends = writers["table"], writers["after_appends"]
-    store = open_store(spark, "delta-rs")
-    assert after_appends == 2
+    store = DeltaStore(spark)
+    # Version 0 created the table, version 1 is its first write.
+    assert after_appends == 3
     expected = BEFORE + ROWS["a"][0] + ROWS["b"][0]
     assertDataFrameEqual(store.read(table, version=after_appends), people(spark, expected))
-    appends = {c["operation"]: c["version"] for c in store.history(table) if c["version"] <= after_appends}
-    # One commit each, after the table's first write.
+    appends = {c["operation"]: c["version"] for c in store.history(table) if 0 < c["version"] <= after_appends}
+    # One commit each, after the table's first write: blind appends never conflict.
     assert appends.keys() == {"WRITE", "APPEND-a", "APPEND-b"}
-    assert appends["WRITE"] == 0
-    assert {appends["APPEND-a"], appends["APPEND-b"]} == {1, 2}
+    assert appends["WRITE"] == 1
+    assert {appends["APPEND-a"], appends["APPEND-b"]} == {2, 3}
 
 
 def test_concurrent_overwrites_end_consistent(spark, writers):
     table, after_appends, overwrites = writers["table"], writers["after_appends"], writers["overwrites"]
-    store = open_store(spark, "delta-rs")
+    store = DeltaStore(spark)
     committed = [who for who, report in overwrites.items() if report["ok"]]
     for who, report in overwrites.items():
         if not report["ok"]:
@@ -335,45 +337,47 @@ def _interloping(spark, table: TableSpec, rows, interloper_rows, mode: str):
 
 def test_overwrite_racing_an_overwrite_retries_and_wins(spark, tmp_path):
     table = spec(tmp_path / "people")
-    store = open_store(spark, "delta-rs")
-    store.write(people(spark, BEFORE), table, "append")
+    store = DeltaStore(spark)
+    store.write(people(spark, BEFORE), table, "append")  # versions 0 (create) and 1
     mine, theirs = [(7, "Mine", 1.0)], [(8, "Theirs", 2.0)]
     result = store.write(_interloping(spark, table, mine, theirs, "overwrite"), table, "overwrite")
-    assert result.committed and result.version == 2 == store.version(table)
+    assert result.committed and result.version == 3 == store.version(table)
     assertDataFrameEqual(store.read(table), people(spark, mine))
-    assertDataFrameEqual(store.read(table, version=1), people(spark, theirs))
+    assertDataFrameEqual(store.read(table, version=2), people(spark, theirs))
 
 
 def test_conflict_after_retries_raises_naming_table_and_version(spark, tmp_path):
     table = spec(tmp_path / "people", name="silver.contested")
-    store = open_store(spark, "delta-rs")
+    store = DeltaStore(spark)
     store.retry_policy = RetryPolicy(attempts=1)
     store.write(people(spark, BEFORE), table, "append")
     theirs = [(8, "Theirs", 2.0)]
     with pytest.raises(ConcurrentWriteError, match="silver.contested") as caught:
         store.write(_interloping(spark, table, [(7, "Mine", 1.0)], theirs, "overwrite"), table, "overwrite")
-    assert (caught.value.table, caught.value.version, caught.value.attempts) == ("silver.contested", 1, 1)
-    assert "version 1" in str(caught.value)
-    assert store.version(table) == 1
+    assert (caught.value.table, caught.value.version, caught.value.attempts) == ("silver.contested", 2, 1)
+    assert "version 2" in str(caught.value)
+    assert store.version(table) == 2
     assertDataFrameEqual(store.read(table), people(spark, theirs))
 
 
 def test_append_racing_an_overwrite_lands_on_top(spark, tmp_path):
-    # delta-rs rejects an append whose snapshot lost files to a concurrent overwrite;
-    # the retry appends to the new snapshot: nothing is lost, nothing doubled.
+    # A blind append reads nothing of the table, so an overwrite committed meanwhile
+    # does not conflict with it: it lands on top. Nothing is lost, nothing doubled.
     table = spec(tmp_path / "people")
-    store = open_store(spark, "delta-rs")
+    store = DeltaStore(spark)
     store.write(people(spark, BEFORE), table, "append")
     mine, theirs = [(7, "Mine", 1.0)], [(8, "Theirs", 2.0)]
     result = store.write(_interloping(spark, table, mine, theirs, "overwrite"), table, "append")
-    assert result.version == 2
+    assert result.version == 3
     assertDataFrameEqual(store.read(table), people(spark, theirs + mine))
 
 
-def test_create_racing_a_create_commits_into_the_new_table(spark, tmp_path):
+def test_first_write_racing_another_writer_keeps_both(spark, tmp_path):
+    # The other writer creates the table while this one's first write runs: its
+    # create is a no-op and its append lands on the other's table.
     table = spec(tmp_path / "people")
-    store = open_store(spark, "delta-rs")
+    store = DeltaStore(spark)
     mine, theirs = [(7, "Mine", 1.0)], [(8, "Theirs", 2.0)]
     result = store.write(_interloping(spark, table, mine, theirs, "append"), table, "append")
-    assert result.version == 1
+    assert result.committed
     assertDataFrameEqual(store.read(table), people(spark, theirs + mine))

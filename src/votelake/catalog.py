@@ -43,6 +43,14 @@ BRONZE_META = {
 }
 
 
+# Table properties of every table of a layer: silver and gold keep Delta's Change
+# Data Feed, so incremental readers can ask what changed between two versions.
+LAYER_PROPERTIES = {
+    "silver": {"delta.enableChangeDataFeed": "true"},
+    "gold": {"delta.enableChangeDataFeed": "true"},
+}
+
+
 class CatalogError(ValueError):
     """The catalog file is malformed or a table name is unknown."""
 
@@ -96,6 +104,12 @@ class TableSpec:
     primary_key: tuple[str, ...] = ()
     description: str = ""
     properties: dict[str, str] = field(default_factory=dict)
+    # Column descriptions, which become the catalog's column comments.
+    comments: dict[str, str] = field(default_factory=dict)
+    # CHECK constraints (name to Spark SQL condition), which Delta enforces on every write.
+    checks: dict[str, str] = field(default_factory=dict)
+    # The columns downstream readers filter by: maintenance Z-orders the files by them.
+    cluster_by: tuple[str, ...] = ()
 
     @property
     def uri(self) -> str:
@@ -150,7 +164,8 @@ class Catalog:
             CatalogError: a malformed entry, naming the table and key.
         """
         raw = yaml.safe_load(Path(path).read_text()) or {}
-        allowed = {"description", "columns", "partition_by", "primary_key", "properties"}
+        allowed = {"description", "columns", "partition_by", "primary_key", "properties", "comments", "checks",
+                   "cluster_by"}
         entries: dict[str, dict] = {}
         for source, layout_name in sources:
             entries[f"bronze.{source}"] = bronze_entry(load_layout(layouts_dir, layout_name))
@@ -172,7 +187,8 @@ class Catalog:
             schema = _schema(columns)
             partition_by = tuple(entry.get("partition_by") or ())
             primary_key = tuple(entry.get("primary_key") or ())
-            missing = [c for c in partition_by + primary_key if c not in columns]
+            cluster_by = tuple(entry.get("cluster_by") or ())
+            missing = [c for c in partition_by + primary_key + cluster_by if c not in columns]
             if missing:
                 raise CatalogError(f"table {name}: partition/key columns not in schema: {missing}")
             tables[name] = TableSpec(
@@ -183,7 +199,11 @@ class Catalog:
                 partition_by=partition_by,
                 primary_key=primary_key,
                 description=str(entry.get("description", "")),
-                properties={str(k): str(v) for k, v in (entry.get("properties") or {}).items()},
+                properties={**LAYER_PROPERTIES.get(layer, {}),
+                            **{str(k): str(v) for k, v in (entry.get("properties") or {}).items()}},
+                comments={str(k): str(v) for k, v in (entry.get("comments") or {}).items()},
+                checks={str(k): str(v) for k, v in (entry.get("checks") or {}).items()},
+                cluster_by=cluster_by,
             )
         return cls(tables)
 

@@ -40,6 +40,9 @@ class SparkSettings(_Strict):
     """How the SparkSession is built."""
 
     master: str = "local[*]"
+    # A Spark Connect endpoint (sc://host:port); when set, the session is a Connect
+    # client and master, memory and conf belong to the server.
+    remote: str | None = Field(None, pattern=r"^sc://")
     app_name: str = "votelake"
     shuffle_partitions: int = Field(8, ge=1)
     driver_memory: str = "4g"
@@ -47,10 +50,13 @@ class SparkSettings(_Strict):
 
 
 class StorageSettings(_Strict):
-    """Where tables live and which Delta implementation writes them."""
+    """Where tables live and the catalog that names them (delta-spark writes every table)."""
 
-    backend: Literal["auto", "delta-rs", "delta-spark"] = "auto"
     lakehouse: Path = Path("lakehouse")
+    # The embedded Hive metastore (Derby) that registers every table as bronze.*,
+    # silver.*, gold.*. One process at a time can open it. null: the cluster's own
+    # metastore or catalog, named in spark.conf (hive.metastore.uris, Glue, Unity Catalog).
+    metastore: Path | None = Path("metastore")
     catalog: Path = REPO_ROOT / "conf" / "tables.yaml"
     # Data contracts of the published tables (they declare those tables).
     contracts: Path = REPO_ROOT / "conf" / "contracts"
@@ -138,6 +144,23 @@ class ModelSettings(_Strict):
     def excluded_inputs(self) -> tuple[str, ...]:
         """Feature names kept out of every model."""
         return () if self.include_protected else self.protected_attributes
+
+
+# The time-travel window every table keeps (README: "Published tables"): Delta's
+# own default file retention, which maintenance never vacuums below.
+TIME_TRAVEL_HOURS = 168.0
+
+
+class MaintenanceSettings(_Strict):
+    """Table maintenance (the maintain job): compaction, Z-order, vacuum."""
+
+    # Files no version within this many hours needs are deleted; at least the
+    # promised time-travel window, so every version in it stays readable.
+    retention_hours: float = Field(TIME_TRAVEL_HOURS, ge=TIME_TRAVEL_HOURS)
+    # Compaction's target file size.
+    target_file_mb: int = Field(128, ge=1)
+    # Z-order the tables that declare cluster_by (the columns readers filter by).
+    zorder: bool = True
 
 
 class SourceSettings(_Strict):
@@ -359,6 +382,7 @@ class Settings(_Strict):
     publish: PublishSettings = PublishSettings()
     universes: UniverseSettings = UniverseSettings()
     allocation: AllocationSettings = AllocationSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
     # The state whose voters this lakehouse models (two-letter code); contact
     # exports quote this state's voter ids.
     state: str = Field("NC", pattern=r"^[A-Z]{2}$")
@@ -399,6 +423,8 @@ class Settings(_Strict):
                 "storage": self.storage.model_copy(
                     update={
                         "lakehouse": self.storage.lakehouse.expanduser().resolve(),
+                        "metastore": (self.storage.metastore.expanduser().resolve()
+                                      if self.storage.metastore is not None else None),
                         "catalog": self.storage.catalog.expanduser().resolve(),
                     }
                 ),

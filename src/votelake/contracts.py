@@ -184,10 +184,33 @@ def load_contracts(folder: Path) -> dict[str, Contract]:
 
 
 def catalog_entries(contracts: dict[str, Contract]) -> dict[str, dict]:
-    """The catalog entries the contracts declare (columns, partitioning, key, description)."""
+    """The catalog entries the contracts declare.
+
+    Columns, partitioning, key, clustering, the description and column
+    descriptions (the catalog's comments), and each column's range or allowed
+    values as a CHECK constraint, so Delta itself refuses a row outside them.
+    """
     return {name: {"description": c.description, "columns": {n: col.type for n, col in c.columns.items()},
-                   "partition_by": list(c.partition_by), "primary_key": list(c.primary_key)}
+                   "partition_by": list(c.partition_by), "primary_key": list(c.primary_key),
+                   "cluster_by": list(c.cluster_by),
+                   "comments": {n: col.description for n, col in c.columns.items()},
+                   "checks": column_checks(c)}
             for name, c in contracts.items()}
+
+
+def column_checks(contract: Contract) -> dict[str, str]:
+    """A contract's column ranges and allowed values as CHECK constraints (a null passes)."""
+    def number(x: float) -> str:
+        return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+    checks = {}
+    for name, col in contract.columns.items():
+        if col.range is not None:
+            checks[f"{name}_range"] = f"`{name}` IS NULL OR `{name}` BETWEEN {number(col.range[0])} AND {number(col.range[1])}"
+        if col.values is not None:
+            allowed = ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in col.values)
+            checks[f"{name}_values"] = f"`{name}` IS NULL OR `{name}` IN ({allowed})"
+    return checks
 
 
 def identifier_columns(names: list[str], contract: Contract | None = None) -> list[str]:

@@ -5,7 +5,6 @@ Library code receives the session it is given and never builds one.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -14,25 +13,31 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from votelake.config import SparkSettings, StorageSettings
+from votelake import jars
+from votelake.config import SparkSettings
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-# The Maven coordinate to pass to --packages where Maven Central is reachable.
-DELTA_PACKAGE = "io.delta:delta-spark_4.1_2.13:4.1.0"
 
-# Settings every session gets, each for a reason.
-BASE_CONF = {
+# Session settings every session gets, each for a reason (also sent over Spark Connect).
+RUNTIME_CONF = {
     # Delta and every reader of our tables expect microsecond timestamps, not INT96.
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     # Dates and timestamps mean the same thing on every machine.
     "spark.sql.session.timeZone": "UTC",
     # Split-brain partition overwrites are never what a job wants.
     "spark.sql.sources.partitionOverwriteMode": "static",
-    # Spark's _SUCCESS marker is not part of a Delta table.
-    "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
     # Adaptive execution coalesces small shuffles, which most of our jobs are.
     "spark.sql.adaptive.enabled": "true",
+    # Delta rebuilds a table's state from its log in this many tasks (default 50):
+    # our logs are small, and 50 tasks cost seconds per table on 2 cores.
+    "spark.databricks.delta.snapshotPartitions": "4",
+}
+
+# Settings fixed when the JVM starts, each for a reason.
+BASE_CONF = {
+    # Spark's _SUCCESS marker is not part of a Delta table.
+    "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
     # Wide generated code (the synthetic generator, feature selects) exceeds the
     # JVM's 8 KB JIT limit and would otherwise run interpreted, 2-3x slower.
     "spark.driver.extraJavaOptions": "-XX:-DontCompileHugeMethods",
@@ -72,80 +77,82 @@ def check_java() -> str:
     return first
 
 
-def delta_spark_jars_present(spark_settings: SparkSettings) -> bool:
-    """Tell whether delta-spark's JVM classes will be on the session's classpath.
-
-    Decided without starting a JVM: Databricks runtimes ship Delta; elsewhere a
-    ``delta-spark`` jar must be in Spark's jars folder or named in ``spark.jars``
-    / ``spark.jars.packages``.
-
-    Args:
-        spark_settings: the Spark section of the configuration.
-
-    Returns:
-        True when delta-spark can be used.
-    """
-    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
-        return True
-    conf = spark_settings.conf
-    named = conf.get("spark.jars", "") + "," + conf.get("spark.jars.packages", "")
-    if "delta-spark" in named or "delta-core" in named:
-        return True
-    import pyspark
-
-    homes = [os.environ.get("SPARK_HOME", ""), str(Path(pyspark.__file__).parent)]
-    return any(glob.glob(str(Path(h) / "jars" / "delta-spark*.jar")) for h in homes if h)
-
-
-def resolve_backend(spark_settings: SparkSettings, storage: StorageSettings) -> str:
-    """Pick the Delta backend: ``delta-spark`` when its jars are present, else ``delta-rs``.
-
-    Args:
-        spark_settings: the Spark section of the configuration.
-        storage: the storage section (``backend`` may force one).
-
-    Returns:
-        ``"delta-spark"`` or ``"delta-rs"``.
-
-    Raises:
-        RuntimeError: delta-spark was asked for but its jars are not present.
-    """
-    # Under spark-submit the jars may come from --packages, which only the JVM knows.
-    present = delta_spark_jars_present(spark_settings) or (
-        storage.backend == "delta-spark" and launched_by_spark_submit()
-    )
-    if storage.backend == "delta-spark" and not present:
-        raise RuntimeError(
-            "storage.backend=delta-spark but no delta-spark jar is on the classpath; "
-            f"add `--packages {DELTA_PACKAGE}` (needs Maven Central) or use backend auto/delta-rs"
-        )
-    if storage.backend == "auto":
-        return "delta-spark" if present else "delta-rs"
-    return storage.backend
-
-
 def launched_by_spark_submit() -> bool:
     """True when this Python driver was started by spark-submit (its JVM is up)."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def build_spark(spark_settings: SparkSettings, backend: str) -> SparkSession:
-    """Create (or return the running) SparkSession for a job.
+def metastore_conf(metastore: Path) -> dict[str, str]:
+    """The Spark configuration of the embedded Hive metastore: Derby in ``metastore/``.
 
     Args:
-        spark_settings: master, app name, shuffle partitions, memory and extra conf.
-        backend: the resolved Delta backend; ``delta-spark`` adds Delta's
-            session extension and catalog.
+        metastore: the folder of the metastore database and the (unused) warehouse:
+            every table is external, at its lakehouse path.
+
+    Returns:
+        Spark configuration keys.
+    """
+    metastore = Path(metastore).resolve()
+    return {
+        "spark.sql.catalogImplementation": "hive",
+        "spark.hadoop.javax.jdo.option.ConnectionURL":
+            f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true",
+        "spark.sql.warehouse.dir": str(metastore / "warehouse"),
+    }
+
+
+def _uses_own_metastore(conf: dict[str, str]) -> bool:
+    """True when the configuration names a metastore or catalog of the cluster's (Hive, Glue, Unity Catalog)."""
+    keys = ("spark.hadoop.hive.metastore.uris", "spark.hadoop.javax.jdo.option.ConnectionURL",
+            "spark.hadoop.hive.metastore.client.factory.class", "spark.sql.catalogImplementation")
+    return any(k in conf for k in keys) or any(k.startswith("spark.sql.catalog.") and k != "spark.sql.catalog.spark_catalog"
+                                               for k in conf)
+
+
+def build_spark(spark_settings: SparkSettings, metastore: Path | None = None) -> SparkSession:
+    """Create (or return the running) SparkSession for a job: Delta Lake and a table catalog.
+
+    Three ways to run, one factory:
+
+    * in-process (``local[*]`` or a ``spark://`` master): delta-spark's jars come
+      from the environment's fetched folder or Spark's resolver
+      (:func:`votelake.jars.spark_jar_conf`); the tables are registered in the
+      embedded Derby metastore under ``metastore``, unless ``spark.conf`` names
+      the cluster's own (Hive metastore URIs, Glue, Unity Catalog);
+    * under ``spark-submit``: its ``--master``, ``--driver-memory`` and
+      ``--jars``/``--packages`` stand (the JVM is already up);
+    * over Spark Connect (``spark.remote``): the server owns jars, catalog and
+      memory; only session settings are sent.
+
+    Args:
+        spark_settings: master or remote, app name, shuffle partitions, memory and extra conf.
+        metastore: the embedded metastore's folder; None for the cluster's own (or none).
 
     Returns:
         The SparkSession.
+
+    Raises:
+        RuntimeError: under spark-submit without delta-spark's jars.
     """
+    if spark_settings.remote:
+        session = SparkSession.builder.remote(spark_settings.remote).appName(spark_settings.app_name).getOrCreate()
+        for key, value in {**RUNTIME_CONF, "spark.sql.shuffle.partitions": str(spark_settings.shuffle_partitions)
+                           }.items():
+            session.conf.set(key, value)
+        return session
     builder = SparkSession.builder.appName(spark_settings.app_name)
-    conf = dict(BASE_CONF)
-    conf["spark.sql.shuffle.partitions"] = str(spark_settings.shuffle_partitions)
-    if not launched_by_spark_submit():
-        # Under spark-submit the JVM is already running: its --master and
-        # --driver-memory stand, and setting them here would be ignored or wrong.
+    conf = {**BASE_CONF, **RUNTIME_CONF, "spark.sql.extensions": DELTA_EXTENSION,
+            "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+            "spark.sql.shuffle.partitions": str(spark_settings.shuffle_partitions)}
+    embedded = metastore is not None and not _uses_own_metastore(spark_settings.conf)
+    if embedded:
+        conf.update(metastore_conf(metastore))
+    if launched_by_spark_submit():
+        # Its --master, --driver-memory and --jars stand: the JVM is already up.
+        if "delta-spark" not in _submitted_jars():
+            raise RuntimeError("delta-spark's jars are not on this spark-submit's classpath; add "
+                               f"`{' '.join(jars.submit_args())}` (`python -m votelake.jars submit-args` prints it)")
+    else:
         check_java()
         builder = builder.master(spark_settings.master)
         conf["spark.driver.memory"] = spark_settings.driver_memory
@@ -154,10 +161,22 @@ def build_spark(spark_settings: SparkSettings, backend: str) -> SparkSession:
         # when the context starts; the conf key alone is only honoured by spark-submit.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         conf["spark.pyspark.python"] = os.environ["PYSPARK_PYTHON"]
-    if backend == "delta-spark":
-        conf["spark.sql.extensions"] = DELTA_EXTENSION
-        conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
+        if not {"spark.jars", "spark.jars.packages"} & set(spark_settings.conf):
+            conf.update(jars.spark_jar_conf())
     conf.update(spark_settings.conf)
+    if embedded and not launched_by_spark_submit():
+        # Derby writes derby.log where the JVM starts unless told otherwise.
+        conf["spark.driver.extraJavaOptions"] += f" -Dderby.system.home={Path(metastore).resolve()}"
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def _submitted_jars() -> str:
+    """What spark-submit put in ``spark.jars``/``spark.jars.packages`` (Java system properties it passes as env)."""
+    # spark-submit hands its resolved options to the Python driver through the JVM's
+    # system properties; the Python side sees them as the SparkConf defaults.
+    from pyspark.conf import SparkConf
+
+    conf = SparkConf()
+    return conf.get("spark.jars", "") + "," + conf.get("spark.jars.packages", "")

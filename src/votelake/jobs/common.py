@@ -16,8 +16,8 @@ from pyspark.storagelevel import StorageLevel
 from votelake import contracts, quality
 from votelake.catalog import Catalog, TableSpec
 from votelake.config import ConfigError, QualitySettings, Settings, load_settings
-from votelake.session import DELTA_EXTENSION, build_spark, resolve_backend
-from votelake.storage import DeltaStore, WriteResult, open_store
+from votelake.session import build_spark
+from votelake.storage import DeltaStore, WriteResult
 
 
 @dataclass
@@ -42,10 +42,7 @@ class Lakehouse:
 
     @classmethod
     def open(cls, spark: SparkSession, settings: Settings, job: str | None = None) -> "Lakehouse":
-        """Bind the catalog to the session's Delta backend.
-
-        A session started with delta-spark's extension (e.g. by ``spark-submit
-        --packages``) uses delta-spark; otherwise delta-rs.
+        """Bind the catalog to the session's Delta store.
 
         Args:
             spark: the job's session.
@@ -55,14 +52,10 @@ class Lakehouse:
         Returns:
             The lakehouse.
         """
-        backend = settings.storage.backend
-        if backend == "auto":
-            extensions = spark.conf.get("spark.sql.extensions", "") or ""
-            backend = "delta-spark" if DELTA_EXTENSION in extensions else "delta-rs"
         published = contracts.load_contracts(settings.storage.contracts)
         catalog = load_catalog(settings, published=published)
         run_version = settings.run.version if settings.run.version is not None else time.time_ns() // 1_000_000
-        return cls(spark=spark, catalog=catalog, store=open_store(spark, backend), job=job,
+        return cls(spark=spark, catalog=catalog, store=DeltaStore(spark), job=job,
                    run_version=run_version if job else None,
                    quality=settings.quality if job and settings.quality.enabled else None,
                    published=published, reports=settings.quality.results_dir)
@@ -313,7 +306,7 @@ def parse_args(description: str, argv: Sequence[str] | None) -> argparse.Namespa
 
 def session_for(settings: Settings) -> SparkSession:
     """Build the job's SparkSession from the configuration (the one factory)."""
-    return build_spark(settings.spark, resolve_backend(settings.spark, settings.storage))
+    return build_spark(settings.spark, settings.storage.metastore)
 
 
 def run_jobs(settings: Settings, jobs: Sequence[tuple[str, JobRun]]) -> dict[str, dict]:

@@ -1,8 +1,7 @@
-"""The storage contract every Delta backend implements, and the checks they share."""
+"""What the Delta store returns and raises, and the schema check before every write."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -14,7 +13,7 @@ from votelake.catalog import TableSpec
 WriteMode = Literal["append", "overwrite"]
 
 # Key under which the caller's logical operation is recorded in a commit's metadata;
-# neither Delta engine lets a writer set the commit's own ``operation`` field.
+# Delta does not let a writer set the commit's own ``operation`` field.
 OPERATION_KEY = "votelake.operation"
 # Commit metadata naming the job run that wrote a commit (see ``DeltaStore.committed_run``).
 APP_ID_KEY = "votelake.app_id"
@@ -31,6 +30,18 @@ class NotNullViolationError(ValueError):
 
 class TableNotFoundError(FileNotFoundError):
     """No Delta table exists at the declared location."""
+
+
+class ConstraintViolationError(ValueError):
+    """Rows break one of the table's CHECK constraints."""
+
+
+class RetentionTooShortError(ValueError):
+    """A vacuum retention below the table's ``delta.deletedFileRetentionDuration`` (its time-travel window)."""
+
+
+class TimeTravelError(ValueError):
+    """A time-travel timestamp precedes the table's earliest available commit."""
 
 
 class ConcurrentWriteError(RuntimeError):
@@ -107,14 +118,14 @@ def commit_metadata(metadata: dict[str, str] | None, operation: str, app_id: str
     return out
 
 
-def _without_nullability(dtype: T.DataType) -> T.DataType:
+def without_nullability(dtype: T.DataType) -> T.DataType:
     """Return ``dtype`` with every nested nullability flag set to True."""
     if isinstance(dtype, T.ArrayType):
-        return T.ArrayType(_without_nullability(dtype.elementType), True)
+        return T.ArrayType(without_nullability(dtype.elementType), True)
     if isinstance(dtype, T.MapType):
-        return T.MapType(_without_nullability(dtype.keyType), _without_nullability(dtype.valueType), True)
+        return T.MapType(without_nullability(dtype.keyType), without_nullability(dtype.valueType), True)
     if isinstance(dtype, T.StructType):
-        return T.StructType([T.StructField(f.name, _without_nullability(f.dataType), True) for f in dtype.fields])
+        return T.StructType([T.StructField(f.name, without_nullability(f.dataType), True) for f in dtype.fields])
     return dtype
 
 
@@ -142,7 +153,7 @@ def check_schema(df: DataFrame, table: TableSpec) -> DataFrame:
     mistyped = [
         f"{c} (table: {declared[c].simpleString()}, dataframe: {actual[c].simpleString()})"
         for c in declared
-        if c in actual and _without_nullability(declared[c]) != _without_nullability(actual[c])
+        if c in actual and without_nullability(declared[c]) != without_nullability(actual[c])
     ]
     if len(actual) != len(df.columns):
         dupes = sorted({c for c in df.columns if df.columns.count(c) > 1})
@@ -159,126 +170,3 @@ def check_schema(df: DataFrame, table: TableSpec) -> DataFrame:
             f"DataFrame does not match table {table.name} ({table.uri}): " + "; ".join(problems)
         )
     return df.select(*table.columns)
-
-
-class DeltaStore(ABC):
-    """Reads and writes the catalog's Delta tables through one Delta implementation.
-
-    A store receives the job's SparkSession and never builds one.
-    """
-
-    backend: str
-
-    @abstractmethod
-    def exists(self, table: TableSpec) -> bool:
-        """Tell whether a Delta table exists at the table's location.
-
-        Args:
-            table: the table.
-
-        Returns:
-            True when a Delta log is present.
-        """
-
-    @abstractmethod
-    def create(self, table: TableSpec) -> None:
-        """Create the table empty, with the declared schema, partitioning, description
-        and properties. Does nothing when it already exists.
-
-        Args:
-            table: the table.
-        """
-
-    @abstractmethod
-    def write(
-        self,
-        df: DataFrame,
-        table: TableSpec,
-        mode: WriteMode,
-        *,
-        app_id: str | None = None,
-        run_version: int | None = None,
-        operation: str = "WRITE",
-        metadata: dict[str, str] | None = None,
-    ) -> WriteResult:
-        """Append to or overwrite the table in one atomic commit, creating it if absent.
-
-        Args:
-            df: rows whose columns and types match the declared schema (any order).
-            table: the target table.
-            mode: ``append`` adds rows; ``overwrite`` replaces all rows (earlier
-                versions stay readable by time travel).
-            app_id: the writing job's stable id, for idempotent commits.
-            run_version: the job run's monotonically increasing number; when the table
-                already records ``app_id`` at this version or later, nothing is written.
-            operation: the logical operation, recorded in the commit metadata.
-            metadata: extra commit metadata.
-
-        Returns:
-            What was committed.
-
-        Raises:
-            SchemaMismatchError: the DataFrame does not match the declared schema.
-        """
-
-    @abstractmethod
-    def read(self, table: TableSpec, version: int | None = None) -> DataFrame:
-        """Read the table, at its latest version or an earlier one.
-
-        Args:
-            table: the table.
-            version: a committed version for time travel; None for the latest.
-
-        Returns:
-            The rows, with the declared columns in declared order.
-
-        Raises:
-            TableNotFoundError: no table at the declared location.
-        """
-
-    @abstractmethod
-    def version(self, table: TableSpec) -> int | None:
-        """Return the latest committed version.
-
-        Args:
-            table: the table.
-
-        Returns:
-            The version, or None when the table does not exist.
-        """
-
-    def committed_run(self, table: TableSpec, app_id: str) -> int | None:
-        """The latest run version ``app_id`` committed to the table.
-
-        This default reads the app id and run version every commit records
-        (:func:`commit_metadata`), over the history the table keeps.
-
-        Args:
-            table: the table.
-            app_id: the writing job's id.
-
-        Returns:
-            The run version, or None when the table is absent or no kept commit is by ``app_id``.
-        """
-        if not self.exists(table):
-            return None
-        runs = [int(c["metadata"][RUN_VERSION_KEY]) for c in self.history(table)
-                if c["metadata"].get(APP_ID_KEY) == app_id and c["metadata"].get(RUN_VERSION_KEY, "").isdigit()]
-        return max(runs, default=None)
-
-    @abstractmethod
-    def history(self, table: TableSpec) -> list[dict]:
-        """List the table's commits, newest first.
-
-        Args:
-            table: the table.
-
-        Returns:
-            One dict per commit with ``version`` (int), ``timestamp`` (aware UTC
-            datetime), ``operation`` (the caller's operation when recorded, else the
-            engine's), ``engine_operation``, ``parameters`` (dict) and ``metadata``
-            (the caller's commit metadata, dict of str).
-
-        Raises:
-            TableNotFoundError: no table at the declared location.
-        """
