@@ -7,7 +7,7 @@ CONF   ?= conf/local.yaml
 # Where `make run` looks for the default synthetic state (synth.out in the config).
 LANDING ?= data/synth/landing
 
-.PHONY: run test setup check-java synth clean-lake notebooks cluster-up cluster-down bench bench-small bench-cluster
+.PHONY: run test setup check-java synth clean-lake notebooks cluster-up cluster-down cluster-env cluster-test bench bench-small bench-cluster
 
 run: setup
 	@test -d $(LANDING)/ncvoter || $(BIN)/votelake synth --conf $(CONF)
@@ -41,12 +41,22 @@ notebooks: setup
 clean-lake:
 	rm -rf lakehouse mlflow.db mlartifacts
 
-# A standalone Spark cluster (master + worker on 127.0.0.1) from the pyspark wheel's launch scripts.
+# A standalone Spark cluster (master + workers on 127.0.0.1) from the pyspark wheel's launch classes.
+CLUSTER_WORKERS ?= 2
 cluster-up: setup
-	infra/standalone.sh start $(CLUSTER_CORES) $(CLUSTER_MEMORY)
+	infra/standalone.sh start $(CLUSTER_WORKERS) $(or $(CLUSTER_CORES),1) $(or $(CLUSTER_MEMORY),2g)
 
 cluster-down:
 	infra/standalone.sh stop
+
+# The project's environment packed for executors (spark-submit --archives), docs/cluster.md.
+cluster-env: setup
+	infra/pack-env.sh
+
+# The whole pipeline, one spark-submit per job, on a 2-worker cluster with the
+# packed environment on the executors (10-20 minutes on 2 cores).
+cluster-test: setup
+	infra/cluster-pipeline.sh
 
 # The state-scale benchmark (hours on 2 cores): the pipeline per job with its
 # floors and the single-node peers, 3 repetitions below 1M, then the summary
@@ -66,7 +76,7 @@ bench-small: setup
 
 # The same pipeline bench against the standalone cluster instead of local[*].
 bench-cluster: setup
-	infra/standalone.sh start $(CLUSTER_CORES) $(CLUSTER_MEMORY)
+	infra/standalone.sh start 1 $(or $(CLUSTER_CORES),$(shell nproc)) $(or $(CLUSTER_MEMORY),8g)
 	$(BIN)/python -m bench pipeline --voters 20000 --root $(BENCH_ROOT)/cluster20k --name pipeline_cluster_20k \
 	  --set spark.master=spark://127.0.0.1:7077 --set spark.conf.spark.executor.memory=6g; \
 	  status=$$?; infra/standalone.sh stop; exit $$status

@@ -66,3 +66,66 @@ def synthetic_state_settings(root: Path, voters: int, *overrides: str) -> Settin
         ],
         environ={},
     )
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (the kernel picks it), so servers of parallel runs never collide."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served_lakehouse(tmp_path_factory) -> dict[str, Path]:
+    """A tiny lakehouse with every gold table, made by ``votelake synth`` and ``votelake pipeline``
+    in subprocesses, for servers (Spark Connect, Thrift) to serve afterwards.
+
+    The pipeline's process has exited when this returns: Derby admits one JVM
+    per metastore, and the server under test is the next one.
+
+    Returns:
+        ``conf`` (the YAML config), ``metastore``, ``lakehouse`` and ``root``.
+    """
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("served")
+    conf = root / "conf.yaml"
+    conf.write_text(f"""\
+spark:
+  master: "local[2]"
+  shuffle_partitions: 2
+  driver_memory: 2g
+  conf:
+    spark.ui.enabled: "false"
+    spark.ui.showConsoleProgress: "false"
+storage:
+  lakehouse: {root / 'lakehouse'}
+  metastore: {root / 'metastore'}
+mlflow:
+  tracking_uri: sqlite:///{root / 'mlflow.db'}
+  artifact_root: {root / 'mlartifacts'}
+synth:
+  voters: 2000
+  out: {root / 'synth'}
+  partitions: 2
+landing: {root / 'synth' / 'landing'}
+quality:
+  results_dir: {root / 'quality'}
+universes:
+  exports: {root / 'exports'}
+model:
+  gbt_max_iter: 5
+  bootstrap: 50
+  uplift_folds: 2
+""")
+    for command in (["synth"], ["pipeline"]):
+        done = subprocess.run([sys.executable, "-m", "votelake.cli", *command, "--conf", str(conf)],
+                              cwd=REPO, capture_output=True, text=True, timeout=3600)
+        assert done.returncode == 0, f"votelake {command[0]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    return {"root": root, "conf": conf, "metastore": root / "metastore", "lakehouse": root / "lakehouse"}

@@ -175,8 +175,12 @@ def build_spark(spark_settings: SparkSettings, metastore: Path | None = None) ->
 def _submitted_jars() -> str:
     """What spark-submit put in ``spark.jars``/``spark.jars.packages`` (Java system properties it passes as env)."""
     # spark-submit hands its resolved options to the Python driver through the JVM's
-    # system properties; the Python side sees them as the SparkConf defaults.
+    # system properties; the Python side sees them as the SparkConf defaults, but
+    # only once it is connected to that JVM: before the gateway is up, SparkConf()
+    # is an empty Python dict. Connecting first is what getOrCreate() does anyway.
     from pyspark.conf import SparkConf
+    from pyspark.context import SparkContext
 
+    SparkContext._ensure_initialized()
     conf = SparkConf()
     return conf.get("spark.jars", "") + "," + conf.get("spark.jars.packages", "")
