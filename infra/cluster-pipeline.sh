@@ -72,33 +72,29 @@ cat "$ROOT/logs/cluster.log"
 
 CONF=$ROOT/conf.yaml
 DATA=$ROOT/data
-cat >"$CONF" <<EOF
-spark:
-  master: "$MASTER"
-  shuffle_partitions: 2
-  driver_memory: $DRIVER_MEMORY
-  conf:
-    spark.ui.showConsoleProgress: "false"
-storage:
-  lakehouse: $DATA/lakehouse
-  metastore: $DATA/metastore
-mlflow:
-  tracking_uri: sqlite:///$DATA/mlflow.db
-  artifact_root: $DATA/mlartifacts
-synth:
-  voters: $VOTERS
-  out: $DATA/synth
-  partitions: 2
-landing: $DATA/synth/landing
-quality:
-  results_dir: $DATA/quality
-universes:
-  exports: $DATA/exports
-model:
-  gbt_max_iter: 5
-  bootstrap: 50
-  uplift_folds: 2
-EOF
+# conf/local.yaml (its universes, allocation, rules) with every path under
+# $DATA and a tiny model; written out whole, since a YAML file is what a
+# cluster's spark-submit would ship.
+"$PY" - "$CONF" "$DATA" "$MASTER" "$VOTERS" "$DRIVER_MEMORY" <<'PY'
+import sys
+from pathlib import Path
+
+import yaml
+
+conf, data, master, voters, driver_memory = sys.argv[1:]
+settings = yaml.safe_load(Path("conf/local.yaml").read_text())
+data = Path(data)
+settings["spark"].update(master=master, shuffle_partitions=2, driver_memory=driver_memory)
+settings["spark"].setdefault("conf", {})["spark.ui.showConsoleProgress"] = "false"
+settings["storage"].update(lakehouse=str(data / "lakehouse"), metastore=str(data / "metastore"))
+settings.setdefault("mlflow", {}).update(tracking_uri=f"sqlite:///{data / 'mlflow.db'}", artifact_root=str(data / "mlartifacts"))
+settings.setdefault("synth", {}).update(voters=int(voters), out=str(data / "synth"), partitions=2)
+settings["landing"] = str(data / "synth" / "landing")
+settings.setdefault("quality", {})["results_dir"] = str(data / "quality")
+settings["universes"]["exports"] = str(data / "exports")
+settings.setdefault("model", {}).update(gbt_max_iter=5, bootstrap=50, uplift_folds=2)
+Path(conf).write_text(yaml.safe_dump(settings, sort_keys=False))
+PY
 
 # The synthetic state is the input files a real run would find; made locally.
 t0=$(date +%s)

@@ -96,34 +96,23 @@ def served_lakehouse(tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("served")
     conf = root / "conf.yaml"
-    conf.write_text(f"""\
-spark:
-  master: "local[2]"
-  shuffle_partitions: 2
-  driver_memory: 2g
-  conf:
-    spark.ui.enabled: "false"
-    spark.ui.showConsoleProgress: "false"
-storage:
-  lakehouse: {root / 'lakehouse'}
-  metastore: {root / 'metastore'}
-mlflow:
-  tracking_uri: sqlite:///{root / 'mlflow.db'}
-  artifact_root: {root / 'mlartifacts'}
-synth:
-  voters: 2000
-  out: {root / 'synth'}
-  partitions: 2
-landing: {root / 'synth' / 'landing'}
-quality:
-  results_dir: {root / 'quality'}
-universes:
-  exports: {root / 'exports'}
-model:
-  gbt_max_iter: 5
-  bootstrap: 50
-  uplift_folds: 2
-""")
+    import yaml
+
+    # conf/local.yaml (its universes, allocation and rules, so every job has work
+    # to do) with every path under root, a tiny state and a tiny model.
+    settings = yaml.safe_load((REPO / "conf" / "local.yaml").read_text())
+    settings["spark"].update(master="local[2]", shuffle_partitions=2, driver_memory="2g")
+    settings["spark"].setdefault("conf", {}).update({"spark.ui.enabled": "false",
+                                                     "spark.ui.showConsoleProgress": "false"})
+    settings["storage"].update(lakehouse=str(root / "lakehouse"), metastore=str(root / "metastore"))
+    settings.setdefault("mlflow", {}).update(tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+                                             artifact_root=str(root / "mlartifacts"))
+    settings.setdefault("synth", {}).update(voters=2000, out=str(root / "synth"), partitions=2)
+    settings["landing"] = str(root / "synth" / "landing")
+    settings.setdefault("quality", {})["results_dir"] = str(root / "quality")
+    settings["universes"]["exports"] = str(root / "exports")
+    settings.setdefault("model", {}).update(gbt_max_iter=5, bootstrap=50, uplift_folds=2)
+    conf.write_text(yaml.safe_dump(settings, sort_keys=False))
     for command in (["synth"], ["pipeline"]):
         done = subprocess.run([sys.executable, "-m", "votelake.cli", *command, "--conf", str(conf)],
                               cwd=REPO, capture_output=True, text=True, timeout=3600)
