@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# delta-spark's JVM jars, fetched once with Maven into the venv (Spark ships them
+# to executors itself); without them Spark would resolve them at every start.
+JARS   := $(VENV)/share/votelake/jars/.fetched
 CONF   ?= conf/local.yaml
 # Where `make run` looks for the default synthetic state (synth.out in the config).
 LANDING ?= data/synth/landing
@@ -18,7 +21,12 @@ run: setup
 test: setup
 	$(BIN)/pytest -n 2 --dist loadfile
 
-setup: check-java $(STAMP)
+setup: check-java $(STAMP) $(JARS)
+
+$(JARS): $(STAMP)
+	@command -v mvn >/dev/null 2>&1 || { echo "error: Maven is required to fetch delta-spark's jars (apt-get install maven)." >&2; exit 1; }
+	$(BIN)/python -m votelake.jars fetch
+	@touch $@
 
 # Spark 4 runs on Java 17+; fail early with a clear message instead of a JVM stack trace.
 check-java:
@@ -39,7 +47,7 @@ notebooks: setup
 	for nb in notebooks/*.py; do $(BIN)/python "$$nb"; done
 
 clean-lake:
-	rm -rf lakehouse mlflow.db mlartifacts
+	rm -rf lakehouse metastore mlflow.db mlartifacts
 
 # A standalone Spark cluster (master + worker on 127.0.0.1) from the pyspark wheel's launch scripts.
 cluster-up: setup

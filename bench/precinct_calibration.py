@@ -174,7 +174,7 @@ def rounded(err: dict) -> dict:
 def run(settings, results_csv: Path, calibrate: tuple[str, str | None], iterations: int,
         spark_settings: SparkSettings = BENCH_SPARK) -> dict:
     """Load the data, calibrate both ways, and measure every contest."""
-    spark = build_spark(spark_settings, "delta-rs")
+    spark = build_spark(spark_settings, settings.storage.metastore)
     try:
         return measure(spark, settings, results_csv, calibrate, iterations)
     finally:
@@ -665,7 +665,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if settings.calibration.results is None:
             raise SystemExit("synthetic mode needs calibration.results")
-        spark = build_spark(spark_settings, "delta-rs")
+        spark = build_spark(spark_settings, settings.storage.metastore)
         try:
             result = {"summary": measure_synthetic(spark, settings)}
         finally:

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         master="local[2]", app_name="resolve-bench", shuffle_partitions=args.shuffle_partitions,
         driver_memory=args.driver_memory,
         conf={"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"},
-    ), backend="delta-rs")
+    ))
     settings = ResolveSettings()
     result: dict = {"voters": args.voters, "seed": args.seed, "settings": settings.model_dump(mode="json")}
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -56,6 +57,10 @@ from votelake.storage.retry import RetryPolicy
 MERGE = "MERGE"
 DELETE = "DELETE"
 OVERWRITE_WHERE = "OVERWRITE_WHERE"
+
+# Commit metadata key of a token unique to one command, which finds its commit in the history.
+COMMIT_KEY = "votelake.commit"
+RECENT_COMMITS = 20
 
 # Delta's default for ``delta.deletedFileRetentionDuration``: the time-travel window.
 DEFAULT_RETENTION_HOURS = 168.0
@@ -192,7 +197,16 @@ class DeltaStore:
         return f"{quote(layer)}.{quote(short)}"
 
     def _sync_declarations(self, table: TableSpec) -> None:
-        """Set declared properties and constraints an existing table lacks."""
+        """Give an existing table the declared columns, properties and constraints it lacks.
+
+        New nullable columns are added (schema evolution: a contract's new
+        minor version may add columns); Delta keeps refusing anything else that
+        differs from the table's schema.
+        """
+        existing = {f.name.lower() for f in self._delta_table(table).toDF().schema.fields}
+        added = [f for f in table.schema.fields if f.name.lower() not in existing]
+        if added:
+            self.evolve_schema(table, T.StructType(added), table.comments)
         if not table.properties and not table.checks:
             return
         current = self.properties(table)
@@ -310,7 +324,7 @@ class DeltaStore:
                 metadata = None
             if not isinstance(metadata, dict):
                 metadata = {"userMetadata": row["userMetadata"]}
-            metadata = {str(k): str(v) for k, v in metadata.items()}
+            metadata = {str(k): str(v) for k, v in metadata.items() if k != COMMIT_KEY}
             timestamp = row["timestamp"]
             # Spark returns naive datetimes in the session time zone, which is UTC.
             timestamp = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=timezone.utc)
@@ -391,14 +405,16 @@ class DeltaStore:
         _check_run_args(app_id, run_version)
         aligned = check_schema(df, table)
         self.create(table)
+        token = uuid.uuid4().hex
         writer = aligned.write.format("delta").mode(mode).option(
-            "userMetadata", json.dumps(commit_metadata(metadata, operation, app_id, run_version)))
+            "userMetadata", json.dumps(commit_metadata({**(metadata or {}), COMMIT_KEY: token}, operation, app_id,
+                                                       run_version)))
         if predicate is not None:
             writer = writer.option("replaceWhere", predicate)
         if app_id is not None:
             writer = writer.option("txnAppId", app_id).option("txnVersion", str(run_version))
         try:
-            committed, version, m = self._commit(table, lambda: writer.save(table.uri))
+            committed, version, m = self._commit(table, lambda: writer.save(table.uri), token)
         except Exception as error:
             if predicate is not None and "DELTA_REPLACE_WHERE_MISMATCH" in str(error):
                 raise ValueError(f"table {table.name}: row(s) of the DataFrame do not satisfy the overwrite "
@@ -437,17 +453,19 @@ class DeltaStore:
         aligned = check_schema(df, table)
         # Delta refuses several source rows per target row only when a target row
         # exists; a duplicate new key would insert twice. Checked up front for both.
-        dupes = aligned.groupBy(*keys).count().where(F.col("count") > 1).limit(1).collect()
-        if dupes:
-            raise ValueError(f"table {table.name}: the merge source repeats keys on {keys}; keys must be unique")
+        dupes = (aligned.groupBy(*keys).count().where(F.col("count") > 1)
+                 .agg(F.count("*").alias("keys"), F.max("count").alias("most")).first())
+        if dupes["keys"]:
+            raise ValueError(f"table {table.name}: the merge source has {dupes['keys']} key(s) on {keys} occurring "
+                             f"more than once (up to {dupes['most']} times); keys must be unique")
         self.create(table)
         condition = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
         builder = (self._delta_table(table).alias("t").merge(aligned.alias("s"), condition)
                    .whenMatchedUpdateAll().whenNotMatchedInsertAll())
         if delete_missing:
             builder = builder.whenNotMatchedBySourceDelete()
-        with self._session_commit(MERGE, metadata, app_id, run_version):
-            committed, version, m = self._commit(table, builder.execute)
+        with self._session_commit(MERGE, metadata, app_id, run_version) as token:
+            committed, version, m = self._commit(table, builder.execute, token)
         if not committed:
             return WriteResult(table.name, version, False, 0, None)
         return WriteResult(
@@ -465,21 +483,26 @@ class DeltaStore:
             What was committed (``metrics``: ``rows_deleted``).
         """
         dt = self._delta_table(table)
-        with self._session_commit(DELETE, metadata, None, None):
-            committed, version, m = self._commit(table, lambda: dt.delete(predicate))
+        with self._session_commit(DELETE, metadata, None, None) as token:
+            committed, version, m = self._commit(table, lambda: dt.delete(predicate), token)
         return WriteResult(table.name, version, committed, _metric(m, "numAddedFiles"), _metric(m, "numCopiedRows"),
                            files_removed=_metric(m, "numRemovedFiles"),
                            metrics={"rows_deleted": _metric(m, "numDeletedRows")})
 
-    def _commit(self, table: TableSpec, action: Callable[[], object]) -> tuple[bool, int, dict]:
+    def _commit(self, table: TableSpec, action: Callable[[], object], token: str) -> tuple[bool, int, dict]:
         """Run one Delta command, retrying while it loses races; then read what it committed.
 
+        Args:
+            table: the table.
+            action: the command.
+            token: recorded in the command's commit metadata, to find its commit in the
+                history (Delta commits nothing when the txn id says the run already did).
+
         Returns:
-            Whether a commit was made, the table's latest version and the commit's operationMetrics.
+            Whether a commit was made, its version (else the latest) and its operationMetrics.
         """
         policy = self.retry_policy
         for attempt in range(1, policy.attempts + 1):
-            before = self.version(table)
             try:
                 action()
                 break
@@ -496,23 +519,28 @@ class DeltaStore:
                 if translated is error:
                     raise
                 raise translated from None
-        last = self._delta_table(table).history(1).collect()[0]
-        if last["version"] == before:
-            return False, int(before), {}
-        return True, int(last["version"]), dict(last["operationMetrics"] or {})
+        # Writers committing right after this one push its commit down the history.
+        recent = self._delta_table(table).history(RECENT_COMMITS).select(
+            "version", "userMetadata", "operationMetrics").collect()
+        for row in recent:
+            if token in (row["userMetadata"] or ""):
+                return True, int(row["version"]), dict(row["operationMetrics"] or {})
+        return False, int(recent[0]["version"]), {}
 
     @contextmanager
     def _session_commit(self, operation: str, metadata: dict[str, str] | None, app_id: str | None,
-                        run_version: int | None) -> Iterator[None]:
+                        run_version: int | None) -> Iterator[str]:
         """Set the commit's userMetadata (and txn id) for one DML command, then restore the session."""
-        settings = {_USER_METADATA: json.dumps(commit_metadata(metadata, operation, app_id, run_version))}
+        token = uuid.uuid4().hex
+        settings = {_USER_METADATA: json.dumps(commit_metadata({**(metadata or {}), COMMIT_KEY: token}, operation,
+                                                               app_id, run_version))}
         if app_id is not None:
             settings.update({_TXN_APP_ID: app_id, _TXN_VERSION: str(run_version)})
         previous = {k: self.spark.conf.get(k, None) for k in settings}
         for k, v in settings.items():
             self.spark.conf.set(k, v)
         try:
-            yield
+            yield token
         finally:
             for k, v in previous.items():
                 self.spark.conf.unset(k) if v is None else self.spark.conf.set(k, v)
@@ -544,8 +572,14 @@ class DeltaStore:
         return {k[len(CONSTRAINT_PREFIX):]: v for k, v in self.properties(table).items()
                 if k.startswith(CONSTRAINT_PREFIX)}
 
-    def evolve_schema(self, table: TableSpec, new_columns: T.StructType) -> None:
+    def evolve_schema(self, table: TableSpec, new_columns: T.StructType,
+                      comments: dict[str, str] | None = None) -> None:
         """Add nullable columns (existing rows read them as null); ones present with the same type are skipped.
+
+        Args:
+            table: the table.
+            new_columns: the columns to add.
+            comments: column comments for the catalog.
 
         Raises:
             ValueError: a column is not nullable.
@@ -564,7 +598,10 @@ class DeltaStore:
             raise SchemaMismatchError(f"table {table.name}: columns already exist with another type: {clashes}")
         to_add = [f for f in new_columns.fields if f.name.lower() not in current]
         if to_add:
-            columns = ", ".join(f"{quote(f.name)} {f.dataType.simpleString()}" for f in to_add)
+            comments = comments or {}
+            columns = ", ".join(f"{quote(f.name)} {f.dataType.simpleString()}"
+                                + (f" COMMENT '{_sql_string(comments[f.name])}'" if f.name in comments else "")
+                                for f in to_add)
             self.spark.sql(f"ALTER TABLE {self._path_sql(table)} ADD COLUMNS ({columns})")
 
     # -- maintenance ------------------------------------------------------------------------------
