@@ -199,9 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exception(cause, file=sys.stderr)
         print(f"votelake: job {failed.name} failed: {one_line(cause)}", file=sys.stderr)
         return 1
-    except Exception as exc:  # before any job: the Spark session could not start
+    except Exception as exc:  # outside the jobs, e.g. the Spark session could not start
         traceback.print_exception(exc, file=sys.stderr)
-        print(f"votelake: {args.command} failed before its jobs ran: {one_line(exc)}", file=sys.stderr)
+        print(f"votelake: {args.command} failed: {one_line(exc)}", file=sys.stderr)
         return 1
     if args.command == "pipeline":
         _print_summary(settings, results, time.perf_counter() - started)
