@@ -10,7 +10,7 @@ CONF   ?= conf/local.yaml
 # Where `make run` looks for the default synthetic state (synth.out in the config).
 LANDING ?= data/synth/landing
 
-.PHONY: run test setup check-java synth clean-lake notebooks cluster-up cluster-down bench bench-small bench-cluster
+.PHONY: run test setup check-java synth clean-lake notebooks wheel cluster-up cluster-down bench bench-small bench-cluster
 
 run: setup
 	@test -d $(LANDING)/ncvoter || $(BIN)/votelake synth --conf $(CONF)
@@ -45,6 +45,10 @@ synth: setup
 
 notebooks: setup
 	for nb in notebooks/*.py; do $(BIN)/python "$$nb"; done
+
+# An installable wheel in dist/, the default configuration (src/votelake/conf) inside it.
+wheel: setup
+	$(BIN)/python -m pip wheel --no-deps -w dist .
 
 clean-lake:
 	rm -rf lakehouse metastore mlflow.db mlartifacts
