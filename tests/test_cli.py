@@ -13,6 +13,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import deltalake
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -35,9 +36,7 @@ def _write_config(root: Path, landing: Path) -> Path:
         The config file's path.
     """
     tree = yaml.safe_load(DEFAULT_CONF.read_text())
-    # The storage backend is being retired; the test uses whatever the default picks.
-    tree["storage"].pop("backend", None)
-    tree["storage"]["lakehouse"] = str(root / "lakehouse")
+    tree["storage"].update(lakehouse=str(root / "lakehouse"), metastore=str(root / "metastore"))
     tree["spark"].update(master="local[2]", driver_memory="2g", shuffle_partitions=2)
     tree["spark"]["conf"].update({"spark.ui.enabled": "false", "spark.default.parallelism": "2"})
     tree["mlflow"].update(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "mlartifacts"))
@@ -84,6 +83,40 @@ def test_pipeline_exits_zero_and_names_each_champion_run(tmp_path: Path):
         line = re.search(rf"^\[votelake\]   {kind} champion: (.*)$", out, re.M)
         assert line is not None, out[-3000:]
         assert line.group(1).startswith(f"{name}/{champion.version}, run {champion.run_id}, learner "), line.group(0)
+
+    # Maintenance runs on what the pipeline wrote, and keeps every row.
+    maintained = _votelake(tmp_path, "run", "maintain", "--conf", str(conf), timeout=900)
+    assert maintained.returncode == 0, maintained.stderr[-3000:]
+
+    # A fresh process, a session from the factory: the tables by name, their history and changes.
+    check = tmp_path / "check.py"
+    check.write_text(CATALOG_CHECK)
+    checked = subprocess.run([sys.executable, str(check), str(conf)], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=900)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    found = dict(line.split("=", 1) for line in checked.stdout.splitlines() if "=" in line)
+    rows = deltalake.DeltaTable(str(settings.storage.lakehouse / "gold" / "voter_scores")).to_pyarrow_table().num_rows
+    assert int(found["by_name"]) == rows > 0
+    assert int(found["history"]) >= 2 and found["last_operation"] == "WRITE"
+    assert int(found["inserted_by_last_publish"]) == rows
+
+
+# Run in its own process after the pipeline has exited (the embedded metastore admits one process).
+CATALOG_CHECK = """
+import sys
+from votelake.config import load_settings
+from votelake.jobs.common import session_for
+
+spark = session_for(load_settings(sys.argv[1]))
+history = spark.sql("DESCRIBE HISTORY gold.voter_scores").orderBy("version").collect()
+last = history[-1]
+inserted = spark.sql(f"SELECT count(*) FROM table_changes('gold.voter_scores', {last['version']}) "
+                     "WHERE _change_type = 'insert'").first()[0]
+print(f"by_name={spark.table('gold.voter_scores').count()}")
+print(f"history={len(history)}")
+print(f"last_operation={last['operation']}")
+print(f"inserted_by_last_publish={inserted}")
+"""
 
 
 def test_a_failing_job_exits_non_zero_naming_the_job_and_the_error(tmp_path: Path):

@@ -417,8 +417,9 @@ class DeltaStore:
             committed, version, m = self._commit(table, lambda: writer.save(table.uri), token)
         except Exception as error:
             if predicate is not None and "DELTA_REPLACE_WHERE_MISMATCH" in str(error):
-                raise ValueError(f"table {table.name}: row(s) of the DataFrame do not satisfy the overwrite "
-                                 f"predicate {predicate!r}; nothing was written") from None
+                outside = aligned.where(~F.coalesce(F.expr(predicate), F.lit(False))).count()
+                raise ValueError(f"table {table.name}: {outside} row(s) of the DataFrame do not satisfy the "
+                                 f"overwrite predicate {predicate!r}; nothing was written") from None
             raise
         if not committed:
             return WriteResult(table.name, version, False, 0, None)
@@ -530,17 +531,23 @@ class DeltaStore:
     @contextmanager
     def _session_commit(self, operation: str, metadata: dict[str, str] | None, app_id: str | None,
                         run_version: int | None) -> Iterator[str]:
-        """Set the commit's userMetadata (and txn id) for one DML command, then restore the session."""
+        """Set the commit's userMetadata (and txn id) for one DML command; yield its token."""
         token = uuid.uuid4().hex
         settings = {_USER_METADATA: json.dumps(commit_metadata({**(metadata or {}), COMMIT_KEY: token}, operation,
                                                                app_id, run_version))}
         if app_id is not None:
             settings.update({_TXN_APP_ID: app_id, _TXN_VERSION: str(run_version)})
+        with self._session_conf(settings):
+            yield token
+
+    @contextmanager
+    def _session_conf(self, settings: dict[str, str]) -> Iterator[None]:
+        """Set session configuration for one Delta command, then restore what was there."""
         previous = {k: self.spark.conf.get(k, None) for k in settings}
         for k, v in settings.items():
             self.spark.conf.set(k, v)
         try:
-            yield token
+            yield
         finally:
             for k, v in previous.items():
                 self.spark.conf.unset(k) if v is None else self.spark.conf.set(k, v)
@@ -620,17 +627,11 @@ class DeltaStore:
             raise ValueError(f"table {table.name}: cannot z-order by unknown or partition columns {bad}")
         dt = self._delta_table(table)
         before = self.version(table)
-        key = "spark.databricks.delta.optimize.maxFileSize"
-        previous = self.spark.conf.get(key, None)
-        if target_file_mb:
-            # Delta reads the target size only from the session configuration.
-            self.spark.conf.set(key, str(target_file_mb * 1024 * 1024))
-        try:
+        # Delta reads the target size only from the session configuration.
+        size = {"spark.databricks.delta.optimize.maxFileSize": str(target_file_mb * 1024 * 1024)} if target_file_mb else {}
+        with self._session_conf(size):
             builder = dt.optimize()
             rows = (builder.executeZOrderBy(*zorder_by) if zorder_by else builder.executeCompaction()).collect()
-        finally:
-            if target_file_mb:
-                self.spark.conf.unset(key) if previous is None else self.spark.conf.set(key, previous)
         raw = rows[0]["metrics"].asDict(recursive=True) if rows and rows[0]["metrics"] else {}
         return {"files_added": int(raw.get("numFilesAdded", 0)), "files_removed": int(raw.get("numFilesRemoved", 0)),
                 "version_before": before, "version": self.version(table), "engine_metrics": raw}
@@ -663,17 +664,19 @@ class DeltaStore:
                 "and by writers running now. Pass force=True only when no job uses the table.")
         hours = f"{retention_hours:.6f}".rstrip("0").rstrip(".")
         statement = f"VACUUM {self._path_sql(table)} RETAIN {hours} HOURS"
-        key = "spark.databricks.delta.retentionDurationCheck.enabled"
-        previous = self.spark.conf.get(key, None)
-        # Checked above with a clearer message; Delta's own check would refuse a forced run.
-        self.spark.conf.set(key, "false")
-        try:
+        settings = {
+            # Checked above with a clearer message; Delta's own check would refuse a forced run.
+            "spark.databricks.delta.retentionDurationCheck.enabled": "false",
+            # Vacuum lists and matches files in this many tasks (Spark's default: 10,000,
+            # minutes of scheduling on a small machine); the shuffle's width suits the table.
+            "spark.sql.sources.parallelPartitionDiscovery.parallelism": self.spark.conf.get(
+                "spark.sql.shuffle.partitions"),
+        }
+        with self._session_conf(settings):
             # Only a dry run lists the paths; the real run reports just the location.
             listed = [row["path"] for row in self.spark.sql(statement + " DRY RUN").collect()]
             if not dry_run:
                 self.spark.sql(statement).collect()
-        finally:
-            self.spark.conf.unset(key) if previous is None else self.spark.conf.set(key, previous)
         base = _bare(table.uri)
         return sorted(_bare(p)[len(base) + 1:] if _bare(p).startswith(base + "/") else p for p in listed)
 
