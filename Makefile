@@ -3,11 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# delta-spark's JVM jars, fetched once with Maven into the venv (Spark ships them
+# to executors itself); without them Spark would resolve them at every start.
+JARS   := $(VENV)/share/votelake/jars/.fetched
 CONF   ?= conf/local.yaml
 # Where `make run` looks for the default synthetic state (synth.out in the config).
 LANDING ?= data/synth/landing
 
-.PHONY: run test setup check-java synth clean-lake notebooks cluster-up cluster-down cluster-env cluster-test bench bench-small bench-cluster
+.PHONY: run test setup check-java synth clean-lake notebooks wheel cluster-up cluster-down cluster-env cluster-test bench bench-small bench-cluster
 
 run: setup
 	@test -d $(LANDING)/ncvoter || $(BIN)/votelake synth --conf $(CONF)
@@ -18,7 +21,12 @@ run: setup
 test: setup
 	$(BIN)/pytest -n 2 --dist loadfile
 
-setup: check-java $(STAMP)
+setup: check-java $(STAMP) $(JARS)
+
+$(JARS): $(STAMP)
+	@command -v mvn >/dev/null 2>&1 || { echo "error: Maven is required to fetch delta-spark's jars (apt-get install maven)." >&2; exit 1; }
+	$(BIN)/python -m votelake.jars fetch
+	@touch $@
 
 # Spark 4 runs on Java 17+; fail early with a clear message instead of a JVM stack trace.
 check-java:
@@ -38,8 +46,12 @@ synth: setup
 notebooks: setup
 	for nb in notebooks/*.py; do $(BIN)/python "$$nb"; done
 
+# An installable wheel in dist/, the default configuration (src/votelake/conf) inside it.
+wheel: setup
+	$(BIN)/python -m pip wheel --no-deps -w dist .
+
 clean-lake:
-	rm -rf lakehouse mlflow.db mlartifacts
+	rm -rf lakehouse metastore mlflow.db mlartifacts
 
 # A standalone Spark cluster (master + workers on 127.0.0.1) from the pyspark wheel's launch classes.
 CLUSTER_WORKERS ?= 2

@@ -73,7 +73,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from bench.storage_bench import machine
-from votelake.config import REPO_ROOT, SparkSettings, load_settings
+from votelake.config import CONF_DIR, SparkSettings, load_settings
 from votelake.jobs import score
 from votelake.jobs.common import Lakehouse
 from votelake.jobs.train import spec_from_run
@@ -174,7 +174,7 @@ def rounded(err: dict) -> dict:
 def run(settings, results_csv: Path, calibrate: tuple[str, str | None], iterations: int,
         spark_settings: SparkSettings = BENCH_SPARK) -> dict:
     """Load the data, calibrate both ways, and measure every contest."""
-    spark = build_spark(spark_settings, "delta-rs")
+    spark = build_spark(spark_settings, settings.storage.metastore)
     try:
         return measure(spark, settings, results_csv, calibrate, iterations)
     finally:
@@ -648,7 +648,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--driver-memory", default=BENCH_SPARK.driver_memory)
     parser.add_argument("--name", default=None, help="suffix of the results files (default: chatham / synthetic)")
     args = parser.parse_args(argv)
-    conf = args.conf or (str(REPO_ROOT / "conf" / "nc_chatham_2018.yaml") if args.mode == "county" else None)
+    conf = args.conf or (str(CONF_DIR / "nc_chatham_2018.yaml") if args.mode == "county" else None)
     overrides = [*args.overrides, *([f"storage.lakehouse={Path(args.lakehouse).resolve()}"] if args.lakehouse else [])]
     settings = load_settings(conf, overrides, environ={})
     spark_settings = BENCH_SPARK.model_copy(update={"driver_memory": args.driver_memory})
@@ -665,7 +665,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if settings.calibration.results is None:
             raise SystemExit("synthetic mode needs calibration.results")
-        spark = build_spark(spark_settings, "delta-rs")
+        spark = build_spark(spark_settings, settings.storage.metastore)
         try:
             result = {"summary": measure_synthetic(spark, settings)}
         finally:

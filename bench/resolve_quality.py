@@ -29,7 +29,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from votelake.config import SparkSettings, SynthSettings
+from votelake.config import CONF_DIR, SparkSettings, SynthSettings
 from votelake.resolve import (
     ResolveSettings,
     assign_person_ids,
@@ -44,7 +44,6 @@ from votelake.resolve import (
 from votelake.session import build_spark
 from votelake.synth.generate import build_frames
 
-REPO = Path(__file__).resolve().parents[1]
 FRAMES = ("ncvoter", "contacts", "digital", "truth_registrations", "truth_contacts", "truth_digital")
 
 
@@ -62,7 +61,7 @@ def synthetic_state(spark: SparkSession, voters: int, seed: int, data: Path) -> 
     """
     if not all((data / name / "_SUCCESS").exists() or any((data / name).glob("*.parquet")) for name in FRAMES):
         frames = build_frames(spark, SynthSettings(voters=voters, seed=seed, partitions=2, out=data),
-                              REPO / "conf" / "layouts")
+                              CONF_DIR / "layouts")
         for name in FRAMES:
             frames[name].write.mode("overwrite").parquet(str(data / name))
     return {name: spark.read.parquet(str(data / name)) for name in FRAMES}
@@ -105,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
         master="local[2]", app_name="resolve-bench", shuffle_partitions=args.shuffle_partitions,
         driver_memory=args.driver_memory,
         conf={"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"},
-    ), backend="delta-rs")
+    ))
     settings = ResolveSettings()
     result: dict = {"voters": args.voters, "seed": args.seed, "settings": settings.model_dump(mode="json")}
 

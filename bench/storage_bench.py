@@ -1,10 +1,10 @@
-"""Benchmark of the delta-rs storage backend against plain Spark Parquet.
+"""Benchmark of the Delta store (delta-spark) against plain Spark Parquet.
 
 Measures, in one run and as medians over ``--reps``:
 
-(a) ``df.write.parquet`` of N generated rows vs ``DeltaRsStore.write`` (append)
-    of the same DataFrame into a new table: the cost of the staging move, the
-    footer statistics and the delta-rs commit;
+(a) ``df.write.parquet`` of N generated rows vs ``DeltaStore.write`` (append)
+    of the same DataFrame into a new table: the cost of the schema check, the
+    catalog registration, the statistics and the Delta commit;
 (b) a merge of a 1% change set (updates concentrated in 3 of 50 partitions,
     plus a few inserts) vs a full overwrite of the table producing the same
     result: time, and files rewritten vs total files.
@@ -39,7 +39,7 @@ from pyspark.sql import types as T
 from votelake.catalog import TableSpec
 from votelake.config import SparkSettings
 from votelake.session import build_spark
-from votelake.storage.delta_rs import DeltaRsStore
+from votelake.storage import DeltaStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PARTITIONS = 50  # distinct values of the partition column
@@ -151,10 +151,10 @@ def run(rows: int, reps: int, slices: int, workdir: Path) -> dict:
             driver_memory="8g",
             conf={"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"},
         ),
-        "delta-rs",
+        workdir / "metastore",
     )
     spark.sparkContext.setLogLevel("ERROR")  # bench only: keep the console readable
-    store = DeltaRsStore(spark)
+    store = DeltaStore(spark)
     source = generate(spark, 0, rows, slices)
 
     # Untimed warm-up: the first jobs of a JVM pay for class loading and JIT.
@@ -163,7 +163,7 @@ def run(rows: int, reps: int, slices: int, workdir: Path) -> dict:
     store.write(warm, table_spec(workdir / "warm_table"), "append")
     store.merge(change_set(spark, max(rows // 20, 1000), slices), table_spec(workdir / "warm_table"))
 
-    # (a) Parquet vs delta-rs append of the same DataFrame, alternating per rep.
+    # (a) Parquet vs Delta append of the same DataFrame, alternating per rep.
     parquet_s, delta_s = [], []
     for rep in range(reps):
         target = workdir / f"parquet_{rep}"
@@ -224,10 +224,10 @@ def run(rows: int, reps: int, slices: int, workdir: Path) -> dict:
         "reps": reps,
         "append": {
             "parquet_seconds": parquet_s,
-            "delta_rs_seconds": delta_s,
+            "delta_seconds": delta_s,
             "parquet_median_s": round(med(parquet_s), 2),
-            "delta_rs_median_s": round(med(delta_s), 2),
-            "ratio_delta_rs_over_parquet": round(med(delta_s) / med(parquet_s), 3),
+            "delta_median_s": round(med(delta_s), 2),
+            "ratio_delta_over_parquet": round(med(delta_s) / med(parquet_s), 3),
             "files": total_files,
         },
         "merge": {
@@ -252,7 +252,7 @@ def markdown(doc: dict) -> str:
     a, m = doc["append"], doc["merge"]
     mach, v = doc["machine"], doc["versions"]
     return "\n".join([
-        "# Storage benchmark (delta-rs backend)",
+        "# Storage benchmark (delta-spark)",
         "",
         f"Command: `{doc['command']}` — run {doc['run_at']}",
         "",
@@ -264,14 +264,14 @@ def markdown(doc: dict) -> str:
         f"Spark: {doc['spark']['master']}, {doc['spark']['write_tasks']} write tasks. "
         f"Rows: {doc['rows']:,}; medians of {doc['reps']} reps.",
         "",
-        "## (a) Append: plain Parquet vs delta-rs store",
+        "## (a) Append: plain Parquet vs the Delta store",
         "",
         "| | median s | all reps s |",
         "|---|---:|---|",
         f"| `df.write.parquet` | {a['parquet_median_s']} | {', '.join(f'{x:.2f}' for x in a['parquet_seconds'])} |",
-        f"| `DeltaRsStore.write` append | {a['delta_rs_median_s']} | {', '.join(f'{x:.2f}' for x in a['delta_rs_seconds'])} |",
+        f"| `DeltaStore.write` append | {a['delta_median_s']} | {', '.join(f'{x:.2f}' for x in a['delta_seconds'])} |",
         "",
-        f"Ratio delta-rs / Parquet: **{a['ratio_delta_rs_over_parquet']}x** (target ≤ 1.5x); {a['files']} files.",
+        f"Ratio Delta / Parquet: **{a['ratio_delta_over_parquet']}x** (target ≤ 1.5x); {a['files']} files.",
         "",
         "## (b) Merge of a 1% change set vs full overwrite",
         "",

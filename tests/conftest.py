@@ -10,6 +10,10 @@ import pytest
 from votelake.config import Settings, SparkSettings, load_settings
 from votelake.session import build_spark
 
+# The repository checkout (tests import it as ``from conftest import REPO``); its
+# sibling ``shared/data`` holds the real voter files of the opt-in tests.
+REPO = Path(__file__).resolve().parents[1]
+
 # pandas-on-Spark warns at import unless this is set before Spark starts.
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from votelake.config import DEFAULT_CONF, ConfigError, load_settings
-from votelake.session import resolve_backend
 
 
 def test_default_config_is_the_embedded_local_one():
@@ -31,7 +30,9 @@ def test_cli_override_beats_environment_beats_file():
         ("sparkk.master=local", "sparkk"),
         ("synth.voters=many", "synth.voters"),
         ("model.test_fraction=1.5", "model.test_fraction"),
-        ("storage.backend=parquet", "storage.backend"),
+        ("storage.backend=delta-rs", "storage.backend"),  # gone: delta-spark writes every table
+        ("maintenance.retention_hours=24", "maintenance.retention_hours"),  # below the time-travel window
+        ("spark.remote=http://x", "spark.remote"),
     ],
 )
 def test_bad_key_or_value_fails_naming_the_key(override, named):
@@ -60,9 +61,7 @@ def test_override_needs_key_value_form():
         load_settings(None, ["synth.voters"], environ={})
 
 
-def test_backend_auto_is_delta_rs_without_jars():
-    settings = load_settings(environ={})
-    assert resolve_backend(settings.spark, settings.storage) == "delta-rs"
-    forced = load_settings(None, ["storage.backend=delta-spark"], environ={})
-    with pytest.raises(RuntimeError, match="delta-spark"):
-        resolve_backend(forced.spark, forced.storage)
+def test_metastore_paths_are_absolute_and_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(environ={}).storage.metastore == tmp_path / "metastore"
+    assert load_settings(None, ["storage.metastore=null"], environ={}).storage.metastore is None

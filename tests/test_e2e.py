@@ -1,6 +1,6 @@
 """End to end on a small synthetic state: synth → ingest → build → train → score.
 
-Real Spark, real Delta tables (delta-rs backend) and a real MLflow SQLite store,
+Real Spark, real Delta tables (delta-spark) and a real MLflow SQLite store,
 all in a temporary folder.
 """
 
@@ -187,6 +187,27 @@ def test_every_published_table_reads_anywhere(spark, settings, pipeline):
         key = list(contract.primary_key)
         assert sorted((tuple(r) for r in spark_rows.select(*key).collect()), key=repr) == sorted(
             (tuple(r[names.index(k)] for k in key) for r in expected), key=repr), name
+
+
+def test_every_table_is_in_the_catalog_with_history_comments_and_changes(spark, settings, pipeline):
+    """Tables by name: scores, their history, comments from the contract, and the last publish's changes."""
+    lake = Lakehouse.open(spark, settings)
+    written = {f"{r['namespace']}.{r['tableName']}" for layer in ("bronze", "silver", "gold")
+               for r in spark.sql(f"SHOW TABLES IN {layer}").collect()}
+    assert {"bronze.ncvoter", "silver.persons", "gold.voter_features", "gold.voter_scores",
+            "gold.target_universes", "gold.campaign_metrics"} <= written
+    assertDataFrameEqual(spark.table("gold.voter_scores"), lake.read("gold.voter_scores"))
+    history = spark.sql("DESCRIBE HISTORY gold.voter_scores").collect()
+    last = max(r["version"] for r in history)
+    assert last == lake.version("gold.voter_scores")
+    contract = lake.published["gold.voter_scores"]
+    comments = {r["col_name"]: r["comment"] for r in spark.sql("DESCRIBE TABLE gold.voter_scores").collect()}
+    assert comments["turnout_prob"] == contract.columns["turnout_prob"].description
+    assert "turnout_prob_range" in lake.store.constraints(lake.table("gold.voter_scores"))
+    # The Change Data Feed of the last publish inserts exactly the published rows.
+    inserted = spark.sql(f"SELECT * FROM table_changes('gold.voter_scores', {last}, {last}) "
+                         "WHERE _change_type = 'insert'").drop("_change_type", "_commit_version", "_commit_timestamp")
+    assertDataFrameEqual(inserted, lake.read("gold.voter_scores"))
 
 
 def test_universes_follow_their_rules_and_hand_off_per_turf(spark, settings, pipeline):

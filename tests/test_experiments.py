@@ -10,14 +10,14 @@ from pyspark.testing import assertDataFrameEqual
 
 from votelake.canonical import FIELDS
 from votelake.jobs.common import load_catalog
-from votelake.config import REPO_ROOT, load_settings
+from votelake.config import CONF_DIR, load_settings
 from votelake.jobs.build import experiment_report
 from votelake.jobs.ingest import plan_deliveries
 from votelake.layouts import load_layout
 from votelake.transforms import silver
 from votelake.transforms.canonicalize import canonical_records
 
-LAYOUTS = REPO_ROOT / "conf" / "layouts"
+LAYOUTS = CONF_DIR / "layouts"
 ASSIGNED = dt.datetime(2026, 6, 15, 9, 0)
 RECORDS = T.StructType(
     [T.StructField(c, T.TimestampType() if c == "assigned_at" else T.StringType()) for c in FIELDS["experiments"]]

@@ -16,13 +16,13 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from votelake.config import REPO_ROOT, load_settings
+from votelake.config import CONF_DIR, load_settings
 from votelake.jobs import ingest
 from votelake.jobs.common import Lakehouse
 from votelake.layouts import LayoutError, header_difference, load_layout, parse_layout
 from votelake.transforms.canonicalize import canonical_records, wide_vote_history
 
-LAYOUTS = REPO_ROOT / "conf" / "layouts"
+LAYOUTS = CONF_DIR / "layouts"
 
 # A small voter layout in the style of a state's: tab-separated with a header.
 T_VOTERS = {

@@ -11,15 +11,15 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from conftest import synthetic_state_settings
+from conftest import REPO, synthetic_state_settings
 from votelake import contracts, publish
-from votelake.config import REPO_ROOT, PublishSettings
+from votelake.config import CONF_DIR, PublishSettings
 from votelake.models.propensity import bounded_uplift
 from votelake.jobs.common import Lakehouse, load_catalog
 from votelake.jobs.score import SCORING_RUN_KEY, distribution_gate, published_run, with_deciles
 from votelake.quality import QualityGateError
 
-CONTRACTS = contracts.load_contracts(REPO_ROOT / "conf" / "contracts")
+CONTRACTS = contracts.load_contracts(CONF_DIR / "contracts")
 SCORES = CONTRACTS["gold.voter_scores"]
 
 
@@ -73,7 +73,7 @@ def test_shipped_contracts_declare_the_published_tables(tmp_path):
 
 
 def test_data_dictionary_is_rendered_from_the_contracts():
-    shipped = (REPO_ROOT / "docs" / "data_dictionary.md").read_text()
+    shipped = (REPO / "docs" / "data_dictionary.md").read_text()
     assert shipped == contracts.render_markdown(CONTRACTS), "run: votelake contracts render"
 
 

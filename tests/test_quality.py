@@ -17,11 +17,11 @@ from pyspark.sql import types as T
 
 from votelake import quality
 from votelake.catalog import Catalog
-from votelake.config import REPO_ROOT, load_settings
+from votelake.config import CONF_DIR, load_settings
 from votelake.jobs.common import load_catalog
 from votelake.quality import QualityGateError, SuiteError
 
-EXPECTATIONS = REPO_ROOT / "conf" / "expectations"
+EXPECTATIONS = CONF_DIR / "expectations"
 
 SUITE = """
 table: silver.gate_test

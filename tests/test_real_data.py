@@ -11,19 +11,20 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from votelake.config import REPO_ROOT, load_settings
+from conftest import REPO
+from votelake.config import CONF_DIR, load_settings
 from votelake.jobs import ingest
 from votelake.jobs.build import canonical_sources
 from votelake.jobs.common import Lakehouse
 
-DATA = REPO_ROOT.parent / "shared" / "data"
+DATA = REPO.parent / "shared" / "data"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real extracts not found at {DATA}")
 
 
 def _load(spark, tmp_path: Path, conf: str, folder: str):
     # The configs name ../shared/data relative to the repository root; the test
     # points at the same folder absolutely so it runs from any directory.
-    settings = load_settings(REPO_ROOT / "conf" / conf, [
+    settings = load_settings(CONF_DIR / conf, [
         f"storage.lakehouse={tmp_path / 'lake'}", f"landing={DATA / folder}",
         f"quality.results_dir={tmp_path / 'quality'}"], environ={})
     return settings, ingest.run(spark, settings)

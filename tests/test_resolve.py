@@ -11,7 +11,6 @@ versioned model.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -19,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from votelake.config import SynthSettings
+from votelake.config import CONF_DIR, SynthSettings
 from votelake.resolve import (
     PERSON_SCHEMA,
     RECORD_SCHEMA,
@@ -37,7 +36,7 @@ from votelake.resolve import (
 from votelake.resolve.ids import HASH_CHARS
 from votelake.synth.generate import build_outputs, build_registrations
 
-LAYOUTS = Path(__file__).resolve().parents[1] / "conf" / "layouts"
+LAYOUTS = CONF_DIR / "layouts"
 CLUSTERS = T.StructType([
     T.StructField("registration_key", T.StringType(), False),
     T.StructField("cluster_id", T.StringType(), False),

@@ -229,6 +229,12 @@ def test_deltalake_reads_without_spark(votes_table):
     assert _sorted_rows(records) == EXPECTED_PLAIN
 
 
+def test_pandas_reads_through_deltalake(votes_table):
+    frame = DeltaTable(str(votes_table.path)).to_pandas()
+    assert sorted(frame["voter_id"]) == [r[0] for r in EXPECTED_PLAIN]
+    assert frame["county"].isna().sum() == 1
+
+
 def test_polars_reads_without_spark(votes_table):
     pl = pytest.importorskip("polars")
     frame = pl.read_delta(str(votes_table.path))

@@ -113,13 +113,17 @@ def test_vacuum_respects_retention_and_force(store, spark, tmp_path):
     assert store.vacuum(table) == []
     with pytest.raises(RetentionTooShortError, match=r"silver\.people.*1 h.*168 h.*time travel"):
         store.vacuum(table, retention_hours=1)
-    assert set(store.vacuum(table, retention_hours=0, force=True)) == old_files  # dry run
+    # Besides the replaced files, Delta's writer leaves the empty files of empty tasks
+    # uncommitted: they too are in no version, and vacuum takes them.
+    unreferenced = {p.name for p in table.path.glob("*.parquet")} - active_files(table)
+    assert old_files <= unreferenced
+    assert set(store.vacuum(table, retention_hours=0, force=True)) == unreferenced  # dry run
     # Neither the refused call nor the dry run deleted anything.
     assert all((table.path / f).exists() for f in old_files)
 
     removed = store.vacuum(table, retention_hours=0, dry_run=False, force=True)
 
-    assert set(removed) == old_files
+    assert set(removed) == unreferenced
     assert not any((table.path / f).exists() for f in old_files)
     assertDataFrameEqual(store.read(table), current)
     # The log still lists the old version, but its data files are gone for good.
@@ -171,11 +175,12 @@ def test_add_constraint_is_enforced_on_later_writes(store, spark, tmp_path):
     with pytest.raises(ConstraintViolationError, match=r"silver\.people.*score_positive"):
         store.write(bad, table, "append")
     assert store.version(table) == before
-    # As in Delta, a null result is a violation, not a pass.
-    store.add_constraint(table, "named", "name IS NOT NULL AND score > 0")
-    with pytest.raises(ConstraintViolationError, match="named"):
-        store.write(people(spark, [(8, "Hal", None)]), table, "append")
     assertDataFrameEqual(store.read(table), good)
+    # As in Delta, a null result is a violation, not a pass.
+    strict = spec(tmp_path, "silver.strict", checks={"positive": "score > 0"})
+    store.write(people(spark, [(8, "Hal", 1.0)]), strict, "append")
+    with pytest.raises(ConstraintViolationError, match="positive"):
+        store.write(people(spark, [(9, "Ida", None)]), strict, "append")
 
 
 def test_existing_rows_must_satisfy_a_new_constraint(store, spark, tmp_path):

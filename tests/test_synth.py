@@ -10,12 +10,12 @@ from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from votelake.config import REPO_ROOT, SynthSettings
+from votelake.config import CONF_DIR, SynthSettings
 from votelake.layouts import load_layout
 from votelake.synth import SNAPSHOT_DATE, build_frames, campaign, generate
 from votelake.synth.generate import read_truth
 
-LAYOUTS = REPO_ROOT / "conf" / "layouts"
+LAYOUTS = CONF_DIR / "layouts"
 N = 3000
 
 

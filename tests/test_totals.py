@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from votelake.config import REPO_ROOT
+from conftest import REPO
 from votelake.models.totals import (
     EPS,
     ballots_cast,
@@ -26,7 +26,7 @@ from votelake.models.totals import (
     share_targets,
 )
 
-CHATHAM = REPO_ROOT.parent / "shared" / "data" / "nc_chatham_2018" / "results_20181106_general_chatham_medsl.csv"
+CHATHAM = REPO.parent / "shared" / "data" / "nc_chatham_2018" / "results_20181106_general_chatham_medsl.csv"
 
 SCORED_SCHEMA = T.StructType([
     T.StructField("voter", T.StringType(), False),

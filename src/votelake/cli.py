@@ -9,24 +9,136 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
+import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from votelake import contracts
-from votelake.config import REPO_ROOT, ConfigError, load_settings
-from votelake.jobs import allocate, build, ingest, metrics, score, synth, train, universes
-from votelake.jobs.common import run_jobs
+from votelake.config import ConfigError, Settings, load_settings
+from votelake.jobs import allocate, build, ingest, maintain, metrics, score, synth, train, universes
+from votelake.jobs.common import JobRun, run_jobs
+from votelake.models import tracking
 
 JOBS = {"synth": synth.run, "ingest": ingest.run, "build": build.run, "train": train.run, "score": score.run,
-        "universes": universes.run, "allocate": allocate.run, "metrics": metrics.run}
+        "universes": universes.run, "allocate": allocate.run, "metrics": metrics.run, "maintain": maintain.run}
 PIPELINE = ("ingest", "build", "train", "score", "universes", "allocate", "metrics")
-DATA_DICTIONARY = REPO_ROOT / "docs" / "data_dictionary.md"
+# Relative to the current directory: in a checkout, the repository's copy.
+DATA_DICTIONARY = Path("docs") / "data_dictionary.md"
+
+log = logging.getLogger(__name__)
+
+
+class JobFailed(Exception):
+    """A job raised; carries the job's name (the cause is ``__cause__``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _named(name: str, run: JobRun) -> JobRun:
+    """Wrap a job so that its exception says which job raised it."""
+    def wrapped(spark, settings):
+        try:
+            return run(spark, settings)
+        except Exception as exc:
+            raise JobFailed(name) from exc
+    return wrapped
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one line: its type and the start of its message.
+
+    Args:
+        exc: the exception.
+        limit: the most characters of message kept.
+
+    Returns:
+        ``Type: message``, with the message's lines joined and cut at ``limit``.
+    """
+    # Spark and layout errors run over many lines; the first few say what went wrong.
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    message = " | ".join(lines)
+    if len(message) > limit:
+        message = message[:limit].rstrip() + " ..."
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def champion_runs(trained: Any, scored_models: Any = None) -> dict[str, dict[str, str | None]]:
+    """Per model kind, its champion and the run that trained it, from the jobs' summaries.
+
+    Reads the train job's summary (per kind: per learner ``run_id`` and
+    ``model``, and ``champion``; or ``skipped``) without assuming every kind is
+    there or has that shape; kinds not trained in this run come from the score
+    job's models.
+
+    Args:
+        trained: the train job's summary (anything but a dict gives nothing).
+        scored_models: the score job's ``models`` (kind to ``name/version``), if any.
+
+    Returns:
+        Kind to ``model`` (``name/version`` or None), ``run_id`` (None when this
+        run did not train the champion) and ``note``.
+    """
+    found: dict[str, dict[str, str | None]] = {}
+    for kind, result in (trained.items() if isinstance(trained, dict) else ()):
+        if not isinstance(result, dict):
+            continue
+        if "skipped" in result:
+            found[kind] = {"model": None, "run_id": None, "note": f"skipped: {result['skipped']}"}
+            continue
+        # One run for the kind, or one per candidate learner (the train job's shape).
+        runs = {None: result} if "run_id" in result else {
+            learner: r for learner, r in result.items() if isinstance(r, dict) and "run_id" in r}
+        champion = result.get("champion") or (next(iter(runs.values())).get("model") if len(runs) == 1 else None)
+        winner = next(((learner, r) for learner, r in runs.items() if r.get("model") == champion), None)
+        if winner is not None:
+            learner, r = winner
+            found[kind] = {"model": champion, "run_id": r["run_id"],
+                           "note": f"learner {learner}" if learner else "trained now"}
+        else:
+            found[kind] = {"model": champion, "run_id": None,
+                           "note": "kept: no candidate of this run beat it" if champion else "no champion"}
+    for kind, label in (scored_models.items() if isinstance(scored_models, dict) else ()):
+        if kind not in found:
+            found[kind] = {"model": label, "run_id": None, "note": "not trained in this run"}
+        elif found[kind]["model"] is None:  # skipped now, but an earlier champion scored
+            found[kind]["model"] = label
+    return found
+
+
+def _registry_run_id(settings: Settings, label: str) -> str | None:
+    """The run that trained a registered ``name/version``, from the MLflow registry."""
+    name, _, version = label.rpartition("/")
+    try:
+        return tracking.configure(settings.mlflow).get_model_version(name, version).run_id
+    except Exception:  # the summary must not fail a finished pipeline; the label alone still helps
+        log.debug("no run found for %s", label, exc_info=True)
+        return None
+
+
+def _print_summary(settings: Settings, results: dict[str, dict], seconds: float) -> None:
+    """The pipeline's closing lines: the scores table, each kind's champion run, the MLflow store."""
+    print(f"[votelake] pipeline finished in {seconds:.1f}s")
+    scored = results.get("score") if isinstance(results.get("score"), dict) else {}
+    if "table" in scored:
+        state = f"{scored['rows']} rows" if "rows" in scored else "unchanged"
+        if scored.get("published") is False and scored.get("reason"):
+            state += f"; not published: {scored['reason']}"
+        print(f"[votelake] scores: {scored['table']} ({state})")
+    print(f"[votelake] MLflow: {settings.mlflow.tracking_uri}")
+    for kind, champ in champion_runs(results.get("train"), scored.get("models")).items():
+        run_id = champ["run_id"] or (_registry_run_id(settings, champ["model"]) if champ["model"] else None)
+        named = f"{champ['model']}, run {run_id or 'unknown'}, " if champ["model"] else ""
+        print(f"[votelake]   {kind} champion: {named}{champ['note']}")
+    print(f"[votelake] browse runs: mlflow ui --backend-store-uri {settings.mlflow.tracking_uri}")
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--conf", default=None, help="YAML config (default: conf/local.yaml)")
+    parser.add_argument("--conf", default=None, help="YAML config (default: the packaged conf/local.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set synth.voters=5000 (repeatable)")
 
@@ -79,13 +191,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     names = {"synth": ["synth"], "run": [getattr(args, "job", "")], "pipeline": list(PIPELINE)}[args.command]
     started = time.perf_counter()
-    results = run_jobs(settings, [(n, JOBS[n]) for n in names])
+    try:
+        results = run_jobs(settings, [(n, _named(n, JOBS[n])) for n in names])
+    except JobFailed as failed:
+        cause = failed.__cause__ or failed
+        # The traceback first, then the one line that says what failed, last on the terminal.
+        traceback.print_exception(cause, file=sys.stderr)
+        print(f"votelake: job {failed.name} failed: {one_line(cause)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # outside the jobs, e.g. the Spark session could not start
+        traceback.print_exception(exc, file=sys.stderr)
+        print(f"votelake: {args.command} failed: {one_line(exc)}", file=sys.stderr)
+        return 1
     if args.command == "pipeline":
-        print(f"[votelake] pipeline finished in {time.perf_counter() - started:.1f}s")
-        print(f"[votelake] scores: {results['score']['table']} ({results['score'].get('rows', 'unchanged')} rows)")
-        print(f"[votelake] MLflow: {settings.mlflow.tracking_uri} "
-              f"(turnout run {results['train']['turnout']['run_id']}, support run {results['train']['support']['run_id']})")
-        print(f"[votelake] browse runs: mlflow ui --backend-store-uri {settings.mlflow.tracking_uri}")
+        _print_summary(settings, results, time.perf_counter() - started)
     return 0
 
 

@@ -1,9 +1,10 @@
 """Typed, validated configuration.
 
-A run's configuration comes from one YAML file (``conf/local.yaml`` is the
-embedded default), then environment variables, then ``--set key=value``
-overrides, in that order. Everything is validated before Spark starts: an
-unknown key or a bad value raises :class:`ConfigError` naming the key.
+A run's configuration comes from one YAML file (``conf/local.yaml``, shipped
+inside the package, is the embedded default), then environment variables, then
+``--set key=value`` overrides, in that order. Everything is validated before
+Spark starts: an unknown key or a bad value raises :class:`ConfigError` naming
+the key.
 
 Environment overrides use the prefix ``VOTELAKE__`` and ``__`` between levels,
 e.g. ``VOTELAKE__SYNTH__VOTERS=5000`` is the same as ``--set synth.voters=5000``.
@@ -23,8 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from votelake.resolve.settings import ResolveSettings
 
 ENV_PREFIX = "VOTELAKE__"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONF = REPO_ROOT / "conf" / "local.yaml"
+# The default configuration ships inside the package (package data), so an
+# installed wheel finds it wherever it runs; files on disk, since paths to them
+# are handed to Spark and Great Expectations.
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+DEFAULT_CONF = CONF_DIR / "local.yaml"
 
 
 class ConfigError(ValueError):
@@ -57,9 +61,9 @@ class StorageSettings(_Strict):
     # silver.*, gold.*. One process at a time can open it. null: the cluster's own
     # metastore or catalog, named in spark.conf (hive.metastore.uris, Glue, Unity Catalog).
     metastore: Path | None = Path("metastore")
-    catalog: Path = REPO_ROOT / "conf" / "tables.yaml"
+    catalog: Path = CONF_DIR / "tables.yaml"
     # Data contracts of the published tables (they declare those tables).
-    contracts: Path = REPO_ROOT / "conf" / "contracts"
+    contracts: Path = CONF_DIR / "contracts"
 
 
 class MlflowSettings(_Strict):
@@ -196,7 +200,7 @@ DEFAULT_SOURCES = (
 class QualitySettings(_Strict):
     """Data-quality gates: where the suites are and where results go."""
 
-    expectations: Path = REPO_ROOT / "conf" / "expectations"
+    expectations: Path = CONF_DIR / "expectations"
     results_dir: Path = Path("reports/quality")
     enabled: bool = True
 
@@ -387,7 +391,7 @@ class Settings(_Strict):
     # exports quote this state's voter ids.
     state: str = Field("NC", pattern=r"^[A-Z]{2}$")
     landing: Path = Path("data/synth/landing")
-    layouts: Path = REPO_ROOT / "conf" / "layouts"
+    layouts: Path = CONF_DIR / "layouts"
     sources: tuple[SourceSettings, ...] = DEFAULT_SOURCES
 
     @model_validator(mode="after")
@@ -404,6 +408,9 @@ class Settings(_Strict):
 
     def resolved(self) -> "Settings":
         """Return a copy with every relative path made absolute against the CWD.
+
+        A relative path in a user's config file means the directory the job
+        starts in; the defaults (package data) are absolute already.
 
         Returns:
             Settings whose paths and the SQLite tracking URI are absolute, so a
@@ -426,6 +433,7 @@ class Settings(_Strict):
                         "metastore": (self.storage.metastore.expanduser().resolve()
                                       if self.storage.metastore is not None else None),
                         "catalog": self.storage.catalog.expanduser().resolve(),
+                        "contracts": self.storage.contracts.expanduser().resolve(),
                     }
                 ),
                 "mlflow": self.mlflow.model_copy(
@@ -510,7 +518,7 @@ def load_settings(
     """Load, override and validate the configuration.
 
     Args:
-        path: YAML file; ``None`` means the embedded default ``conf/local.yaml``.
+        path: YAML file; ``None`` means the embedded default :data:`DEFAULT_CONF`.
         overrides: ``key=value`` strings with dotted keys (``synth.voters=5000``).
         environ: environment to read ``VOTELAKE__*`` overrides from
             (default ``os.environ``).

@@ -29,9 +29,10 @@ RUNTIME_CONF = {
     "spark.sql.sources.partitionOverwriteMode": "static",
     # Adaptive execution coalesces small shuffles, which most of our jobs are.
     "spark.sql.adaptive.enabled": "true",
-    # Delta rebuilds a table's state from its log in this many tasks (default 50):
-    # our logs are small, and 50 tasks cost seconds per table on 2 cores.
-    "spark.databricks.delta.snapshotPartitions": "4",
+    # Delta rebuilds a table's state from its log in this many tasks (default 50).
+    # Our logs are small (a state's table has thousands of files, not millions),
+    # and every extra task costs scheduling time on each read after a commit.
+    "spark.databricks.delta.snapshotPartitions": "2",
 }
 
 # Settings fixed when the JVM starts, each for a reason.

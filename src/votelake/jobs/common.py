@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -296,7 +297,7 @@ def load_catalog(settings: Settings, lakehouse: Path | None = None,
 def parse_args(description: str, argv: Sequence[str] | None) -> argparse.Namespace:
     """The arguments every job takes: ``--conf FILE`` and repeatable ``--set key=value``."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--conf", default=None, help="YAML config (default: conf/local.yaml)")
+    parser.add_argument("--conf", default=None, help="YAML config (default: the packaged conf/local.yaml)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override one config key, e.g. --set synth.voters=5000 (repeatable)",
@@ -348,4 +349,11 @@ def job_main(name: str, run: JobRun, description: str, argv: Sequence[str] | Non
     except ConfigError as exc:
         print(f"votelake {name}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    return run_jobs(settings, [(name, run)])[name]
+    try:
+        return run_jobs(settings, [(name, run)])[name]
+    except Exception as exc:
+        # The traceback for debugging, then one line naming the job and the error; spark-submit passes the 1 on.
+        traceback.print_exc()
+        message = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())[:300]
+        print(f"votelake: job {name} failed: {type(exc).__name__}: {message}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -56,6 +57,10 @@ from votelake.storage.retry import RetryPolicy
 MERGE = "MERGE"
 DELETE = "DELETE"
 OVERWRITE_WHERE = "OVERWRITE_WHERE"
+
+# Commit metadata key of a token unique to one command, which finds its commit in the history.
+COMMIT_KEY = "votelake.commit"
+RECENT_COMMITS = 20
 
 # Delta's default for ``delta.deletedFileRetentionDuration``: the time-travel window.
 DEFAULT_RETENTION_HOURS = 168.0
@@ -192,7 +197,16 @@ class DeltaStore:
         return f"{quote(layer)}.{quote(short)}"
 
     def _sync_declarations(self, table: TableSpec) -> None:
-        """Set declared properties and constraints an existing table lacks."""
+        """Give an existing table the declared columns, properties and constraints it lacks.
+
+        New nullable columns are added (schema evolution: a contract's new
+        minor version may add columns); Delta keeps refusing anything else that
+        differs from the table's schema.
+        """
+        existing = {f.name.lower() for f in self._delta_table(table).toDF().schema.fields}
+        added = [f for f in table.schema.fields if f.name.lower() not in existing]
+        if added:
+            self.evolve_schema(table, T.StructType(added), table.comments)
         if not table.properties and not table.checks:
             return
         current = self.properties(table)
@@ -310,7 +324,7 @@ class DeltaStore:
                 metadata = None
             if not isinstance(metadata, dict):
                 metadata = {"userMetadata": row["userMetadata"]}
-            metadata = {str(k): str(v) for k, v in metadata.items()}
+            metadata = {str(k): str(v) for k, v in metadata.items() if k != COMMIT_KEY}
             timestamp = row["timestamp"]
             # Spark returns naive datetimes in the session time zone, which is UTC.
             timestamp = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=timezone.utc)
@@ -391,18 +405,21 @@ class DeltaStore:
         _check_run_args(app_id, run_version)
         aligned = check_schema(df, table)
         self.create(table)
+        token = uuid.uuid4().hex
         writer = aligned.write.format("delta").mode(mode).option(
-            "userMetadata", json.dumps(commit_metadata(metadata, operation, app_id, run_version)))
+            "userMetadata", json.dumps(commit_metadata({**(metadata or {}), COMMIT_KEY: token}, operation, app_id,
+                                                       run_version)))
         if predicate is not None:
             writer = writer.option("replaceWhere", predicate)
         if app_id is not None:
             writer = writer.option("txnAppId", app_id).option("txnVersion", str(run_version))
         try:
-            committed, version, m = self._commit(table, lambda: writer.save(table.uri))
+            committed, version, m = self._commit(table, lambda: writer.save(table.uri), token)
         except Exception as error:
             if predicate is not None and "DELTA_REPLACE_WHERE_MISMATCH" in str(error):
-                raise ValueError(f"table {table.name}: row(s) of the DataFrame do not satisfy the overwrite "
-                                 f"predicate {predicate!r}; nothing was written") from None
+                outside = aligned.where(~F.coalesce(F.expr(predicate), F.lit(False))).count()
+                raise ValueError(f"table {table.name}: {outside} row(s) of the DataFrame do not satisfy the "
+                                 f"overwrite predicate {predicate!r}; nothing was written") from None
             raise
         if not committed:
             return WriteResult(table.name, version, False, 0, None)
@@ -437,17 +454,19 @@ class DeltaStore:
         aligned = check_schema(df, table)
         # Delta refuses several source rows per target row only when a target row
         # exists; a duplicate new key would insert twice. Checked up front for both.
-        dupes = aligned.groupBy(*keys).count().where(F.col("count") > 1).limit(1).collect()
-        if dupes:
-            raise ValueError(f"table {table.name}: the merge source repeats keys on {keys}; keys must be unique")
+        dupes = (aligned.groupBy(*keys).count().where(F.col("count") > 1)
+                 .agg(F.count("*").alias("keys"), F.max("count").alias("most")).first())
+        if dupes["keys"]:
+            raise ValueError(f"table {table.name}: the merge source has {dupes['keys']} key(s) on {keys} occurring "
+                             f"more than once (up to {dupes['most']} times); keys must be unique")
         self.create(table)
         condition = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
         builder = (self._delta_table(table).alias("t").merge(aligned.alias("s"), condition)
                    .whenMatchedUpdateAll().whenNotMatchedInsertAll())
         if delete_missing:
             builder = builder.whenNotMatchedBySourceDelete()
-        with self._session_commit(MERGE, metadata, app_id, run_version):
-            committed, version, m = self._commit(table, builder.execute)
+        with self._session_commit(MERGE, metadata, app_id, run_version) as token:
+            committed, version, m = self._commit(table, builder.execute, token)
         if not committed:
             return WriteResult(table.name, version, False, 0, None)
         return WriteResult(
@@ -465,21 +484,26 @@ class DeltaStore:
             What was committed (``metrics``: ``rows_deleted``).
         """
         dt = self._delta_table(table)
-        with self._session_commit(DELETE, metadata, None, None):
-            committed, version, m = self._commit(table, lambda: dt.delete(predicate))
+        with self._session_commit(DELETE, metadata, None, None) as token:
+            committed, version, m = self._commit(table, lambda: dt.delete(predicate), token)
         return WriteResult(table.name, version, committed, _metric(m, "numAddedFiles"), _metric(m, "numCopiedRows"),
                            files_removed=_metric(m, "numRemovedFiles"),
                            metrics={"rows_deleted": _metric(m, "numDeletedRows")})
 
-    def _commit(self, table: TableSpec, action: Callable[[], object]) -> tuple[bool, int, dict]:
+    def _commit(self, table: TableSpec, action: Callable[[], object], token: str) -> tuple[bool, int, dict]:
         """Run one Delta command, retrying while it loses races; then read what it committed.
 
+        Args:
+            table: the table.
+            action: the command.
+            token: recorded in the command's commit metadata, to find its commit in the
+                history (Delta commits nothing when the txn id says the run already did).
+
         Returns:
-            Whether a commit was made, the table's latest version and the commit's operationMetrics.
+            Whether a commit was made, its version (else the latest) and its operationMetrics.
         """
         policy = self.retry_policy
         for attempt in range(1, policy.attempts + 1):
-            before = self.version(table)
             try:
                 action()
                 break
@@ -496,18 +520,29 @@ class DeltaStore:
                 if translated is error:
                     raise
                 raise translated from None
-        last = self._delta_table(table).history(1).collect()[0]
-        if last["version"] == before:
-            return False, int(before), {}
-        return True, int(last["version"]), dict(last["operationMetrics"] or {})
+        # Writers committing right after this one push its commit down the history.
+        recent = self._delta_table(table).history(RECENT_COMMITS).select(
+            "version", "userMetadata", "operationMetrics").collect()
+        for row in recent:
+            if token in (row["userMetadata"] or ""):
+                return True, int(row["version"]), dict(row["operationMetrics"] or {})
+        return False, int(recent[0]["version"]), {}
 
     @contextmanager
     def _session_commit(self, operation: str, metadata: dict[str, str] | None, app_id: str | None,
-                        run_version: int | None) -> Iterator[None]:
-        """Set the commit's userMetadata (and txn id) for one DML command, then restore the session."""
-        settings = {_USER_METADATA: json.dumps(commit_metadata(metadata, operation, app_id, run_version))}
+                        run_version: int | None) -> Iterator[str]:
+        """Set the commit's userMetadata (and txn id) for one DML command; yield its token."""
+        token = uuid.uuid4().hex
+        settings = {_USER_METADATA: json.dumps(commit_metadata({**(metadata or {}), COMMIT_KEY: token}, operation,
+                                                               app_id, run_version))}
         if app_id is not None:
             settings.update({_TXN_APP_ID: app_id, _TXN_VERSION: str(run_version)})
+        with self._session_conf(settings):
+            yield token
+
+    @contextmanager
+    def _session_conf(self, settings: dict[str, str]) -> Iterator[None]:
+        """Set session configuration for one Delta command, then restore what was there."""
         previous = {k: self.spark.conf.get(k, None) for k in settings}
         for k, v in settings.items():
             self.spark.conf.set(k, v)
@@ -544,8 +579,14 @@ class DeltaStore:
         return {k[len(CONSTRAINT_PREFIX):]: v for k, v in self.properties(table).items()
                 if k.startswith(CONSTRAINT_PREFIX)}
 
-    def evolve_schema(self, table: TableSpec, new_columns: T.StructType) -> None:
+    def evolve_schema(self, table: TableSpec, new_columns: T.StructType,
+                      comments: dict[str, str] | None = None) -> None:
         """Add nullable columns (existing rows read them as null); ones present with the same type are skipped.
+
+        Args:
+            table: the table.
+            new_columns: the columns to add.
+            comments: column comments for the catalog.
 
         Raises:
             ValueError: a column is not nullable.
@@ -564,7 +605,10 @@ class DeltaStore:
             raise SchemaMismatchError(f"table {table.name}: columns already exist with another type: {clashes}")
         to_add = [f for f in new_columns.fields if f.name.lower() not in current]
         if to_add:
-            columns = ", ".join(f"{quote(f.name)} {f.dataType.simpleString()}" for f in to_add)
+            comments = comments or {}
+            columns = ", ".join(f"{quote(f.name)} {f.dataType.simpleString()}"
+                                + (f" COMMENT '{_sql_string(comments[f.name])}'" if f.name in comments else "")
+                                for f in to_add)
             self.spark.sql(f"ALTER TABLE {self._path_sql(table)} ADD COLUMNS ({columns})")
 
     # -- maintenance ------------------------------------------------------------------------------
@@ -583,17 +627,11 @@ class DeltaStore:
             raise ValueError(f"table {table.name}: cannot z-order by unknown or partition columns {bad}")
         dt = self._delta_table(table)
         before = self.version(table)
-        key = "spark.databricks.delta.optimize.maxFileSize"
-        previous = self.spark.conf.get(key, None)
-        if target_file_mb:
-            # Delta reads the target size only from the session configuration.
-            self.spark.conf.set(key, str(target_file_mb * 1024 * 1024))
-        try:
+        # Delta reads the target size only from the session configuration.
+        size = {"spark.databricks.delta.optimize.maxFileSize": str(target_file_mb * 1024 * 1024)} if target_file_mb else {}
+        with self._session_conf(size):
             builder = dt.optimize()
             rows = (builder.executeZOrderBy(*zorder_by) if zorder_by else builder.executeCompaction()).collect()
-        finally:
-            if target_file_mb:
-                self.spark.conf.unset(key) if previous is None else self.spark.conf.set(key, previous)
         raw = rows[0]["metrics"].asDict(recursive=True) if rows and rows[0]["metrics"] else {}
         return {"files_added": int(raw.get("numFilesAdded", 0)), "files_removed": int(raw.get("numFilesRemoved", 0)),
                 "version_before": before, "version": self.version(table), "engine_metrics": raw}
@@ -626,17 +664,19 @@ class DeltaStore:
                 "and by writers running now. Pass force=True only when no job uses the table.")
         hours = f"{retention_hours:.6f}".rstrip("0").rstrip(".")
         statement = f"VACUUM {self._path_sql(table)} RETAIN {hours} HOURS"
-        key = "spark.databricks.delta.retentionDurationCheck.enabled"
-        previous = self.spark.conf.get(key, None)
-        # Checked above with a clearer message; Delta's own check would refuse a forced run.
-        self.spark.conf.set(key, "false")
-        try:
+        settings = {
+            # Checked above with a clearer message; Delta's own check would refuse a forced run.
+            "spark.databricks.delta.retentionDurationCheck.enabled": "false",
+            # Vacuum lists and matches files in this many tasks (Spark's default: 10,000,
+            # minutes of scheduling on a small machine); the shuffle's width suits the table.
+            "spark.sql.sources.parallelPartitionDiscovery.parallelism": self.spark.conf.get(
+                "spark.sql.shuffle.partitions"),
+        }
+        with self._session_conf(settings):
             # Only a dry run lists the paths; the real run reports just the location.
             listed = [row["path"] for row in self.spark.sql(statement + " DRY RUN").collect()]
             if not dry_run:
                 self.spark.sql(statement).collect()
-        finally:
-            self.spark.conf.unset(key) if previous is None else self.spark.conf.set(key, previous)
         base = _bare(table.uri)
         return sorted(_bare(p)[len(base) + 1:] if _bare(p).startswith(base + "/") else p for p in listed)
 

@@ -1,0 +1,172 @@
+"""The installed ``votelake`` command: exit codes, the pipeline summary, and the wheel's packaged configuration.
+
+The commands run as a user runs them: the console script in a subprocess,
+started in a temporary folder, with a config file written there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import deltalake
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from conftest import REPO
+from votelake.config import CONF_DIR, DEFAULT_CONF, load_settings
+
+VOTELAKE = Path(sys.executable).parent / "votelake"
+KINDS = ("turnout", "support", "persuasion")
+
+
+def _write_config(root: Path, landing: Path) -> Path:
+    """A config for a tiny state under ``root``: the packaged default with small, quick settings.
+
+    Args:
+        root: the temporary folder (lakehouse, MLflow store, reports, exports).
+        landing: the landing folder.
+
+    Returns:
+        The config file's path.
+    """
+    tree = yaml.safe_load(DEFAULT_CONF.read_text())
+    tree["storage"].update(lakehouse=str(root / "lakehouse"), metastore=str(root / "metastore"))
+    tree["spark"].update(master="local[2]", driver_memory="2g", shuffle_partitions=2)
+    tree["spark"]["conf"].update({"spark.ui.enabled": "false", "spark.default.parallelism": "2"})
+    tree["mlflow"].update(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "mlartifacts"))
+    tree["quality"] = {"results_dir": str(root / "quality")}
+    tree["synth"].update(partitions=2, experiment_share=0.5)  # enough follow-up IDs for the uplift model
+    tree["landing"] = str(landing)
+    tree["universes"]["exports"] = str(root / "exports")
+    # Calibration to precinct results is tested in test_e2e.py; off here to keep the run short.
+    tree["calibration"]["results"] = None
+    tree["model"].update(gbt_max_iter=5, gbt_max_depths=[3], reg_params=[0.01], tuning="none",
+                         bootstrap=50, uplift_folds=2, uplift_learners=["two_stage"])
+    path = root / "votelake.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def _votelake(cwd: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """Run the installed console script in ``cwd``, with no ``VOTELAKE__*`` overrides from this environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOTELAKE__")}
+    env["PYARROW_IGNORE_TIMEZONE"] = "1"
+    return subprocess.run([str(VOTELAKE), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.e2e
+def test_pipeline_exits_zero_and_names_each_champion_run(tmp_path: Path):
+    conf = _write_config(tmp_path, tmp_path / "synth" / "landing")
+    synth = _votelake(tmp_path, "synth", "--voters", "3000", "--seed", "1", "--out", str(tmp_path / "synth"),
+                      "--conf", str(conf))
+    assert synth.returncode == 0, synth.stderr[-3000:]
+    assert (tmp_path / "synth" / "landing" / "ncvoter").is_dir()
+
+    done = _votelake(tmp_path, "pipeline", "--conf", str(conf))
+    assert done.returncode == 0, done.stderr[-3000:]
+    settings = load_settings(conf, environ={})
+    out = done.stdout
+    assert re.search(r"^\[votelake\] scores: \S*" + re.escape(str(settings.storage.lakehouse)) + r"\S* \(\d+ rows",
+                     out, re.M), out[-3000:]
+    # Each kind's line names the version holding the champion alias and the run that trained it.
+    client = MlflowClient(settings.mlflow.tracking_uri, settings.mlflow.tracking_uri)
+    for kind in KINDS:
+        name = f"{settings.mlflow.experiment_prefix}-{kind}"
+        champion = client.get_model_version_by_alias(name, "champion")
+        line = re.search(rf"^\[votelake\]   {kind} champion: (.*)$", out, re.M)
+        assert line is not None, out[-3000:]
+        assert line.group(1).startswith(f"{name}/{champion.version}, run {champion.run_id}, learner "), line.group(0)
+
+    # Maintenance runs on what the pipeline wrote, and keeps every row.
+    maintained = _votelake(tmp_path, "run", "maintain", "--conf", str(conf), timeout=900)
+    assert maintained.returncode == 0, maintained.stderr[-3000:]
+
+    # A fresh process, a session from the factory: the tables by name, their history and changes.
+    check = tmp_path / "check.py"
+    check.write_text(CATALOG_CHECK)
+    checked = subprocess.run([sys.executable, str(check), str(conf)], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=900)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    found = dict(line.split("=", 1) for line in checked.stdout.splitlines() if "=" in line)
+    rows = deltalake.DeltaTable(str(settings.storage.lakehouse / "gold" / "voter_scores")).to_pyarrow_table().num_rows
+    assert int(found["by_name"]) == rows > 0
+    assert int(found["history"]) >= 2 and found["last_operation"] == "WRITE"
+    assert int(found["inserted_by_last_publish"]) == rows
+
+
+# Run in its own process after the pipeline has exited (the embedded metastore admits one process).
+CATALOG_CHECK = """
+import sys
+from votelake.config import load_settings
+from votelake.jobs.common import session_for
+
+spark = session_for(load_settings(sys.argv[1]))
+history = spark.sql("DESCRIBE HISTORY gold.voter_scores").orderBy("version").collect()
+last = history[-1]
+inserted = spark.sql(f"SELECT count(*) FROM table_changes('gold.voter_scores', {last['version']}) "
+                     "WHERE _change_type = 'insert'").first()[0]
+print(f"by_name={spark.table('gold.voter_scores').count()}")
+print(f"history={len(history)}")
+print(f"last_operation={last['operation']}")
+print(f"inserted_by_last_publish={inserted}")
+"""
+
+
+def test_a_failing_job_exits_non_zero_naming_the_job_and_the_error(tmp_path: Path):
+    landing = tmp_path / "landing"
+    landing.mkdir()  # a delivery folder with nothing in it
+    conf = _write_config(tmp_path, landing)
+    failed = _votelake(tmp_path, "run", "ingest", "--conf", str(conf), timeout=600)
+    assert failed.returncode == 1
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("votelake: job ingest failed: LayoutError: nothing was loaded"), failed.stderr[-3000:]
+    assert "ncvoter" in last  # the missing required source is named on the same line
+    assert not (tmp_path / "lakehouse" / "bronze").exists()
+
+
+def test_a_bad_config_exits_two_before_spark(tmp_path: Path):
+    done = _votelake(tmp_path, "run", "build", "--set", "synth.voterz=5", timeout=120)
+    assert done.returncode == 2
+    assert "synth.voterz" in done.stderr
+
+
+def test_wheel_ships_the_default_configuration(tmp_path: Path):
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(REPO)],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = tmp_path.glob("votelake-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {f"votelake/conf/{p.relative_to(CONF_DIR).as_posix()}" for p in CONF_DIR.rglob("*")
+               if p.suffix in (".yaml", ".md")}
+    assert {"votelake/conf/local.yaml", "votelake/conf/tables.yaml"} <= shipped
+    for folder in ("contracts", "expectations", "layouts"):
+        assert any(n.startswith(f"votelake/conf/{folder}/") for n in shipped), folder
+    assert shipped <= names, sorted(shipped - names)
+
+
+def test_default_configuration_paths_are_absolute_package_data(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # far from the checkout
+    settings = load_settings(environ={})
+    for path in (settings.storage.catalog, settings.storage.contracts, settings.quality.expectations,
+                 settings.layouts):
+        assert path.is_absolute() and path.exists() and path.is_relative_to(CONF_DIR), path
+
+
+def test_relative_paths_in_a_config_file_resolve_against_the_current_directory(tmp_path: Path, monkeypatch):
+    (tmp_path / "mine" / "layouts").mkdir(parents=True)
+    conf = tmp_path / "mine" / "conf.yaml"
+    conf.write_text("layouts: mine/layouts\nstorage:\n  contracts: mine/contracts\n  catalog: mine/tables.yaml\n"
+                    "quality:\n  expectations: mine/expectations\n")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(conf, environ={})
+    assert settings.layouts == tmp_path.resolve() / "mine" / "layouts"
+    assert settings.storage.contracts == tmp_path.resolve() / "mine" / "contracts"
+    assert settings.storage.catalog == tmp_path.resolve() / "mine" / "tables.yaml"
+    assert settings.quality.expectations == tmp_path.resolve() / "mine" / "expectations"
