@@ -51,9 +51,13 @@ def test_gold_scores_read_over_connect_match_the_delta_folder(connect_url, serve
     assert {"version", "operation"} <= set(history[0].asDict())
 
 
-@pytest.mark.parametrize("job", ["universes"])
+# Every job first asks DeltaTable.isDeltaTable, which delta-spark's Python API sends
+# over Connect as a Delta extension relation; the wheel's server has no handler for
+# it without the Delta Connect server plugin ("No handler found for extension").
+# Strict: the day this passes, docs/cluster.md and this mark must change.
+@pytest.mark.xfail(strict=True, reason="Delta Connect server plugin not loaded (docs/cluster.md)")
+@pytest.mark.parametrize("job", ["score", "universes"])
 def test_job_runs_over_connect(connect_url, served_lakehouse, job):
-    # The jobs that work over Connect (docs/cluster.md lists the ones that do not).
     done = subprocess.run(
         [sys.executable, "-m", "votelake.cli", "run", job, "--conf", str(served_lakehouse["conf"]),
          "--set", f"spark.remote={connect_url}"],
