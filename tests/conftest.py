@@ -72,8 +72,6 @@ def synthetic_state_settings(root: Path, voters: int, *overrides: str) -> Settin
     )
 
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free now (the kernel picks it), so servers of parallel runs never collide."""
