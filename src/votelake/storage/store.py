@@ -154,8 +154,10 @@ class DeltaStore:
         if not self.exists(table):
             try:
                 self._builder(table, DeltaTable.createIfNotExists(self.spark)).location(table.uri).execute()
-            except _CONFLICTS:
-                pass  # another writer created it first: the table is there
+            except Exception as error:
+                if not _is_conflict(error):
+                    raise
+                # another writer created it first: the table is there
         self.register(table)
         self._sync_declarations(table)
         self._ready.add((table.name, table.uri))
@@ -507,7 +509,12 @@ class DeltaStore:
             try:
                 action()
                 break
-            except _CONFLICTS as error:
+            except Exception as error:  # Delta's errors reach Python converted or as Py4J errors
+                if not _is_conflict(error):
+                    translated = _translated(error, table)
+                    if translated is error:
+                        raise
+                    raise translated from None
                 if attempt == policy.attempts:
                     latest = self.version(table)
                     raise ConcurrentWriteError(
@@ -515,11 +522,6 @@ class DeltaStore:
                         f"version {latest}: {type(error).__name__}", table=table.name, version=latest,
                         attempts=attempt) from error
                 time.sleep(policy.delay(attempt))
-            except Exception as error:  # Delta's invariant errors reach Python as Py4J errors too
-                translated = _translated(error, table)
-                if translated is error:
-                    raise
-                raise translated from None
         # Writers committing right after this one push its commit down the history.
         recent = self._delta_table(table).history(RECENT_COMMITS).select(
             "version", "userMetadata", "operationMetrics").collect()
@@ -684,6 +686,13 @@ class DeltaStore:
 def _check_run_args(app_id: str | None, run_version: int | None) -> None:
     if (app_id is None) != (run_version is None):
         raise ValueError("app_id and run_version must be given together")
+
+
+def _is_conflict(error: Exception) -> bool:
+    """Whether a Delta command lost a race to another writer's commit (a retry may succeed)."""
+    # A write's conflict arrives as a Py4J error naming Delta's exception, not as its Python class.
+    return isinstance(error, _CONFLICTS) or "io.delta.exceptions.Concurrent" in str(error) or (
+        "DELTA_CONCURRENT_" in str(error))
 
 
 def _translated(error: Exception, table: TableSpec) -> Exception:
