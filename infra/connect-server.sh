@@ -21,22 +21,9 @@ mkdir -p "$RUN"
 
 start() {
   local metastore=${1:?usage: $0 start METASTORE [PORT]} port=${2:-15002}
-  if [ -f "$RUN/$NAME.pid" ] && kill -0 "$(cat "$RUN/$NAME.pid")" 2>/dev/null; then
-    echo "error: $NAME already running (pid $(cat "$RUN/$NAME.pid"))" >&2
-    return 1
-  fi
-  mkdir -p "$metastore"
-  local args
-  mapfile -t args < <(server_submit_args "$metastore")
-  # spark-submit knows this class: it needs no application file (spark-internal).
-  nohup "$SPARK_HOME/bin/spark-submit" --class org.apache.spark.sql.connect.service.SparkConnectServer \
-    --name "votelake Spark Connect" --master "${MASTER:-local[2]}" --driver-memory "${DRIVER_MEMORY:-2g}" \
-    "${args[@]}" \
-    --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.connect.grpc.binding.port="$port" \
-    --conf spark.ui.enabled=false >"$RUN/$NAME.log" 2>&1 &
-  echo $! >"$RUN/$NAME.pid"
-  wait_for "$RUN/$NAME.log" "Spark Connect server started" "$(cat "$RUN/$NAME.pid")"
-  echo "$NAME: running (pid $(cat "$RUN/$NAME.pid"), log $RUN/$NAME.log) at sc://127.0.0.1:$port"
+  start_server "$metastore" org.apache.spark.sql.connect.service.SparkConnectServer \
+    "Spark Connect server started" "sc://127.0.0.1:$port" \
+    --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.connect.grpc.binding.port="$port"
 }
 
 case "${1:-}" in

@@ -17,13 +17,9 @@ import sys
 from pathlib import Path
 
 from votelake import jars
-from votelake.session import BASE_CONF, DELTA_CATALOG, DELTA_EXTENSION, RUNTIME_CONF, metastore_conf
+from votelake.session import server_conf
 
-metastore = Path(sys.argv[1]).resolve()
-conf = {**BASE_CONF, **RUNTIME_CONF, "spark.sql.extensions": DELTA_EXTENSION,
-        "spark.sql.catalog.spark_catalog": DELTA_CATALOG, **metastore_conf(metastore)}
-# Derby writes derby.log where the JVM starts unless told otherwise.
-conf["spark.driver.extraJavaOptions"] += f" -Dderby.system.home={metastore}"
+conf = server_conf(Path(sys.argv[1]))
 for arg in jars.submit_args():
     print(arg)
 for key, value in conf.items():
@@ -42,6 +38,28 @@ wait_for() {
   done
   echo "error: no '$line' in $log after 180 s" >&2
   return 1
+}
+
+# Starts the server's class with spark-submit in the background and waits until
+# its log says it is ready.
+# Args: METASTORE CLASS READY_LINE URL [further spark-submit arguments...].
+start_server() {
+  local metastore=$1 class=$2 ready=$3 url=$4
+  shift 4
+  if [ -f "$RUN/$NAME.pid" ] && kill -0 "$(cat "$RUN/$NAME.pid")" 2>/dev/null; then
+    echo "error: $NAME already running (pid $(cat "$RUN/$NAME.pid"))" >&2
+    return 1
+  fi
+  mkdir -p "$metastore"
+  local args
+  mapfile -t args < <(server_submit_args "$metastore")
+  # spark-submit knows these classes: they need no application file (spark-internal).
+  nohup "$SPARK_HOME/bin/spark-submit" --class "$class" --name "votelake $NAME" \
+    --master "${MASTER:-local[2]}" --driver-memory "${DRIVER_MEMORY:-2g}" \
+    "${args[@]}" --conf spark.ui.enabled=false "$@" >"$RUN/$NAME.log" 2>&1 &
+  echo $! >"$RUN/$NAME.pid"
+  wait_for "$RUN/$NAME.log" "$ready" "$(cat "$RUN/$NAME.pid")"
+  echo "$NAME: running (pid $(cat "$RUN/$NAME.pid"), log $RUN/$NAME.log) at $url"
 }
 
 stop_server() {

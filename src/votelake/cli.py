@@ -12,14 +12,13 @@ import argparse
 import logging
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
 from votelake import contracts
 from votelake.config import ConfigError, Settings, load_settings
 from votelake.jobs import allocate, build, ingest, maintain, metrics, score, synth, train, universes
-from votelake.jobs.common import JobRun, run_jobs
+from votelake.jobs.common import JobFailed, report_failure, run_jobs
 from votelake.models import tracking
 
 JOBS = {"synth": synth.run, "ingest": ingest.run, "build": build.run, "train": train.run, "score": score.run,
@@ -29,42 +28,6 @@ PIPELINE = ("ingest", "build", "train", "score", "universes", "allocate", "metri
 DATA_DICTIONARY = Path("docs") / "data_dictionary.md"
 
 log = logging.getLogger(__name__)
-
-
-class JobFailed(Exception):
-    """A job raised; carries the job's name (the cause is ``__cause__``)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-def _named(name: str, run: JobRun) -> JobRun:
-    """Wrap a job so that its exception says which job raised it."""
-    def wrapped(spark, settings):
-        try:
-            return run(spark, settings)
-        except Exception as exc:
-            raise JobFailed(name) from exc
-    return wrapped
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception as one line: its type and the start of its message.
-
-    Args:
-        exc: the exception.
-        limit: the most characters of message kept.
-
-    Returns:
-        ``Type: message``, with the message's lines joined and cut at ``limit``.
-    """
-    # Spark and layout errors run over many lines; the first few say what went wrong.
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    message = " | ".join(lines)
-    if len(message) > limit:
-        message = message[:limit].rstrip() + " ..."
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def champion_runs(trained: Any, scored_models: Any = None) -> dict[str, dict[str, str | None]]:
@@ -192,16 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = {"synth": ["synth"], "run": [getattr(args, "job", "")], "pipeline": list(PIPELINE)}[args.command]
     started = time.perf_counter()
     try:
-        results = run_jobs(settings, [(n, _named(n, JOBS[n])) for n in names])
+        results = run_jobs(settings, [(n, JOBS[n]) for n in names])
     except JobFailed as failed:
-        cause = failed.__cause__ or failed
-        # The traceback first, then the one line that says what failed, last on the terminal.
-        traceback.print_exception(cause, file=sys.stderr)
-        print(f"votelake: job {failed.name} failed: {one_line(cause)}", file=sys.stderr)
+        report_failure(failed.__cause__ or failed, f"job {failed.name}")
         return 1
     except Exception as exc:  # outside the jobs, e.g. the Spark session could not start
-        traceback.print_exception(exc, file=sys.stderr)
-        print(f"votelake: {args.command} failed: {one_line(exc)}", file=sys.stderr)
+        report_failure(exc, args.command)
         return 1
     if args.command == "pipeline":
         _print_summary(settings, results, time.perf_counter() - started)

@@ -18,6 +18,7 @@ from votelake.config import SparkSettings
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+DELTA_CONF = {"spark.sql.extensions": DELTA_EXTENSION, "spark.sql.catalog.spark_catalog": DELTA_CATALOG}
 
 # Session settings every session gets, each for a reason (also sent over Spark Connect).
 RUNTIME_CONF = {
@@ -102,6 +103,25 @@ def metastore_conf(metastore: Path) -> dict[str, str]:
     }
 
 
+def _derby_home(metastore: Path) -> str:
+    """The driver Java option that puts Derby's log in the metastore folder, not where the JVM starts."""
+    return f" -Dderby.system.home={Path(metastore).resolve()}"
+
+
+def server_conf(metastore: Path) -> dict[str, str]:
+    """What a long-running Spark server (Connect, Thrift) needs to serve the tables as a job sees them.
+
+    Args:
+        metastore: the embedded metastore's folder.
+
+    Returns:
+        Spark configuration: Delta, the session settings, the metastore (jars not included).
+    """
+    conf = {**BASE_CONF, **RUNTIME_CONF, **DELTA_CONF, **metastore_conf(metastore)}
+    conf["spark.driver.extraJavaOptions"] += _derby_home(metastore)
+    return conf
+
+
 def _uses_own_metastore(conf: dict[str, str]) -> bool:
     """True when the configuration names a metastore or catalog of the cluster's (Hive, Glue, Unity Catalog)."""
     keys = ("spark.hadoop.hive.metastore.uris", "spark.hadoop.javax.jdo.option.ConnectionURL",
@@ -142,8 +162,7 @@ def build_spark(spark_settings: SparkSettings, metastore: Path | None = None) ->
             session.conf.set(key, value)
         return session
     builder = SparkSession.builder.appName(spark_settings.app_name)
-    conf = {**BASE_CONF, **RUNTIME_CONF, "spark.sql.extensions": DELTA_EXTENSION,
-            "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+    conf = {**BASE_CONF, **RUNTIME_CONF, **DELTA_CONF,
             "spark.sql.shuffle.partitions": str(spark_settings.shuffle_partitions)}
     embedded = metastore is not None and not _uses_own_metastore(spark_settings.conf)
     if embedded:
@@ -166,8 +185,7 @@ def build_spark(spark_settings: SparkSettings, metastore: Path | None = None) ->
             conf.update(jars.spark_jar_conf())
     conf.update(spark_settings.conf)
     if embedded and not launched_by_spark_submit():
-        # Derby writes derby.log where the JVM starts unless told otherwise.
-        conf["spark.driver.extraJavaOptions"] += f" -Dderby.system.home={Path(metastore).resolve()}"
+        conf["spark.driver.extraJavaOptions"] += _derby_home(metastore)
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

@@ -275,6 +275,42 @@ class Lakehouse:
 JobRun = Callable[[SparkSession, Settings], dict]
 
 
+class JobFailed(Exception):
+    """A job raised; carries the job's name (the cause is ``__cause__``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one line: its type and the start of its message.
+
+    Args:
+        exc: the exception.
+        limit: the most characters of message kept.
+
+    Returns:
+        ``Type: message``, with the message's lines joined and cut at ``limit``.
+    """
+    # Spark and layout errors run over many lines; the first few say what went wrong.
+    message = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if len(message) > limit:
+        message = message[:limit].rstrip() + " ..."
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def report_failure(error: BaseException, what: str) -> None:
+    """Print the traceback, then one last line saying what failed and why (what a scheduler's log shows).
+
+    Args:
+        error: the exception.
+        what: what failed, e.g. ``job ingest``.
+    """
+    traceback.print_exception(error, file=sys.stderr)
+    print(f"votelake: {what} failed: {one_line(error)}", file=sys.stderr)
+
+
 def load_catalog(settings: Settings, lakehouse: Path | None = None,
                  published: dict[str, contracts.Contract] | None = None) -> Catalog:
     """The catalog the jobs use: ``tables.yaml``, a bronze table per landing source, the contracts' tables.
@@ -324,7 +360,10 @@ def run_jobs(settings: Settings, jobs: Sequence[tuple[str, JobRun]]) -> dict[str
     results: dict[str, dict] = {}
     for name, run in jobs:
         started = time.perf_counter()
-        summary = run(spark, settings)
+        try:
+            summary = run(spark, settings)
+        except Exception as exc:
+            raise JobFailed(name) from exc
         summary["seconds"] = round(time.perf_counter() - started, 1)
         results[name] = summary
         print(f"[votelake] {name}: " + json.dumps(summary, default=str), flush=True)
@@ -352,8 +391,6 @@ def job_main(name: str, run: JobRun, description: str, argv: Sequence[str] | Non
     try:
         return run_jobs(settings, [(name, run)])[name]
     except Exception as exc:
-        # The traceback for debugging, then one line naming the job and the error; spark-submit passes the 1 on.
-        traceback.print_exc()
-        message = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())[:300]
-        print(f"votelake: job {name} failed: {type(exc).__name__}: {message}", file=sys.stderr)
+        # spark-submit passes the 1 on to the scheduler.
+        report_failure((exc.__cause__ or exc) if isinstance(exc, JobFailed) else exc, f"job {name}")
         raise SystemExit(1) from None
