@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -19,14 +21,14 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import REPO
-from votelake.config import CONF_DIR, DEFAULT_CONF, load_settings
+from votelake.config import CONF_DIR, load_settings
 
 VOTELAKE = Path(sys.executable).parent / "votelake"
 KINDS = ("turnout", "support", "persuasion")
 
 
 def _write_config(root: Path, landing: Path) -> Path:
-    """A config for a tiny state under ``root``: the packaged default with small, quick settings.
+    """A config for a tiny state under ``root``, as a user writes one: ``extends: local`` and what differs.
 
     Args:
         root: the temporary folder (lakehouse, MLflow store, reports, exports).
@@ -35,19 +37,21 @@ def _write_config(root: Path, landing: Path) -> Path:
     Returns:
         The config file's path.
     """
-    tree = yaml.safe_load(DEFAULT_CONF.read_text())
-    tree["storage"].update(lakehouse=str(root / "lakehouse"), metastore=str(root / "metastore"))
-    tree["spark"].update(master="local[2]", driver_memory="2g", shuffle_partitions=2)
-    tree["spark"]["conf"].update({"spark.ui.enabled": "false", "spark.default.parallelism": "2"})
-    tree["mlflow"].update(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "mlartifacts"))
-    tree["quality"] = {"results_dir": str(root / "quality")}
-    tree["synth"].update(partitions=2, experiment_share=0.5)  # enough follow-up IDs for the uplift model
-    tree["landing"] = str(landing)
-    tree["universes"]["exports"] = str(root / "exports")
-    # Calibration to precinct results is tested in test_e2e.py; off here to keep the run short.
-    tree["calibration"]["results"] = None
-    tree["model"].update(gbt_max_iter=5, gbt_max_depths=[3], reg_params=[0.01], tuning="none",
-                         bootstrap=50, uplift_folds=2, uplift_learners=["two_stage"])
+    tree = {
+        "extends": "local",
+        "storage": {"lakehouse": str(root / "lakehouse"), "metastore": str(root / "metastore")},
+        "spark": {"master": "local[2]", "driver_memory": "2g", "shuffle_partitions": 2,
+                  "conf": {"spark.ui.enabled": "false", "spark.default.parallelism": "2"}},
+        "mlflow": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "artifact_root": str(root / "mlartifacts")},
+        "quality": {"results_dir": str(root / "quality")},
+        "synth": {"partitions": 2, "experiment_share": 0.5},  # enough follow-up IDs for the uplift model
+        "landing": str(landing),
+        "universes": {"exports": str(root / "exports")},
+        # Calibration to precinct results is tested in test_e2e.py; off here to keep the run short.
+        "calibration": {"results": None},
+        "model": {"gbt_max_iter": 5, "gbt_max_depths": [3], "reg_params": [0.01], "tuning": "none",
+                  "bootstrap": 50, "uplift_folds": 2, "uplift_learners": ["two_stage"]},
+    }
     path = root / "votelake.yaml"
     path.write_text(yaml.safe_dump(tree))
     return path
@@ -129,6 +133,43 @@ def test_a_failing_job_exits_non_zero_naming_the_job_and_the_error(tmp_path: Pat
     assert last.startswith("votelake: job ingest failed: LayoutError: nothing was loaded"), failed.stderr[-3000:]
     assert "ncvoter" in last  # the missing required source is named on the same line
     assert not (tmp_path / "lakehouse" / "bronze").exists()
+
+
+def test_a_jvm_that_dies_is_reported_as_such_with_the_memory_setting(tmp_path: Path):
+    conf = _write_config(tmp_path, tmp_path / "synth" / "landing")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOTELAKE__")}
+    job = subprocess.Popen([str(VOTELAKE), "synth", "--voters", "200000", "--out", str(tmp_path / "synth"),
+                            "--conf", str(conf)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        java = _wait_for_java_under(job.pid, timeout=300)
+        time.sleep(5)  # into the job's first Spark work
+        os.kill(java, signal.SIGKILL)  # what the kernel's out-of-memory killer does
+        _, err = job.communicate(timeout=300)
+    finally:
+        job.kill()
+    assert job.returncode == 1, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("votelake: synth failed: the Spark JVM was killed by SIGKILL"), err[-3000:]
+    assert "spark.driver_memory (now 2g)" in last
+
+
+def _wait_for_java_under(pid: int, timeout: float) -> int:
+    """The pid of the java process started under ``pid`` (PySpark's JVM), once it is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        todo, found = [pid], []
+        while todo:
+            parent = todo.pop()
+            children = Path(f"/proc/{parent}/task/{parent}/children")
+            kids = [int(k) for k in children.read_text().split()] if children.exists() else []
+            todo += kids
+            found += [k for k in kids if Path(f"/proc/{k}/comm").exists()
+                      and Path(f"/proc/{k}/comm").read_text().strip() == "java"]
+        if found:
+            return found[0]
+        time.sleep(0.5)
+    raise AssertionError("no JVM started")
 
 
 def test_a_bad_config_exits_two_before_spark(tmp_path: Path):

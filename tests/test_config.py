@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from votelake.config import DEFAULT_CONF, ConfigError, load_settings
+from votelake.config import CONF_DIR, DEFAULT_CONF, ConfigError, load_settings
 
 
 def test_default_config_is_the_embedded_local_one():
@@ -65,3 +65,66 @@ def test_metastore_paths_are_absolute_and_can_be_turned_off(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     assert load_settings(environ={}).storage.metastore == tmp_path / "metastore"
     assert load_settings(None, ["storage.metastore=null"], environ={}).storage.metastore is None
+
+
+def test_a_state_config_extends_local_and_overrides_only_what_it_sets(tmp_path: Path):
+    conf = tmp_path / "mystate.yaml"
+    conf.write_text("extends: local\nstate: OH\nlanding: oh\n"
+                    "sources:\n  - {name: oh_swvf, layout: oh_swvf, path: .}\n"
+                    "spark:\n  shuffle_partitions: 2\n  conf: {spark.executor.cores: '1'}\n")
+    local, mine = load_settings(environ={}), load_settings(conf, environ={})
+    # Sections merge key by key: memory and the rest of spark come from local.yaml.
+    assert (mine.spark.driver_memory, mine.spark.shuffle_partitions) == (local.spark.driver_memory, 2)
+    assert mine.spark.conf == {**local.spark.conf, "spark.executor.cores": "1"}
+    # Lists replace.
+    assert [s.name for s in mine.sources] == ["oh_swvf"]
+    assert mine.universes == local.universes and mine.model == local.model
+
+
+def test_extends_follows_a_relative_path_chain_and_refuses_a_cycle(tmp_path: Path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "team.yaml").write_text("extends: local\nsynth: {voters: 3000}\n")
+    (tmp_path / "state.yaml").write_text("extends: base/team.yaml\nsynth: {seed: 5}\n")
+    settings = load_settings(tmp_path / "state.yaml", environ={})
+    assert (settings.synth.voters, settings.synth.seed, settings.spark.driver_memory) == (3000, 5, "8g")
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="extends itself"):
+        load_settings(tmp_path / "a.yaml", environ={})
+    (tmp_path / "c.yaml").write_text("extends: nosuchbase\n")
+    with pytest.raises(ConfigError, match="nosuchbase"):
+        load_settings(tmp_path / "c.yaml", environ={})
+
+
+def test_without_extends_a_config_gets_the_schema_defaults_with_locals_memory(tmp_path: Path):
+    conf = tmp_path / "bare.yaml"
+    conf.write_text("state: FL\n")
+    settings = load_settings(conf, environ={})
+    assert settings.spark.driver_memory == load_settings(environ={}).spark.driver_memory
+    assert settings.universes.definitions == {} and settings.calibration.results is None
+
+
+@pytest.mark.parametrize("shipped", ["oh_2021", "fl_2016", "nc_chatham_2018"])
+def test_shipped_state_configs_extend_local(shipped):
+    settings = load_settings(CONF_DIR / f"{shipped}.yaml", environ={})
+    local = load_settings(environ={})
+    assert settings.spark.driver_memory == local.spark.driver_memory
+    assert settings.storage.metastore != local.storage.metastore  # one embedded metastore per state
+    assert settings.model.persuasion_outcome_program is None
+
+
+def test_overrides_are_text_unless_the_schema_types_them():
+    settings = load_settings(None, [
+        "publish.force=true", "publish.force_reason=rerun: the 2026-11 file, see ticket #12",
+        "calibration.district=006", "synth.voters=5000", "model.learners=[lr]",
+        "calibration.election_date=2024-11-05", "mlflow.experiment_prefix=no"], environ={})
+    assert settings.publish.force_reason == "rerun: the 2026-11 file, see ticket #12"
+    assert settings.calibration.district == "006"  # not the number 6
+    assert settings.mlflow.experiment_prefix == "no"  # not YAML's false
+    assert (settings.publish.force, settings.synth.voters, settings.model.learners) == (True, 5000, ("lr",))
+    assert str(settings.calibration.election_date) == "2024-11-05"
+    env = load_settings(None, environ={"VOTELAKE__PUBLISH__FORCE": "true",
+                                       "VOTELAKE__PUBLISH__FORCE_REASON": "a: b"})
+    assert env.publish.force_reason == "a: b"
+    with pytest.raises(ConfigError, match="spark.driver_memory"):
+        load_settings(None, ["spark.driver_memory=lots"], environ={})

@@ -157,10 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = run_jobs(settings, [(n, JOBS[n]) for n in names])
     except JobFailed as failed:
-        report_failure(failed.__cause__ or failed, f"job {failed.name}")
+        report_failure(failed.__cause__ or failed, f"job {failed.name}", settings)
         return 1
     except Exception as exc:  # outside the jobs, e.g. the Spark session could not start
-        report_failure(exc, args.command)
+        report_failure(exc, args.command, settings)
         return 1
     if args.command == "pipeline":
         _print_summary(settings, results, time.perf_counter() - started)

@@ -6,6 +6,16 @@ inside the package, is the embedded default), then environment variables, then
 Spark starts: an unknown key or a bad value raises :class:`ConfigError` naming
 the key.
 
+A file may build on another with ``extends: local`` (a packaged config's name)
+or ``extends: ../base.yaml`` (a path relative to the file): the base is read
+first and the file only overrides what it sets; sections merge key by key,
+while lists and values replace. Without ``extends`` a file builds on the
+schema's defaults.
+
+Overrides are text: ``--set publish.force_reason=rerun: 2026-11 file`` sets
+that string. Only keys the schema types as lists, mappings or sections, and
+``null`` for a key that may be unset, are read as YAML.
+
 Environment overrides use the prefix ``VOTELAKE__`` and ``__`` between levels,
 e.g. ``VOTELAKE__SYNTH__VOTERS=5000`` is the same as ``--set synth.voters=5000``.
 """
@@ -15,6 +25,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
@@ -49,7 +61,8 @@ class SparkSettings(_Strict):
     remote: str | None = Field(None, pattern=r"^sc://")
     app_name: str = "votelake"
     shuffle_partitions: int = Field(8, ge=1)
-    driver_memory: str = "4g"
+    # Local mode: the driver is also the executor (a 200k state needs ~6g; the machine has 24).
+    driver_memory: str = Field("8g", pattern=r"^\d+[kKmMgGtT]?$")
     conf: dict[str, str] = Field(default_factory=dict)
 
 
@@ -485,12 +498,65 @@ def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _schema_type(dotted: str) -> Any:
+    """The annotation the schema gives a dotted key, or None when no field has that path."""
+    annotation: Any = Settings
+    for part in dotted.split("."):
+        annotation = _without_none(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part)
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif typing.get_origin(annotation) is dict:
+            annotation = typing.get_args(annotation)[1]
+        else:
+            return None
+    return annotation
+
+
+def _without_none(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def _nullable(annotation: Any) -> bool:
+    return (typing.get_origin(annotation) in (typing.Union, types.UnionType)
+            and type(None) in typing.get_args(annotation))
+
+
+def _structured(annotation: Any) -> bool:
+    inner = _without_none(annotation)
+    return typing.get_origin(inner) in (tuple, list, dict) or (
+        isinstance(inner, type) and issubclass(inner, BaseModel))
+
+
+def _typed_value(key: str, raw: str) -> Any:
+    """An override's text as the value the schema expects at ``key``.
+
+    Text stays text (pydantic turns "5000" into an int and "true" into a bool
+    where the schema says so), so a reason with a colon or a name like "no"
+    arrives as written. Lists, mappings and sections are YAML, and so is
+    ``null`` where the key may be unset.
+    """
+    annotation = _schema_type(key)
+    if annotation is None:
+        return raw  # not a key of the schema: validation names it
+    if _structured(annotation) or (_nullable(annotation) and raw.strip() in ("null", "~", "")):
+        try:
+            return yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{key}: not valid YAML: {exc}") from None
+    return raw
+
+
 def _parse_override(item: str) -> tuple[str, Any]:
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {item!r} is not of the form key=value")
-    # YAML scalars so that "5000" is an int and "true" a bool, as in the file.
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+    return key.strip(), _typed_value(key.strip(), raw)
 
 
 def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, Any]]:
@@ -498,7 +564,7 @@ def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, Any]]:
     for name, raw in sorted(environ.items()):
         if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX):
             key = name[len(ENV_PREFIX):].lower().replace("__", ".")
-            found.append((key, yaml.safe_load(raw) if raw.strip() else ""))
+            found.append((key, _typed_value(key, raw)))
     return found
 
 
@@ -510,6 +576,48 @@ def _format(err: ValidationError) -> str:
     return "invalid configuration:\n" + "\n".join(lines)
 
 
+def _read_layers(conf_path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """A config file's tree on top of the trees it extends."""
+    if not conf_path.is_file():
+        raise ConfigError(f"config file not found: {conf_path}")
+    if conf_path.resolve() in seen:
+        chain = " -> ".join(str(p) for p in (*seen, conf_path.resolve()))
+        raise ConfigError(f"extends: a config extends itself: {chain}")
+    try:
+        tree = yaml.safe_load(conf_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{conf_path}: not valid YAML: {exc}") from exc
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{conf_path}: top level must be a mapping")
+    base = tree.pop("extends", None)
+    if base is None:
+        return tree
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{conf_path}: extends: a packaged config's name or a YAML path, got {base!r}")
+    return _merged(_read_layers(_base_path(base.strip(), conf_path), (*seen, conf_path.resolve())), tree)
+
+
+def _base_path(base: str, conf_path: Path) -> Path:
+    """Where ``extends: base`` points: a packaged config by name, else a path relative to the extending file."""
+    if "/" not in base and not base.endswith((".yaml", ".yml")):
+        packaged = CONF_DIR / f"{base}.yaml"
+        if not packaged.is_file():
+            names = sorted(p.stem for p in CONF_DIR.glob("*.yaml") if p.stem != "tables")
+            raise ConfigError(f"{conf_path}: extends: no packaged config {base!r} (one of {names}, or a path)")
+        return packaged
+    target = Path(base).expanduser()
+    return target if target.is_absolute() else conf_path.parent / target
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: sections merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = (_merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict)
+                    else value)
+    return out
+
+
 def load_settings(
     path: str | Path | None = None,
     overrides: Sequence[str] = (),
@@ -518,7 +626,8 @@ def load_settings(
     """Load, override and validate the configuration.
 
     Args:
-        path: YAML file; ``None`` means the embedded default :data:`DEFAULT_CONF`.
+        path: YAML file; ``None`` means the embedded default :data:`DEFAULT_CONF`. It may
+            ``extends:`` a packaged config by name or another file by path.
         overrides: ``key=value`` strings with dotted keys (``synth.voters=5000``).
         environ: environment to read ``VOTELAKE__*`` overrides from
             (default ``os.environ``).
@@ -529,15 +638,7 @@ def load_settings(
     Raises:
         ConfigError: the file is missing or malformed, or a key or value is invalid.
     """
-    conf_path = Path(path) if path else DEFAULT_CONF
-    if not conf_path.is_file():
-        raise ConfigError(f"config file not found: {conf_path}")
-    try:
-        tree = yaml.safe_load(conf_path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{conf_path}: not valid YAML: {exc}") from exc
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{conf_path}: top level must be a mapping")
+    tree = _read_layers(Path(path) if path else DEFAULT_CONF, ())
     for key, value in _env_overrides(os.environ if environ is None else environ):
         _set_path(tree, key, value)
     for item in overrides:

@@ -38,6 +38,8 @@ RUNTIME_CONF = {
 
 # Settings fixed when the JVM starts, each for a reason.
 BASE_CONF = {
+    # Jobs report their own progress; Spark's console bar interleaves with it and logs.
+    "spark.ui.showConsoleProgress": "false",
     # Spark's _SUCCESS marker is not part of a Delta table.
     "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
     # Wide generated code (the synthetic generator, feature selects) exceeds the

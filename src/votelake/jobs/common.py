@@ -300,15 +300,69 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-def report_failure(error: BaseException, what: str) -> None:
+def report_failure(error: BaseException, what: str, settings: Settings | None = None) -> None:
     """Print the traceback, then one last line saying what failed and why (what a scheduler's log shows).
+
+    A Spark JVM that died (out of memory, killed by a signal) is named as such,
+    with the setting to change, instead of the bare Py4J error it surfaces as.
 
     Args:
         error: the exception.
         what: what failed, e.g. ``job ingest``.
+        settings: the run's configuration, to quote its memory setting.
     """
     traceback.print_exception(error, file=sys.stderr)
-    print(f"votelake: {what} failed: {one_line(error)}", file=sys.stderr)
+    death = jvm_death(error, settings)
+    print(f"votelake: {what} failed: {death or one_line(error)}", file=sys.stderr)
+
+
+# How a dead JVM reaches Python: Py4J loses its socket, or the JVM's own error text arrives.
+_LOST_JVM = ("Answer from Java side is empty", "Error while sending or receiving",
+             "Error while receiving", "Connection refused", "Broken pipe", "Connection reset")
+
+
+def jvm_death(error: BaseException, settings: Settings | None = None) -> str | None:
+    """Say so when an error means the Spark JVM died, and which setting to change.
+
+    Args:
+        error: the exception a job raised.
+        settings: the run's configuration (for the memory it asked for).
+
+    Returns:
+        One line naming the cause and the setting, or None when the JVM did not die.
+    """
+    chain, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    texts = [f"{type(e).__module__}.{type(e).__name__}: {e}" for e in chain]
+    memory = settings.spark.driver_memory if settings is not None else "its default"
+    if any("java.lang.OutOfMemoryError" in t for t in texts):
+        return (f"the Spark JVM ran out of memory (java.lang.OutOfMemoryError): raise spark.driver_memory "
+                f"(now {memory}), e.g. --set spark.driver_memory=12g; on a cluster, "
+                "spark.conf.spark.executor.memory")
+    status = _jvm_exit_status()
+    lost = status is not None or any(type(e).__name__ == "Py4JNetworkError" for e in chain) \
+        or any(t.startswith("py4j.") and any(m in t for m in _LOST_JVM) for t in texts)
+    if not lost:
+        return None
+    how = ("was killed by SIGKILL, most often the kernel's out-of-memory killer" if status == -9
+           else f"was killed by signal {-status}" if status is not None and status < 0
+           else f"exited with status {status}" if status is not None else "stopped answering")
+    return (f"the Spark JVM {how}: if memory ran out, spark.driver_memory (now {memory}) must fit in the "
+            "machine's free memory with room for Python workers (lower it, or raise it for a larger state "
+            "on a larger machine); its own log above says more")
+
+
+def _jvm_exit_status() -> int | None:
+    """The local Spark JVM's exit status, when this process launched it and it has exited."""
+    # Only for this report: PySpark keeps the launched JVM's process on its gateway;
+    # there is no public API for it. Absent under spark-submit and Spark Connect.
+    from pyspark import SparkContext
+
+    process = getattr(getattr(SparkContext, "_gateway", None), "proc", None)
+    return process.poll() if process is not None else None
 
 
 def load_catalog(settings: Settings, lakehouse: Path | None = None,
@@ -392,5 +446,5 @@ def job_main(name: str, run: JobRun, description: str, argv: Sequence[str] | Non
         return run_jobs(settings, [(name, run)])[name]
     except Exception as exc:
         # spark-submit passes the 1 on to the scheduler.
-        report_failure((exc.__cause__ or exc) if isinstance(exc, JobFailed) else exc, f"job {name}")
+        report_failure((exc.__cause__ or exc) if isinstance(exc, JobFailed) else exc, f"job {name}", settings)
         raise SystemExit(1) from None
