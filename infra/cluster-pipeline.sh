@@ -72,9 +72,8 @@ cat "$ROOT/logs/cluster.log"
 
 CONF=$ROOT/conf.yaml
 DATA=$ROOT/data
-# conf/local.yaml (its universes, allocation, rules) with every path under
-# $DATA and a tiny model; written out whole, since a YAML file is what a
-# cluster's spark-submit would ship.
+# A config that extends the packaged local.yaml (its universes, allocation,
+# rules) with every path under $DATA and a tiny model.
 "$PY" - "$CONF" "$DATA" "$MASTER" "$VOTERS" "$DRIVER_MEMORY" <<'PY'
 import sys
 from pathlib import Path
@@ -82,17 +81,18 @@ from pathlib import Path
 import yaml
 
 conf, data, master, voters, driver_memory = sys.argv[1:]
-settings = yaml.safe_load(Path("conf/local.yaml").read_text())
 data = Path(data)
-settings["spark"].update(master=master, shuffle_partitions=2, driver_memory=driver_memory)
-settings["spark"].setdefault("conf", {})["spark.ui.showConsoleProgress"] = "false"
-settings["storage"].update(lakehouse=str(data / "lakehouse"), metastore=str(data / "metastore"))
-settings.setdefault("mlflow", {}).update(tracking_uri=f"sqlite:///{data / 'mlflow.db'}", artifact_root=str(data / "mlartifacts"))
-settings.setdefault("synth", {}).update(voters=int(voters), out=str(data / "synth"), partitions=2)
-settings["landing"] = str(data / "synth" / "landing")
-settings.setdefault("quality", {})["results_dir"] = str(data / "quality")
-settings["universes"]["exports"] = str(data / "exports")
-settings.setdefault("model", {}).update(gbt_max_iter=5, bootstrap=50, uplift_folds=2)
+settings = {
+    "extends": "local",
+    "spark": {"master": master, "shuffle_partitions": 2, "driver_memory": driver_memory},
+    "storage": {"lakehouse": str(data / "lakehouse"), "metastore": str(data / "metastore")},
+    "mlflow": {"tracking_uri": f"sqlite:///{data / 'mlflow.db'}", "artifact_root": str(data / "mlartifacts")},
+    "synth": {"voters": int(voters), "out": str(data / "synth"), "partitions": 2},
+    "landing": str(data / "synth" / "landing"),
+    "quality": {"results_dir": str(data / "quality")},
+    "universes": {"exports": str(data / "exports")},
+    "model": {"gbt_max_iter": 5, "bootstrap": 50, "uplift_folds": 2},
+}
 Path(conf).write_text(yaml.safe_dump(settings, sort_keys=False))
 PY
 
