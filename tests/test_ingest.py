@@ -6,6 +6,7 @@ voter data here is invented; the real extracts are checked in test_real_data.py.
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import shutil
 from pathlib import Path
@@ -41,7 +42,7 @@ GOOD_ROWS = ["AA1\tSMITH\tJO\tA\tDEM\t01/02/2010\t1970", "AA2\tLEE\tKIM\tI\tREP\
 
 
 def _setup(tmp_path: Path, files: dict[str, bytes], layout: dict = T_VOTERS, folder: str = "voters",
-           pattern: str = "*") -> object:
+           pattern: str = "*", **source: object) -> object:
     """Write landing files, a layouts folder and a config; return the settings."""
     layouts = tmp_path / "layouts"
     layouts.mkdir(exist_ok=True)
@@ -57,7 +58,7 @@ def _setup(tmp_path: Path, files: dict[str, bytes], layout: dict = T_VOTERS, fol
         "quality": {"results_dir": str(tmp_path / "quality")},
         "landing": str(tmp_path / "landing"),
         "layouts": str(layouts),
-        "sources": [{"name": "t_voters", "layout": layout["name"], "path": folder, "files": pattern}],
+        "sources": [{"name": "t_voters", "layout": layout["name"], "path": folder, "files": pattern, **source}],
     }
     path = tmp_path / "conf.yaml"
     path.write_text(yaml.safe_dump(conf))
@@ -83,6 +84,30 @@ def test_good_file_loads_with_line_numbers_and_reload_is_a_noop(spark, tmp_path)
     again = ingest.run(spark, settings)["t_voters"]
     assert again["skipped"] == "already loaded"
     assert lake.read("bronze.t_voters").count() == 2
+
+
+@pytest.mark.parametrize("name, source, expected", [
+    # No date in the name or the config: the newest registration in the file
+    # (the row registered in 2199 is a typo after the load, and is ignored).
+    ("voters.txt", {}, "2012-03-04"),
+    ("voters.txt", {"snapshot_date": "2023-06-30"}, "2023-06-30"),
+    ("voters_20240105.txt", {"snapshot_date_pattern": r"voters_(\d{8})", "snapshot_date": "2023-06-30"}, "2024-01-05"),
+])
+def test_snapshot_date_comes_from_the_name_then_the_config_then_the_data(spark, tmp_path, name, source, expected):
+    typo = "AA3\tROE\tAL\tA\tUNA\t01/01/2199\t1990"
+    settings = _setup(tmp_path, {name: _lines(*GOOD_ROWS, typo)}, **source)
+    ingest.run(spark, settings)
+    dates = Lakehouse.open(spark, settings).read("bronze.t_voters").select("_snapshot_date").distinct()
+    assertDataFrameEqual(dates, spark.createDataFrame(
+        [(dt.date.fromisoformat(expected),)], T.StructType([T.StructField("_snapshot_date", T.DateType())])))
+
+
+def test_a_file_nothing_dates_fails_before_anything_is_written(spark, tmp_path):
+    undated = ["AA1\tSMITH\tJO\tA\tDEM\t\t1970"]
+    settings = _setup(tmp_path, {"voters.txt": _lines(*undated)})
+    with pytest.raises(LayoutError, match=r"cannot date \['voters.txt'\]"):
+        ingest.run(spark, settings)
+    assert _nothing_written(settings)
 
 
 def test_defective_rows_go_to_quarantine_with_reason_file_and_line(spark, tmp_path):

@@ -99,6 +99,16 @@ FIELDS: dict[str, dict[str, str]] = {
     },
 }
 
+# The field that dates a record of each kind: a delivery whose file name and
+# config give no snapshot date is as of the latest of these in its rows.
+AS_OF_FIELD: dict[str, str] = {
+    "voters": "registration_date",
+    "vote_history": "election_date",
+    "contacts": "attempted_at",
+    "digital": "event_ts",
+    "experiments": "assigned_at",
+}
+
 # Fields without which a record is useless: a blank value sends the row to quarantine.
 REQUIRED: dict[str, tuple[str, ...]] = {
     "voters": ("state_voter_id",),

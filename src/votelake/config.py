@@ -194,9 +194,11 @@ class SourceSettings(_Strict):
     # Only file names matching this glob are read (e.g. ``???_H_*.txt``).
     files: str = "*"
     required: bool = True
-    # A regex whose first group is the snapshot date (yyyyMMdd) in the file name;
-    # without it, or when a name does not match, the load date is the snapshot date.
+    # A delivery's snapshot date comes from, in order: this regex, whose first group
+    # is a yyyyMMdd date in the file name; the configured snapshot_date; the data
+    # (the latest registration, election or event date in the file). Never the clock.
     snapshot_date_pattern: str | None = None
+    snapshot_date: dt.date | None = None
 
 
 # The synthetic state's sources, in the state's own (NC) layouts.

@@ -23,9 +23,10 @@ read = rows in bronze + rows quarantined.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.storagelevel import StorageLevel
@@ -34,7 +35,8 @@ from votelake.config import Settings, SourceSettings
 from votelake.jobs.common import Lakehouse, job_main
 from votelake.landing import LandingFile, check_files, fingerprint, list_files
 from votelake.layouts import Layout, LayoutError, load_layout
-from votelake.transforms.bronze import BLOCK_START, ROW_ID, SOURCE_FILE, snapshot_date, split_bronze, with_line_numbers
+from votelake.transforms.bronze import (BLOCK_START, ROW_ID, SOURCE_FILE, latest_as_of, snapshot_date, split_bronze,
+                                       with_line_numbers)
 from votelake.transforms.canonicalize import CORRUPT
 
 
@@ -92,6 +94,27 @@ def read_landing(spark: SparkSession, layout: Layout, files: list[LandingFile],
         F.col("_metadata.file_block_start").alias(BLOCK_START),
         F.monotonically_increasing_id().alias(ROW_ID),
     )
+
+
+def _snapshot(parsed: DataFrame, delivery: Delivery, loaded_at: dt.datetime) -> Column:
+    """The delivery's snapshot-date Column; the data dates it only when name and config do not.
+
+    Raises:
+        LayoutError: a file that neither its name, the config nor its rows date.
+    """
+    src = delivery.source
+    if src.snapshot_date is not None:
+        return snapshot_date(src.snapshot_date_pattern, src.snapshot_date)
+    named = src.snapshot_date_pattern and all(re.search(src.snapshot_date_pattern, f.uri) for f in delivery.files)
+    if named:
+        return snapshot_date(src.snapshot_date_pattern, None)
+    # A few rows, one per file: the latest dated record of each.
+    dates = {r[SOURCE_FILE]: r["_as_of"] for r in latest_as_of(parsed, delivery.layout, loaded_at).collect()}
+    undated = sorted(f.rsplit("/", 1)[-1] for f, d in dates.items() if d is None)
+    if undated:
+        raise LayoutError(f"source {src.name}: cannot date {undated}: no date in the file name "
+                          "(snapshot_date_pattern), no snapshot_date in the config, and no dated rows")
+    return snapshot_date(src.snapshot_date_pattern, None, dates)
 
 
 def _already_loaded(lake: Lakehouse, table: str, fp: str) -> bool:
@@ -166,8 +189,7 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
         read_landing(spark, layout, files, delivery.election_columns),
         header=layout.header and layout.format == "delimited",
     ).persist(StorageLevel.MEMORY_AND_DISK)
-    good, bad = split_bronze(parsed, layout, src.name, load_id, loaded_at,
-                             snapshot_date(src.snapshot_date_pattern, loaded_at))
+    good, bad = split_bronze(parsed, layout, src.name, load_id, loaded_at, _snapshot(parsed, delivery, loaded_at))
     read = parsed.count()
     per_file = _per_file(good, bad)
     quarantined = sum(f["quarantined"] for f in per_file.values())

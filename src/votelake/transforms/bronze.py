@@ -9,12 +9,14 @@ per-row defects decide bronze or quarantine, and the load columns are added.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Mapping
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from votelake.canonical import AS_OF_FIELD
 from votelake.layouts import Layout
-from votelake.transforms.canonicalize import CORRUPT, defects
+from votelake.transforms.canonicalize import CORRUPT, defects, typed_field
 
 SOURCE_FILE, BLOCK_START, ROW_ID, LINE = "_source_file", "_block_start", "_row_id", "_line"
 
@@ -50,21 +52,46 @@ def with_line_numbers(parsed: DataFrame, header: bool) -> DataFrame:
     return out.where(F.col(LINE) > 1) if header else out
 
 
-def snapshot_date(pattern: str | None, loaded_at: dt.datetime) -> Column:
-    """The snapshot date of each row: from its file name when a pattern is given, else the load date.
+def snapshot_date(pattern: str | None, configured: dt.date | None,
+                  data_dates: Mapping[str, dt.date] | None = None) -> Column:
+    """The snapshot date of each row: its file name's, else the configured one, else its file's data date.
+
+    Never the clock: a file loaded a year after it was cut is still that day's snapshot.
 
     Args:
         pattern: a regex whose first group is a ``yyyyMMdd`` date in the file path.
-        loaded_at: the load's time.
+        configured: the source's ``snapshot_date`` from the config.
+        data_dates: per ``_source_file``, the latest date its rows carry (:func:`latest_as_of`).
 
     Returns:
-        A DateType Column.
+        A DateType Column (null only where none of the three gives a date).
     """
-    load_date = F.lit(loaded_at.date())
-    if not pattern:
-        return load_date
-    named = F.try_to_date(F.regexp_extract(F.col(SOURCE_FILE), pattern, 1), "yyyyMMdd")
-    return F.coalesce(named, load_date)
+    named = (F.try_to_date(F.regexp_extract(F.col(SOURCE_FILE), pattern, 1), "yyyyMMdd") if pattern
+             else F.lit(None).cast("date"))
+    by_data = (F.element_at(F.create_map(*[F.lit(x) for kv in data_dates.items() for x in kv]), F.col(SOURCE_FILE))
+               if data_dates else F.lit(None).cast("date"))
+    return F.coalesce(named, F.lit(configured).cast("date"), by_data)
+
+
+def latest_as_of(parsed: DataFrame, layout: Layout, loaded_at: dt.datetime) -> DataFrame:
+    """Per landing file, the latest date its rows carry in their kind's dating field.
+
+    A voter file's is its newest registration; a history file's, its latest
+    election. Dates after the load (typos such as a registration in 2199) are
+    ignored.
+
+    Args:
+        parsed: numbered landing rows (:func:`with_line_numbers`).
+        layout: their layout.
+        loaded_at: this load's time.
+
+    Returns:
+        One row per ``_source_file`` with ``_as_of`` (a date, null when no row has one).
+    """
+    field = AS_OF_FIELD[layout.kind]
+    value = F.to_date(typed_field(layout, field)) if field in layout.fields else F.lit(None).cast("date")
+    return parsed.groupBy(SOURCE_FILE).agg(
+        F.max(F.when(value <= F.lit(loaded_at.date()), value)).alias("_as_of"))
 
 
 def split_bronze(

@@ -87,6 +87,19 @@ def is_known_code(raw: Column, table: CodeTable) -> Column:
     return raw.isNull() | key.isin(*table.values.keys())
 
 
+def typed_field(layout: Layout, field: str) -> Column:
+    """One canonical field of a landing row, parsed to its type (null when absent or unparsable).
+
+    Args:
+        layout: the row's layout (it must map ``field``).
+        field: a canonical field of the layout's kind.
+
+    Returns:
+        The typed Column.
+    """
+    return _typed(layout, field, source_value(layout, field))
+
+
 def _typed(layout: Layout, field: str, raw: Column) -> Column:
     """The raw value parsed to the field's canonical type (null when it does not parse)."""
     ftype = FIELDS[layout.kind][field]
