@@ -7,6 +7,7 @@ all in a temporary folder.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from pathlib import Path
 
@@ -126,6 +127,22 @@ def test_identity_resolution_against_ground_truth(spark, settings, pipeline):
     assert quality.dedupe.precision >= 0.99 and quality.dedupe.recall >= 0.85
     for links in (quality.contacts, quality.digital):
         assert links.precision >= 0.98 and links.recall >= 0.95
+
+
+def test_build_reports_persons_holding_several_voter_ids_in_mlflow(spark, settings, pipeline):
+    report = pipeline["build"]["resolution"]
+    current = Lakehouse.open(spark, settings).read("silver.registrations").where(F.col("is_current"))
+    per_person = current.groupBy("person_id").agg(F.countDistinct("state_voter_id").alias("n"))
+    assert report["persons_with_several_voter_ids"] == per_person.where(F.col("n") > 1).count()
+    client = MlflowClient(settings.mlflow.tracking_uri)
+    run = client.get_run(report["identity_run_id"])
+    assert run.data.metrics["persons_with_several_voter_ids"] == report["persons_with_several_voter_ids"]
+    sample = json.loads(Path(client.download_artifacts(run.info.run_id, "several_voter_ids_sample.json")).read_text())
+    ids = sample["persons_with_several_voter_ids"]
+    assert len(ids) == min(20, report["persons_with_several_voter_ids"])
+    # Voter ids only: every entry is a list of ids of one person, nothing else.
+    voter_ids = {r[0] for r in current.select("state_voter_id").collect()}
+    assert all(len(p) > 1 and set(p) <= voter_ids for p in ids)
 
 
 def test_mlflow_runs_hold_metrics_reports_and_champion_models(settings, pipeline):

@@ -96,6 +96,37 @@ def scoring_as_of(history: DataFrame, contacts: DataFrame, digital: DataFrame, s
     return max(d for d in (newest + dt.timedelta(days=1) if newest else None, snapshot) if d is not None)
 
 
+# Persons holding several voter ids that the report lists (ids only).
+SEVERAL_IDS_SAMPLE = 20
+
+
+def identity_report(settings: Settings, current: DataFrame, resolution: dict) -> dict:
+    """How many persons hold more than one statewide voter id, printed and logged to MLflow.
+
+    Args:
+        settings: the run configuration.
+        current: the current registrations (``person_id``, ``state_voter_id``).
+        resolution: the resolution's figures (``registrations``, ``persons``).
+
+    Returns:
+        ``persons_with_several_voter_ids``, its share of persons, a sample of
+        their ids and the MLflow run holding them.
+    """
+    several = resolve.several_voter_ids(current).persist(StorageLevel.MEMORY_AND_DISK)
+    count = several.count()
+    sample = [r["voter_ids"] for r in several.orderBy("person_id").limit(SEVERAL_IDS_SAMPLE).collect()]
+    several.unpersist()
+    persons = resolution["persons"]
+    share = count / persons if persons else 0.0
+    run_id = tracking.log_identity_report(settings.mlflow, {
+        "registrations": float(resolution["registrations"]), "persons": float(persons),
+        "persons_with_several_voter_ids": float(count), "several_voter_ids_share": share}, sample)
+    print(f"[votelake] build: {count} of {persons} persons ({share:.2%}) hold more than one statewide voter id "
+          f"(sample of their ids in MLflow run {run_id})", flush=True)
+    return {"persons_with_several_voter_ids": count, "several_voter_ids_share": round(share, 5),
+            "several_voter_ids_sample": sample[:5], "identity_run_id": run_id}
+
+
 def experiment_report(assignments: DataFrame) -> dict:
     """Counts of the experiment assignments and the date treatment started.
 
@@ -272,6 +303,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     versions.unpersist()
     registrations = lake.read("silver.registrations")
     current = registrations.where(F.col("is_current"))
+    resolution.update(identity_report(settings, current, resolution))
 
     # Persons (one representative registration each) and their households.
     reps = silver.representatives(current).persist(StorageLevel.MEMORY_AND_DISK)

@@ -162,6 +162,25 @@ def log_resolution_model(settings: MlflowSettings, kind: str, model_json: str, p
     return run.info.run_id
 
 
+def log_identity_report(settings: MlflowSettings, metrics: dict[str, float], several_ids: list[list[str]]) -> str:
+    """Record a build's identity figures as an MLflow run (experiment ``<prefix>-identity``).
+
+    Args:
+        settings: the MLflow section.
+        metrics: registrations, persons, persons holding several voter ids and their share.
+        several_ids: a sample of those persons' voter ids (ids only: no name, address or birth date).
+
+    Returns:
+        The run id.
+    """
+    configure(settings)
+    with mlflow.start_run(experiment_id=experiment_id(settings, "identity"), run_name="build-identity") as run:
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict({"persons_with_several_voter_ids": several_ids}, "several_voter_ids_sample.json")
+        mlflow.set_tags({"votelake.report": "identity"})
+    return run.info.run_id
+
+
 def latest_resolution_model(settings: MlflowSettings, kind: str) -> str | None:
     """The most recently logged identity-resolution model (Splink JSON), or None.
 

@@ -19,7 +19,7 @@ from votelake.resolve.evaluate import (
     pairwise_precision_recall,
     record_precision_recall,
 )
-from votelake.resolve.ids import assign_person_ids
+from votelake.resolve.ids import assign_person_ids, several_voter_ids
 from votelake.resolve.inputs import (
     PERSON_SCHEMA,
     RECORD_SCHEMA,
@@ -50,4 +50,5 @@ __all__ = [
     "ncvoter_registrations",
     "pairwise_precision_recall",
     "record_precision_recall",
+    "several_voter_ids",
 ]

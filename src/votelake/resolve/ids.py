@@ -93,3 +93,20 @@ def assign_person_ids(clusters: DataFrame, previous: DataFrame | None) -> DataFr
             .select("cluster_id", F.coalesce(F.col("kept_id"), F.col("fresh_id")).alias("person_id"))
         )
     return members.join(ids, on="cluster_id", how="inner").select("registration_key", "person_id")
+
+
+def several_voter_ids(registrations: DataFrame) -> DataFrame:
+    """Persons whose registrations carry more than one statewide voter id.
+
+    A state issues one id per voter, so each such person is either a true
+    duplicate registration or two people merged: the figure to watch.
+
+    Args:
+        registrations: ``person_id`` and ``state_voter_id`` of the current registrations.
+
+    Returns:
+        ``person_id``, ``voter_ids`` (distinct, sorted) and ``n_ids`` for each such person.
+    """
+    ids = registrations.where(F.col("state_voter_id").isNotNull()).groupBy("person_id").agg(
+        F.array_sort(F.collect_set("state_voter_id")).alias("voter_ids"))
+    return ids.select("person_id", "voter_ids", F.size("voter_ids").alias("n_ids")).where(F.col("n_ids") > 1)
