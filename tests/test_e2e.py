@@ -133,7 +133,8 @@ def test_build_reports_persons_holding_several_voter_ids_in_mlflow(spark, settin
     report = pipeline["build"]["resolution"]
     current = Lakehouse.open(spark, settings).read("silver.registrations").where(F.col("is_current"))
     per_person = current.groupBy("person_id").agg(F.countDistinct("state_voter_id").alias("n"))
-    assert report["persons_with_several_voter_ids"] == per_person.where(F.col("n") > 1).count()
+    # The generator registers ~1% of voters twice under a new id: resolution finds most of them.
+    assert report["persons_with_several_voter_ids"] == per_person.where(F.col("n") > 1).count() > 0
     client = MlflowClient(settings.mlflow.tracking_uri)
     run = client.get_run(report["identity_run_id"])
     assert run.data.metrics["persons_with_several_voter_ids"] == report["persons_with_several_voter_ids"]
