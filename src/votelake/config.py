@@ -104,8 +104,24 @@ class SynthSettings(_Strict):
     followup_share: float = Field(1.0, ge=0.0, le=1.0)
 
 
+class TargetElection(_Strict):
+    """The election the turnout scores predict."""
+
+    date: dt.date
+    # presidential, midterm or off_year (state and municipal offices only);
+    # default: from the year (presidential every fourth, midterm in the other even years).
+    type: Literal["presidential", "midterm", "off_year"] | None = None
+
+
 class ModelSettings(_Strict):
     """Model training settings shared by the turnout, support and persuasion models."""
+
+    # The election turnout is predicted for; default: the next November general
+    # after the data's scoring date, its level from its year.
+    target_election: TargetElection | None = None
+    # Past generals the turnout model learns from (each with its level and the
+    # features as of its date), newest first.
+    turnout_generals: int = Field(4, ge=1, le=12)
 
     # Voters held out for evaluation and the champion gate (by a hash of person_id).
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)
