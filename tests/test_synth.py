@@ -97,15 +97,28 @@ def test_truth_probabilities_in_range(spark, synth):
 
 
 def _general_2024(spark, report):
+    return _general(spark, report, "11/05/2024")
+
+
+def _general(spark, report, label: str):
+    """Registrations eligible for the general of ``label`` (mm/dd/yyyy) with ``voted`` 1.0 or 0.0."""
     truth = spark.read.parquet(str(report.paths["truth_registrations"]))
-    e = F.lit("2024-11-05").cast("date")
+    e = F.to_date(F.lit(label), "MM/dd/yyyy")
     eligible = truth.where(
         (F.add_months("birth_date", 216) <= e) & (F.date_add("reg_date", 25) <= e)
         & (F.col("removal_date").isNull() | (F.col("removal_date") > e)) & (F.col("status_cd") != "D"))
-    voted = (_tsv(spark, report.paths["ncvhis"]).where(F.col("election_lbl") == "11/05/2024")
+    voted = (_tsv(spark, report.paths["ncvhis"]).where(F.col("election_lbl") == label)
              .select("ncid", F.col("county_id").cast("int").alias("county_id"), "voter_reg_num",
                      F.lit(1.0).alias("voted")))
     return eligible.join(voted, ["ncid", "county_id", "voter_reg_num"], "left").na.fill(0.0, ["voted"])
+
+
+def test_midterm_generals_draw_fewer_voters_than_presidential_ones(spark, synth):
+    _, report = synth
+    shares = {label: _general(spark, report, label).agg(F.avg("voted")).first()[0]
+              for label in ("11/06/2018", "11/03/2020", "11/08/2022", "11/05/2024")}
+    for midterm, presidential in (("11/06/2018", "11/03/2020"), ("11/08/2022", "11/05/2024")):
+        assert shares[presidential] - shares[midterm] >= 0.10, shares
 
 
 def test_marginals(spark, synth):
@@ -137,7 +150,7 @@ def test_marginals(spark, synth):
 def test_oracle_auc(spark, synth):
     _, report = synth
     g = _general_2024(spark, report)
-    auc = BinaryClassificationEvaluator(rawPredictionCol="p_turnout", labelCol="voted").evaluate(g)
+    auc = BinaryClassificationEvaluator(rawPredictionCol="p_presidential", labelCol="voted").evaluate(g)
     assert auc > 0.7
 
 
@@ -244,7 +257,8 @@ def test_results_match_ncvhis(spark, synth):
 def test_truth_persons(spark, synth):
     _, report = synth
     persons = spark.read.parquet(str(report.paths["truth_persons"]))
-    assert persons.columns == ["person_id", "p_turnout", "p_support", "uplift", "p_primary", "p_municipal"]
+    assert persons.columns == ["person_id", "p_turnout", "p_presidential", "p_support", "uplift", "p_primary",
+                               "p_municipal"]
     assert persons.count() == persons.select("person_id").distinct().count() == N
     regs = spark.read.parquet(str(report.paths["truth_registrations"])).where(F.col("row_kind") == "current")
     assertDataFrameEqual(persons, regs.select(*persons.columns))

@@ -85,11 +85,12 @@ def truth_persons(regs: DataFrame) -> DataFrame:
         regs: :func:`voters.registrations` output.
 
     Returns:
-        ``person_id, p_turnout, p_support, uplift, p_primary, p_municipal``, one
+        ``person_id, p_turnout (the next general, a midterm), p_presidential, p_support, uplift,
+        p_primary, p_municipal``, one
         row per person (from their current registration row).
     """
     return keep_where(regs, F.col("kind") == voters.KIND_CURRENT).select(
-        "person_id", "p_turnout", "p_support", "uplift", "p_primary", "p_municipal")
+        "person_id", "p_turnout", "p_presidential", "p_support", "uplift", "p_primary", "p_municipal")
 
 
 def build_outputs(spark: SparkSession, settings: SynthSettings, layouts_dir: Path,

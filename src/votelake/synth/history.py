@@ -1,7 +1,8 @@
 """Vote history (NC ``ncvhis``) and precinct results of the latest general.
 
 Whether a *person* votes in an election is one draw per (person, election)
-against the person's probability for that kind of election. The vote is then
+against the person's probability for that kind of election: presidential and
+midterm generals have their own levels. The vote is then
 recorded on the registration that was valid on election day: at least 18,
 registered 25 days before, not yet removed, not denied. A person with a
 duplicate registration has some of their votes recorded on the duplicate, as
@@ -84,7 +85,7 @@ def vote_events(regs: DataFrame, elections: DataFrame, seed: int) -> DataFrame:
     df = regs.select(
         "person_id", "kind", "county_id", "county_desc", "voter_reg_num", "ncid", "precinct_abbrv",
         "precinct_desc", "birth_date", "reg_date", "removal_date", "status_cd", "party", "age",
-        "p_turnout", "p_primary", "p_municipal", "p_support", "is_dup", "dup_reg",
+        "p_turnout", "p_presidential", "p_primary", "p_municipal", "p_support", "is_dup", "dup_reg",
     ).crossJoin(F.broadcast(elections))
     e_date = F.col("e_date")
     elig = eligible(F.col("birth_date"), F.col("reg_date"), F.col("removal_date"), F.col("status_cd"), e_date)
@@ -92,7 +93,9 @@ def vote_events(regs: DataFrame, elections: DataFrame, seed: int) -> DataFrame:
         F.date_add(F.col("dup_reg"), 25) <= e_date)
     to_dup = dup_elig & (uniform(seed, "dup_split", "person_id", "e_idx") < DUP_SPLIT)
     this_row = F.when(F.col("kind") == KIND_DUPLICATE, to_dup).otherwise(~to_dup)
-    p = (F.when(F.col("e_type") == "GENERAL", F.col("p_turnout"))
+    presidential_year = F.year(e_date) % 4 == 0
+    general = F.when(presidential_year, F.col("p_presidential")).otherwise(F.col("p_turnout"))
+    p = (F.when(F.col("e_type") == "GENERAL", general)
          .when(F.col("e_type") == "PRIMARY", F.col("p_primary")).otherwise(F.col("p_municipal")))
     votes = uniform(seed, "vote", "person_id", "e_idx") < p
     return df.select("*", elig.alias("eligible"), (elig & this_row & votes).alias("voted"))

@@ -60,7 +60,7 @@ def persons(base: DataFrame, counties: DataFrame, buckets: DataFrame, seed: int)
     Returns:
         One row per person: ``person_id``, home and alternative county, age,
         birth date, gender, race, ethnicity, party, names, first registration,
-        status, move/duplicate facts, ``p_turnout``, ``p_primary``,
+        status, move/duplicate facts, ``p_turnout`` (midterm), ``p_presidential``, ``p_primary``,
         ``p_municipal``, ``p_support``, ``uplift``, ``engagement``, phone digits
         and email.
     """
@@ -215,7 +215,12 @@ def persons(base: DataFrame, counties: DataFrame, buckets: DataFrame, seed: int)
     exch = (F.lit(200) + F.floor(U("phone_exch") * 800).cast("int")).cast("string")
     df = df.select(
         "*",
-        sigmoid(lt).alias("p_turnout"),
+        sigmoid(lt).alias("p_presidential"),
+        # Midterm generals draw fewer voters, and not uniformly: each person drops
+        # off from their presidential-year propensity by their own amount (some
+        # vote only for president). The next general (2026) is a midterm, so
+        # p_turnout, the probability the scores answer for, is this one.
+        sigmoid(lt - F.lit(0.6) - F.lit(0.5) * F.abs(N("midterm_drop"))).alias("p_turnout"),
         # Primaries and municipal elections draw the same habitual voters harder;
         # unaffiliated voters skip primaries more.
         sigmoid(F.lit(1.15) * lt - 2.4 + F.when(F.col("party") == "UNA", -0.7).otherwise(0.0)).alias("p_primary"),
@@ -460,15 +465,15 @@ def to_truth_registrations(regs: DataFrame) -> DataFrame:
         regs: :func:`registrations` output.
 
     Returns:
-        ``ncid, voter_reg_num, county_id, person_id, p_turnout, p_support,
-        uplift, is_duplicate, moved`` plus ``row_kind, status_cd, reg_date,
+        ``ncid, voter_reg_num, county_id, person_id, p_turnout (the next
+        general, a midterm), p_presidential, p_support, uplift, is_duplicate, moved`` plus ``row_kind, status_cd, reg_date,
         removal_date, birth_date, p_primary, p_municipal, engagement`` for
         evaluation.
     """
     kind_name = literal_map(ROW_KINDS)
     return regs.select(
         "ncid", "voter_reg_num", F.col("county_id").cast("int").alias("county_id"), "person_id",
-        "p_turnout", "p_support", "uplift",
+        "p_turnout", "p_presidential", "p_support", "uplift",
         (F.col("kind") == KIND_DUPLICATE).alias("is_duplicate"),
         F.col("moved"),
         F.element_at(kind_name, F.col("kind")).alias("row_kind"),
