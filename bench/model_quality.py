@@ -27,7 +27,8 @@ from pyspark.sql import functions as F
 
 from votelake.config import load_settings
 from votelake.jobs import build, ingest, score, synth, train
-from votelake.jobs.common import Lakehouse, run_jobs, session_for
+from votelake.jobs.common import run_jobs, session_for
+from votelake.lakehouse import Lakehouse
 from votelake.models import propensity as prop
 from votelake.models.against_truth import model_quality_against_truth, truth_by_voter_id
 from votelake.synth.generate import read_truth

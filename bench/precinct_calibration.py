@@ -75,7 +75,7 @@ from pyspark.sql import functions as F
 from bench.storage_bench import machine
 from votelake.config import CONF_DIR, SparkSettings, load_settings
 from votelake.jobs import score
-from votelake.jobs.common import Lakehouse
+from votelake.lakehouse import Lakehouse
 from votelake.jobs.train import spec_from_run
 from votelake.models import tracking
 from votelake.models.totals import (

@@ -37,7 +37,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from votelake.jobs import score
-from votelake.jobs.common import Lakehouse, session_for
+from votelake.jobs.common import session_for
+from votelake.lakehouse import Lakehouse
 from votelake.jobs.train import feature_dates
 
 from bench.model_quality import settings_for, write_results

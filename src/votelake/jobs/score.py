@@ -43,8 +43,8 @@ from pyspark.sql import functions as F
 
 from votelake import publish
 from votelake.config import Settings
-from votelake.jobs.build import known_elections
-from votelake.jobs.common import Lakehouse, job_main
+from votelake.jobs.common import job_main
+from votelake.lakehouse import Lakehouse
 from votelake.jobs.train import feature_dates, spec_from_run
 from votelake.models import propensity as prop
 from votelake.models import totals
@@ -322,7 +322,7 @@ def calibration_election(settings: Settings, lake: Lakehouse, as_of: dt.date) ->
         return settings.calibration.election_date
     generals = []
     if lake.version("silver.vote_history") is not None:
-        generals = feat.elections_before(known_elections(lake.read("silver.vote_history")), as_of, "GENERAL")
+        generals = feat.elections_before(feat.known_elections(lake.read("silver.vote_history")), as_of, "GENERAL")
     if not generals:
         raise ValueError("calibration.election_date must be set: silver.vote_history holds no general election")
     return generals[-1].date

@@ -48,8 +48,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from votelake.config import Settings
-from votelake.jobs.build import known_elections
-from votelake.jobs.common import Lakehouse, job_main
+from votelake.jobs.common import job_main
+from votelake.lakehouse import Lakehouse
 from votelake.models import evaluation as ev
 from votelake.models import propensity as prop
 from votelake.models import tracking
@@ -530,7 +530,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
 def _train_turnout(settings: Settings, features: DataFrame, history: DataFrame, score_date: dt.date,
                    feature_version: int) -> dict:
     """Turnout in the latest general before ``score_date``, trained on features as of its date."""
-    generals = feat.elections_before(known_elections(history), score_date, "GENERAL")
+    generals = feat.elections_before(feat.known_elections(history), score_date, "GENERAL")
     if not generals:
         print("[votelake] train: the vote history holds no general election; turnout model skipped", flush=True)
         return {"skipped": "no general election in the vote history"}

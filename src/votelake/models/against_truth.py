@@ -16,8 +16,7 @@ from pyspark.sql import functions as F
 
 from votelake.config import Settings
 from votelake.jobs import train
-from votelake.jobs.build import known_elections
-from votelake.jobs.common import Lakehouse
+from votelake.lakehouse import Lakehouse
 from votelake.models import evaluation as ev
 from votelake.models import propensity as prop
 from votelake.models import tracking
@@ -117,7 +116,7 @@ def model_quality_against_truth(spark: SparkSession, settings: Settings, truth: 
     contacts = lake.read("silver.contacts")
     truth = truth_by_voter_id(truth)
     score_date = train.feature_dates(features)[-1]
-    election = feat.elections_before(known_elections(history), score_date, "GENERAL")[-1]
+    election = feat.elections_before(feat.known_elections(history), score_date, "GENERAL")[-1]
     # State voter ids are unique per person in the features; the truth of a person's registrations agrees.
     turnout = (train.turnout_training_set(features, history, election)
                .join(truth, "state_voter_id", "inner").select("*", F.col("p_turnout").alias("oracle")))
