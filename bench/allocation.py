@@ -31,7 +31,8 @@ from pyspark.sql import functions as F
 
 from votelake.config import AllocationSettings
 from votelake.jobs.allocate import naive_order
-from votelake.jobs.common import Lakehouse, session_for
+from votelake.jobs.common import session_for
+from votelake.lakehouse import Lakehouse
 from votelake.models.against_truth import truth_by_voter_id
 from votelake.synth.generate import read_truth
 from votelake.transforms import allocation as alloc

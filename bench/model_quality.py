@@ -27,10 +27,12 @@ from pyspark.sql import functions as F
 
 from votelake.config import load_settings
 from votelake.jobs import build, ingest, score, synth, train
-from votelake.jobs.common import Lakehouse, run_jobs, session_for
+from votelake.jobs.common import run_jobs, session_for
+from votelake.lakehouse import Lakehouse
 from votelake.models import propensity as prop
 from votelake.models.against_truth import model_quality_against_truth, truth_by_voter_id
 from votelake.synth.generate import read_truth
+from votelake.transforms.training_sets import feature_dates, support_training_set
 
 from bench.storage_bench import machine
 
@@ -81,13 +83,13 @@ def support_ceiling(spark, settings, truth: DataFrame) -> dict:
     """
     lake = Lakehouse.open(spark, settings)
     features = lake.read("gold.voter_features")
-    score_date = train.feature_dates(features)[-1]
+    score_date = feature_dates(features)[-1]
     groups = ceiling_groups()
     current = features.where(F.col("as_of_date") == F.lit(score_date)).select(
         "person_id", "state_voter_id", *[c.alias(k) for k, c in groups.items()])
     known = current.join(truth_by_voter_id(truth).select("state_voter_id", "p_support"), "state_voter_id", "inner")
     means = known.groupBy(*groups).agg(F.avg("p_support").alias("p"))
-    ids = train.support_training_set(features, lake.read("silver.contacts"), score_date).select(
+    ids = support_training_set(features, lake.read("silver.contacts"), score_date).select(
         "person_id", "label", "baseline")
     rows = ids.join(known, "person_id", "inner").join(means, list(groups), "inner").cache()
     ceiling, base, oracle = (prop.auc(rows, col) for col in ("p", "baseline", "p_support"))

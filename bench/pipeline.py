@@ -63,7 +63,8 @@ from pyspark.sql import functions as F
 
 import votelake
 from votelake.config import Settings
-from votelake.jobs.common import Lakehouse, load_catalog, session_for
+from votelake.jobs.common import session_for
+from votelake.lakehouse import Lakehouse, load_catalog
 from votelake.landing import list_files
 from votelake.models import propensity as prop
 

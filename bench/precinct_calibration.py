@@ -74,10 +74,9 @@ from pyspark.sql import functions as F
 
 from bench.storage_bench import machine
 from votelake.config import CONF_DIR, SparkSettings, load_settings
-from votelake.jobs import score
-from votelake.jobs.common import Lakehouse
-from votelake.jobs.train import spec_from_run
+from votelake.lakehouse import Lakehouse
 from votelake.models import tracking
+from votelake.models.scoring import apply_model, spec_from_run
 from votelake.models.totals import (
     CALIBRATED,
     DEM,
@@ -89,11 +88,14 @@ from votelake.models.totals import (
     precinct_error,
     precinct_results,
     precinct_totals,
+    read_results,
     share_targets,
 )
 from votelake.session import build_spark
 from votelake.synth.generate import read_truth
 from votelake.synth.history import eligible
+from votelake.transforms.scores import county_names, probability_frame
+from votelake.transforms.training_sets import election_electorate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KEYS = ["county_name", "precinct"]
@@ -464,12 +466,12 @@ def measure_synthetic(spark, settings) -> dict:
         raise SystemExit("gold.precinct_calibration is empty: the last scoring run calibrated nothing")
     election_date = shifts.agg(F.max("election_date")).first()[0]
     features = lake.read("gold.voter_features")
-    counties = score.county_names(lake.read("silver.persons")).localCheckpoint()
+    counties = county_names(lake.read("silver.persons")).localCheckpoint()
 
     # Election-date scores, recomputed with the champions the score job used.
     client = tracking.configure(settings.mlflow)
     models, preds = {}, {}
-    electorate = score.election_electorate(features, election_date)
+    electorate = election_electorate(features, election_date)
     for kind in ("turnout", "support"):
         used = shifts.where(F.col("kind") == kind).select("run_id").distinct().collect()
         try:
@@ -478,9 +480,9 @@ def measure_synthetic(spark, settings) -> dict:
             continue
         if used and used[0]["run_id"] != models[kind].run_id:
             raise SystemExit(f"the {kind} champion changed since the scoring run: re-run the score job")
-        preds[kind] = score.predict(models[kind], spec_from_run(client.get_run(models[kind].run_id), kind),
-                                    electorate)
-    election = score.probability_frame(electorate, preds, counties).join(
+        preds[kind] = apply_model(models[kind].model, spec_from_run(client.get_run(models[kind].run_id), kind),
+                                  electorate, bounded=True)
+    election = probability_frame(electorate, preds, counties).join(
         electorate.select("person_id", "state_voter_id"), on="person_id", how="left")
     for kind in ("turnout", "support"):
         col = f"{kind}_prob"
@@ -509,7 +511,7 @@ def measure_synthetic(spark, settings) -> dict:
         "expected": precinct_totals(election, KEYS, "true_turnout", "true_support"),
     }
     totals = {k: v.localCheckpoint() for k, v in totals.items()}
-    raw = score.read_results(spark, settings.calibration.results)
+    raw = read_results(spark, settings.calibration.results)
     ballots = ballots_cast(raw)
     house = precinct_results(raw, settings.calibration.office, settings.calibration.district)
     actual = (ballots.join(house, on=KEYS, how="full")

@@ -37,8 +37,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from votelake.jobs import score
-from votelake.jobs.common import Lakehouse, session_for
-from votelake.jobs.train import feature_dates
+from votelake.jobs.common import session_for
+from votelake.lakehouse import Lakehouse
+from votelake.models.scoring import calibration_election
+from votelake.models.totals import read_results
+from votelake.transforms.training_sets import feature_dates
 
 from bench.model_quality import settings_for, write_results
 from bench.storage_bench import machine
@@ -107,7 +110,7 @@ def score_inputs(settings, lake: Lakehouse) -> tuple[DataFrame, dt.date]:
     """The feature rows the score job reads (the scoring date's and the calibration election's), and that election."""
     features = lake.read("gold.voter_features")
     dates = feature_dates(features)
-    election = score.calibration_election(settings, lake, dates[-1])
+    election = calibration_election(settings, lake, dates[-1])
     return features.where(F.col("as_of_date").isin(sorted({dates[-1], election}))), election
 
 
@@ -132,7 +135,7 @@ def prepare_copies(source_settings, source: Lakehouse, target: Lakehouse, result
     # County names only: persons need not be copied.
     target.write(source.read("silver.persons"), "silver.persons", "overwrite", gate=False)
     if results is not None:
-        raw = score.read_results(target.spark, results)
+        raw = read_results(target.spark, results)
         scaled = raw.select(*[(F.col("votes").cast("double") * copies).cast("long").cast("string").alias("votes")
                               if c == "votes" else F.col(c) for c in raw.columns])
         scaled.coalesce(1).write.mode("overwrite").option("header", True).csv(str(out))

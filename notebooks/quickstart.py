@@ -21,7 +21,8 @@ import tempfile
 from pyspark.sql import functions as F
 
 from votelake.config import load_settings
-from votelake.jobs.common import Lakehouse, run_jobs
+from votelake.jobs.common import run_jobs
+from votelake.lakehouse import Lakehouse
 from votelake.cli import JOBS
 
 workdir = os.environ.get("VOTELAKE_NOTEBOOK_DIR") or tempfile.mkdtemp(prefix="votelake-nb-")

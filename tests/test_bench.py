@@ -15,7 +15,7 @@ from bench.model_quality import JOBS, settings_for
 from bench.pipeline import (added, kept_event_log, kept_outputs, log_progress, markdown, now_ms, read_progress,
                             recount_train_floor, result_of, table_files, training_floor)
 from bench.summary import exponent, memory_limit_voters
-from votelake.jobs.common import load_catalog
+from votelake.lakehouse import load_catalog
 
 
 def task_end(stage: int, finish_ms: int, run_ms: int, shuffle_written: int, spilled: int, records: int = 0) -> dict:

@@ -20,7 +20,7 @@ from pyspark.testing import assertDataFrameEqual
 from conftest import synthetic_state_settings
 from votelake.config import RunSettings
 from votelake.jobs import allocate, build, ingest, metrics, score, synth, train, universes
-from votelake.jobs.common import Lakehouse
+from votelake.lakehouse import Lakehouse
 from votelake.layouts import LayoutError
 from votelake.models.against_truth import model_quality_against_truth
 from votelake.resolve.evaluate import resolution_against_truth

@@ -9,10 +9,10 @@ from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from votelake.canonical import FIELDS
-from votelake.jobs.common import load_catalog
 from votelake.config import CONF_DIR, load_settings
 from votelake.jobs.build import experiment_report
 from votelake.jobs.ingest import plan_deliveries
+from votelake.lakehouse import load_catalog
 from votelake.layouts import load_layout
 from votelake.transforms import silver
 from votelake.transforms.canonicalize import canonical_records

@@ -19,7 +19,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from votelake.config import CONF_DIR, load_settings
 from votelake.jobs import ingest
-from votelake.jobs.common import Lakehouse
+from votelake.lakehouse import Lakehouse
 from votelake.layouts import LayoutError, header_difference, load_layout, parse_layout
 from votelake.transforms.canonicalize import canonical_records, wide_vote_history
 

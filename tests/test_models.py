@@ -13,9 +13,10 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from conftest import synthetic_state_settings
-from votelake.jobs import train
 from votelake.models import evaluation as ev
+from votelake.models import lifecycle
 from votelake.models import propensity as prop
+from votelake.transforms import training_sets
 
 ROWS = 6000
 # Simulated voters: a signal, a weaker signal, a pure-noise column and a group
@@ -70,7 +71,7 @@ def test_calibration_fixes_weighted_probabilities(spark, settings, method):
     """Class weights inflate the rare class's probability; calibration on held-aside rows undoes it."""
     # Keep about one positive in six: a rare class (noise is independent of the label).
     voters = simulated_voters(spark, 8000).where((F.col("label") == 0) | (F.col("noise") > 0.6))
-    parts = train.split(voters, settings)
+    parts = lifecycle.split(voters, settings)
     rows = prop.model_frame(parts.fit, GOOD, extra=("label",))
     weighted = prop.with_weights(rows, prop.class_weights(rows, "balanced"))
     model, _ = prop.fit_tuned(GOOD, settings.model, weighted)
@@ -160,7 +161,7 @@ def _support_uncertainty(slope: float = 1.5) -> F.Column:
 def _out_of_fold(settings, spec: prop.ModelSpec, rows: DataFrame) -> dict[str, float]:
     """Cross-fitted uplift of ``rows``: the model's Qini and interval, the oracle's, the correlation."""
     treated_share = rows.agg(F.avg("t")).first()[0]
-    oof = train.cross_fitted_uplift(settings, spec, train.arm_weight(rows, treated_share))
+    oof = lifecycle.cross_fitted_uplift(settings, spec, training_sets.arm_weight(rows, treated_share))
     joined = oof.join(rows.select("person_id", "true_uplift"), "person_id", "inner").toPandas()
     assert len(joined) == rows.count()  # every experiment member is scored out of fold, once
     y, t, p = joined["label"].to_numpy(), joined["t"].to_numpy(), joined["p"].to_numpy()
@@ -204,11 +205,11 @@ def test_champion_gate_keeps_the_better_model(spark, settings):
     voters = simulated_voters(spark)
     client = MlflowClient(settings.mlflow.tracking_uri, registry_uri=settings.mlflow.tracking_uri)
     name = "votelake-turnout"
-    good = train.train_classifier(settings, GOOD, voters, 0, {"label": "simulated"})["lr"]
+    good = lifecycle.train_classifier(settings, GOOD, voters, 0, {"label": "simulated"})["lr"]
     assert good["promoted"] and good["reason"] == "no champion yet"
     assert str(client.get_model_version_by_alias(name, "champion").version) == good["model"].split("/")[1]
 
-    worse = train.train_classifier(settings, WORSE, voters, 0, {"label": "simulated"})["lr"]
+    worse = lifecycle.train_classifier(settings, WORSE, voters, 0, {"label": "simulated"})["lr"]
     assert not worse["promoted"]
     assert worse["test_auc"] < good["test_auc"] - 0.2
     # Compared on the same held-out voters: the champion's figure is its own held-out AUC.
@@ -227,10 +228,11 @@ def test_gate_replaces_a_champion_that_uses_excluded_attributes(spark, settings)
     """A champion trained with race (opted in) gives way once race is excluded again, even to a worse model."""
     voters = simulated_voters(spark)
     opted_in = settings.model_copy(update={"model": settings.model.model_copy(update={"include_protected": True})})
-    with_race = train.train_classifier(opted_in, replace(GOOD, kind="support", categorical=("grp", "race")),
-                                       voters, 0, {"label": "simulated"})["lr"]
+    with_race = lifecycle.train_classifier(opted_in, replace(GOOD, kind="support", categorical=("grp", "race")),
+                                           voters, 0, {"label": "simulated"})["lr"]
     assert with_race["promoted"]
-    worse = train.train_classifier(settings, replace(WORSE, kind="support"), voters, 0, {"label": "simulated"})["lr"]
+    worse = lifecycle.train_classifier(settings, replace(WORSE, kind="support"), voters, 0,
+                                       {"label": "simulated"})["lr"]
     assert worse["test_auc"] < with_race["test_auc"] - 0.2
     assert worse["promoted"] and worse["reason"].endswith("uses excluded attributes: race")
     client = MlflowClient(settings.mlflow.tracking_uri, registry_uri=settings.mlflow.tracking_uri)
@@ -262,7 +264,7 @@ def test_persuasion_rows_take_the_outcome_after_assignment(spark):
          ("p2", "2026-08-25 10:00:00", 3, "followup")],  # undecided: not a label
         "person_id string, attempted_at string, support_id int, program string").select(
         "person_id", F.to_timestamp("attempted_at").alias("attempted_at"), "support_id", "program")
-    rows = train.persuasion_training_set(features, assignments, contacts, "followup")
+    rows = training_sets.persuasion_training_set(features, assignments, contacts, "followup")
     expected = spark.createDataFrame(
         [("p1", 40, 1.0, 1.0), ("p2", 50, 0.0, 0.0)], "person_id string, age int, t double, label double")
     assertDataFrameEqual(rows.select("person_id", "age", "t", "label"), expected)

@@ -14,10 +14,11 @@ from pyspark.testing import assertDataFrameEqual
 from conftest import REPO, synthetic_state_settings
 from votelake import contracts, publish
 from votelake.config import CONF_DIR, PublishSettings
+from votelake.lakehouse import Lakehouse, load_catalog
 from votelake.models.propensity import bounded_uplift
-from votelake.jobs.common import Lakehouse, load_catalog
-from votelake.jobs.score import SCORING_RUN_KEY, distribution_gate, published_run, with_deciles
+from votelake.publish import SCORING_RUN_KEY, distribution_gate, published_run
 from votelake.quality import QualityGateError
+from votelake.transforms.scores import with_deciles
 
 CONTRACTS = contracts.load_contracts(CONF_DIR / "contracts")
 SCORES = CONTRACTS["gold.voter_scores"]

@@ -18,7 +18,7 @@ from pyspark.sql import types as T
 from votelake import quality
 from votelake.catalog import Catalog
 from votelake.config import CONF_DIR, load_settings
-from votelake.jobs.common import load_catalog
+from votelake.lakehouse import load_catalog
 from votelake.quality import QualityGateError, SuiteError
 
 EXPECTATIONS = CONF_DIR / "expectations"

@@ -14,8 +14,7 @@ from pyspark.sql import functions as F
 from conftest import REPO
 from votelake.config import CONF_DIR, load_settings
 from votelake.jobs import ingest
-from votelake.jobs.build import canonical_sources
-from votelake.jobs.common import Lakehouse
+from votelake.lakehouse import Lakehouse, canonical_sources
 
 DATA = REPO.parent / "shared" / "data"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real extracts not found at {DATA}")

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import synthetic_state_settings
 from votelake.jobs import build, ingest, synth
-from votelake.jobs.common import Lakehouse
+from votelake.lakehouse import Lakehouse
 from votelake.resolve.evaluate import resolution_against_truth
 from votelake.synth.generate import read_truth
 

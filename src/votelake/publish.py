@@ -9,8 +9,8 @@ comparison table (:func:`drift_suite`); a run beyond the tolerance is blocked
 with a report (:func:`write_report`) unless forced, and a forced publish
 records its reason in the commit.
 
-The distribution and comparison are pure DataFrame transforms; the job
-collects the (small) comparison table for the report.
+The distribution and comparison are pure DataFrame transforms;
+:func:`distribution_gate` collects the (small) comparison table for the report.
 """
 
 from __future__ import annotations
@@ -18,18 +18,24 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from votelake import quality
-from votelake.config import PublishSettings
+from votelake.config import PublishSettings, Settings
+
+if TYPE_CHECKING:
+    from votelake.lakehouse import Lakehouse
 
 # The published scores whose distributions are gated (all 0-100 or percentage points).
 SCORES = ("turnout_score", "support_score", "persuasion_score")
 STATEWIDE = -1  # county_id of the statewide rows
 DRIFT_SUITE = "gold.voter_scores_drift"
+# Commit metadata key naming the scoring run a publish of gold.voter_scores holds.
+SCORING_RUN_KEY = "votelake.scoring_run"
 
 
 def fingerprint(inputs: dict) -> str:
@@ -147,3 +153,58 @@ def write_report(shift: pd.DataFrame, settings: PublishSettings, folder: Path, s
         {"scoring_run": scoring_run, "published_run": published_run, "verdict": verdict,
          "settings": settings.model_dump(), "rows": shift.to_dict(orient="records")}, indent=1, default=str))
     return path
+
+
+def published_run(lake: Lakehouse) -> dict | None:
+    """The scoring run of the latest publish of ``gold.voter_scores``: ``scoring_run`` and ``version``.
+
+    None when the table was never published under a contract (absent, or
+    written before contracts: its rows cannot be compared column for column).
+    """
+    if lake.published_contract("gold.voter_scores") is None:
+        return None
+    found = lake.latest_metadata("gold.voter_scores", SCORING_RUN_KEY)
+    return None if found is None else {"scoring_run": found[0], "version": found[1]}
+
+
+def distribution_gate(lake: Lakehouse, settings: Settings, scores: DataFrame, scoring_run: str,
+                      published: dict | None, summary: dict) -> dict[str, str]:
+    """Compare a run's score distributions with the published run's (Great Expectations) and report.
+
+    Args:
+        lake: the lakehouse.
+        settings: the run configuration (``publish``).
+        scores: the run's rows (cached by the publish).
+        scoring_run: this run's id.
+        published: :func:`published_run` (None: nothing to compare with).
+        summary: filled with the verdict and the report path, for the job's summary.
+
+    Returns:
+        Commit metadata: the verdict, the report, and a forced publish's reason.
+
+    Raises:
+        PublishBlockedError: beyond the tolerance and not forced; nothing is published.
+    """
+    cfg = settings.publish
+    if published is None:
+        summary.update(verdict="first publish under the contract: nothing to compare with")
+        return {"votelake.publish_gate": summary["verdict"]}
+    previous = lake.read("gold.voter_scores", version=published["version"])
+    shift = distribution_shift(score_distribution(scores), score_distribution(previous),
+                                cfg.min_county_voters).localCheckpoint()
+    result = lake.validate(shift.where(F.col("gated")), drift_suite(cfg), f"score-{scoring_run}",
+                           persist=False)
+    verdict = ("within tolerance" if result.success
+               else f"forced beyond tolerance: {cfg.force_reason}" if cfg.force else "blocked: beyond tolerance")
+    report = write_report(shift.toPandas(), cfg, Path(lake.reports) / "publish", scoring_run,
+                          published["scoring_run"], verdict)
+    summary.update(verdict=verdict, report=str(report), compared_with=published["scoring_run"])
+    if not result.success and not cfg.force:
+        raise PublishBlockedError(
+            f"scoring run {scoring_run} not published: its score distributions moved beyond the tolerance "
+            f"against the published run {published['scoring_run']} (set publish.force with publish.force_reason "
+            f"to publish anyway). Report: {report}\n" + result.failure_message(), report)
+    tags = {"votelake.publish_gate": verdict, "votelake.publish_report": str(report)}
+    if not result.success:
+        tags["votelake.forced_reason"] = str(cfg.force_reason)
+    return tags

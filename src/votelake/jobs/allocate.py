@@ -25,7 +25,8 @@ from pyspark.sql import functions as F
 
 from votelake import publish
 from votelake.config import Settings
-from votelake.jobs.common import Lakehouse, job_main
+from votelake.jobs.common import job_main
+from votelake.lakehouse import Lakehouse
 from votelake.transforms import allocation as alloc
 
 SUMMARY_KEYS = ["state", "county_id", "channel"]

@@ -23,7 +23,6 @@ under a run version that already wrote every table stops before computing.
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
@@ -32,68 +31,13 @@ from pyspark.storagelevel import StorageLevel
 
 from votelake import resolve
 from votelake.resolve import rules
-from votelake.canonical import FIELDS
 from votelake.config import Settings
-from votelake.jobs.common import Lakehouse, job_main
-from votelake.layouts import Layout, load_layout
+from votelake.jobs.common import job_main
+from votelake.lakehouse import Lakehouse, canonical_sources
 from votelake.models import tracking
 from votelake.transforms import features as feat
 from votelake.transforms import silver
-from votelake.transforms.canonicalize import CANONICAL_META, canonical_records, spark_type, wide_vote_history
 from votelake.transforms.households import households, person_households
-
-def _empty_canonical(lake: Lakehouse, kind: str) -> DataFrame:
-    """No records of a kind, in its canonical columns (for kinds no source delivered)."""
-    cols = [F.lit(None).cast(spark_type(t)).alias(f) for f, t in FIELDS[kind].items()]
-    meta_types = {"_snapshot_date": "date"}
-    meta = [F.lit(None).cast(meta_types.get(c, "string")).alias(c) for c in CANONICAL_META]
-    return lake.spark.range(0).select(*cols, *meta)
-
-
-def canonical_sources(lake: Lakehouse, settings: Settings) -> dict[str, DataFrame]:
-    """Every loaded source read through its layout, unioned by canonical kind.
-
-    Args:
-        lake: the lakehouse.
-        settings: the run configuration (``sources``, ``layouts``).
-
-    Returns:
-        ``voters``, ``vote_history``, ``contacts``, ``digital``,
-        ``experiments``: canonical records (empty DataFrames for kinds no
-        source delivered). A voter file with per-election columns adds its
-        votes to ``vote_history``.
-    """
-    parts: dict[str, list[DataFrame]] = {kind: [] for kind in FIELDS}
-    for src in settings.sources:
-        table = f"bronze.{src.name}"
-        if lake.version(table) is None:
-            continue
-        layout: Layout = load_layout(settings.layouts, src.layout)
-        records = canonical_records(lake.read(table), layout)
-        if layout.wide_history is not None:
-            parts["vote_history"].append(wide_vote_history(records, layout))
-            records = records.drop(layout.wide_history.column)
-        parts[layout.kind].append(records)
-    return {kind: reduce(DataFrame.unionByName, dfs) if dfs else _empty_canonical(lake, kind)
-            for kind, dfs in parts.items()}
-
-
-def known_elections(history: DataFrame) -> list[feat.Election]:
-    """Distinct (date, type family) of the elections in the vote history (a few dozen rows)."""
-    rows = history.select("election_date", feat.election_family(F.col("election_type")).alias("t")).distinct().collect()
-    return sorted({feat.Election(r["election_date"], r["t"]) for r in rows}, key=lambda e: (e.date, e.type))
-
-
-def scoring_as_of(history: DataFrame, contacts: DataFrame, digital: DataFrame, snapshot: dt.date) -> dt.date:
-    """The day after the newest dated event in the data (never before the voter-file snapshot)."""
-    newest = (
-        history.select(F.max("election_date").alias("d"))
-        .unionByName(contacts.select(F.max(F.to_date("attempted_at")).alias("d")))
-        .unionByName(digital.select(F.max(F.to_date("event_ts")).alias("d")))
-        .agg(F.max("d"))
-        .first()[0]
-    )
-    return max(d for d in (newest + dt.timedelta(days=1) if newest else None, snapshot) if d is not None)
 
 
 # Persons holding several voter ids that the report lists (ids only).
@@ -359,8 +303,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
 
     # Point-in-time features: at the last general (training), before the first
     # experiment assignment (uplift: pre-treatment covariates) and now (scoring).
-    elections = known_elections(history)
-    score_date = scoring_as_of(history, contacts, digital, newest_snapshot)
+    elections = feat.known_elections(history)
+    score_date = feat.scoring_as_of(history, contacts, digital, newest_snapshot)
     dates = {score_date}
     generals = feat.elections_before(elections, score_date, "GENERAL")
     if generals:

@@ -32,7 +32,8 @@ from pyspark.sql import types as T
 from pyspark.storagelevel import StorageLevel
 
 from votelake.config import Settings, SourceSettings
-from votelake.jobs.common import Lakehouse, job_main
+from votelake.jobs.common import job_main
+from votelake.lakehouse import Lakehouse
 from votelake.landing import LandingFile, check_files, fingerprint, list_files
 from votelake.layouts import Layout, LayoutError, load_layout
 from votelake.transforms.bronze import (BLOCK_START, ROW_ID, SOURCE_FILE, latest_as_of, snapshot_date, split_bronze,

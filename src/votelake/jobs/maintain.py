@@ -17,7 +17,8 @@ from __future__ import annotations
 from pyspark.sql import SparkSession
 
 from votelake.config import Settings
-from votelake.jobs.common import Lakehouse, job_main
+from votelake.jobs.common import job_main
+from votelake.lakehouse import Lakehouse
 
 
 def run(spark: SparkSession, settings: Settings) -> dict:

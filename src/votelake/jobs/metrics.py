@@ -22,7 +22,8 @@ from pyspark.sql import functions as F
 
 from votelake import publish
 from votelake.config import Settings
-from votelake.jobs.common import Lakehouse, job_main
+from votelake.jobs.common import job_main
+from votelake.lakehouse import Lakehouse
 from votelake.transforms import metrics
 
 INPUTS = ("silver.contacts", "silver.digital_events", "silver.persons", "silver.vote_history", "gold.voter_scores")

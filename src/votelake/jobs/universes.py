@@ -31,7 +31,8 @@ from pyspark.sql import functions as F
 
 from votelake import publish
 from votelake.config import Settings, UniverseRule
-from votelake.jobs.common import Lakehouse, job_main
+from votelake.jobs.common import job_main
+from votelake.lakehouse import Lakehouse
 from votelake.transforms import universes as uni
 
 INPUTS = {"scores_version": "gold.voter_scores", "persons_version": "silver.persons",

@@ -15,13 +15,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from votelake.config import Settings
-from votelake.jobs import train
-from votelake.jobs.build import known_elections
-from votelake.jobs.common import Lakehouse
+from votelake.lakehouse import Lakehouse
 from votelake.models import evaluation as ev
 from votelake.models import propensity as prop
 from votelake.models import tracking
+from votelake.models.scoring import apply_model, spec_from_run
 from votelake.transforms import features as feat
+from votelake.transforms import training_sets
 
 
 def truth_by_voter_id(truth: DataFrame) -> DataFrame:
@@ -51,10 +51,9 @@ def classifier_quality(settings: Settings, kind: str, labelled: DataFrame) -> di
     holdout = labelled.where(prop.in_holdout(F.col("person_id"), cfg.test_fraction, cfg.seed)).cache()
     champion = tracking.load_champion(settings.mlflow, kind)
     run = tracking.configure(settings.mlflow).get_run(champion.run_id)
-    spec = train.spec_from_run(run, kind)
-    extra = tuple(c for c in ("person_id", "label", "baseline", "oracle") if c not in spec.features)
-    out = champion.model.transform(prop.model_frame(holdout, spec, extra=extra))
-    scored = out.select("label", "baseline", "oracle", prop.positive_probability(out).alias("p")).cache()
+    spec = spec_from_run(run, kind)
+    scored = (apply_model(champion.model, spec, holdout, ("person_id", "label", "baseline", "oracle"))
+              .select("label", "baseline", "oracle", "p").cache())
     model = prop.evaluate(scored, "p")
     oracle = prop.evaluate(scored.select("label", F.col("oracle").alias("p")), "p")
     baseline = prop.auc(scored, "baseline")
@@ -75,7 +74,7 @@ def persuasion_quality(settings: Settings, rows: DataFrame) -> dict:
 
     Args:
         settings: the run configuration.
-        rows: :func:`train.persuasion_training_set` output joined to the true ``uplift``.
+        rows: :func:`training_sets.persuasion_training_set` output joined to the true ``uplift``.
 
     Returns:
         ``model``, ``learner``, ``qini``, ``qini_low``, ``qini_high`` (from the run), ``oracle_qini``
@@ -116,19 +115,19 @@ def model_quality_against_truth(spark: SparkSession, settings: Settings, truth: 
     history = lake.read("silver.vote_history")
     contacts = lake.read("silver.contacts")
     truth = truth_by_voter_id(truth)
-    score_date = train.feature_dates(features)[-1]
-    election = feat.elections_before(known_elections(history), score_date, "GENERAL")[-1]
+    score_date = training_sets.feature_dates(features)[-1]
+    election = feat.elections_before(feat.known_elections(history), score_date, "GENERAL")[-1]
     # State voter ids are unique per person in the features; the truth of a person's registrations agrees.
-    turnout = (train.turnout_training_set(features, history, election)
+    turnout = (training_sets.turnout_training_set(features, history, election)
                .join(truth, "state_voter_id", "inner").select("*", F.col("p_turnout").alias("oracle")))
     arms = lake.read("silver.experiment_assignments").where(F.col("person_id").isNotNull()).select(
         "person_id", (F.col("arm") == "treatment").alias("treated")).dropDuplicates(["person_id"])
     # A treated voter's latest ID is usually the follow-up after treatment, drawn from p_support + uplift.
-    support = (train.support_training_set(features, contacts, score_date)
+    support = (training_sets.support_training_set(features, contacts, score_date)
                .join(truth, "state_voter_id", "inner").join(arms, "person_id", "left")
                .select("*", (F.col("p_support") + F.when(F.col("treated"), F.col("uplift")).otherwise(0.0))
                        .alias("oracle")))
-    experiment = train.persuasion_training_set(
+    experiment = training_sets.persuasion_training_set(
         features, lake.read("silver.experiment_assignments"), contacts,
         settings.model.persuasion_outcome_program).join(truth, "state_voter_id", "inner")
     evaluations = {

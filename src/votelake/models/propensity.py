@@ -1,6 +1,6 @@
 """Propensity models as Spark MLlib Pipelines: the model frame, the pipeline,
 the held-out split and the evaluation metrics. No I/O here; training and
-tracking live in :mod:`votelake.models.tracking` and the jobs.
+tracking live in :mod:`votelake.models.lifecycle` and :mod:`votelake.models.tracking`.
 """
 
 from __future__ import annotations

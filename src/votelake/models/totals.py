@@ -3,8 +3,8 @@
 Three parts:
 
 * reading precinct election results in the MIT Election Data and Science Lab
-  (MEDSL) precinct format: two-party votes per precinct for one contest
-  (:func:`precinct_results`), ballots cast (:func:`ballots_cast`), and the
+  (MEDSL) precinct format (:func:`read_results`): two-party votes per
+  precinct for one contest (:func:`precinct_results`), ballots cast (:func:`ballots_cast`), and the
   split of result precincts into those the voter file knows and the rest
   (:func:`match_precincts`);
 * the logit shift voter-file vendors apply to make scores add up to known
@@ -58,9 +58,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import reduce
+from pathlib import Path
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 DEM = "DEMOCRAT"
@@ -769,3 +770,24 @@ def calibration_report(cal: Calibration, max_names: int = 20) -> dict:
             ("ballots_error" if kind == TURNOUT else "share_error"): errors,
         }
     return report
+
+
+def read_results(spark: SparkSession, path: Path) -> DataFrame:
+    """Read MEDSL precinct results: one CSV file, or every ``*.csv`` file of a folder, as strings.
+
+    Args:
+        spark: the session.
+        path: the file or folder (``calibration.results``).
+
+    Returns:
+        The rows, every column a string (:func:`precinct_results` parses them).
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"calibration.results: {path} does not exist")
+    reader = spark.read.option("header", True)
+    if path.is_dir():
+        reader = reader.option("pathGlobFilter", "*.csv").option("recursiveFileLookup", True)
+    return reader.csv(str(path))

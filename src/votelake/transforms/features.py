@@ -353,3 +353,21 @@ def support_labels(contacts: DataFrame, as_of: dt.date) -> DataFrame:
         F.max_by("support_id", "attempted_at").alias("support_id")
     )
     return latest.select("person_id", F.when(F.col("support_id") <= 2, 1.0).otherwise(0.0).alias("label"))
+
+
+def known_elections(history: DataFrame) -> list[Election]:
+    """Distinct (date, type family) of the elections in the vote history (a few dozen rows)."""
+    rows = history.select("election_date", election_family(F.col("election_type")).alias("t")).distinct().collect()
+    return sorted({Election(r["election_date"], r["t"]) for r in rows}, key=lambda e: (e.date, e.type))
+
+
+def scoring_as_of(history: DataFrame, contacts: DataFrame, digital: DataFrame, snapshot: dt.date) -> dt.date:
+    """The day after the newest dated event in the data (never before the voter-file snapshot)."""
+    newest = (
+        history.select(F.max("election_date").alias("d"))
+        .unionByName(contacts.select(F.max(F.to_date("attempted_at")).alias("d")))
+        .unionByName(digital.select(F.max(F.to_date("event_ts")).alias("d")))
+        .agg(F.max("d"))
+        .first()[0]
+    )
+    return max(d for d in (newest + dt.timedelta(days=1) if newest else None, snapshot) if d is not None)

@@ -1,0 +1,441 @@
+"""The model life cycle: split, fit, calibrate, evaluate, log, register and gate.
+
+What the train job runs once it has read the tables: per model type, every
+candidate learner is fitted on the labelled voters (:mod:`votelake.transforms.training_sets`),
+evaluated on held-out voters, logged to MLflow (parameters, metrics, the model
+with its signature, an HTML report) and registered; the ``champion`` alias
+moves to it only when it beats the current champion on the same held-out rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from dataclasses import dataclass, replace
+from functools import reduce
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyspark
+from mlflow.models import infer_signature
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from votelake.config import Settings
+from votelake.models import evaluation as ev
+from votelake.models import propensity as prop
+from votelake.models import tracking
+from votelake.models.report import ReportData, write_report
+from votelake.models.scoring import apply_model, spec_from_run
+from votelake.transforms import features as feat
+from votelake.transforms.training_sets import (arm_weight, party_training_set, persuasion_training_set,
+                                               support_training_set, turnout_training_set)
+
+SIGNATURE_ROWS = 5
+FAIRNESS_ATTRIBUTES = ("age_band", "gender", "race")
+# Columns passed through scoring for the report (fairness groups, tie-breaking key).
+REPORT_COLUMNS = ("person_id", "label", "baseline", "age", "gender", "race")
+# Salt of the calibration split, so it is independent of the held-out split.
+CALIBRATION_SALT = 101
+
+
+@dataclass(frozen=True)
+class Split:
+    """The labelled voters divided for fitting, calibration and evaluation."""
+
+    fit: DataFrame
+    calibration: DataFrame
+    holdout: DataFrame
+
+
+def split(labelled: DataFrame, settings: Settings) -> Split:
+    """Split labelled rows by hashing person_id (stable across runs and clusters).
+
+    Args:
+        labelled: rows with ``person_id``.
+        settings: fractions and seed.
+
+    Returns:
+        The three parts.
+    """
+    cfg = settings.model
+    holdout = prop.in_holdout(F.col("person_id"), cfg.test_fraction, cfg.seed)
+    calibration = prop.in_holdout(F.col("person_id"), cfg.calibration_fraction, cfg.seed + CALIBRATION_SALT)
+    return Split(fit=labelled.where(~holdout & ~calibration), calibration=labelled.where(~holdout & calibration),
+                 holdout=labelled.where(holdout))
+
+
+def _log_model(model, spec: prop.ModelSpec, example: DataFrame, output: DataFrame, name: str) -> str:
+    sample = example.limit(SIGNATURE_ROWS).toPandas()
+    signature = infer_signature(sample, output.limit(SIGNATURE_ROWS).toPandas())
+    # A fitted Spark pipeline needs pyspark alone; naming it spares MLflow's
+    # requirement inference, which re-imports the model in a subprocess (~45 s).
+    info = mlflow.spark.log_model(model, artifact_path="model", signature=signature, input_example=sample,
+                                  registered_model_name=name, pip_requirements=[f"pyspark=={pyspark.__version__}"])
+    return str(info.registered_model_version)
+
+
+def _run_params(settings: Settings, spec: prop.ModelSpec, feature_version: int, empty: tuple[str, ...],
+                params: dict) -> dict:
+    cfg = settings.model
+    return {
+        "kind": spec.kind, "learner": spec.learner,
+        "numeric_features": ",".join(spec.numeric), "categorical_features": ",".join(spec.categorical),
+        "empty_features_dropped": ",".join(empty) or "none",
+        "protected_excluded": ",".join(cfg.excluded_inputs) or "none",
+        "include_protected": cfg.include_protected,
+        "feature_table": "gold.voter_features", "feature_table_version": feature_version,
+        "code_version": tracking.code_version(),
+        **{k: v for k, v in cfg.model_dump().items() if not isinstance(v, (list, tuple))},
+        **{k: ",".join(map(str, v)) for k, v in cfg.model_dump().items() if isinstance(v, (list, tuple))},
+        **params,
+    }
+
+
+def gate(settings: Settings, kind: str, version: str, challenger: float, holdout_metric) -> dict:
+    """Move the champion alias to ``version`` only if it beats the champion on the same held-out rows.
+
+    Args:
+        settings: the run configuration (registry, gate metric).
+        kind: the model type.
+        version: the challenger's registered version.
+        challenger: the challenger's held-out metric.
+        holdout_metric: function (model, spec) -> the same metric for another
+            model on the same held-out rows.
+
+    Returns:
+        ``promoted`` (bool), ``champion_metric`` (None when there was no
+        champion, it could not score these rows, or it uses attributes the
+        configuration now excludes) and ``reason``.
+    """
+    client = tracking.configure(settings.mlflow)
+    name = tracking.registered_name(settings.mlflow, kind)
+    current = tracking.champion_version(client, name)
+    lower_is_better = kind != "persuasion" and settings.model.gate_metric == "log_loss"
+    if current is None:
+        tracking.promote(client, name, version)
+        return {"promoted": True, "champion_metric": None, "reason": "no champion yet"}
+    champion_spec = spec_from_run(client.get_run(current.run_id), kind)
+    protected = set(champion_spec.features) & set(settings.model.excluded_inputs)
+    if protected:
+        tracking.promote(client, name, version)
+        return {"promoted": True, "champion_metric": None,
+                "reason": f"champion v{current.version} uses excluded attributes: {', '.join(sorted(protected))}"}
+    try:
+        champion = holdout_metric(tracking.load_version(name, current.version), champion_spec)
+    except Exception as exc:  # noqa: BLE001 - a champion that cannot score today's features is replaced
+        tracking.promote(client, name, version)
+        return {"promoted": True, "champion_metric": None,
+                "reason": f"champion v{current.version} cannot score the held-out rows: {type(exc).__name__}"}
+    better = challenger < champion if lower_is_better else challenger > champion
+    if better:
+        tracking.promote(client, name, version)
+    verdict = "beats" if better else "does not beat"
+    return {"promoted": better, "champion_metric": champion,
+            "reason": f"v{version} {verdict} champion v{current.version} on the same held-out rows"}
+
+
+def _classifier_report(title: str, metrics: dict, params: dict, scored: DataFrame, model, transformed: DataFrame,
+                       notes: tuple[str, ...]) -> ReportData:
+    roc = [ev.roc_points(scored, "p").assign(curve="model")]
+    if "baseline" in scored.columns:
+        roc.append(ev.roc_points(scored.select("label", F.col("baseline").alias("p")), "p").assign(curve="baseline"))
+    reliability = [ev.reliability(scored, "p_raw").assign(curve="raw"),
+                   ev.reliability(scored, "p").assign(curve="calibrated")]
+    return ReportData(
+        title=title, metrics=metrics, params={k: str(v) for k, v in params.items()},
+        roc=pd.concat(roc, ignore_index=True), reliability=pd.concat(reliability, ignore_index=True),
+        deciles=ev.decile_table(scored, "p"), importance=ev.feature_weights(model.stages, transformed),
+        fairness=ev.fairness_table(scored, "p", FAIRNESS_ATTRIBUTES), notes=notes,
+    )
+
+
+def _log_report(report: ReportData) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        write_report(report, Path(tmp))
+        mlflow.log_artifacts(tmp, artifact_path="report")
+
+
+def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFrame, feature_version: int,
+                     params: dict) -> dict:
+    """Fit, calibrate, evaluate, report, register and gate each configured learner for one model type.
+
+    Args:
+        settings: the run configuration.
+        spec: the model type's inputs (protected attributes are removed here
+            unless ``model.include_protected``).
+        labelled: feature rows with ``person_id``, ``label`` and optionally ``baseline``.
+        feature_version: Delta version of ``gold.voter_features`` read.
+        params: extra parameters to log (label definition, dates).
+
+    Returns:
+        Per learner: run id, registered version, held-out metrics, training
+        seconds and the gate's verdict; and ``champion``.
+    """
+    cfg = settings.model
+    parts = split(labelled, settings)
+    spec, empty = prop.informative(spec.without(cfg.excluded_inputs), parts.fit)
+    fit_rows = prop.model_frame(parts.fit, spec, extra=("person_id", "label"))
+    weights = prop.class_weights(fit_rows, cfg.class_weight)
+    fit_rows = prop.with_weights(fit_rows, weights).cache()
+    calibration = prop.model_frame(parts.calibration, spec, extra=("label",)).cache()
+    method = prop.calibration_method(cfg, calibration.count())
+    holdout = parts.holdout.cache()
+    client = tracking.configure(settings.mlflow)
+    experiment = tracking.experiment_id(settings.mlflow, spec.kind)
+    name = tracking.registered_name(settings.mlflow, spec.kind)
+    results: dict = {}
+
+    def holdout_metric(model, model_spec) -> float:
+        return prop.evaluate(apply_model(model, model_spec, holdout, ("label",)), "p")[cfg.gate_metric]
+
+    for learner in cfg.learners:
+        candidate = replace(spec, learner=learner)
+        with mlflow.start_run(experiment_id=experiment, run_name=f"{spec.kind}-{learner}") as run:
+            run_params = _run_params(settings, candidate, feature_version, empty, params)
+            mlflow.log_params({**run_params, "class_weights": f"{weights[0]:.4f},{weights[1]:.4f}",
+                               "calibration_method": method})
+            mlflow.set_tags({"votelake.model": spec.kind, "votelake.code_version": run_params["code_version"]})
+            started = dt.datetime.now()
+            tuned, chosen = prop.fit_tuned(candidate, cfg, fit_rows)
+            model = prop.calibrate(tuned, calibration, method)
+            seconds = (dt.datetime.now() - started).total_seconds()
+            scored = apply_model(model, candidate, holdout, REPORT_COLUMNS).cache()
+            metrics = {f"test_{k}": v for k, v in prop.evaluate(scored, "p").items()}
+            raw = prop.evaluate(scored, "p_raw")
+            metrics.update(raw_auc=raw["auc"], raw_ece=raw["ece"], raw_log_loss=raw["log_loss"],
+                           train_rows=float(fit_rows.count()), train_seconds=seconds)
+            if "baseline" in scored.columns:
+                metrics["baseline_auc"] = prop.auc(scored, "baseline")
+            metrics.update({f"tuned_{k}": float(v) for k, v in chosen.items()})
+            mlflow.log_metrics(metrics)
+            example = prop.model_frame(holdout, candidate)
+            version = _log_model(model, candidate, example, scored.select("p"), name)
+            transformed = model.transform(example.limit(1))
+            notes = (f"Inputs exclude protected attributes: {', '.join(cfg.excluded_inputs) or 'none'} "
+                     f"(model.include_protected={cfg.include_protected}).",
+                     f"Class weights (negative, positive): {weights[0]:.3f}, {weights[1]:.3f}; "
+                     f"{method} calibration on held-aside training voters.")
+            _log_report(_classifier_report(f"{spec.kind} — {learner} — {name} v{version}", metrics, run_params,
+                                           scored, model, transformed, notes))
+            verdict = gate(settings, spec.kind, version, metrics[f"test_{cfg.gate_metric}"], holdout_metric)
+            mlflow.set_tags({"votelake.gate": verdict["reason"], "votelake.promoted": str(verdict["promoted"])})
+            scored.unpersist()
+        results[learner] = {"run_id": run.info.run_id, "model": f"{name}/{version}", **verdict,
+                            **{k: round(v, 4) for k, v in metrics.items()}}
+    fit_rows.unpersist()
+    calibration.unpersist()
+    holdout.unpersist()
+    results["champion"] = f"{name}/{tracking.champion_version(client, name).version}"
+    return results
+
+
+def _uplift_arrays(scored: DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = scored.select("label", "t", "p").toPandas()
+    return rows["label"].to_numpy(), rows["t"].to_numpy(), rows["p"].to_numpy()
+
+
+def cross_fitted_uplift(settings: Settings, spec: prop.ModelSpec, rows: DataFrame) -> DataFrame:
+    """Out-of-fold uplift predictions: each voter scored by a model that never saw them.
+
+    Args:
+        settings: folds, seed, regularisation.
+        spec: the persuasion inputs.
+        rows: experiment rows with ``person_id``, ``t``, ``label`` and ``w`` (:func:`arm_weight`).
+
+    Returns:
+        ``person_id, label, t, p`` (p = predicted uplift) for every row.
+    """
+    cfg = settings.model
+    fold = F.pmod(F.xxhash64(F.col("person_id"), F.lit(cfg.seed + 7)), F.lit(cfg.uplift_folds))
+    rows = rows.select("*", fold.alias("fold"))
+    parts = []
+    for k in range(cfg.uplift_folds):
+        model = prop.fit_uplift(spec, cfg, prop.model_frame(rows.where(F.col("fold") != k), spec,
+                                                            extra=("label", "w")))
+        parts.append(apply_model(model, spec, rows.where(F.col("fold") == k), ("person_id", "label", "t"))
+                     .select("person_id", "label", "t", "p"))
+    return reduce(DataFrame.unionByName, parts)
+
+
+def train_persuasion(settings: Settings, labelled: DataFrame, feature_version: int, params: dict) -> dict:
+    """Fit, evaluate (Qini with a bootstrap interval), report, register and gate each uplift learner.
+
+    Args:
+        settings: the run configuration.
+        labelled: :func:`persuasion_training_set` output.
+        feature_version: Delta version of ``gold.voter_features`` read.
+        params: extra parameters to log.
+
+    Returns:
+        Per learner: run id, registered version, the cross-fitted Qini with
+        its interval, the held-out Qini and the gate's verdict; and ``champion``.
+    """
+    cfg = settings.model
+    labelled = labelled.cache()
+    treated_share = labelled.agg(F.avg("t")).first()[0]
+    rows = arm_weight(labelled, treated_share)
+    spec, empty = prop.informative(prop.PERSUASION.without(cfg.excluded_inputs), rows)
+    parts = split(rows, settings)
+    client = tracking.configure(settings.mlflow)
+    experiment = tracking.experiment_id(settings.mlflow, spec.kind)
+    name = tracking.registered_name(settings.mlflow, spec.kind)
+    results: dict = {}
+
+    def holdout_metric(model, model_spec) -> float:
+        return ev.qini_coefficient(*_uplift_arrays(apply_model(model, model_spec, parts.holdout, ("label", "t"))))
+
+    for learner in cfg.uplift_learners:
+        candidate = replace(spec, learner=learner)
+        with mlflow.start_run(experiment_id=experiment, run_name=f"persuasion-{learner}") as run:
+            run_params = _run_params(settings, candidate, feature_version, empty,
+                                     {**params, "treated_share": round(treated_share, 4)})
+            mlflow.log_params(run_params)
+            mlflow.set_tags({"votelake.model": spec.kind, "votelake.code_version": run_params["code_version"]})
+            started = dt.datetime.now()
+            y, t, s = _uplift_arrays(cross_fitted_uplift(settings, candidate, rows))
+            train = parts.fit.unionByName(parts.calibration)
+            model = prop.fit_uplift(candidate, cfg, prop.model_frame(train, candidate, extra=("label", "w")))
+            seconds = (dt.datetime.now() - started).total_seconds()
+            low, high = ev.qini_interval(y, t, s, cfg.bootstrap, cfg.seed)
+            held_out = apply_model(model, candidate, parts.holdout, ("label", "t")).cache()
+            metrics = {
+                "qini": ev.qini_coefficient(y, t, s), "qini_low": low, "qini_high": high,
+                "test_qini": ev.qini_coefficient(*_uplift_arrays(held_out)), "experiment_rows": float(len(y)),
+                "observed_ate": float(y[t == 1].mean() - y[t == 0].mean()), "mean_predicted_uplift": float(s.mean()),
+                "train_seconds": seconds,
+            }
+            mlflow.log_metrics(metrics)
+            example = prop.model_frame(parts.holdout, candidate)
+            version = _log_model(model, candidate, example, held_out.select("p"), name)
+            held_out.unpersist()
+            _log_report(_uplift_report(f"persuasion — {learner} — {name} v{version}", metrics, run_params,
+                                       (y, t, s), model, candidate, example))
+            verdict = gate(settings, spec.kind, version, metrics["test_qini"], holdout_metric)
+            mlflow.set_tags({"votelake.gate": verdict["reason"], "votelake.promoted": str(verdict["promoted"])})
+        results[learner] = {"run_id": run.info.run_id, "model": f"{name}/{version}", **verdict,
+                            **{k: round(v, 5) for k, v in metrics.items()}}
+    labelled.unpersist()
+    results["champion"] = f"{name}/{tracking.champion_version(client, name).version}"
+    return results
+
+
+def _uplift_report(title: str, metrics: dict, params: dict, oof: tuple, model, spec: prop.ModelSpec,
+                   example: DataFrame) -> ReportData:
+    """The persuasion report: out-of-fold Qini curve against random targeting, uplift by decile, weights."""
+    y, t, s = oof
+    curve = ev.qini_curve(y, t, s)
+    # Random targeting gains in proportion to the share targeted.
+    random = curve.assign(gain=curve["fraction"] * curve["gain"].iloc[-1])
+    curves = pd.concat([curve.assign(curve="model"), random.assign(curve="random")], ignore_index=True)
+    deciles = ev.uplift_by_decile(y, t, s).rename(columns={"observed": "rate", "predicted": "lift"})
+    weights_col, names = prop.uplift_weights_input(spec)
+    first = ("Two stages: support in both arms on every input, then the residualised transformed outcome "
+             "regressed on the predicted support p and p²; the weights are the second stage's."
+             if spec.learner == "two_stage" else
+             "The residualised transformed outcome regressed on every input with an L1 penalty.")
+    return ReportData(
+        title=title, metrics=metrics, params={k: str(v) for k, v in params.items()},
+        roc=pd.DataFrame(columns=["curve", "fpr", "tpr"]),
+        reliability=pd.DataFrame(columns=["curve", "bin", "mean_p", "mean_y", "n"]),
+        deciles=deciles.assign(positives=np.nan, cum_capture=np.nan),
+        importance=ev.feature_weights(model.stages[-1:], model.transform(example.limit(1)), weights_col, names),
+        fairness=pd.DataFrame(columns=["attribute", "group", "n", "mean_score", "mean_label", "ece"]),
+        qini=curves,
+        notes=(first,
+               "Qini and uplift by decile are out-of-fold (cross-fitted) over every experiment member with "
+               "an outcome; the interval is a bootstrap percentile interval.",
+               "In the decile table, 'lift' is the mean predicted uplift and 'rate' the observed "
+               "treated-minus-control support rate."),
+    )
+
+
+def train_turnout(settings: Settings, features: DataFrame, history: DataFrame, score_date: dt.date,
+                  feature_version: int) -> dict:
+    """Turnout in the latest general before ``score_date``, trained on features as of its date.
+
+    Args:
+        settings: the run configuration.
+        features: ``gold.voter_features``.
+        history: ``silver.vote_history``.
+        score_date: the scoring as-of date.
+        feature_version: Delta version of ``gold.voter_features`` read.
+
+    Returns:
+        :func:`train_classifier`'s results, or ``skipped`` without a general election in the history.
+    """
+    generals = feat.elections_before(feat.known_elections(history), score_date, "GENERAL")
+    if not generals:
+        print("[votelake] train: the vote history holds no general election; turnout model skipped", flush=True)
+        return {"skipped": "no general election in the vote history"}
+    election = generals[-1]
+    return train_classifier(
+        settings, prop.TURNOUT, turnout_training_set(features, history, election), feature_version,
+        {"label": f"voted in the {election.date} general", "as_of_date": str(election.date),
+         "baseline": "share of earlier generals voted while registered"})
+
+
+def train_support(settings: Settings, features: DataFrame, contacts: DataFrame, score_date: dt.date,
+                  feature_version: int) -> dict:
+    """Support from survey IDs, or partisanship from party registration when IDs are too few.
+
+    Args:
+        settings: the run configuration (``model.min_labels``, ``model.support_proxy``).
+        features: ``gold.voter_features``.
+        contacts: ``silver.contacts``.
+        score_date: the scoring as-of date.
+        feature_version: Delta version of ``gold.voter_features`` read.
+
+    Returns:
+        :func:`train_classifier`'s results, or ``skipped`` with too few IDs and no proxy.
+    """
+    cfg = settings.model
+    survey = support_training_set(features, contacts, score_date).cache()
+    survey_labels = survey.count()
+    try:
+        if survey_labels >= cfg.min_labels:
+            return train_classifier(
+                settings, prop.SUPPORT, survey, feature_version,
+                {"label": "support ID 1-2 vs 4-5", "as_of_date": str(score_date),
+                 "baseline": "party registration (DEM 1, REP 0, other 0.5)"})
+        if cfg.support_proxy == "party":
+            print(f"[votelake] train: {survey_labels} survey IDs (< {cfg.min_labels}); "
+                  f"support learnt from party registration ({cfg.our_party} vs the other main party)", flush=True)
+            return train_classifier(
+                settings, prop.PARTISANSHIP, party_training_set(features, score_date, cfg.our_party), feature_version,
+                {"label": f"registered {cfg.our_party} vs the other main party (partisanship proxy)",
+                 "as_of_date": str(score_date), "survey_labels": survey_labels})
+        return {"skipped": f"{survey_labels} survey IDs (< {cfg.min_labels}) and no proxy"}
+    finally:
+        survey.unpersist()
+
+
+def train_experiments(settings: Settings, features: DataFrame, assignments: DataFrame | None, contacts: DataFrame,
+                      feature_version: int) -> dict:
+    """Persuasion from the randomised experiments, when there are any with enough outcomes.
+
+    Args:
+        settings: the run configuration.
+        features: ``gold.voter_features``.
+        assignments: ``silver.experiment_assignments``; None when the table does not exist.
+        contacts: ``silver.contacts``.
+        feature_version: Delta version of ``gold.voter_features`` read.
+
+    Returns:
+        :func:`train_persuasion`'s results, or ``skipped`` without assignments or with too few outcomes.
+    """
+    cfg = settings.model
+    if assignments is None:
+        return {"skipped": "no experiment assignments"}
+    experiment = persuasion_training_set(features, assignments, contacts, cfg.persuasion_outcome_program).cache()
+    try:
+        outcomes = experiment.count()
+        if outcomes < cfg.min_labels:
+            return {"skipped": f"{outcomes} experiment outcomes (< {cfg.min_labels})"}
+        return train_persuasion(settings, experiment, feature_version,
+                                {"label": "support ID 1-2 vs 4-5 after assignment",
+                                 "outcome_program": cfg.persuasion_outcome_program or "any"})
+    finally:
+        experiment.unpersist()

@@ -1,0 +1,194 @@
+"""Applying the champion models: load them with their input specs, score rows, calibrate to results.
+
+:func:`apply_model` is the one way a fitted model (a champion being scored
+or gated, or a candidate being evaluated) turns feature rows into
+predictions; the train and score jobs and the quality checks all use it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from votelake.config import Settings
+from votelake.models import propensity as prop
+from votelake.models import totals
+from votelake.models import tracking
+from votelake.transforms import features as feat
+from votelake.transforms.scores import KEYS, calibration_rows, probability_frame
+from votelake.transforms.training_sets import election_electorate, feature_dates
+
+if TYPE_CHECKING:
+    from votelake.lakehouse import Lakehouse
+
+# The kinds calibrated to precinct results.
+CALIBRATED_KINDS = (totals.TURNOUT, totals.SUPPORT)
+
+
+def spec_from_run(run, kind: str) -> prop.ModelSpec:
+    """Rebuild a logged model's input spec from its run parameters.
+
+    Args:
+        run: the MLflow run that logged the model.
+        kind: the model type (its default spec serves runs logged before the
+            inputs were recorded).
+
+    Returns:
+        The spec the model was fitted with.
+    """
+    params = run.data.params
+    if "numeric_features" not in params:
+        return prop.SPECS[kind]
+    names = lambda key: tuple(x for x in params[key].split(",") if x)  # noqa: E731
+    return prop.ModelSpec(kind, names("numeric_features"), names("categorical_features"),
+                          params.get("learner", "lr"))
+
+
+def apply_model(model, spec: prop.ModelSpec, rows: DataFrame, passthrough: tuple[str, ...] = ("person_id",),
+                bounded: bool = False) -> DataFrame:
+    """Apply a fitted model (a champion, or a candidate under evaluation) to feature rows.
+
+    Args:
+        model: the fitted ``PipelineModel`` (a champion's is ``ChampionModel.model``).
+        spec: its input spec (:func:`spec_from_run` for a logged model).
+        rows: ``gold.voter_features`` rows, with any ``passthrough`` columns.
+        passthrough: columns of ``rows`` kept in the output (keys, labels,
+            report attributes); those absent from ``rows`` are skipped.
+        bounded: clip an uplift to [-1, 1] (:func:`propensity.bounded_uplift`),
+            as the published scores are.
+
+    Returns:
+        The ``passthrough`` columns and ``p``: the calibrated probability of the
+        positive class, or for an uplift model the predicted uplift; a
+        classifier also gives ``p_raw``, the probability before calibration.
+    """
+    extra = tuple(c for c in passthrough if c in rows.columns and c not in spec.features)
+    out = model.transform(prop.model_frame(rows, spec, extra=extra))
+    if spec.kind == prop.PERSUASION.kind:
+        uplift = F.col(prop.UPLIFT)
+        return out.select(*extra, (prop.bounded_uplift(uplift) if bounded else uplift).alias("p"))
+    # Pass-through columns that are also model inputs come from the model frame.
+    inputs = [c for c in passthrough if c in spec.features]
+    return out.select(*extra, *inputs, prop.positive_probability(out).alias("p"),
+                      prop.positive_probability(out, raw=True).alias("p_raw"))
+
+
+def load_champions(settings: Settings) -> tuple[dict[str, tracking.ChampionModel], dict[str, prop.ModelSpec],
+                                                dict[str, str]]:
+    """Load the champion of every model type with the input spec it was fitted with.
+
+    Args:
+        settings: the run configuration (``mlflow``).
+
+    Returns:
+        ``(models, specs, missing)``: the champions and their specs by kind,
+        and why each kind without a champion has none.
+
+    Raises:
+        RuntimeError: no model of any type has a champion.
+    """
+    models: dict[str, tracking.ChampionModel] = {}
+    missing = {}
+    for kind in prop.SPECS:
+        try:
+            models[kind] = tracking.load_champion(settings.mlflow, kind)
+        except RuntimeError as exc:
+            missing[kind] = str(exc)
+    if not models:
+        raise RuntimeError("no champion model to score with: " + "; ".join(missing.values()))
+    client = tracking.configure(settings.mlflow)
+    specs = {kind: spec_from_run(client.get_run(m.run_id), kind) for kind, m in models.items()}
+    return models, specs, missing
+
+
+def calibration_election(settings: Settings, lake: Lakehouse, as_of: dt.date) -> dt.date:
+    """The election the results are for: ``calibration.election_date``, else the latest general in the history.
+
+    Args:
+        settings: the run configuration (``calibration.election_date``).
+        lake: the lakehouse (``silver.vote_history`` is read only without that date).
+        as_of: the scoring as-of date; the election is before it.
+
+    Returns:
+        The election date.
+
+    Raises:
+        ValueError: neither is available.
+    """
+    if settings.calibration.election_date is not None:
+        return settings.calibration.election_date
+    generals = []
+    if lake.version("silver.vote_history") is not None:
+        generals = feat.elections_before(feat.known_elections(lake.read("silver.vote_history")), as_of, "GENERAL")
+    if not generals:
+        raise ValueError("calibration.election_date must be set: silver.vote_history holds no general election")
+    return generals[-1].date
+
+
+def calibrate(
+    settings: Settings,
+    features: DataFrame,
+    current: DataFrame,
+    models: dict[str, tracking.ChampionModel],
+    specs: dict[str, prop.ModelSpec],
+    predictions: dict[str, DataFrame],
+    election_date: dt.date,
+    counties: DataFrame,
+    results: DataFrame,
+    scoring_run: str,
+    scored_at: dt.datetime,
+) -> tuple[DataFrame, DataFrame | None, dict]:
+    """Calibrate the turnout and support predictions to precinct results.
+
+    Scores the election's voters (``gold.voter_features`` as of the election
+    date, or today's voters when there are none) with the same champions and
+    calls :func:`totals.calibrate_to_results`.
+
+    Args:
+        settings: the run configuration (``calibration`` set).
+        features: ``gold.voter_features`` (every as-of date).
+        current: the scoring date's rows of active voters.
+        models: the champion models by kind; at least one of :data:`CALIBRATED_KINDS`.
+        specs: their feature specs.
+        predictions: their predictions for ``current`` (:func:`apply_model`).
+        election_date: the election the results are for.
+        counties: :func:`votelake.transforms.scores.county_names` of ``silver.persons``.
+        results: the MEDSL precinct results (strings).
+        scoring_run: :func:`votelake.transforms.scores.scoring_run_id`.
+        scored_at: the run's timestamp.
+
+    Returns:
+        ``(probabilities, shift_rows, summary)``: :func:`probability_frame` of
+        ``current`` with ``<kind>_prob_calibrated`` columns, the
+        ``gold.precinct_calibration`` rows (None when nothing was calibrated),
+        and the summary (the election, and per kind :func:`totals.calibration_report`).
+    """
+    cfg = settings.calibration
+    calibrated = {k: m for k, m in models.items() if k in CALIBRATED_KINDS}
+    dates = feature_dates(features)
+    as_of = dates[-1]
+    probabilities = probability_frame(current, predictions, counties)
+    if election_date in dates and election_date != as_of:
+        electorate = election_electorate(features, election_date)
+        election = probability_frame(
+            electorate, {k: apply_model(m.model, specs[k], electorate, bounded=True) for k, m in calibrated.items()},
+            counties)
+        election_rows = f"voters as of {election_date}"
+    else:
+        election = probabilities
+        election_rows = f"the scored voters as of {as_of} (no features as of {election_date})"
+    calibration = totals.calibrate_to_results(
+        election, probabilities, results, office=cfg.office, district=cfg.district,
+        turnout=cfg.turnout, support=cfg.support, keys=KEYS, max_shift=cfg.max_shift)
+    report = totals.calibration_report(calibration)
+    for kind, figures in report.items():
+        if figures.get("matched_precincts") == 0:
+            print(f"[votelake] score: no result precinct matches a voter-file precinct; {kind} not shifted",
+                  flush=True)
+    summary = {"results": str(cfg.results), "office": cfg.office, "district": cfg.district,
+               "election_date": election_date.isoformat(), "election_rows": election_rows, **report}
+    rows = calibration_rows(calibration, counties, election_date, str(cfg.results), models, scoring_run, scored_at)
+    return calibration.current, rows, summary

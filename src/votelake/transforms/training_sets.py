@@ -1,0 +1,124 @@
+"""Training sets of the propensity and uplift models: labelled feature rows, no I/O.
+
+Each function takes the lakehouse tables the train job read
+(``gold.voter_features``, ``silver.vote_history``, ``silver.contacts``,
+``silver.experiment_assignments``) and returns the rows a model learns from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from votelake.transforms import features as feat
+
+
+def feature_dates(features: DataFrame) -> list[dt.date]:
+    """The as-of dates present in the feature table, oldest first."""
+    return sorted(r[0] for r in features.select("as_of_date").distinct().collect())
+
+
+def election_electorate(features: DataFrame, election_date: dt.date) -> DataFrame:
+    """The voters of an election: feature rows as of its date of voters 18 or older (or of unknown age).
+
+    The same voters the turnout model learns from (:func:`turnout_training_set`),
+    active or not today.
+
+    Args:
+        features: ``gold.voter_features``.
+        election_date: the election (an as-of date of the features).
+
+    Returns:
+        The feature rows.
+    """
+    adult = F.coalesce(F.col("age") >= 18, F.lit(True))
+    return features.where((F.col("as_of_date") == F.lit(election_date)) & adult)
+
+
+def turnout_training_set(features: DataFrame, history: DataFrame, election: feat.Election) -> DataFrame:
+    """Voters eligible for ``election`` with features as of its date, the label and the baseline.
+
+    Args:
+        features: ``gold.voter_features``.
+        history: ``silver.vote_history``.
+        election: the target general election.
+
+    Returns:
+        Feature rows with ``label`` 1.0 (voted) or 0.0, and ``baseline``: the
+        share of earlier generals voted while registered (0 for new voters).
+    """
+    labels = feat.turnout_labels(history, election)
+    return (election_electorate(features, election.date)
+            .join(labels, on="person_id", how="left").fillna(0.0, subset=["label"])
+            .select("*", F.coalesce(F.col("general_rate"), F.lit(0.0)).alias("baseline")))
+
+
+def party_baseline() -> Column:
+    """Support baseline from party registration: DEM 1, REP 0, anything else 0.5."""
+    return F.when(F.col("party") == "DEM", 1.0).when(F.col("party") == "REP", 0.0).otherwise(0.5)
+
+
+def support_training_set(features: DataFrame, contacts: DataFrame, as_of: dt.date) -> DataFrame:
+    """Voters with a support ID before ``as_of``, with features as of ``as_of`` and the party baseline."""
+    current = features.where(F.col("as_of_date") == F.lit(as_of))
+    return (current.join(feat.support_labels(contacts, as_of), on="person_id", how="inner")
+            .select("*", party_baseline().alias("baseline")))
+
+
+def party_training_set(features: DataFrame, as_of: dt.date, our_party: str) -> DataFrame:
+    """Registrants of the two main parties, labelled 1.0 for ``our_party``, as of ``as_of``.
+
+    Args:
+        features: ``gold.voter_features``.
+        as_of: the feature date.
+        our_party: ``DEM`` or ``REP``.
+
+    Returns:
+        Feature rows with ``label``; other parties and unaffiliated voters are left out.
+    """
+    other = "REP" if our_party == "DEM" else "DEM"
+    current = features.where((F.col("as_of_date") == F.lit(as_of)) & F.col("party").isin(our_party, other))
+    return current.select("*", (F.col("party") == our_party).cast("double").alias("label"))
+
+
+def persuasion_training_set(features: DataFrame, assignments: DataFrame, contacts: DataFrame,
+                            outcome_program: str | None) -> DataFrame:
+    """Experiment members with a support ID after assignment: arm, outcome, pre-treatment features.
+
+    Args:
+        features: ``gold.voter_features`` (must hold the assignment date as an as-of date).
+        assignments: ``silver.experiment_assignments``.
+        contacts: ``silver.contacts``.
+        outcome_program: only IDs from this contact program count (e.g. the
+            follow-up survey); any program when None.
+
+    Returns:
+        One row per person: features as of the latest as-of date on or before
+        the assignment date (members without one are left out), ``t`` (1.0
+        treated), ``label`` (1.0 support, 0.0 oppose).
+    """
+    latest = (assignments.where(F.col("person_id").isNotNull())
+              .groupBy("person_id").agg(F.max_by(F.struct("arm", "assigned_at"), "assigned_at").alias("a"))
+              .select("person_id", (F.col("a.arm") == "treatment").cast("double").alias("t"),
+                      F.col("a.assigned_at").alias("assigned_at")))
+    after_assignment = contacts.where(F.col("support_id").isin(1, 2, 4, 5))
+    if outcome_program:
+        after_assignment = after_assignment.where(F.col("program") == outcome_program)
+    outcome = (latest.join(after_assignment.select("person_id", "attempted_at", "support_id"), "person_id", "inner")
+               .where(F.col("attempted_at") > F.col("assigned_at"))
+               .groupBy("person_id", "t", "assigned_at")
+               .agg(F.max_by("support_id", "attempted_at").alias("support_id")))
+    labelled = outcome.select("person_id", "t", F.to_date("assigned_at").alias("assigned_on"),
+                              (F.col("support_id") <= 2).cast("double").alias("label"))
+    # Covariates from the latest as-of date on or before assignment: nothing treatment could move.
+    candidates = labelled.join(features, on="person_id", how="inner").where(F.col("as_of_date") <= F.col("assigned_on"))
+    latest_date = candidates.groupBy("person_id").agg(F.max("as_of_date").alias("as_of_date"))
+    return candidates.join(latest_date, on=["person_id", "as_of_date"], how="inner").drop("assigned_on")
+
+
+def arm_weight(rows: DataFrame, treated_share: float) -> DataFrame:
+    """Add the arm weight ``w = t / e - (1 - t) / (1 - e)``; ``y * w`` is the transformed outcome."""
+    e = F.lit(treated_share)
+    return rows.select("*", (F.col("t") / e - (1 - F.col("t")) / (1 - e)).alias("w"))
