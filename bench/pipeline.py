@@ -67,6 +67,7 @@ from votelake.jobs.common import session_for
 from votelake.lakehouse import Lakehouse, load_catalog
 from votelake.landing import list_files
 from votelake.models import propensity as prop
+from votelake.transforms.training_sets import election_electorate
 
 from bench import sparkmetrics
 from bench.model_quality import JOBS, RESULTS, settings_for, write_results
@@ -222,7 +223,7 @@ def pass_seconds(spark: SparkSession, settings: Settings, reps: int = 3) -> dict
     which is what one optimizer step does at the least.
     """
     features, election = score_inputs(settings, Lakehouse.open(spark, settings))
-    rows = features.where(F.col("as_of_date") == F.lit(election)).select(
+    rows = election_electorate(features, election).select(
         *[F.col(c).cast("double").alias(c) for c in prop.TURNOUT.numeric]).cache()
     count = rows.count()
     aggregate = [F.sum(c) for c in prop.TURNOUT.numeric]

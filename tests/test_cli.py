@@ -154,18 +154,28 @@ def test_a_jvm_that_dies_is_reported_as_such_with_the_memory_setting(tmp_path: P
     assert "spark.driver_memory (now 2g)" in last
 
 
+def _is_spark_jvm(pid: int) -> bool:
+    """The driver JVM itself, not the short-lived launcher JVM that spark-class runs first to build its command."""
+    try:
+        return b"org.apache.spark.deploy.SparkSubmit" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # the process ended meanwhile
+        return False
+
+
 def _wait_for_java_under(pid: int, timeout: float) -> int:
-    """The pid of the java process started under ``pid`` (PySpark's JVM), once it is up."""
+    """The pid of the driver JVM started under ``pid`` (PySpark's), once it is up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         todo, found = [pid], []
         while todo:
             parent = todo.pop()
             children = Path(f"/proc/{parent}/task/{parent}/children")
-            kids = [int(k) for k in children.read_text().split()] if children.exists() else []
+            try:
+                kids = [int(k) for k in children.read_text().split()]
+            except OSError:  # no such process (any more)
+                kids = []
             todo += kids
-            found += [k for k in kids if Path(f"/proc/{k}/comm").exists()
-                      and Path(f"/proc/{k}/comm").read_text().strip() == "java"]
+            found += [k for k in kids if _is_spark_jvm(k)]
         if found:
             return found[0]
         time.sleep(0.5)

@@ -110,6 +110,13 @@ def test_models_against_the_truth(spark, settings, pipeline):
     print(f"\nmodels against the truth: {quality}")
     assert turnout["baseline_auc"] < turnout["auc"] <= turnout["oracle_auc"] + 0.02
     assert turnout["ece"] <= 0.05
+    # The election ahead at its own level: the synthetic generals alternate, so a
+    # level carried over from the last (presidential) general would miss the midterm.
+    midterm, presidential = sorted(turnout["targets"], key=lambda t: t["type"])
+    assert (midterm["type"], presidential["type"]) == ("midterm", "presidential")
+    for target in (midterm, presidential):
+        assert abs(target["mean_p"] - target["mean_true"]) <= 0.03 and target["ece"] <= 0.05, target
+    assert presidential["mean_p"] - midterm["mean_p"] >= 0.05, turnout["targets"]
     assert 0.5 < quality["support"]["auc"] <= quality["support"]["oracle_auc"] + 0.03
     assert persuasion["experiment_rows"] >= 200 and persuasion["qini_low"] <= persuasion["qini"] <= persuasion["qini_high"]
     assert pipeline["train"]["persuasion"]["two_stage"]["promoted"]

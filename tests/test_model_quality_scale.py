@@ -66,6 +66,17 @@ def test_calibrated_probabilities(quality, kind):
     assert quality[kind]["ece"] <= 0.02, quality[kind]
 
 
+@pytest.mark.parametrize("level", ["midterm", "presidential"])
+def test_turnout_is_calibrated_to_the_election_ahead_at_its_level(quality, level):
+    target = next(t for t in quality["turnout"]["targets"] if t["type"] == level)
+    assert target["ece"] <= 0.02, target
+
+
+def test_support_ranks_voters_better_than_party_registration_alone(quality):
+    ranking = quality["support"]["ranking"]
+    assert ranking["spearman"] > ranking["party_spearman"], ranking
+
+
 def test_uplift_qini_interval_above_zero(quality):
     p = quality["persuasion"]
     assert p["qini_low"] > 0, p

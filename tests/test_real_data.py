@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from conftest import REPO
 from votelake.config import CONF_DIR, load_settings
-from votelake.jobs import ingest
+from votelake.jobs import backtest, build, ingest
 from votelake.lakehouse import Lakehouse, canonical_sources
 
 DATA = REPO.parent / "shared" / "data"
@@ -25,7 +25,8 @@ def _load(spark, tmp_path: Path, conf: str, folder: str):
     # points at the same folder absolutely so it runs from any directory.
     settings = load_settings(CONF_DIR / conf, [
         f"storage.lakehouse={tmp_path / 'lake'}", f"landing={DATA / folder}",
-        f"quality.results_dir={tmp_path / 'quality'}"], environ={})
+        f"quality.results_dir={tmp_path / 'quality'}", f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"mlflow.artifact_root={tmp_path / 'mlartifacts'}"], environ={})
     return settings, ingest.run(spark, settings)
 
 
@@ -94,3 +95,18 @@ def test_oh_2021_per_election_columns_become_vote_history(spark, oh):
     columns_with_votes = bronze.select(F.explode(F.map_keys("vote_history"))).distinct().count()
     elections = history.select("election_date", "election_type").distinct().count()
     assert elections == columns_with_votes <= 64
+
+
+@pytest.mark.slow
+def test_oh_turnout_backtests_predict_2018_and_2020_from_what_was_known_before(spark, oh):
+    """Out of time: each general predicted by a model fitted on the generals before it only."""
+    settings, _ = oh
+    build.run(spark, settings)
+    results = backtest.run(spark, settings)
+    print(f"\nOhio turnout backtests: {results}")
+    assert sorted(results) == ["2018-11-06", "2020-11-03"]
+    for election, result in results.items():
+        assert result["training_elections"][-1] < election, result
+        for learner in settings.model.learners:
+            assert result[learner]["auc"] >= 0.80 and result[learner]["ece"] <= 0.03, (learner, result)
+            assert result[learner]["auc"] > result["baseline_auc"], (learner, result)

@@ -40,6 +40,23 @@ def test_dedupe_joins_moves_and_nicknames_and_keeps_namesakes_and_spouses_apart(
     assertDataFrameEqual(dedupe_by_rules(regs), expected)
 
 
+def test_namesakes_under_different_voter_ids_stay_apart_when_gender_or_middle_name_disagree(spark):
+    regs = spark.createDataFrame([
+        # Same last name, first-name alias, birth year and ZIP: the ZIP rule pairs them all.
+        ("e1", "N10", "JORDAN", "ALEX", "REED", 1980, "M", "27510", None),
+        ("e2", "N11", "JORDAN", "BETH", "REED", 1980, "F", "27510", None),   # other gender and middle name
+        ("e3", "N12", "JORDAN", "CARL", "REED", 1980, "M", "27510", None),   # other middle name
+        ("e4", "N13", "JORDAN", "A", "REED", 1980, "M", "27510", None),      # the initial of e1's middle name
+        # The same voter id merges whatever the other fields say (a corrected record).
+        ("f1", "N20", "DANA", "LYNN", "MOSS", 1975, "F", "27601", None),
+        ("f2", "N20", "DANA", "MARIE", "MOSS", 1975, "M", "27601", None),
+    ], REGISTRATIONS)
+    expected = spark.createDataFrame(
+        [("e1", "e1"), ("e2", "e2"), ("e3", "e3"), ("e4", "e1"), ("f1", "f1"), ("f2", "f1")],
+        "registration_key string, cluster_id string")
+    assertDataFrameEqual(dedupe_by_rules(regs), expected)
+
+
 def test_components_of_chains_longer_than_the_round_limit(spark):
     """A chain of three times ``MAX_ROUNDS`` links, its keys in shuffled order,
     is one component; label propagation alone needs a round per link."""

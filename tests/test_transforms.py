@@ -133,7 +133,7 @@ def test_votes_are_keyed_to_persons_and_orphans_reported(spark):
 
 
 VOTERS_SCHEMA = (
-    "person_id string, state_voter_id string, state string, county_id int, precinct string, cong_dist string, "
+    "person_id string, state_voter_id string, state_voter_ids array<string>, state string, county_id int, precinct string, cong_dist string, "
     "state_senate string, state_house string, is_active boolean, gender string, race string, ethnicity string, party string, birth_year int, "
     "first_registered date, phone string"
 )
@@ -150,13 +150,13 @@ ELECTIONS = [feat.Election(G16, "GENERAL"), feat.Election(G20, "GENERAL"), feat.
 def _feature_inputs(spark):
     voters = spark.createDataFrame(
         [
-            ("NC:1", "1", "NC", 92, "01", "2", "14", "33", True, "F", "WHITE", "NOT_HISPANIC", "DEM", 1960,
+            ("NC:1", "1", ["1"], "NC", 92, "01", "2", "14", "33", True, "F", "WHITE", "NOT_HISPANIC", "DEM", 1960,
              dt.date(2000, 1, 1), "+19195550100"),
             # registered in 2019 and born 2000: eligible for 2020 only (18 in 2018, too late for 2016)
-            ("NC:2", "2", "NC", 92, "01", "2", "14", "33", True, "M", "BLACK", "NOT_HISPANIC", "UNA", 2000,
+            ("NC:2", "2", ["2"], "NC", 92, "01", "2", "14", "33", True, "M", "BLACK", "NOT_HISPANIC", "UNA", 2000,
              dt.date(2019, 6, 1), None),
             # registered after the cutoff: not in the training population
-            ("NC:3", "3", "NC", 60, "07", "12", "2", "5", True, "U", "UNKNOWN", "UNKNOWN", "REP", 1990,
+            ("NC:3", "3", ["3"], "NC", 60, "07", "12", "2", "5", True, "U", "UNKNOWN", "UNKNOWN", "REP", 1990,
              dt.date(2025, 1, 1), None),
         ],
         VOTERS_SCHEMA,
@@ -272,3 +272,51 @@ def test_contacts_and_digital_take_links_and_keep_unmatched(spark):
     ], "contact_id string, person_id string, matched_by string, result_code string, is_contact boolean, "
        "survey_question string, support_id int")
     assertDataFrameEqual(got, expected)
+
+
+def test_the_target_election_is_declared_or_the_next_general_and_never_in_the_past():
+    assert feat.target_election(None, None, dt.date(2026, 3, 1)) == feat.Target(dt.date(2026, 11, 3), "midterm")
+    assert feat.target_election(None, None, dt.date(2024, 11, 6)) == feat.Target(dt.date(2025, 11, 4), "off_year")
+    declared = feat.target_election(dt.date(2028, 11, 7), None, dt.date(2026, 3, 1))
+    assert declared == feat.Target(dt.date(2028, 11, 7), "presidential")
+    with pytest.raises(ValueError, match="2024-11-05 is before the data's as-of date 2026-03-01"):
+        feat.target_election(dt.date(2024, 11, 5), "presidential", dt.date(2026, 3, 1))
+
+
+def test_turnout_learns_from_the_newest_generals_of_each_level():
+    days = ["2014-11-04", "2016-11-08", "2017-11-07", "2018-11-06", "2019-11-05", "2020-11-03", "2022-11-08",
+            "2024-11-05"]
+    elections = [feat.Election(dt.date.fromisoformat(d), "GENERAL") for d in days]
+    elections.append(feat.Election(dt.date(2024, 3, 5), "PRIMARY"))
+    chosen = feat.training_generals(elections, dt.date(2024, 11, 6), per_level=2)
+    assert [e.date.isoformat() for e in chosen] == [
+        "2017-11-07", "2018-11-06", "2019-11-05", "2020-11-03", "2022-11-08", "2024-11-05"]
+
+
+def test_with_target_election_carries_the_voters_record_at_that_level(spark):
+    rows = spark.createDataFrame(
+        [("p1", 1.0, 0.0, None, 1, 0, 1), ("p2", 0.5, None, None, 0, None, 0)],
+        "person_id string, presidential_rate double, midterm_rate double, off_year_rate double, "
+        "voted_last_presidential int, voted_last_midterm int, voted_last_general int")
+    schema = ("person_id string, target_level string, same_level_rate double, voted_last_same_level int")
+    midterm = feat.with_target_election(rows, feat.Target(dt.date(2026, 11, 3), "midterm"))
+    assertDataFrameEqual(midterm.select("person_id", "target_level", "same_level_rate", "voted_last_same_level"),
+                         spark.createDataFrame([("p1", "midterm", 0.0, 0), ("p2", "midterm", None, None)], schema))
+    presidential = feat.with_target_election(rows, feat.Target(dt.date(2028, 11, 7), "presidential"))
+    assertDataFrameEqual(
+        presidential.select("person_id", "target_level", "same_level_rate", "voted_last_same_level"),
+        spark.createDataFrame([("p1", "presidential", 1.0, 1), ("p2", "presidential", 0.5, 0)], schema))
+
+
+def test_a_person_answers_for_every_active_voter_id_it_holds(spark):
+    current = spark.createDataFrame([
+        ("P1", "r1", "A2", True, dt.date(2010, 1, 1)),
+        ("P1", "r2", "A1", True, dt.date(2020, 1, 1)),   # the representative: registered last
+        ("P1", "r3", "A3", False, dt.date(2022, 1, 1)),  # inactive: not one of its ids
+        ("P2", "r4", "B1", False, dt.date(2015, 1, 1)),  # no active registration: its representative's id
+    ], "person_id string, registration_key string, state_voter_id string, is_active boolean, registration_date date")
+    expected = spark.createDataFrame(
+        [("P1", "A1", ["A1", "A2"], 3), ("P2", "B1", ["B1"], 1)],
+        "person_id string, state_voter_id string, state_voter_ids array<string>, registrations int")
+    reps = silver.representatives(current)
+    assertDataFrameEqual(reps.select("person_id", "state_voter_id", "state_voter_ids", "registrations"), expected)

@@ -119,9 +119,12 @@ class ModelSettings(_Strict):
     # The election turnout is predicted for; default: the next November general
     # after the data's scoring date, its level from its year.
     target_election: TargetElection | None = None
-    # Past generals the turnout model learns from (each with its level and the
-    # features as of its date), newest first.
-    turnout_generals: int = Field(4, ge=1, le=12)
+    # Past generals the turnout model learns from, per level (presidential,
+    # midterm, off-year), newest first: each with the features as of its date.
+    turnout_generals_per_level: int = Field(2, ge=1, le=6)
+    # Generals the backtest job predicts out of time (from what was known before
+    # each); empty: the latest presidential and the latest midterm general.
+    backtest_elections: tuple[dt.date, ...] = ()
 
     # Voters held out for evaluation and the champion gate (by a hash of person_id).
     test_fraction: float = Field(0.2, gt=0.0, lt=0.9)

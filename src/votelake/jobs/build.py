@@ -34,7 +34,7 @@ from votelake.resolve import rules
 from votelake.config import Settings
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse, canonical_sources
-from votelake.models import tracking
+from votelake.models import scoring, tracking
 from votelake.transforms import features as feat
 from votelake.transforms import silver
 from votelake.transforms.households import households, person_households
@@ -301,14 +301,13 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         notes.append(f"{experiments['unmatched']} experiment assignments name a voter id in no registration "
                      "(kept in silver.experiment_assignments with a null person_id)")
 
-    # Point-in-time features: at the last general (training), before the first
-    # experiment assignment (uplift: pre-treatment covariates) and now (scoring).
+    # Point-in-time features: at the past generals turnout learns from, before
+    # the first experiment assignment (uplift: pre-treatment covariates) and now (scoring).
     elections = feat.known_elections(history)
     score_date = feat.scoring_as_of(history, contacts, digital, newest_snapshot)
-    dates = {score_date}
-    generals = feat.elections_before(elections, score_date, "GENERAL")
-    if generals:
-        dates.add(generals[-1].date)
+    scoring.target_of(settings, score_date)  # fails when the data are dated after a declared target election
+    dates = {score_date, *(g.date for g in feat.training_generals(
+        elections, score_date, settings.model.turnout_generals_per_level))}
     first_assigned = experiments["first_assigned"]
     pretreatment = first_assigned if first_assigned is not None and first_assigned < score_date else None
     if pretreatment is not None:

@@ -45,6 +45,7 @@ from votelake.config import Settings
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse
 from votelake.models import scoring, totals
+from votelake.transforms import features as feat
 from votelake.transforms import scores
 from votelake.transforms.training_sets import feature_dates
 
@@ -77,9 +78,13 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     feature_version = lake.version("gold.voter_features")
     features = lake.read("gold.voter_features", version=feature_version)
     as_of = feature_dates(features)[-1]
-    current = features.where((F.col("as_of_date") == F.lit(as_of)) & F.col("is_active"))
+    target = scoring.target_of(settings, as_of)
+    current = feat.with_target_election(features.where((F.col("as_of_date") == F.lit(as_of)) & F.col("is_active")),
+                                        target)
     models, specs, missing = scoring.load_champions(settings)
-    scoring_run = scores.scoring_run_id(feature_version, as_of, models, settings.calibration.model_dump(mode="json"))
+    target_json = {"date": target.date.isoformat(), "type": target.level}
+    scoring_run = scores.scoring_run_id(feature_version, as_of, models, settings.calibration.model_dump(mode="json"),
+                                        target_json)
     published = publish.published_run(lake)
     if published is not None and published["scoring_run"] == scoring_run:
         # The same features, models and calibration: the published scores are this run's.
@@ -129,6 +134,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         "rows": means["rows"],
         **{f"mean_{c}": None if means[c] is None else round(means[c], 4) for c in MEANS},
         "as_of_date": as_of.isoformat(),
+        "target_election": target_json,
         "models": {k: m.label for k, m in models.items()},
         "not_scored": {k: "no champion model" for k in missing},
         "calibration": summary_calibration,

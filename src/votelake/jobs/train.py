@@ -12,9 +12,12 @@ beats the current champion on the same held-out voters.
 Launch: ``spark-submit jobs/train.py --conf conf/local.yaml`` or
 ``votelake run train``.
 
-Turnout: label = voted in the latest general in the history; features are as
-of that election's date, so only earlier events are used. Without a general
-election in the history the turnout model is skipped, and says so. Support:
+Turnout: voter × election examples from the newest
+``model.turnout_generals_per_level`` generals of each level (presidential,
+midterm, off-year), label = voted in that general, features as of its date (so
+only earlier events are used) and its level; the score job predicts the
+election ahead at its level. Without a general election in the history the
+turnout model is skipped, and says so. Support:
 label = survey ID 1-2 (support) vs 4-5 (oppose); features as of the scoring
 date. With fewer than ``model.min_labels`` survey IDs, the partisanship proxy
 (registered with ``model.our_party`` vs the other main party) is trained

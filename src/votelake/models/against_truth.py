@@ -3,15 +3,21 @@
 For turnout and support: the champion's AUC and calibration error on the
 held-out voters, the simple baseline's AUC and the oracle's (the true
 probabilities the outcomes were drawn from) on the same voters, and the share
-of the baseline-to-oracle gap the model closes. For persuasion: the champion
+of the baseline-to-oracle gap the model closes. For turnout also, for the next
+midterm and the next presidential general, the calibration of the scores against
+the true probabilities at that level; for support also, the Spearman rank
+correlation of every active voter's score with the true support probability,
+beside that of party registration alone. For persuasion: the champion
 run's out-of-fold Qini with its bootstrap interval, beside the oracle Qini
 (targeting by the true uplift) on the same experiment members.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from votelake.config import Settings
@@ -31,8 +37,64 @@ def truth_by_voter_id(truth: DataFrame) -> DataFrame:
     mover's registrations share the state voter id, so one row per id is kept
     (joining them all would count the mover twice).
     """
-    return (truth.select(F.col("ncid").alias("state_voter_id"), "p_turnout", "p_support", "uplift")
+    return (truth.select(F.col("ncid").alias("state_voter_id"), "p_turnout", "p_presidential", "p_support", "uplift")
             .dropDuplicates(["state_voter_id"]))
+
+
+def _true_turnout(level: Column) -> Column:
+    """The generator's turnout probability at an election's level: its generals alternate, a
+    presidential year at ``p_presidential``, the others (the next general, a midterm) at ``p_turnout``.
+
+    Both are at the snapshot's age and tenure; a past general drew at the voter's
+    age then, so for past generals this oracle is close, not exact.
+    """
+    return F.when(level == "presidential", F.col("p_presidential")).otherwise(F.col("p_turnout"))
+
+
+def next_of_each_level(as_of: dt.date) -> list[feat.Target]:
+    """The next midterm and the next presidential general on or after ``as_of``."""
+    targets: dict[str, feat.Target] = {}
+    year = as_of.year
+    while len(targets) < 2:
+        day = feat.next_general(max(as_of, dt.date(year, 1, 1)))
+        level = feat.general_level(day)
+        if level != "off_year":
+            targets.setdefault(level, feat.Target(day, level))
+        year = day.year + 1
+    return sorted(targets.values(), key=lambda t: t.date)
+
+
+def target_quality(settings: Settings, current: DataFrame, truth: DataFrame, target: feat.Target) -> dict:
+    """The turnout champion's scores for an election ahead against the true probabilities at its level.
+
+    There is no outcome yet, so calibration is measured against the truth: the
+    mean true probability in each bin of predicted probability.
+
+    Args:
+        settings: the run configuration (MLflow store).
+        current: the scoring date's feature rows of active voters.
+        truth: :func:`truth_by_voter_id`.
+        target: the election predicted.
+
+    Returns:
+        ``date``, ``type``, ``n``, ``mean_p``, ``mean_true``, ``ece`` (against
+        the true probabilities) and ``auc`` against outcomes drawn from them.
+    """
+    champion = tracking.load_champion(settings.mlflow, "turnout")
+    spec = spec_from_run(tracking.configure(settings.mlflow).get_run(champion.run_id), "turnout")
+    rows = (feat.with_target_election(current, target).join(truth, "state_voter_id", "inner")
+            .select("*", _true_turnout(F.lit(target.level)).alias("oracle")))
+    scored = apply_model(champion.model, spec, rows, ("person_id", "oracle")).cache()
+    means = scored.agg(F.avg("p").alias("p"), F.avg("oracle").alias("t"), F.count("*").alias("n")).first()
+    # One draw of outcomes from the true probabilities, for a ranking figure beside the calibration.
+    drawn = scored.select("p", (F.rand(settings.model.seed) < F.col("oracle")).cast("double").alias("label"))
+    result = {"date": target.date.isoformat(), "type": target.level, "n": int(means["n"]),
+              "mean_p": float(means["p"]), "mean_true": float(means["t"]),
+              "ece": ev.expected_calibration_error(ev.reliability(
+                  scored.select("p", F.col("oracle").alias("label")), "p")),
+              "auc": prop.auc(drawn, "p")}
+    scored.unpersist()
+    return result
 
 
 def classifier_quality(settings: Settings, kind: str, labelled: DataFrame) -> dict:
@@ -67,6 +129,30 @@ def classifier_quality(settings: Settings, kind: str, labelled: DataFrame) -> di
     scored.unpersist()
     holdout.unpersist()
     return result
+
+
+def support_ranking(settings: Settings, current: DataFrame, truth: DataFrame) -> dict:
+    """Spearman correlation of the support champion's scores with the true support probability.
+
+    Args:
+        settings: the run configuration (MLflow store).
+        current: the scoring date's feature rows of active voters.
+        truth: :func:`truth_by_voter_id`.
+
+    Returns:
+        ``spearman`` of the scores and ``party_spearman`` of party registration
+        alone (DEM 1, REP 0, others 0.5), over ``n`` active voters.
+    """
+    champion = tracking.load_champion(settings.mlflow, "support")
+    spec = spec_from_run(tracking.configure(settings.mlflow).get_run(champion.run_id), "support")
+    rows = current.join(truth, "state_voter_id", "inner").select(
+        "*", training_sets.party_baseline().alias("party_p"))
+    # A few numbers per voter: ranks are computed locally (Spark has no rank correlation).
+    local = apply_model(champion.model, spec, rows, ("p_support", "party_p")).select(
+        "p", "p_support", "party_p").toPandas()
+    ranks = local.rank()
+    return {"n": int(len(local)), "spearman": float(ranks["p"].corr(ranks["p_support"])),
+            "party_spearman": float(ranks["party_p"].corr(ranks["p_support"]))}
 
 
 def persuasion_quality(settings: Settings, rows: DataFrame) -> dict:
@@ -116,10 +202,13 @@ def model_quality_against_truth(spark: SparkSession, settings: Settings, truth: 
     contacts = lake.read("silver.contacts")
     truth = truth_by_voter_id(truth)
     score_date = training_sets.feature_dates(features)[-1]
-    election = feat.elections_before(feat.known_elections(history), score_date, "GENERAL")[-1]
+    dates = set(training_sets.feature_dates(features))
+    generals = [g for g in feat.training_generals(feat.known_elections(history), score_date,
+                                                  settings.model.turnout_generals_per_level) if g.date in dates]
     # State voter ids are unique per person in the features; the truth of a person's registrations agrees.
-    turnout = (training_sets.turnout_training_set(features, history, election)
-               .join(truth, "state_voter_id", "inner").select("*", F.col("p_turnout").alias("oracle")))
+    turnout = (training_sets.turnout_training_set(features, history, generals)
+               .join(truth, "state_voter_id", "inner").select("*", _true_turnout(F.col("target_level")).alias("oracle")))
+    current = features.where((F.col("as_of_date") == F.lit(score_date)) & F.col("is_active"))
     arms = lake.read("silver.experiment_assignments").where(F.col("person_id").isNotNull()).select(
         "person_id", (F.col("arm") == "treatment").alias("treated")).dropDuplicates(["person_id"])
     # A treated voter's latest ID is usually the follow-up after treatment, drawn from p_support + uplift.
@@ -131,8 +220,11 @@ def model_quality_against_truth(spark: SparkSession, settings: Settings, truth: 
         features, lake.read("silver.experiment_assignments"), contacts,
         settings.model.persuasion_outcome_program).join(truth, "state_voter_id", "inner")
     evaluations = {
-        "turnout": lambda: classifier_quality(settings, "turnout", turnout),
-        "support": lambda: classifier_quality(settings, "support", support),
+        "turnout": lambda: {**classifier_quality(settings, "turnout", turnout),
+                            "targets": [target_quality(settings, current, truth, t)
+                                        for t in next_of_each_level(score_date)]},
+        "support": lambda: {**classifier_quality(settings, "support", support),
+                            "ranking": support_ranking(settings, current, truth)},
         "persuasion": lambda: persuasion_quality(settings, experiment),
     }
     results = {}

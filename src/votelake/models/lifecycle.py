@@ -30,8 +30,9 @@ from votelake.models import tracking
 from votelake.models.report import ReportData, write_report
 from votelake.models.scoring import apply_model, spec_from_run
 from votelake.transforms import features as feat
-from votelake.transforms.training_sets import (arm_weight, party_training_set, persuasion_training_set,
-                                               support_training_set, turnout_training_set)
+from votelake.transforms.training_sets import (arm_weight, feature_dates, party_training_set,
+                                               persuasion_training_set, support_training_set,
+                                               turnout_training_set)
 
 SIGNATURE_ROWS = 5
 FAIRNESS_ATTRIBUTES = ("age_band", "gender", "race")
@@ -65,6 +66,51 @@ def split(labelled: DataFrame, settings: Settings) -> Split:
     calibration = prop.in_holdout(F.col("person_id"), cfg.calibration_fraction, cfg.seed + CALIBRATION_SALT)
     return Split(fit=labelled.where(~holdout & ~calibration), calibration=labelled.where(~holdout & calibration),
                  holdout=labelled.where(holdout))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Model rows ready to fit: the informative spec, weighted fit rows, calibration rows and method."""
+
+    spec: prop.ModelSpec
+    empty: tuple[str, ...]
+    fit_rows: DataFrame
+    calibration: DataFrame
+    weights: tuple[float, float]
+    method: str
+
+
+def prepare(settings: Settings, spec: prop.ModelSpec, fit: DataFrame, calibration: DataFrame) -> Prepared:
+    """Drop excluded and empty inputs, weigh the classes, and cache the fit and calibration rows.
+
+    Args:
+        settings: the run configuration (``model.excluded_inputs``, class weights, calibration).
+        spec: the model type's inputs.
+        fit: labelled rows the classifier learns from.
+        calibration: labelled rows the probability calibration learns from.
+
+    Returns:
+        The prepared rows (cached: unpersist ``fit_rows`` and ``calibration`` when done).
+    """
+    cfg = settings.model
+    spec, empty = prop.informative(spec.without(cfg.excluded_inputs), fit)
+    fit_rows = prop.model_frame(fit, spec, extra=("person_id", "label"))
+    weights = prop.class_weights(fit_rows, cfg.class_weight)
+    fit_rows = prop.with_weights(fit_rows, weights).cache()
+    calibration_rows = prop.model_frame(calibration, spec, extra=("label",)).cache()
+    return Prepared(spec, empty, fit_rows, calibration_rows, weights,
+                    prop.calibration_method(cfg, calibration_rows.count()))
+
+
+def fit_calibrated(settings: Settings, candidate: prop.ModelSpec, prepared: Prepared):
+    """Fit a candidate learner (hyperparameters searched as configured) and calibrate its probabilities.
+
+    Returns:
+        The fitted pipeline with its calibration stage, and the chosen hyperparameters.
+    """
+    tuned, chosen = prop.fit_tuned(candidate, settings.model, prepared.fit_rows)
+    offsets = prop.LEVEL if prop.LEVEL in candidate.categorical else None
+    return prop.calibrate(tuned, prepared.calibration, prepared.method, offsets), chosen
 
 
 def _log_model(model, spec: prop.ModelSpec, example: DataFrame, output: DataFrame, name: str) -> str:
@@ -176,12 +222,9 @@ def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFra
     """
     cfg = settings.model
     parts = split(labelled, settings)
-    spec, empty = prop.informative(spec.without(cfg.excluded_inputs), parts.fit)
-    fit_rows = prop.model_frame(parts.fit, spec, extra=("person_id", "label"))
-    weights = prop.class_weights(fit_rows, cfg.class_weight)
-    fit_rows = prop.with_weights(fit_rows, weights).cache()
-    calibration = prop.model_frame(parts.calibration, spec, extra=("label",)).cache()
-    method = prop.calibration_method(cfg, calibration.count())
+    prepared = prepare(settings, spec, parts.fit, parts.calibration)
+    spec, empty, fit_rows, calibration = prepared.spec, prepared.empty, prepared.fit_rows, prepared.calibration
+    weights, method = prepared.weights, prepared.method
     holdout = parts.holdout.cache()
     client = tracking.configure(settings.mlflow)
     experiment = tracking.experiment_id(settings.mlflow, spec.kind)
@@ -199,8 +242,7 @@ def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFra
                                "calibration_method": method})
             mlflow.set_tags({"votelake.model": spec.kind, "votelake.code_version": run_params["code_version"]})
             started = dt.datetime.now()
-            tuned, chosen = prop.fit_tuned(candidate, cfg, fit_rows)
-            model = prop.calibrate(tuned, calibration, method)
+            model, chosen = fit_calibrated(settings, candidate, prepared)
             seconds = (dt.datetime.now() - started).total_seconds()
             scored = apply_model(model, candidate, holdout, REPORT_COLUMNS).cache()
             metrics = {f"test_{k}": v for k, v in prop.evaluate(scored, "p").items()}
@@ -354,26 +396,30 @@ def _uplift_report(title: str, metrics: dict, params: dict, oof: tuple, model, s
 
 def train_turnout(settings: Settings, features: DataFrame, history: DataFrame, score_date: dt.date,
                   feature_version: int) -> dict:
-    """Turnout in the latest general before ``score_date``, trained on features as of its date.
+    """Turnout learnt from several past generals at their own levels, with features as of each.
 
     Args:
-        settings: the run configuration.
-        features: ``gold.voter_features``.
+        settings: the run configuration (``model.turnout_generals_per_level``).
+        features: ``gold.voter_features`` (the build writes the training generals' dates).
         history: ``silver.vote_history``.
         score_date: the scoring as-of date.
         feature_version: Delta version of ``gold.voter_features`` read.
 
     Returns:
-        :func:`train_classifier`'s results, or ``skipped`` without a general election in the history.
+        :func:`train_classifier`'s results, or ``skipped`` without a general
+        election in the history (or without features as of any).
     """
-    generals = feat.elections_before(feat.known_elections(history), score_date, "GENERAL")
+    dates = set(feature_dates(features))
+    generals = [g for g in feat.training_generals(feat.known_elections(history), score_date,
+                                                  settings.model.turnout_generals_per_level) if g.date in dates]
     if not generals:
-        print("[votelake] train: the vote history holds no general election; turnout model skipped", flush=True)
-        return {"skipped": "no general election in the vote history"}
-    election = generals[-1]
+        print("[votelake] train: no general election with features as of its date; turnout model skipped",
+              flush=True)
+        return {"skipped": "no general election in the vote history with features as of its date"}
+    elections = ", ".join(f"{g.date} ({feat.general_level(g.date)})" for g in generals)
     return train_classifier(
-        settings, prop.TURNOUT, turnout_training_set(features, history, election), feature_version,
-        {"label": f"voted in the {election.date} general", "as_of_date": str(election.date),
+        settings, prop.TURNOUT, turnout_training_set(features, history, generals), feature_version,
+        {"label": "voted in the general", "elections": elections, "as_of_date": str(generals[-1].date),
          "baseline": "share of earlier generals voted while registered"})
 
 

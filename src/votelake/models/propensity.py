@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import GBTClassifier, LogisticRegression
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
-from pyspark.ml.feature import (Imputer, OneHotEncoder, PolynomialExpansion, StringIndexer, VectorAssembler,
-                                VectorSlicer)
+from pyspark.ml.feature import (Imputer, OneHotEncoder, PolynomialExpansion, SQLTransformer, StringIndexer,
+                                VectorAssembler, VectorSlicer)
 from pyspark.ml.regression import IsotonicRegression, LinearRegression
 from pyspark.ml.tuning import CrossValidator, ParamGridBuilder, TrainValidationSplit
 from pyspark.ml.functions import vector_to_array
@@ -43,6 +43,9 @@ EPS = 1e-15
 # the probability vector of the Platt (logistic) alternative.
 CALIBRATED = "calibrated_p"
 CALIBRATED_VECTOR = "calibrated_probability"
+# Input of the logistic calibration stage: the classifier's margin (Platt) or the
+# isotonic probability's logit (with per-level offsets).
+MARGIN = "calibration_margin"
 # Isotonic regression maps the extreme score bins to exactly 0 or 1 when they
 # held no counter-example; no voter is that certain, and one such miss would
 # cost an unbounded log loss.
@@ -74,9 +77,19 @@ class ModelSpec:
                        categorical=tuple(c for c in self.categorical if c not in names))
 
 
-# Turnout: the 2026 campaign's contacts and digital signals did not exist at the
-# training cutoff, so they are left out.
-TURNOUT = ModelSpec("turnout", DEMOGRAPHICS + VOTE_HISTORY, CATEGORICAL)
+# The turnout model's election level: its calibration gives each level its own intercept.
+LEVEL = "target_level"
+# Participation by the level of past generals, and the voter's record at the
+# level of the election predicted (votelake.transforms.features.with_target_election).
+LEVEL_HISTORY = (
+    "presidential_rate", "midterm_rate", "off_year_rate", "voted_last_presidential", "voted_last_midterm",
+    "same_level_rate", "voted_last_same_level",
+)
+# Turnout: learnt from several past generals, each example saying its level
+# (target_level), so one model predicts a midterm or a presidential year at its
+# own level. Contacts and digital signals did not exist at the past elections'
+# dates, so they are left out.
+TURNOUT = ModelSpec("turnout", DEMOGRAPHICS + VOTE_HISTORY + LEVEL_HISTORY, CATEGORICAL + (LEVEL,))
 # Support: demographics, primary-ballot history, digital engagement and the
 # precinct's partisanship. Contact aggregates are left out: the labels come
 # from those same contacts.
@@ -238,7 +251,8 @@ def calibration_method(settings: ModelSettings, rows: int) -> str:
     return "isotonic" if rows >= settings.isotonic_min_rows else "platt"
 
 
-def calibrate(model: PipelineModel, calibration: DataFrame, method: str = "isotonic") -> PipelineModel:
+def calibrate(model: PipelineModel, calibration: DataFrame, method: str = "isotonic",
+              offsets: str | None = None) -> PipelineModel:
     """Append a calibration of the positive-class probability.
 
     Fitted on rows the classifier did not train on; the class weights (if any)
@@ -251,6 +265,11 @@ def calibrate(model: PipelineModel, calibration: DataFrame, method: str = "isoto
         method: ``isotonic`` (writes ``calibrated_p``) or ``platt``: a
             logistic regression on the classifier's margin (writes
             ``calibrated_probability``).
+        offsets: a categorical input whose every value gets its own intercept
+            in a last logistic stage (writes ``calibrated_probability``). The
+            turnout model's ``target_level``: one score scale shared by
+            midterm and presidential examples would carry the mix of levels
+            in the calibration rows into every prediction.
 
     Returns:
         The pipeline with the calibration stage(s) appended.
@@ -259,15 +278,24 @@ def calibrate(model: PipelineModel, calibration: DataFrame, method: str = "isoto
     if method == "isotonic":
         stages = [IsotonicRegression(featuresCol="probability", featureIndex=1, labelCol="label",
                                      predictionCol=CALIBRATED).fit(scored)]
+        # The isotonic probability on the logit scale, where a level's intercept is added.
+        margin = [SQLTransformer(statement=(
+            f"SELECT *, LOG(LEAST(GREATEST({CALIBRATED}, {CALIBRATED_FLOOR}), {1 - CALIBRATED_FLOOR}) / "
+            f"(1 - LEAST(GREATEST({CALIBRATED}, {CALIBRATED_FLOOR}), {1 - CALIBRATED_FLOOR}))) AS {MARGIN}_value "
+            "FROM __THIS__")), VectorAssembler(inputCols=[f"{MARGIN}_value"], outputCol=MARGIN)]
+        if offsets is None:
+            return PipelineModel(stages=[*model.stages, *stages])
     else:
         # The positive class's raw prediction is the margin (LR) or half of it
         # (GBT): linear in the logit either way, which is what Platt rescales.
-        margin = VectorSlicer(inputCol="rawPrediction", outputCol="calibration_margin", indices=[1])
-        platt = LogisticRegression(featuresCol="calibration_margin", labelCol="label", regParam=0.0,
-                                   probabilityCol=CALIBRATED_VECTOR, rawPredictionCol="calibrated_raw",
-                                   predictionCol="calibrated_prediction")
-        stages = [margin, platt.fit(margin.transform(scored))]
-    return PipelineModel(stages=[*model.stages, *stages])
+        stages, margin = [], [VectorSlicer(inputCol="rawPrediction", outputCol=MARGIN, indices=[1])]
+    inputs = [MARGIN] + ([f"{offsets}__ohe"] if offsets else [])
+    assemble = VectorAssembler(inputCols=inputs, outputCol="calibration_features")
+    prepared = PipelineModel(stages=[*stages, *margin, assemble]).transform(scored)
+    platt = LogisticRegression(featuresCol="calibration_features", labelCol="label", regParam=0.0,
+                               probabilityCol=CALIBRATED_VECTOR, rawPredictionCol="calibrated_raw",
+                               predictionCol="calibrated_prediction")
+    return PipelineModel(stages=[*model.stages, *stages, *margin, assemble, platt.fit(prepared)])
 
 
 def fit_uplift(spec: ModelSpec, settings: ModelSettings, rows: DataFrame) -> PipelineModel:
@@ -356,10 +384,11 @@ def bounded_uplift(uplift: Column) -> Column:
 def positive_probability(predictions: DataFrame, raw: bool = False) -> Column:
     """The probability of the positive class: calibrated when the model has the
     calibration stage (unless ``raw``), else from MLlib's ``probability`` vector."""
-    if CALIBRATED in predictions.columns and not raw:
-        return F.least(F.greatest(predictions[CALIBRATED], F.lit(CALIBRATED_FLOOR)), F.lit(1 - CALIBRATED_FLOOR))
+    # The logistic stage comes last when there are both (isotonic, then per-level offsets).
     if CALIBRATED_VECTOR in predictions.columns and not raw:
         return vector_to_array(predictions[CALIBRATED_VECTOR])[1]
+    if CALIBRATED in predictions.columns and not raw:
+        return F.least(F.greatest(predictions[CALIBRATED], F.lit(CALIBRATED_FLOOR)), F.lit(1 - CALIBRATED_FLOOR))
     return vector_to_array(predictions["probability"])[1]
 
 

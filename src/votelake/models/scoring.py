@@ -104,6 +104,23 @@ def load_champions(settings: Settings) -> tuple[dict[str, tracking.ChampionModel
     return models, specs, missing
 
 
+def target_of(settings: Settings, as_of: dt.date) -> feat.Target:
+    """The election the turnout scores predict: ``model.target_election``, else the next November general.
+
+    Args:
+        settings: the run configuration.
+        as_of: the scoring as-of date.
+
+    Returns:
+        The target election.
+
+    Raises:
+        ValueError: the declared election is before ``as_of``.
+    """
+    declared = settings.model.target_election
+    return feat.target_election(declared.date if declared else None, declared.type if declared else None, as_of)
+
+
 def calibration_election(settings: Settings, lake: Lakehouse, as_of: dt.date) -> dt.date:
     """The election the results are for: ``calibration.election_date``, else the latest general in the history.
 

@@ -181,6 +181,27 @@ def log_identity_report(settings: MlflowSettings, metrics: dict[str, float], sev
     return run.info.run_id
 
 
+def log_backtest(settings: MlflowSettings, result: dict) -> str:
+    """Record one out-of-time backtest as an MLflow run (experiment ``<prefix>-backtest``).
+
+    Args:
+        settings: the MLflow section.
+        result: :func:`votelake.models.backtest.turnout_backtest`'s figures.
+
+    Returns:
+        The run id.
+    """
+    configure(settings)
+    metrics = {k: float(v) for k, v in _flatten(result).items() if isinstance(v, (int, float))}
+    with mlflow.start_run(experiment_id=experiment_id(settings, "backtest"),
+                          run_name=f"turnout-{result['election']}") as run:
+        mlflow.log_params({"election": result["election"], "type": result["type"],
+                           "training_elections": ", ".join(result["training_elections"])})
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags({"votelake.report": "backtest", "votelake.model": "turnout"})
+    return run.info.run_id
+
+
 def latest_resolution_model(settings: MlflowSettings, kind: str) -> str | None:
     """The most recently logged identity-resolution model (Splink JSON), or None.
 

@@ -30,6 +30,11 @@ DEDUPE_RULES: tuple[tuple[str, ...], ...] = (
     # merged 591 spouses and twins sharing a landline in the real NC file, and
     # middle name + birth year + ZIP merged namesakes at 200,000 synthetic voters.
 )
+# Two registrations under different statewide voter ids that a name rule pairs
+# stay apart when they disagree on any of these (both present and different):
+# namesakes born the same year in one ZIP are common in a real state, and the
+# state's own distinct ids are evidence that only agreement everywhere else outweighs.
+CONFLICTS = ("gender", "middle_name", "birth_date")
 MAX_ROUNDS = 20
 
 
@@ -72,14 +77,71 @@ def connected_components(memberships: DataFrame, keys: DataFrame) -> DataFrame:
     Returns:
         ``registration_key, cluster_id``.
     """
-    # Most groups are one registration's own values and link nothing: dropping
-    # them first makes every round a pass over the linked minority of a state.
-    linking = memberships.groupBy("group").agg(F.count("*").alias("_n")).where(F.col("_n") > 1)
-    linked = memberships.join(linking, on="group", how="left_semi")
+    linked = _linking(memberships)
     centres = linked.groupBy("group").agg(F.min("registration_key").alias("dst"))
     # Edges run from the larger key to the smaller; each group starts as a star on its smallest key.
     edges = (linked.join(centres, on="group", how="inner").where(F.col("registration_key") != F.col("dst"))
-             .select(F.col("registration_key").alias("src"), "dst").distinct().localCheckpoint())
+             .select(F.col("registration_key").alias("src"), "dst").distinct())
+    return components(edges, keys)
+
+
+def _linking(memberships: DataFrame) -> DataFrame:
+    """The memberships of groups with two or more keys."""
+    # Most groups are one registration's own values and link nothing: dropping
+    # them first makes every round a pass over the linked minority of a state.
+    linking = memberships.groupBy("group").agg(F.count("*").alias("_n")).where(F.col("_n") > 1)
+    return memberships.join(linking, on="group", how="left_semi")
+
+
+def compatible_pairs(registrations: DataFrame, memberships: DataFrame) -> DataFrame:
+    """Pairs of registrations that share a group and do not contradict each other.
+
+    Args:
+        registrations: ``registration_key``, ``state_voter_id`` and those of
+            :data:`CONFLICTS` it has.
+        memberships: :func:`rule_groups`.
+
+    Returns:
+        Edges ``src, dst`` (the larger key to the smaller) of the pairs with
+        the same voter id, or with different ids and no conflicting field.
+    """
+    linked = _linking(memberships)
+    pairs = (linked.alias("a").join(linked.alias("b"), on="group", how="inner")
+             .where(F.col("a.registration_key") < F.col("b.registration_key"))
+             .select(F.col("b.registration_key").alias("src"), F.col("a.registration_key").alias("dst")).distinct())
+    fields = [c for c in CONFLICTS if c in registrations.columns]
+    attrs = registrations.select("registration_key", "state_voter_id", *fields)
+    src = attrs.select(*[F.col(c).alias(f"s_{c}") for c in attrs.columns])
+    dst = attrs.select(*[F.col(c).alias(f"d_{c}") for c in attrs.columns])
+    joined = (pairs.join(src, F.col("src") == F.col("s_registration_key"), how="inner")
+              .join(dst, F.col("dst") == F.col("d_registration_key"), how="inner"))
+    same_id = F.coalesce(F.col("s_state_voter_id") == F.col("d_state_voter_id"), F.lit(False))
+    conflict = reduce(lambda a, b: a | b, [_disagree(F.col(f"s_{c}"), F.col(f"d_{c}"), c) for c in fields],
+                      F.lit(False))
+    return joined.where(same_id | ~conflict).select("src", "dst")
+
+
+def _disagree(a: Column, b: Column, field: str) -> Column:
+    """Both present and different; a middle initial agrees with any middle name it begins."""
+    if field == "middle_name":
+        short = (F.length(a) == 1) | (F.length(b) == 1)
+        differ = F.when(short, F.substring(a, 1, 1) != F.substring(b, 1, 1)).otherwise(a != b)
+    else:
+        differ = a != b
+    return F.coalesce(differ, F.lit(False))
+
+
+def components(edges: DataFrame, keys: DataFrame) -> DataFrame:
+    """Label every key with the smallest key connected to it by ``edges`` (``src > dst``).
+
+    Args:
+        edges: ``src, dst`` links between keys.
+        keys: every ``registration_key``.
+
+    Returns:
+        ``registration_key, cluster_id``.
+    """
+    edges = edges.localCheckpoint()
     for _ in range(MAX_ROUNDS):
         edges = _small_star(_large_star(edges)).localCheckpoint()
         if _is_star_forest(edges):
@@ -118,14 +180,18 @@ def _is_star_forest(edges: DataFrame) -> bool:
 def dedupe_by_rules(registrations: DataFrame) -> DataFrame:
     """Cluster registrations into persons with :data:`DEDUPE_RULES`.
 
+    Two registrations a rule pairs are merged unless their voter ids differ
+    and they disagree on gender, middle name or birth date (:data:`CONFLICTS`).
+
     Args:
         registrations: the identity-resolution input (``registration_key``,
-            ``state_voter_id``, names, ``birth_year``, ``gender``, ``zip5``, ``phone``).
+            ``state_voter_id``, names, ``birth_year``, ``birth_date``, ``gender``, ``zip5``, ``phone``).
 
     Returns:
         ``registration_key, cluster_id`` (the smallest key of the cluster).
     """
-    return connected_components(rule_groups(registrations), registrations.select("registration_key"))
+    return components(compatible_pairs(registrations, rule_groups(registrations)),
+                      registrations.select("registration_key"))
 
 
 # Record-linkage keys, in order of trust: a record links by the first key whose

@@ -245,7 +245,12 @@ class DeltaStore:
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
-        return reader.load(table.uri).select(*table.columns)
+        df = reader.load(table.uri)
+        present = {c.lower() for c in df.columns}
+        # A nullable column declared after this version was written (a contract's
+        # new minor version) reads as null, as Delta reads it once the table evolves.
+        return df.select(*[F.lit(None).cast(f.dataType).alias(f.name) if f.nullable and f.name.lower() not in present
+                           else F.col(f.name) for f in table.schema.fields])
 
     def read_as_of(self, table: TableSpec, timestamp: datetime | str) -> DataFrame:
         """Read the table as of the latest version committed at or before ``timestamp``.

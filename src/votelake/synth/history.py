@@ -2,7 +2,8 @@
 
 Whether a *person* votes in an election is one draw per (person, election)
 against the person's probability for that kind of election: presidential and
-midterm generals have their own levels. The vote is then
+midterm generals have their own levels, each at the voter's age and time on the
+rolls at that election (the truth's probabilities are at the snapshot's). The vote is then
 recorded on the registration that was valid on election day: at least 18,
 registered 25 days before, not yet removed, not denied. A person with a
 duplicate registration has some of their votes recorded on the duplicate, as
@@ -23,8 +24,8 @@ from pyspark.sql import functions as F
 
 from votelake.synth import reference as R
 from votelake.synth.plan import keep_where
-from votelake.synth.rand import literal_map, uniform
-from votelake.synth.voters import KIND_DUPLICATE
+from votelake.synth.rand import literal_map, logit, sigmoid, uniform
+from votelake.synth.voters import KIND_DUPLICATE, turnout_age_term, turnout_tenure_term
 
 # Share of a duplicated person's votes recorded on the duplicate registration.
 DUP_SPLIT = 0.3
@@ -86,6 +87,7 @@ def vote_events(regs: DataFrame, elections: DataFrame, seed: int) -> DataFrame:
         "person_id", "kind", "county_id", "county_desc", "voter_reg_num", "ncid", "precinct_abbrv",
         "precinct_desc", "birth_date", "reg_date", "removal_date", "status_cd", "party", "age",
         "p_turnout", "p_presidential", "p_primary", "p_municipal", "p_support", "is_dup", "dup_reg",
+        "first_reg", "tenure_years",
     ).crossJoin(F.broadcast(elections))
     e_date = F.col("e_date")
     elig = eligible(F.col("birth_date"), F.col("reg_date"), F.col("removal_date"), F.col("status_cd"), e_date)
@@ -95,8 +97,17 @@ def vote_events(regs: DataFrame, elections: DataFrame, seed: int) -> DataFrame:
     this_row = F.when(F.col("kind") == KIND_DUPLICATE, to_dup).otherwise(~to_dup)
     presidential_year = F.year(e_date) % 4 == 0
     general = F.when(presidential_year, F.col("p_presidential")).otherwise(F.col("p_turnout"))
-    p = (F.when(F.col("e_type") == "GENERAL", general)
-         .when(F.col("e_type") == "PRIMARY", F.col("p_primary")).otherwise(F.col("p_municipal")))
+    # The true probabilities are at the snapshot's age and tenure; a past
+    # election draws at the voter's age and tenure then (younger, newer voters
+    # vote less), as turnout in a real state does.
+    age_then = F.floor(F.months_between(e_date, F.col("birth_date")) / 12)
+    tenure_then = F.greatest(F.datediff(e_date, F.col("first_reg")), F.lit(0)) / 365.25
+    then = (turnout_age_term(age_then) - turnout_age_term(F.col("age"))
+            + turnout_tenure_term(tenure_then) - turnout_tenure_term(F.col("tenure_years")))
+    # Primaries and municipal elections scale the same logit (voters.persons).
+    p = (F.when(F.col("e_type") == "GENERAL", sigmoid(logit(general) + then))
+         .when(F.col("e_type") == "PRIMARY", sigmoid(logit(F.col("p_primary")) + F.lit(1.15) * then))
+         .otherwise(sigmoid(logit(F.col("p_municipal")) + F.lit(1.15) * then)))
     votes = uniform(seed, "vote", "person_id", "e_idx") < p
     return df.select("*", elig.alias("eligible"), (elig & this_row & votes).alias("voted"))
 

@@ -196,11 +196,11 @@ def persons(base: DataFrame, counties: DataFrame, buckets: DataFrame, seed: int)
     # unaffiliated and newer registrants, varies by county, and each person has
     # a random effect so past votes carry information beyond demographics.
     age_c = F.col("age")
-    t_age = F.lit(0.045) * (F.least(age_c, F.lit(75)) - 45) - F.lit(0.06) * F.greatest(age_c - 82, F.lit(0))
+    t_age = turnout_age_term(age_c)
     t_party = _lookup(F.col("party"), {"DEM": .15, "REP": .3, "UNA": -.35, "LIB": -.5, "GRE": -.3, "CST": -.3})
     t_race = _lookup(F.col("race"), {"W": 0.0, "B": -.15, "A": -.55, "O": -.45, "U": -.35, "M": -.3, "I": -.6})
     t_eth = F.when(F.col("ethnic") == "HL", -0.3).otherwise(0.0)
-    t_ten = F.lit(0.3) * F.log1p(F.col("tenure_years")) - 0.6
+    t_ten = turnout_tenure_term(F.col("tenure_years"))
     t_inact = F.when(F.col("cur_status") == "I", -1.4).otherwise(0.0)
     person_t = N("turnout_re")
     lt = (F.lit(0.95) + t_age + t_party + t_race + t_eth + t_ten + t_inact + F.col("c_turnout")
@@ -250,6 +250,16 @@ def persons(base: DataFrame, counties: DataFrame, buckets: DataFrame, seed: int)
         F.least(F.greatest(raw_uplift, -p), F.lit(1.0) - p).alias("uplift"),
         F.concat(local, F.lit("@"), domain).alias("email"),
     ).drop("uplift_re")
+
+
+def turnout_age_term(age: Column) -> Column:
+    """The turnout logit's age term: rising to 75, falling past 82."""
+    return F.lit(0.045) * (F.least(age, F.lit(75)) - 45) - F.lit(0.06) * F.greatest(age - 82, F.lit(0))
+
+
+def turnout_tenure_term(years: Column) -> Column:
+    """The turnout logit's term for years since first registration."""
+    return F.lit(0.3) * F.log1p(years) - 0.6
 
 
 def registrations(people: DataFrame, counties: DataFrame, seed: int, voters: int) -> DataFrame:

@@ -69,9 +69,82 @@ def election_level(election_date: Column) -> Column:
     return (F.when(year % 2 == 1, "off_year").when(year % 4 == 0, "presidential").otherwise("midterm"))
 
 
+@dataclass(frozen=True)
+class Target:
+    """The general election a turnout score predicts: its date and level (:data:`GENERAL_LEVELS`)."""
+
+    date: dt.date
+    level: str
+
+
+def target_election(declared_date: dt.date | None, declared_level: str | None, as_of: dt.date) -> Target:
+    """The election ahead of data as of ``as_of``: the declared one, else the next November general.
+
+    Args:
+        declared_date: ``model.target_election.date`` (None: the next general on or after ``as_of``).
+        declared_level: ``model.target_election.type`` (None: from the year, :func:`general_level`).
+        as_of: the scoring as-of date (the day after the newest dated record).
+
+    Returns:
+        The target.
+
+    Raises:
+        ValueError: the declared election is before the data's date: the data
+            already know its outcome, so its scores would not be predictions.
+    """
+    day = declared_date or next_general(as_of)
+    if day < as_of:
+        raise ValueError(f"model.target_election.date {day} is before the data's as-of date {as_of} "
+                         "(the voter file or its history is dated after the election it would predict)")
+    return Target(day, declared_level or general_level(day))
+
+
+def with_target_election(features: DataFrame, target: Target) -> DataFrame:
+    """Feature rows with the inputs that say which election is predicted.
+
+    One model learns from several past generals, so each example says which
+    level its election was at (``target_level``) and carries the voter's own
+    record at that level: presidential-only voters turn out in presidential
+    years and not in midterms, which no all-generals rate can tell.
+
+    Args:
+        features: ``gold.voter_features`` rows (one as-of date).
+        target: the election predicted for these rows.
+
+    Returns:
+        The rows plus ``target_level``, ``same_level_rate`` (share of the
+        earlier generals of that level voted, null with none) and
+        ``voted_last_same_level`` (off-year: the last general of any level).
+    """
+    last = {"presidential": "voted_last_presidential", "midterm": "voted_last_midterm"}.get(
+        target.level, "voted_last_general")
+    return features.select(
+        "*",
+        F.lit(target.level).alias("target_level"),
+        F.col(f"{target.level}_rate").alias("same_level_rate"),
+        F.col(last).alias("voted_last_same_level"),
+    )
+
+
 def elections_before(elections: list[Election], as_of: dt.date, kind: str) -> list[Election]:
     """Elections of one type held strictly before ``as_of``, oldest first."""
     return sorted((e for e in elections if e.type == kind and e.date < as_of), key=lambda e: e.date)
+
+
+def training_generals(elections: list[Election], as_of: dt.date, per_level: int) -> list[Election]:
+    """The past generals a turnout model learns from: the newest ``per_level`` of each level, oldest first.
+
+    Args:
+        elections: every known election.
+        as_of: only elections before this date.
+        per_level: how many of each level (presidential, midterm, off-year).
+
+    Returns:
+        The generals.
+    """
+    generals = elections_before(elections, as_of, "GENERAL")
+    chosen = [e for level in GENERAL_LEVELS for e in [g for g in generals if general_level(g.date) == level][-per_level:]]
+    return sorted(chosen, key=lambda e: e.date)
 
 
 def eligible_for(election: Election) -> Column:
@@ -232,6 +305,7 @@ def voter_features(
     base = voters.where(registered_before).select(
         "person_id",
         "state_voter_id",
+        "state_voter_ids",
         "state",
         "county_id",
         "precinct",
@@ -272,6 +346,7 @@ def voter_features(
         "person_id",
         F.lit(as_of).alias("as_of_date"),
         "state_voter_id",
+        "state_voter_ids",
         "state",
         "county_id",
         "precinct",

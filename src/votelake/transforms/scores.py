@@ -99,7 +99,7 @@ def with_deciles(scores: DataFrame, values: dict[str, str]) -> DataFrame:
 
 
 def scoring_run_id(feature_version: int, as_of: dt.date, models: dict[str, ChampionModel],
-                   calibration: dict) -> str:
+                   calibration: dict, target: dict | None = None) -> str:
     """The identity of a scoring run: a hash of everything that determines its scores.
 
     Args:
@@ -107,12 +107,15 @@ def scoring_run_id(feature_version: int, as_of: dt.date, models: dict[str, Champ
         as_of: the scoring as-of date.
         models: the champion models by kind.
         calibration: the calibration settings (as JSON-able values).
+        target: the election the turnout scores predict (``date``, ``type``).
 
     Returns:
         16 hex digits; the same inputs give the same id, so re-publishing a run is a no-op.
     """
     inputs = {"feature_version": feature_version, "as_of": as_of.isoformat(),
               "models": {k: m.label for k, m in sorted(models.items())}, "calibration": calibration}
+    if target is not None:
+        inputs["target_election"] = target
     return publish.fingerprint(inputs)
 
 
@@ -164,7 +167,8 @@ def voter_scores(
 
     turnout, support, persuasion = (model_columns(k) for k in ("turnout", "support", "persuasion"))
     scores = joined.select(
-        "person_id", "state_voter_id", "state", "county_id", "precinct", "cong_dist", "state_senate", "state_house",
+        "person_id", "state_voter_id", "state_voter_ids", "state", "county_id", "precinct", "cong_dist",
+        "state_senate", "state_house",
         turnout["score"], turnout["value"], turnout["model_value"],
         support["score"], support["value"], support["model_value"],
         persuasion["score"], persuasion["value"],
@@ -177,7 +181,8 @@ def voter_scores(
     )
     ranked = with_deciles(scores, DECILES)
     return ranked.select(
-        "person_id", "state_voter_id", "state", "county_id", "precinct", "cong_dist", "state_senate", "state_house",
+        "person_id", "state_voter_id", "state_voter_ids", "state", "county_id", "precinct", "cong_dist",
+        "state_senate", "state_house",
         "turnout_score", "turnout_prob", "turnout_prob_model", "turnout_decile",
         "support_score", "support_prob", "support_prob_model", "support_decile",
         "persuasion_score", "persuasion_uplift", "persuasion_decile",

@@ -194,17 +194,25 @@ def representatives(current: DataFrame) -> DataFrame:
         current: current versions of ``silver.registrations`` (with ``person_id``).
 
     Returns:
-        One row per person: the registration's columns plus ``registrations``
-        and ``first_registered`` (the earliest registration date of any of them).
+        One row per person: the registration's columns plus ``registrations``,
+        ``first_registered`` (the earliest registration date of any of them) and
+        ``state_voter_ids`` (the sorted ids of its active registrations; the
+        representative's id when none is active).
     """
     best = Window.partitionBy("person_id").orderBy(
         F.col("is_active").desc(), F.col("registration_date").desc_nulls_last(), "registration_key")
     counts = current.groupBy("person_id").agg(
         F.count("*").cast("int").alias("registrations"),
         F.min("registration_date").alias("first_registered"),
+        # Every active statewide id the person holds, so that each answers for
+        # the person downstream (a merged duplicate keeps its own id).
+        F.array_sort(F.collect_set(F.when(F.col("is_active"), F.col("state_voter_id")))).alias("_active_ids"),
     )
     chosen = current.select("*", F.row_number().over(best).alias("_n")).where(F.col("_n") == 1).drop("_n")
-    return chosen.join(counts, on="person_id", how="inner")
+    # A person with no active registration answers for its representative's id.
+    return chosen.join(counts, on="person_id", how="inner").select(
+        "*", F.when(F.size("_active_ids") > 0, F.col("_active_ids"))
+        .otherwise(F.array("state_voter_id")).alias("state_voter_ids")).drop("_active_ids")
 
 
 def housing(reps: DataFrame) -> DataFrame:
@@ -224,7 +232,8 @@ def persons(reps: DataFrame, person_households: DataFrame) -> DataFrame:
         DataFrame in the ``silver.persons`` schema.
     """
     return reps.join(person_households, on="person_id", how="left").select(
-        "person_id", "state", "state_voter_id", "registration_key", "registrations", "county_id", "county_name",
+        "person_id", "state", "state_voter_id", "state_voter_ids", "registration_key", "registrations", "county_id",
+        "county_name",
         "status", "is_active", "first_name", "middle_name", "last_name", "name_suffix", "address_line",
         "address_key", "unit_number", "res_city", "zip5", "phone", "email", "party", "race", "ethnicity",
         "gender", "birth_date", "birth_year", "registration_date", "first_registered", "precinct",

@@ -8,6 +8,7 @@ Each function takes the lakehouse tables the train job read
 from __future__ import annotations
 
 import datetime as dt
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -31,28 +32,40 @@ def election_electorate(features: DataFrame, election_date: dt.date) -> DataFram
         election_date: the election (an as-of date of the features).
 
     Returns:
-        The feature rows.
+        The feature rows, with the inputs saying which election they are for
+        (:func:`votelake.transforms.features.with_target_election`).
     """
     adult = F.coalesce(F.col("age") >= 18, F.lit(True))
-    return features.where((F.col("as_of_date") == F.lit(election_date)) & adult)
+    voters = features.where((F.col("as_of_date") == F.lit(election_date)) & adult)
+    return feat.with_target_election(voters, feat.Target(election_date, feat.general_level(election_date)))
 
 
-def turnout_training_set(features: DataFrame, history: DataFrame, election: feat.Election) -> DataFrame:
-    """Voters eligible for ``election`` with features as of its date, the label and the baseline.
+def turnout_training_set(features: DataFrame, history: DataFrame, elections: list[feat.Election]) -> DataFrame:
+    """Voter × election examples: for each past general, its voters with features as of its date and the label.
+
+    Learning from several generals, midterm and presidential, each example
+    marked with its level (:func:`votelake.transforms.features.with_target_election`),
+    lets one model predict the election ahead at its own level instead of the
+    level of whichever general came last.
 
     Args:
-        features: ``gold.voter_features``.
+        features: ``gold.voter_features`` (holding each election's date as an as-of date).
         history: ``silver.vote_history``.
-        election: the target general election.
+        elections: the general elections to learn from.
 
     Returns:
-        Feature rows with ``label`` 1.0 (voted) or 0.0, and ``baseline``: the
-        share of earlier generals voted while registered (0 for new voters).
+        Feature rows with ``election_date``, ``label`` 1.0 (voted) or 0.0, and
+        ``baseline``: the share of earlier generals voted while registered (0
+        for new voters).
     """
-    labels = feat.turnout_labels(history, election)
-    return (election_electorate(features, election.date)
-            .join(labels, on="person_id", how="left").fillna(0.0, subset=["label"])
-            .select("*", F.coalesce(F.col("general_rate"), F.lit(0.0)).alias("baseline")))
+    def examples(election: feat.Election) -> DataFrame:
+        return (election_electorate(features, election.date)
+                .join(feat.turnout_labels(history, election), on="person_id", how="left")
+                .fillna(0.0, subset=["label"])
+                .select("*", F.lit(election.date).alias("election_date"),
+                        F.coalesce(F.col("general_rate"), F.lit(0.0)).alias("baseline")))
+
+    return reduce(DataFrame.unionByName, [examples(e) for e in elections])
 
 
 def party_baseline() -> Column:
