@@ -44,7 +44,7 @@ def _scores(spark, n: int = 2000, turnout_shift: float = 0.0, run: str = "run-a"
 
     rows = spark.range(n).select(
         F.format_string("NC:%06d", "id").alias("person_id"), F.format_string("AA%06d", "id").alias("state_voter_id"),
-        F.lit("NC").alias("state"), (F.col("id") % 5 + 1).cast("int").alias("county_id"),
+        F.array(F.format_string("AA%06d", "id")).alias("state_voter_ids"), F.lit("NC").alias("state"), (F.col("id") % 5 + 1).cast("int").alias("county_id"),
         F.format_string("P%02d", F.col("id") % 7).alias("precinct"), F.lit("4").alias("cong_dist"),
         F.lit("16").alias("state_senate"), F.lit("31").alias("state_house"),
         F.round(turnout * 100).cast("int").alias("turnout_score"), turnout.alias("turnout_prob"),

@@ -288,6 +288,7 @@ def test_turnout_learns_from_the_newest_generals_of_each_level():
             "2024-11-05"]
     elections = [feat.Election(dt.date.fromisoformat(d), "GENERAL") for d in days]
     elections.append(feat.Election(dt.date(2024, 3, 5), "PRIMARY"))
+    elections.append(feat.Election(dt.date(2018, 8, 7), "GENERAL"))  # a special election typed general (Ohio)
     chosen = feat.training_generals(elections, dt.date(2024, 11, 6), per_level=2)
     assert [e.date.isoformat() for e in chosen] == [
         "2017-11-07", "2018-11-06", "2019-11-05", "2020-11-03", "2022-11-08", "2024-11-05"]

@@ -50,7 +50,8 @@ def backtest_generals(elections: list[feat.Election], declared: list[dt.date]) -
         if unknown:
             raise ValueError(f"model.backtest_elections: no general election in the vote history on {unknown}")
         return [generals[d] for d in sorted(declared)]
-    latest = {feat.general_level(d): generals[d] for d in sorted(generals) if feat.general_level(d) != "off_year"}
+    november = feat.november_generals(elections, dt.date.max)
+    latest = {feat.general_level(e.date): e for e in november if feat.general_level(e.date) != "off_year"}
     return sorted(latest.values(), key=lambda e: e.date)
 
 

@@ -63,10 +63,15 @@ def next_general(after: dt.date) -> dt.date:
     raise AssertionError("unreachable: November of the next year is always after")
 
 
-def election_level(election_date: Column) -> Column:
-    """:func:`general_level` as a Column over a date Column."""
-    year = F.year(election_date)
-    return (F.when(year % 2 == 1, "off_year").when(year % 4 == 0, "presidential").otherwise("midterm"))
+def november_generals(elections: list[Election], as_of: dt.date, level: str | None = None) -> list[Election]:
+    """Regular November generals before ``as_of`` (of one level, when given), oldest first.
+
+    A state may type a special election as a general (Ohio's August specials);
+    only the November general day sets a level of turnout.
+    """
+    return [e for e in elections_before(elections, as_of, "GENERAL")
+            if e.date == next_general(dt.date(e.date.year, 11, 1))
+            and (level is None or general_level(e.date) == level)]
 
 
 @dataclass(frozen=True)
@@ -142,8 +147,7 @@ def training_generals(elections: list[Election], as_of: dt.date, per_level: int)
     Returns:
         The generals.
     """
-    generals = elections_before(elections, as_of, "GENERAL")
-    chosen = [e for level in GENERAL_LEVELS for e in [g for g in generals if general_level(g.date) == level][-per_level:]]
+    chosen = [e for level in GENERAL_LEVELS for e in november_generals(elections, as_of, level)[-per_level:]]
     return sorted(chosen, key=lambda e: e.date)
 
 
@@ -185,8 +189,8 @@ def history_aggregates(history: DataFrame, as_of: dt.date, elections: list[Elect
     last_primary = elections_before(elections, as_of, "PRIMARY")
     last_general_date = last_general[-1].date if last_general else None
     last_primary_date = last_primary[-1].date if last_primary else None
-    last_of_level = {level: max((e.date for e in last_general if general_level(e.date) == level), default=None)
-                     for level in GENERAL_LEVELS}
+    of_level = {level: [e.date for e in november_generals(elections, as_of, level)] for level in GENERAL_LEVELS}
+    last_of_level = {level: days[-1] if days else None for level, days in of_level.items()}
     is_type = lambda kind: election_family(F.col("election_type")) == kind  # noqa: E731 - local shorthand
     on_date = lambda day: F.col("election_date") == F.lit(day) if day else F.lit(False)  # noqa: E731
     is_primary_ballot = lambda party: is_type("PRIMARY") & (F.col("voted_party") == party)  # noqa: E731
@@ -197,8 +201,8 @@ def history_aggregates(history: DataFrame, as_of: dt.date, elections: list[Elect
             F.sum(is_type("GENERAL").cast("int")).alias("generals_voted"),
             F.sum(is_type("PRIMARY").cast("int")).alias("primaries_voted"),
             F.sum(is_type("MUNICIPAL").cast("int")).alias("municipals_voted"),
-            *[F.sum((is_type("GENERAL") & (election_level(F.col("election_date")) == level)).cast("int"))
-              .alias(f"{level}_voted") for level in GENERAL_LEVELS],
+            *[F.sum((is_type("GENERAL") & F.col("election_date").isin(*[F.lit(d) for d in of_level[level]]))
+                    .cast("int")).alias(f"{level}_voted") for level in GENERAL_LEVELS],
             F.max(on_date(last_general_date).cast("int")).alias("voted_last_general"),
             F.max(on_date(last_of_level["presidential"]).cast("int")).alias("voted_last_presidential"),
             F.max(on_date(last_of_level["midterm"]).cast("int")).alias("voted_last_midterm"),
@@ -323,7 +327,7 @@ def voter_features(
         _count_eligible(generals).alias("generals_eligible"),
         _count_eligible(primaries).alias("primaries_eligible"),
         _count_eligible(municipals).alias("municipals_eligible"),
-        *[_count_eligible([g for g in generals if general_level(g.date) == level]).alias(f"{level}_eligible")
+        *[_count_eligible(november_generals(elections, as_of, level)).alias(f"{level}_eligible")
           for level in GENERAL_LEVELS],
     )
     joined = (
