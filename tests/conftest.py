@@ -23,7 +23,7 @@ TEST_SPARK = SparkSettings(
     app_name="votelake-tests",
     shuffle_partitions=2,  # default 200 makes every tiny shuffle take seconds
     # Larger states (the opt-in resolution test at 200k voters) need more.
-    driver_memory=os.environ.get("VOTELAKE_TEST_DRIVER_MEMORY", "3g"),
+    driver_memory=os.environ.get("VOTELAKE_TEST_DRIVER_MEMORY", "4g"),
     conf={
         "spark.ui.enabled": "false",  # no UI port to bind, faster start
         "spark.ui.showConsoleProgress": "false",  # keeps pytest output readable

@@ -149,11 +149,7 @@ def registration_history(snapshots: DataFrame) -> DataFrame:
     """
     rows = newest_load(snapshots, "registration_key", "snapshot_date")
     dates = rows.select("snapshot_date").distinct()
-    # Each date's ordinal counts the dates up to it: a handful of rows, so no
-    # window (which would gather every row in one partition) is needed.
-    ordinal = (dates.alias("d").join(dates.alias("e"), F.col("e.snapshot_date") <= F.col("d.snapshot_date"),
-                                     how="inner")
-               .groupBy(F.col("d.snapshot_date").alias("snapshot_date")).agg(F.count("*").cast("int").alias("_idx")))
+    ordinal = dates.select("snapshot_date", F.row_number().over(Window.orderBy("snapshot_date")).alias("_idx"))
     following = ordinal.select((F.col("_idx") - 1).alias("_end_idx"), F.col("snapshot_date").alias("valid_to"))
     last_idx = ordinal.agg(F.max("_idx").alias("_last"))
     record_hash = F.sha2(F.concat_ws("|", *[F.coalesce(F.col(c).cast("string"), F.lit("∅")) for c in TRACKED]), 256)
