@@ -8,7 +8,7 @@ from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
 from votelake.jobs.build import prefer_first
-from votelake.resolve.rules import MAX_ROUNDS, connected_components, dedupe_by_rules, link_by_rules
+from votelake.resolve.rules import MAX_ROUNDS, components, dedupe_by_rules, link_by_rules
 
 REGISTRATIONS = (
     "registration_key string, state_voter_id string, first_name string, middle_name string, last_name string, "
@@ -62,12 +62,13 @@ def test_components_of_chains_longer_than_the_round_limit(spark):
     is one component; label propagation alone needs a round per link."""
     keys = [f"k{i:03d}" for i in range(3 * MAX_ROUNDS + 1)]
     random.Random(3).shuffle(keys)
-    chain = [(key, f"g{i}") for i in range(len(keys) - 1) for key in keys[i:i + 2]]
-    memberships = spark.createDataFrame(chain + [("lone", "g-lone")], "registration_key string, `group` string")
+    # Each link runs from its larger key to its smaller, as rule pairs do.
+    chain = [(max(a, b), min(a, b)) for a, b in zip(keys, keys[1:])]
+    edges = spark.createDataFrame(chain, "src string, dst string")
     every_key = spark.createDataFrame([(k,) for k in keys + ["lone", "unlinked"]], "registration_key string")
     expected = spark.createDataFrame([(k, "k000") for k in keys] + [("lone", "lone"), ("unlinked", "unlinked")],
                                      "registration_key string, cluster_id string")
-    assertDataFrameEqual(connected_components(memberships, every_key), expected)
+    assertDataFrameEqual(components(edges, every_key), expected)
 
 
 def test_records_link_by_the_first_unique_key_and_never_to_an_ambiguous_one(spark):

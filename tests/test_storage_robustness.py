@@ -91,9 +91,10 @@ WORKER = textwrap.dedent('''
     except ConcurrentWriteError as error:
         report("overwritten", ok=False, error=str(error), table=error.table, version=error.version)
     if cfg.get("crash_path"):
-        # Large enough that the parent sees the write in progress and kills it.
+        # Large and in many tasks, so that it is still writing when the parent sees its
+        # first data file and kills it, even when the parent is slowed by a loaded machine.
         crash = TableSpec(name="silver.crash", layer="silver", path=Path(cfg["crash_path"]), schema=SCHEMA)
-        big = spark.range(cfg["crash_rows"]).selectExpr(
+        big = spark.range(0, cfg["crash_rows"], 1, 64).selectExpr(
             "id + 1000 AS voter_id", "concat('voter-', CAST(id AS STRING)) AS name", "rand(7) AS score"
         )
         report("crash_ready")
@@ -200,7 +201,7 @@ def writers(spark, tmp_path_factory):
     workers = []
     try:
         for who, (appended, replaced) in ROWS.items():
-            extra = {"crash_path": str(crash.path), "crash_rows": 3_000_000} if who == "a" else {}
+            extra = {"crash_path": str(crash.path), "crash_rows": 40_000_000} if who == "a" else {}
             workers.append(Worker(
                 tmp, who, table, append=appended, overwrite=replaced,
                 go_append=str(go_append), go_overwrite=str(go_overwrite), **extra,

@@ -4,7 +4,7 @@ Inputs: ``silver.persons``, ``silver.vote_history``, ``silver.contacts`` and
 ``silver.digital_events`` (from the build job).
 Outputs: one MLflow run per backtested general in the experiment
 ``<prefix>-backtest`` (AUC, calibration error and log loss per learner,
-beside the share-of-past-generals baseline), and the figures printed.
+beside the share-of-past-generals baseline); the job's summary holds the figures.
 Launch: ``spark-submit jobs/backtest.py --conf conf/oh_2021.yaml`` or
 ``votelake run backtest``.
 
@@ -44,7 +44,6 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     for election in backtest.backtest_generals(feat.known_elections(history), list(settings.model.backtest_elections)):
         result = backtest.turnout_backtest(settings, persons, history, contacts, digital, election)
         result["run_id"] = tracking.log_backtest(settings.mlflow, result)
-        print(f"[votelake] backtest: {result}", flush=True)
         results[result["election"]] = result
     return results
 

@@ -61,11 +61,12 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     features = lake.read("gold.voter_features")
     history = lake.read("silver.vote_history")
     contacts = lake.read("silver.contacts")
-    score_date = feature_dates(features)[-1]
+    dates = feature_dates(features)
+    score_date = dates[-1]
     results: dict = {}
 
     if "turnout" in cfg.kinds:
-        results["turnout"] = lifecycle.train_turnout(settings, features, history, score_date, feature_version)
+        results["turnout"] = lifecycle.train_turnout(settings, features, history, dates, feature_version)
     if "support" in cfg.kinds:
         results["support"] = lifecycle.train_support(settings, features, contacts, score_date, feature_version)
     if "persuasion" in cfg.kinds:

@@ -24,8 +24,7 @@ from votelake.config import Settings
 from votelake.lakehouse import Lakehouse
 from votelake.models import evaluation as ev
 from votelake.models import propensity as prop
-from votelake.models import tracking
-from votelake.models.scoring import apply_model, spec_from_run
+from votelake.models.scoring import apply_model, load_champion
 from votelake.transforms import features as feat
 from votelake.transforms import training_sets
 
@@ -52,15 +51,13 @@ def _true_turnout(level: Column) -> Column:
 
 
 def next_of_each_level(as_of: dt.date) -> list[feat.Target]:
-    """The next midterm and the next presidential general on or after ``as_of``."""
+    """The next midterm and the next presidential general on or after ``as_of``, in date order."""
     targets: dict[str, feat.Target] = {}
-    year = as_of.year
+    day = feat.next_general(as_of)
     while len(targets) < 2:
-        day = feat.next_general(max(as_of, dt.date(year, 1, 1)))
-        level = feat.general_level(day)
-        if level != "off_year":
-            targets.setdefault(level, feat.Target(day, level))
-        year = day.year + 1
+        if feat.general_level(day) != "off_year":
+            targets.setdefault(feat.general_level(day), feat.Target(day, feat.general_level(day)))
+        day = feat.next_general(dt.date(day.year + 1, 1, 1))
     return sorted(targets.values(), key=lambda t: t.date)
 
 
@@ -80,8 +77,7 @@ def target_quality(settings: Settings, current: DataFrame, truth: DataFrame, tar
         ``date``, ``type``, ``n``, ``mean_p``, ``mean_true``, ``ece`` (against
         the true probabilities) and ``auc`` against outcomes drawn from them.
     """
-    champion = tracking.load_champion(settings.mlflow, "turnout")
-    spec = spec_from_run(tracking.configure(settings.mlflow).get_run(champion.run_id), "turnout")
+    champion, _, spec = load_champion(settings, "turnout")
     rows = (feat.with_target_election(current, target).join(truth, "state_voter_id", "inner")
             .select("*", _true_turnout(F.lit(target.level)).alias("oracle")))
     scored = apply_model(champion.model, spec, rows, ("person_id", "oracle")).cache()
@@ -111,9 +107,7 @@ def classifier_quality(settings: Settings, kind: str, labelled: DataFrame) -> di
     """
     cfg = settings.model
     holdout = labelled.where(prop.in_holdout(F.col("person_id"), cfg.test_fraction, cfg.seed)).cache()
-    champion = tracking.load_champion(settings.mlflow, kind)
-    run = tracking.configure(settings.mlflow).get_run(champion.run_id)
-    spec = spec_from_run(run, kind)
+    champion, run, spec = load_champion(settings, kind)
     scored = (apply_model(champion.model, spec, holdout, ("person_id", "label", "baseline", "oracle"))
               .select("label", "baseline", "oracle", "p").cache())
     model = prop.evaluate(scored, "p")
@@ -143,8 +137,7 @@ def support_ranking(settings: Settings, current: DataFrame, truth: DataFrame) ->
         ``spearman`` of the scores and ``party_spearman`` of party registration
         alone (DEM 1, REP 0, others 0.5), over ``n`` active voters.
     """
-    champion = tracking.load_champion(settings.mlflow, "support")
-    spec = spec_from_run(tracking.configure(settings.mlflow).get_run(champion.run_id), "support")
+    champion, _, spec = load_champion(settings, "support")
     rows = current.join(truth, "state_voter_id", "inner").select(
         "*", training_sets.party_baseline().alias("party_p"))
     # A few numbers per voter: ranks are computed locally (Spark has no rank correlation).
@@ -166,8 +159,7 @@ def persuasion_quality(settings: Settings, rows: DataFrame) -> dict:
         ``model``, ``learner``, ``qini``, ``qini_low``, ``qini_high`` (from the run), ``oracle_qini``
         with its interval, ``experiment_rows``, ``observed_ate``, ``true_ate``.
     """
-    champion = tracking.load_champion(settings.mlflow, "persuasion")
-    run = tracking.configure(settings.mlflow).get_run(champion.run_id)
+    champion, run, _ = load_champion(settings, "persuasion")
     metrics = run.data.metrics
     local = rows.select("label", "t", "uplift").toPandas()
     y, t, u = (local[c].to_numpy() for c in ("label", "t", "uplift"))
@@ -201,13 +193,12 @@ def model_quality_against_truth(spark: SparkSession, settings: Settings, truth: 
     history = lake.read("silver.vote_history")
     contacts = lake.read("silver.contacts")
     truth = truth_by_voter_id(truth)
-    score_date = training_sets.feature_dates(features)[-1]
-    dates = set(training_sets.feature_dates(features))
-    generals = [g for g in feat.training_generals(feat.known_elections(history), score_date,
-                                                  settings.model.turnout_generals_per_level) if g.date in dates]
+    dates = training_sets.feature_dates(features)
+    score_date = dates[-1]
+    generals = training_sets.turnout_generals(dates, history, settings.model.turnout_generals_per_level)
     # State voter ids are unique per person in the features; the truth of a person's registrations agrees.
     turnout = (training_sets.turnout_training_set(features, history, generals)
-               .join(truth, "state_voter_id", "inner").select("*", _true_turnout(F.col("target_level")).alias("oracle")))
+               .join(truth, "state_voter_id", "inner").select("*", _true_turnout(F.col(feat.TARGET_LEVEL)).alias("oracle")))
     current = features.where((F.col("as_of_date") == F.lit(score_date)) & F.col("is_active"))
     arms = lake.read("silver.experiment_assignments").where(F.col("person_id").isNotNull()).select(
         "person_id", (F.col("arm") == "treatment").alias("treated")).dropDuplicates(["person_id"])

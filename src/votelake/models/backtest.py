@@ -91,15 +91,16 @@ def turnout_backtest(settings: Settings, persons: DataFrame, history: DataFrame,
     prepared = lifecycle.prepare(settings, prop.TURNOUT.without(SNAPSHOT_INPUTS),
                                  parts.fit.unionByName(parts.holdout), parts.calibration)
     test = turnout_training_set(features, history, [election]).cache()
+    baseline = prop.evaluate(test, "baseline")
     result: dict = {"election": election.date.isoformat(), "type": feat.general_level(election.date),
-                    "training_elections": [g.date.isoformat() for g in generals]}
+                    "training_elections": [g.date.isoformat() for g in generals],
+                    "n": int(baseline["n"]), "turnout": round(baseline["base_rate"], 4),
+                    "baseline_auc": round(baseline["auc"], 4), "baseline_ece": round(baseline["ece"], 4)}
     for learner in settings.model.learners:
         candidate = replace(prepared.spec, learner=learner)
         model, _ = lifecycle.fit_calibrated(settings, candidate, prepared)
-        scored = apply_model(model, candidate, test, ("label", "baseline")).cache()
-        quality, baseline = prop.evaluate(scored, "p"), prop.evaluate(scored, "baseline")
-        result.update(n=int(quality["n"]), turnout=round(quality["base_rate"], 4),
-                      baseline_auc=round(baseline["auc"], 4), baseline_ece=round(baseline["ece"], 4))
+        scored = apply_model(model, candidate, test, ("label",)).cache()
+        quality = prop.evaluate(scored, "p")
         result[learner] = {"auc": round(quality["auc"], 4), "ece": round(quality["ece"], 4),
                            "log_loss": round(quality["log_loss"], 4),
                            "mean_p": round(scored.agg(F.avg("p")).first()[0], 4)}

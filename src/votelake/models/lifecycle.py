@@ -30,9 +30,8 @@ from votelake.models import tracking
 from votelake.models.report import ReportData, write_report
 from votelake.models.scoring import apply_model, spec_from_run
 from votelake.transforms import features as feat
-from votelake.transforms.training_sets import (arm_weight, feature_dates, party_training_set,
-                                               persuasion_training_set, support_training_set,
-                                               turnout_training_set)
+from votelake.transforms.training_sets import (arm_weight, party_training_set, persuasion_training_set,
+                                               support_training_set, turnout_generals, turnout_training_set)
 
 SIGNATURE_ROWS = 5
 FAIRNESS_ATTRIBUTES = ("age_band", "gender", "race")
@@ -394,7 +393,7 @@ def _uplift_report(title: str, metrics: dict, params: dict, oof: tuple, model, s
     )
 
 
-def train_turnout(settings: Settings, features: DataFrame, history: DataFrame, score_date: dt.date,
+def train_turnout(settings: Settings, features: DataFrame, history: DataFrame, dates: list[dt.date],
                   feature_version: int) -> dict:
     """Turnout learnt from several past generals at their own levels, with features as of each.
 
@@ -402,16 +401,14 @@ def train_turnout(settings: Settings, features: DataFrame, history: DataFrame, s
         settings: the run configuration (``model.turnout_generals_per_level``).
         features: ``gold.voter_features`` (the build writes the training generals' dates).
         history: ``silver.vote_history``.
-        score_date: the scoring as-of date.
+        dates: the feature table's as-of dates, oldest first (the newest is the scoring date).
         feature_version: Delta version of ``gold.voter_features`` read.
 
     Returns:
         :func:`train_classifier`'s results, or ``skipped`` without a general
         election in the history (or without features as of any).
     """
-    dates = set(feature_dates(features))
-    generals = [g for g in feat.training_generals(feat.known_elections(history), score_date,
-                                                  settings.model.turnout_generals_per_level) if g.date in dates]
+    generals = turnout_generals(dates, history, settings.model.turnout_generals_per_level)
     if not generals:
         print("[votelake] train: no general election with features as of its date; turnout model skipped",
               flush=True)

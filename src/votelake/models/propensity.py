@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from votelake.config import ModelSettings
 from votelake.models import evaluation
+from votelake.transforms.features import TARGET_LEVEL
 
 DEMOGRAPHICS = ("age", "reg_tenure_years", "has_phone")
 VOTE_HISTORY = (
@@ -78,7 +79,7 @@ class ModelSpec:
 
 
 # The turnout model's election level: its calibration gives each level its own intercept.
-LEVEL = "target_level"
+LEVEL = TARGET_LEVEL
 # Participation by the level of past generals, and the voter's record at the
 # level of the election predicted (votelake.transforms.features.with_target_election).
 LEVEL_HISTORY = (
@@ -279,10 +280,9 @@ def calibrate(model: PipelineModel, calibration: DataFrame, method: str = "isoto
         stages = [IsotonicRegression(featuresCol="probability", featureIndex=1, labelCol="label",
                                      predictionCol=CALIBRATED).fit(scored)]
         # The isotonic probability on the logit scale, where a level's intercept is added.
-        margin = [SQLTransformer(statement=(
-            f"SELECT *, LOG(LEAST(GREATEST({CALIBRATED}, {CALIBRATED_FLOOR}), {1 - CALIBRATED_FLOOR}) / "
-            f"(1 - LEAST(GREATEST({CALIBRATED}, {CALIBRATED_FLOOR}), {1 - CALIBRATED_FLOOR}))) AS {MARGIN}_value "
-            "FROM __THIS__")), VectorAssembler(inputCols=[f"{MARGIN}_value"], outputCol=MARGIN)]
+        q = f"LEAST(GREATEST({CALIBRATED}, {CALIBRATED_FLOOR}), {1 - CALIBRATED_FLOOR})"
+        margin = [SQLTransformer(statement=f"SELECT *, LOG({q} / (1 - {q})) AS {MARGIN}_value FROM __THIS__"),
+                  VectorAssembler(inputCols=[f"{MARGIN}_value"], outputCol=MARGIN)]
         if offsets is None:
             return PipelineModel(stages=[*model.stages, *stages])
     else:

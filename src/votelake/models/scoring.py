@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from mlflow.entities import Run
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -91,17 +92,27 @@ def load_champions(settings: Settings) -> tuple[dict[str, tracking.ChampionModel
         RuntimeError: no model of any type has a champion.
     """
     models: dict[str, tracking.ChampionModel] = {}
+    specs: dict[str, prop.ModelSpec] = {}
     missing = {}
     for kind in prop.SPECS:
         try:
-            models[kind] = tracking.load_champion(settings.mlflow, kind)
+            models[kind], _, specs[kind] = load_champion(settings, kind)
         except RuntimeError as exc:
             missing[kind] = str(exc)
     if not models:
         raise RuntimeError("no champion model to score with: " + "; ".join(missing.values()))
-    client = tracking.configure(settings.mlflow)
-    specs = {kind: spec_from_run(client.get_run(m.run_id), kind) for kind, m in models.items()}
     return models, specs, missing
+
+
+def load_champion(settings: Settings, kind: str) -> tuple[tracking.ChampionModel, Run, prop.ModelSpec]:
+    """One model type's champion, the MLflow run that trained it, and the input spec it was fitted with.
+
+    Raises:
+        RuntimeError: the model type has no champion.
+    """
+    champion = tracking.load_champion(settings.mlflow, kind)
+    run = tracking.configure(settings.mlflow).get_run(champion.run_id)
+    return champion, run, spec_from_run(run, kind)
 
 
 def target_of(settings: Settings, as_of: dt.date) -> feat.Target:

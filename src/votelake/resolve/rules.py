@@ -61,30 +61,6 @@ def rule_groups(registrations: DataFrame, rules: tuple[tuple[str, ...], ...] = D
     return reduce(DataFrame.unionByName, parts).distinct()
 
 
-def connected_components(memberships: DataFrame, keys: DataFrame) -> DataFrame:
-    """Label every key with the smallest key connected to it through shared groups.
-
-    The alternating large-star / small-star algorithm (Kiveris et al., 2014)
-    over the groups that link two or more keys: each round rewires the key
-    graph towards each component's smallest key until every component is a
-    star around it. Rounds grow with the logarithm of a component's diameter;
-    label propagation needs one round per link of the longest chain.
-
-    Args:
-        memberships: ``registration_key, group`` (distinct rows).
-        keys: every ``registration_key`` (keys in no linking group are their own cluster).
-
-    Returns:
-        ``registration_key, cluster_id``.
-    """
-    linked = _linking(memberships)
-    centres = linked.groupBy("group").agg(F.min("registration_key").alias("dst"))
-    # Edges run from the larger key to the smaller; each group starts as a star on its smallest key.
-    edges = (linked.join(centres, on="group", how="inner").where(F.col("registration_key") != F.col("dst"))
-             .select(F.col("registration_key").alias("src"), "dst").distinct())
-    return components(edges, keys)
-
-
 def _linking(memberships: DataFrame) -> DataFrame:
     """The memberships of groups with two or more keys."""
     # Most groups are one registration's own values and link nothing: dropping
@@ -134,9 +110,15 @@ def _disagree(a: Column, b: Column, field: str) -> Column:
 def components(edges: DataFrame, keys: DataFrame) -> DataFrame:
     """Label every key with the smallest key connected to it by ``edges`` (``src > dst``).
 
+    The alternating large-star / small-star algorithm (Kiveris et al., 2014):
+    each round rewires the key graph towards each component's smallest key
+    until every component is a star around it. Rounds grow with the logarithm
+    of a component's diameter; label propagation needs one round per link of
+    the longest chain.
+
     Args:
         edges: ``src, dst`` links between keys.
-        keys: every ``registration_key``.
+        keys: every ``registration_key`` (keys on no edge are their own cluster).
 
     Returns:
         ``registration_key, cluster_id``.

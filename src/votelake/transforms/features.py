@@ -74,6 +74,10 @@ def november_generals(elections: list[Election], as_of: dt.date, level: str | No
             and (level is None or general_level(e.date) == level)]
 
 
+# The column of a turnout example that names its election's level.
+TARGET_LEVEL = "target_level"
+
+
 @dataclass(frozen=True)
 class Target:
     """The general election a turnout score predicts: its date and level (:data:`GENERAL_LEVELS`)."""
@@ -125,7 +129,7 @@ def with_target_election(features: DataFrame, target: Target) -> DataFrame:
         target.level, "voted_last_general")
     return features.select(
         "*",
-        F.lit(target.level).alias("target_level"),
+        F.lit(target.level).alias(TARGET_LEVEL),
         F.col(f"{target.level}_rate").alias("same_level_rate"),
         F.col(last).alias("voted_last_same_level"),
     )

@@ -21,6 +21,21 @@ def feature_dates(features: DataFrame) -> list[dt.date]:
     return sorted(r[0] for r in features.select("as_of_date").distinct().collect())
 
 
+def turnout_generals(dates: list[dt.date], history: DataFrame, per_level: int) -> list[feat.Election]:
+    """The generals turnout learns from that the feature table holds as of their own date.
+
+    Args:
+        dates: the feature table's as-of dates, oldest first (:func:`feature_dates`); the newest is the scoring date.
+        history: ``silver.vote_history``.
+        per_level: ``model.turnout_generals_per_level``.
+
+    Returns:
+        :func:`votelake.transforms.features.training_generals` before the scoring date, with features.
+    """
+    present = set(dates)
+    return [g for g in feat.training_generals(feat.known_elections(history), dates[-1], per_level) if g.date in present]
+
+
 def election_electorate(features: DataFrame, election_date: dt.date) -> DataFrame:
     """The voters of an election: feature rows as of its date of voters 18 or older (or of unknown age).
 
