@@ -30,7 +30,8 @@ from votelake.jobs import build, ingest, score, synth, train
 from votelake.jobs.common import run_jobs, session_for
 from votelake.lakehouse import Lakehouse
 from votelake.models import propensity as prop
-from votelake.models.against_truth import model_quality_against_truth, truth_by_voter_id
+from votelake.models.against_truth import active_ids_scored, model_quality_against_truth, truth_by_voter_id
+from votelake.resolve.evaluate import resolution_against_truth
 from votelake.synth.generate import read_truth
 from votelake.transforms.training_sets import feature_dates, support_training_set
 
@@ -52,7 +53,8 @@ def settings_for(voters: int, root: Path, overrides: list[str]):
     """Settings of a synthetic state kept entirely under ``root``."""
     return load_settings(None, [
         f"synth.voters={voters}", f"synth.out={root / 'synth'}", f"landing={root / 'synth' / 'landing'}",
-        f"storage.lakehouse={root / 'lakehouse'}", f"quality.results_dir={root / 'quality'}",
+        f"storage.lakehouse={root / 'lakehouse'}", f"storage.metastore={root / 'metastore'}",
+        f"quality.results_dir={root / 'quality'}",
         f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}", f"mlflow.artifact_root={root / 'mlartifacts'}",
         *overrides,
     ])
@@ -120,12 +122,35 @@ def markdown(result: dict) -> str:
               f"{p['qini_high']:.5f}) | {p['oracle_qini']:.5f} ({p['oracle_qini_low']:.5f}, "
               f"{p['oracle_qini_high']:.5f}) | {p['observed_ate']:.4f} | {p['true_ate']:.4f} |",
               "", "Job wall times (s): " + ", ".join(f"{k} {v}" for k, v in result["job_seconds"].items())]
+    i = quality.get("identity")
+    if i:
+        d, scored = i["resolution"]["dedupe"], i["scored"]
+        lines += ["", f"Identity: duplicate registrations precision {d['precision']:.4f}, recall {d['recall']:.4f} "
+                  f"({i['method']}); active voter ids scored {scored['scored']:,} of {scored['active_ids']:,} "
+                  f"({scored['share']:.4%}); score rows answering for several ids {scored['multi_id_rows']:,}."]
+    for t in quality["turnout"].get("targets", []):
+        lines.append(f"Turnout for the {t['type']} general of {t['date']}: mean {t['mean_p']:.4f} against the true "
+                     f"{t['mean_true']:.4f}, ECE against the true probabilities {t['ece']:.4f}.")
+    r = quality["support"].get("ranking")
+    if r:
+        lines.append(f"Support Spearman against the true probability {r['spearman']:.4f}, party registration "
+                     f"alone {r['party_spearman']:.4f} ({r['n']:,} active voters).")
     c = quality.get("support_ceiling")
     if c:
         lines += ["", f"Support ceiling without protected attributes (true mean support by {', '.join(c['groups'])}; "
                   f"{c['n']:,} voters with IDs): AUC {c['auc']:.4f}, baseline {c['baseline_auc']:.4f}, oracle "
                   f"{c['oracle_auc']:.4f}, gap closed {c['gap_closed']:.2f}."]
     return "\n".join(lines) + "\n"
+
+
+def identity(spark, settings) -> dict:
+    """Resolution against the truth and the share of active voter ids the published scores answer for."""
+    lake = Lakehouse.open(spark, settings)
+    truth = read_truth(spark, settings.synth.out)
+    resolution = resolution_against_truth(lake.read("silver.person_ids"), lake.read("silver.contacts"),
+                                          lake.read("silver.digital_events"), truth, settings.state)
+    return {"method": settings.resolve.method, "resolution": resolution.as_dict(),
+            "scored": active_ids_scored(lake.read("gold.voter_scores"), truth["registrations"])}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -145,6 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
     truth = read_truth(spark, settings.synth.out)["registrations"]
     quality = model_quality_against_truth(spark, settings, truth)
     quality["support_ceiling"] = support_ceiling(spark, settings, truth)
+    if Lakehouse.open(spark, settings).version("gold.voter_scores") is not None:
+        quality["identity"] = identity(spark, settings)
     result = {
         "voters": args.voters, "machine": machine(),
         "command": "python -m bench.model_quality " + " ".join(argv or sys.argv[1:]),

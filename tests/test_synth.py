@@ -13,6 +13,7 @@ from pyspark.testing import assertDataFrameEqual
 from votelake.config import CONF_DIR, SynthSettings
 from votelake.layouts import load_layout
 from votelake.synth import SNAPSHOT_DATE, build_frames, campaign, generate
+from votelake.synth.census_names import SLOTS_PER_PERCENT, census_table
 from votelake.synth.generate import read_truth
 
 LAYOUTS = CONF_DIR / "layouts"
@@ -264,3 +265,34 @@ def test_truth_persons(spark, synth):
     assertDataFrameEqual(persons, regs.select(*persons.columns))
     truth = read_truth(spark, report.paths["truth_persons"].parents[1])
     assert set(truth) == {"registrations", "persons", "contacts", "digital"}
+
+
+def _same_value_share(frame, column: str) -> float:
+    """The chance that two rows drawn at random share ``column`` (Σ n_i(n_i - 1) / N(N - 1))."""
+    counts = frame.groupBy(column).count()
+    pairs = counts.agg(F.sum(F.col("count") * (F.col("count") - 1)).alias("same"), F.sum("count").alias("n")).first()
+    return pairs["same"] / (pairs["n"] * (pairs["n"] - 1))
+
+
+def test_names_collide_as_often_as_in_the_census(spark, synth):
+    """Two strangers share a surname about as often as two Americans do (1990 census: 0.07%).
+
+    The census tables give that chance as Σ share²; the former short lists made
+    a shared surname about eight times as common.
+    """
+    _, report = synth
+    truth = spark.read.parquet(str(report.paths["truth_registrations"])).where(F.col("row_kind") == "current")
+    voter = _tsv(spark, report.paths["ncvoter"]).join(truth.select("ncid"), "ncid", how="inner").select(
+        F.upper(F.trim("last_name")).alias("last_name"), F.upper(F.trim("first_name")).alias("first_name"),
+        F.col("gender_code").alias("gender"))
+    census_last = sum((share / 100) ** 2 for share in _census_shares("last"))
+    assert 0.6 * census_last <= _same_value_share(voter, "last_name") <= 1.8 * census_last
+    female = voter.where(F.col("gender") == "F")
+    shares = _census_shares("female")
+    census_female = sum(s * s for s in shares) / sum(shares) ** 2
+    assert 0.6 * census_female <= _same_value_share(female, "first_name") <= 1.6 * census_female
+
+
+def _census_shares(kind: str) -> list[float]:
+    """The percent shares of the names a census table lists at 0.001 % or more."""
+    return [slots / SLOTS_PER_PERCENT for _, slots in census_table(kind) if slots]

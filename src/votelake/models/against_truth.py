@@ -40,6 +40,35 @@ def truth_by_voter_id(truth: DataFrame) -> DataFrame:
             .dropDuplicates(["state_voter_id"]))
 
 
+# The generator's NC status codes that the canonical model reads as active
+# (votelake.canonical.ACTIVE_STATUSES): A(CTIVE) and S (TEMPORARY).
+TRUE_ACTIVE_CODES = ("A", "S")
+
+
+def active_ids_scored(scores: DataFrame, truth: DataFrame) -> dict:
+    """The share of the truth's active registrations whose voter id a score row answers for.
+
+    A person merged from several registrations answers for each of its ids
+    (``gold.voter_scores.state_voter_ids``); a registration absorbed into a
+    stranger would be missing here.
+
+    Args:
+        scores: ``gold.voter_scores``.
+        truth: the generator's ``registrations`` truth (``ncid``, ``status_cd``).
+
+    Returns:
+        ``active_ids``, ``scored``, ``share``; ``multi_id_rows``: score rows answering for several ids.
+    """
+    active = truth.where(F.col("status_cd").isin(*TRUE_ACTIVE_CODES)).select(
+        F.col("ncid").alias("state_voter_id")).distinct()
+    answered = scores.select(F.explode("state_voter_ids").alias("state_voter_id")).distinct()
+    counts = active.join(answered.select("state_voter_id", F.lit(True).alias("_scored")), "state_voter_id",
+                         how="left").agg(F.count("*").alias("n"), F.count("_scored").alias("scored")).first()
+    multi = scores.where(F.size("state_voter_ids") > 1).count()
+    return {"active_ids": int(counts["n"]), "scored": int(counts["scored"]),
+            "share": counts["scored"] / counts["n"] if counts["n"] else None, "multi_id_rows": int(multi)}
+
+
 def _true_turnout(level: Column) -> Column:
     """The generator's turnout probability at an election's level: its generals alternate, a
     presidential year at ``p_presidential``, the others (the next general, a midterm) at ``p_turnout``.

@@ -15,6 +15,7 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from votelake.synth import census_names
 from votelake.synth import reference as R
 from votelake.synth.mess import phone_format, typo, vary_case, vary_space
 from votelake.synth.rand import categorical, literal_map, normal, pick, sigmoid, uniform
@@ -128,20 +129,36 @@ def persons(base: DataFrame, counties: DataFrame, buckets: DataFrame, seed: int)
     party = (F.when(u_p < dem, "DEM").when(u_p < dem + rep, "REP")
              .when(u_p < dem + rep + 0.006, "LIB").when(u_p < dem + rep + 0.007, "GRE")
              .when(u_p < dem + rep + 0.008, "CST").otherwise("UNA"))
-    u_first = U("first")
-    fem = pick(u_first, R.FEMALE_FIRST, 1.6)
-    mal = pick(u_first, R.MALE_FIRST, 1.6)
+    # Given names (and half the middle names) and surnames at the census
+    # frequencies: each draw is a slot, looked up in broadcast slot tables.
     is_f = (F.col("gender") == "F") | ((F.col("gender") == "U") & (U("u_gender_name") < 0.5))
+    n_female = len(census_names.slotted("female"))
+
+    def given_slot(u: Column) -> Column:
+        return F.when(is_f, census_names.draw(u, "female")).otherwise(census_names.draw(u, "male", n_female))
+
+    df = df.select("*", is_f.alias("_is_f"), given_slot(U("first")).alias("_first_slot"),
+                   given_slot(U("mid_b")).alias("_mid_slot"), census_names.draw(U("last"), "last").alias("_last_slot"))
+    spark = base.sparkSession
+    given = F.broadcast(census_names.slot_table(spark, "female").unionByName(
+        census_names.slot_table(spark, "male", n_female)))
+    surnames = F.broadcast(census_names.slot_table(spark, "last"))
+    df = (df.join(given.select(F.col("slot").alias("_first_slot"), F.col("name").alias("_first")),
+                  "_first_slot", how="left")
+          .join(given.select(F.col("slot").alias("_mid_slot"), F.col("name").alias("_mid_given")),
+                "_mid_slot", how="left")
+          .join(surnames.select(F.col("slot").alias("_last_slot"), F.col("name").alias("_last")),
+                "_last_slot", how="left"))
+    is_f = F.col("_is_f")
     u_mid = U("middle")
     middle = (F.when(u_mid < 0.12, F.lit(""))
               .when(u_mid < 0.56, F.when(is_f, pick(U("mid_a"), R.FEMALE_MIDDLE))
                     .otherwise(pick(U("mid_a"), R.MALE_MIDDLE)))
-              .otherwise(F.when(is_f, pick(U("mid_b"), R.FEMALE_FIRST, 1.3))
-                         .otherwise(pick(U("mid_b"), R.MALE_FIRST, 1.3))))
+              .otherwise(F.col("_mid_given")))
     u_last = U("last_src")
     last = (F.when((F.col("race") == "A") & (u_last < 0.6), pick(U("last"), R.ASIAN_SURNAMES, 1.3))
             .when((F.col("ethnic") == "HL") & (u_last < 0.7), pick(U("last"), R.HISPANIC_SURNAMES, 1.3))
-            .otherwise(pick(U("last"), R.SURNAMES, 1.5)))
+            .otherwise(F.col("_last")))
     u_sfx = U("suffix")
     suffix = F.when(F.col("gender") == "M",
                     F.when(u_sfx < 0.03, "JR").when(u_sfx < 0.036, "III")
@@ -154,10 +171,10 @@ def persons(base: DataFrame, counties: DataFrame, buckets: DataFrame, seed: int)
     span = F.datediff(F.date_sub(snap, 1), start)
     first_reg = F.date_add(start, F.floor(F.pow(U("reg"), F.lit(0.6)) * span).cast("int"))
     df = df.select(
-        "*", party.alias("party"), F.when(is_f, fem).otherwise(mal).alias("first_name"),
+        "*", party.alias("party"), F.col("_first").alias("first_name"),
         middle.alias("middle_name"), last.alias("last_name"), suffix.alias("suffix"),
         first_reg.alias("first_reg"),
-    )
+    ).drop("_is_f", "_first_slot", "_mid_slot", "_last_slot", "_first", "_mid_given", "_last")
 
     # Stage 3: status, moves, duplicates.
     tenure_days = F.datediff(snap, F.col("first_reg"))
