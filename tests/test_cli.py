@@ -47,8 +47,10 @@ def _write_config(root: Path, landing: Path) -> Path:
         "synth": {"partitions": 2, "experiment_share": 0.5},  # enough follow-up IDs for the uplift model
         "landing": str(landing),
         "universes": {"exports": str(root / "exports")},
-        # Calibration to precinct results is tested in test_e2e.py; off here to keep the run short.
+        # Calibration to precinct results and the default (Splink) resolver are
+        # tested in test_e2e.py; here they would only lengthen a run about exit codes.
         "calibration": {"results": None},
+        "resolve": {"method": "rules"},
         "model": {"gbt_max_iter": 5, "gbt_max_depths": [3], "reg_params": [0.01], "tuning": "none",
                   "bootstrap": 50, "uplift_folds": 2, "uplift_learners": ["two_stage"]},
     }

@@ -102,6 +102,15 @@ def test_snapshot_date_comes_from_the_name_then_the_config_then_the_data(spark, 
         [(dt.date.fromisoformat(expected),)], T.StructType([T.StructField("_snapshot_date", T.DateType())])))
 
 
+def test_undated_files_delivered_together_are_one_snapshot(spark, tmp_path):
+    # Two slices of one statewide file (by county or ZIP), the second's newest registration older.
+    settings = _setup(tmp_path, {"part_1.txt": _lines(GOOD_ROWS[1]), "part_2.txt": _lines(GOOD_ROWS[0])})
+    ingest.run(spark, settings)
+    dates = Lakehouse.open(spark, settings).read("bronze.t_voters").groupBy("_snapshot_date").count()
+    assertDataFrameEqual(dates, spark.createDataFrame(
+        [(dt.date(2012, 3, 4), 2)], "_snapshot_date date, count bigint"))
+
+
 def test_a_file_nothing_dates_fails_before_anything_is_written(spark, tmp_path):
     undated = ["AA1\tSMITH\tJO\tA\tDEM\t\t1970"]
     settings = _setup(tmp_path, {"voters.txt": _lines(*undated)})

@@ -87,11 +87,13 @@ def test_oh_2021_per_election_columns_become_vote_history(spark, oh):
     _reconciles(report["oh_swvf"])
     assert (report["oh_swvf"]["read"], report["oh_swvf"]["quarantined"]) == (44_696, 0)
     assert len(report["oh_swvf"]["files"]) == 8
+    # The eight undated ZIP slices are one snapshot, dated by the newest registration any of them holds.
+    bronze = Lakehouse.open(spark, settings).read("bronze.oh_swvf")
+    assert bronze.select("_snapshot_date").distinct().count() == 1
     history = canonical_sources(Lakehouse.open(spark, settings), settings)["vote_history"]
     general_2020 = history.where((F.col("election_date") == "2020-11-03") & (F.col("election_type") == "GENERAL"))
     assert general_2020.select("state_voter_id").distinct().count() == 30_141
     # One election per column that has at least one vote in these ZIP codes (64 columns in all).
-    bronze = Lakehouse.open(spark, settings).read("bronze.oh_swvf")
     columns_with_votes = bronze.select(F.explode(F.map_keys("vote_history"))).distinct().count()
     elections = history.select("election_date", "election_type").distinct().count()
     assert elections == columns_with_votes <= 64

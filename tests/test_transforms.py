@@ -197,6 +197,24 @@ def test_features_use_only_events_before_as_of(spark):
     assertDataFrameEqual(out, expected)
 
 
+def test_a_registration_dated_after_a_vote_counts_from_that_vote(spark):
+    # Re-registered in 2022 after a move, with votes in 2016 and 2020 under the same id.
+    voters = spark.createDataFrame(
+        [("NC:4", "4", ["4"], "NC", 92, "01", "2", "14", "33", True, "F", "WHITE", "NOT_HISPANIC", "DEM", 1960,
+          dt.date(2022, 5, 1), None)], VOTERS_SCHEMA)
+    history = spark.createDataFrame(
+        [("NC:4", G16, "GENERAL", "IN_PERSON", None), ("NC:4", G20, "GENERAL", "MAIL", None)], HISTORY_SCHEMA)
+    contacts = spark.createDataFrame([], CONTACTS_SCHEMA)
+    digital = spark.createDataFrame([], DIGITAL_SCHEMA)
+    out = feat.voter_features(voters, history, contacts, digital, G24, ELECTIONS).select(
+        "person_id", "generals_eligible", "generals_voted", "general_rate")
+    assertDataFrameEqual(out, spark.createDataFrame(
+        [("NC:4", 2, 2, 1.0)], "person_id string, generals_eligible int, generals_voted int, general_rate double"))
+    # As of 2020 only the 2016 vote is known: in the 2020 electorate, eligible for one general.
+    in_2020 = feat.voter_features(voters, history, contacts, digital, G20, ELECTIONS)
+    assert [(r["generals_eligible"], r["generals_voted"]) for r in in_2020.collect()] == [(1, 1)]
+
+
 def test_no_event_after_cutoff_leaks(spark):
     """Adding events on or after the as-of date must not change any feature."""
     voters, history, contacts, digital = _feature_inputs(spark)

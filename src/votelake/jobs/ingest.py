@@ -111,11 +111,15 @@ def _snapshot(parsed: DataFrame, delivery: Delivery, loaded_at: dt.datetime) -> 
         return snapshot_date(src.snapshot_date_pattern, None)
     # A few rows, one per file: the latest dated record of each.
     dates = {r[SOURCE_FILE]: r["_as_of"] for r in latest_as_of(parsed, delivery.layout, loaded_at).collect()}
-    undated = sorted(f.rsplit("/", 1)[-1] for f, d in dates.items() if d is None)
-    if undated:
+    known = [d for d in dates.values() if d is not None]
+    if not known:
+        undated = sorted(f.rsplit("/", 1)[-1] for f in dates)
         raise LayoutError(f"source {src.name}: cannot date {undated}: no date in the file name "
                           "(snapshot_date_pattern), no snapshot_date in the config, and no dated rows")
-    return snapshot_date(src.snapshot_date_pattern, None, dates)
+    # Undated files delivered together are slices of one snapshot (Ohio ships its
+    # statewide file in county or ZIP parts): dated per file, the smaller slices
+    # would look older and their voters removed by the newest one.
+    return snapshot_date(src.snapshot_date_pattern, None, {f: max(known) for f in dates})
 
 
 def _already_loaded(lake: Lakehouse, table: str, fp: str) -> bool:

@@ -306,9 +306,14 @@ def voter_features(
     generals = elections_before(elections, as_of, "GENERAL")
     primaries = elections_before(elections, as_of, "PRIMARY")
     municipals = elections_before(elections, as_of, "MUNICIPAL")
-    # A person registered several times (moved, duplicate) counts from their first registration.
-    voters = voters.select(*[c for c in voters.columns if c not in ("registration_date", "first_registered")],
-                           F.col("first_registered").alias("registration_date"))
+    # A person registered several times (moved, duplicate) counts from their first
+    # registration, and a registration dated after a vote is a re-registration
+    # (Ohio's file dates a voter's latest move): registered by that vote's deadline at least.
+    first_vote = (history.where(F.col("election_date") < F.lit(as_of)).groupBy("person_id")
+                  .agg(F.date_sub(F.min("election_date"), REGISTRATION_DEADLINE_DAYS).alias("_first_vote")))
+    voters = voters.join(first_vote, on="person_id", how="left").select(
+        *[c for c in voters.columns if c not in ("registration_date", "first_registered")],
+        F.least("first_registered", "_first_vote").alias("registration_date"))
     registered_before = F.coalesce(F.col("registration_date") < F.lit(as_of), F.lit(True))
     base = voters.where(registered_before).select(
         "person_id",
