@@ -143,10 +143,8 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def identity(spark, settings) -> dict:
+def identity(lake: Lakehouse, settings, truth: dict) -> dict:
     """Resolution against the truth and the share of active voter ids the published scores answer for."""
-    lake = Lakehouse.open(spark, settings)
-    truth = read_truth(spark, settings.synth.out)
     resolution = resolution_against_truth(lake.read("silver.person_ids"), lake.read("silver.contacts"),
                                           lake.read("silver.digital_events"), truth, settings.state)
     return {"method": settings.resolve.method, "resolution": resolution.as_dict(),
@@ -167,11 +165,13 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     summaries = run_jobs(settings, [(n, JOBS[n]) for n in names]) if names else {}
     spark = session_for(settings)
-    truth = read_truth(spark, settings.synth.out)["registrations"]
+    truths = read_truth(spark, settings.synth.out)
+    truth = truths["registrations"]
     quality = model_quality_against_truth(spark, settings, truth)
     quality["support_ceiling"] = support_ceiling(spark, settings, truth)
-    if Lakehouse.open(spark, settings).version("gold.voter_scores") is not None:
-        quality["identity"] = identity(spark, settings)
+    lake = Lakehouse.open(spark, settings)
+    if lake.version("gold.voter_scores") is not None:
+        quality["identity"] = identity(lake, settings, truths)
     result = {
         "voters": args.voters, "machine": machine(),
         "command": "python -m bench.model_quality " + " ".join(argv or sys.argv[1:]),

@@ -119,7 +119,7 @@ def _snapshot(parsed: DataFrame, delivery: Delivery, loaded_at: dt.datetime) -> 
     # Undated files delivered together are slices of one snapshot (Ohio ships its
     # statewide file in county or ZIP parts): dated per file, the smaller slices
     # would look older and their voters removed by the newest one.
-    return snapshot_date(src.snapshot_date_pattern, None, {f: max(known) for f in dates})
+    return snapshot_date(src.snapshot_date_pattern, max(known))
 
 
 def _already_loaded(lake: Lakehouse, table: str, fp: str) -> bool:

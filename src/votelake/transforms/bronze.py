@@ -9,7 +9,6 @@ per-row defects decide bronze or quarantine, and the load columns are added.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Mapping
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -52,25 +51,22 @@ def with_line_numbers(parsed: DataFrame, header: bool) -> DataFrame:
     return out.where(F.col(LINE) > 1) if header else out
 
 
-def snapshot_date(pattern: str | None, configured: dt.date | None,
-                  data_dates: Mapping[str, dt.date] | None = None) -> Column:
-    """The snapshot date of each row: its file name's, else the configured one, else its file's data date.
+def snapshot_date(pattern: str | None, fallback: dt.date | None) -> Column:
+    """The snapshot date of each row: its file name's, else the fallback.
 
     Never the clock: a file loaded a year after it was cut is still that day's snapshot.
 
     Args:
         pattern: a regex whose first group is a ``yyyyMMdd`` date in the file path.
-        configured: the source's ``snapshot_date`` from the config.
-        data_dates: per ``_source_file``, the latest date its rows carry (:func:`latest_as_of`).
+        fallback: the source's ``snapshot_date`` from the config, else the
+            latest date the delivery's rows carry (:func:`latest_as_of`).
 
     Returns:
-        A DateType Column (null only where none of the three gives a date).
+        A DateType Column (null only where neither gives a date).
     """
     named = (F.try_to_date(F.regexp_extract(F.col(SOURCE_FILE), pattern, 1), "yyyyMMdd") if pattern
              else F.lit(None).cast("date"))
-    by_data = (F.element_at(F.create_map(*[F.lit(x) for kv in data_dates.items() for x in kv]), F.col(SOURCE_FILE))
-               if data_dates else F.lit(None).cast("date"))
-    return F.coalesce(named, F.lit(configured).cast("date"), by_data)
+    return F.coalesce(named, F.lit(fallback).cast("date"))
 
 
 def latest_as_of(parsed: DataFrame, layout: Layout, loaded_at: dt.datetime) -> DataFrame:
