@@ -212,6 +212,7 @@ def history_aggregates(history: DataFrame, as_of: dt.date, elections: list[Elect
             F.max(on_date(last_of_level["midterm"]).cast("int")).alias("voted_last_midterm"),
             F.max(on_date(last_primary_date).cast("int")).alias("voted_last_primary"),
             F.max("election_date").alias("last_vote_date"),
+            F.min("election_date").alias("first_vote_date"),
             F.avg(F.col("voting_method").isin(*EARLY_OR_MAIL_METHODS).cast("double")).alias("early_or_mail_share"),
             F.sum(is_primary_ballot("DEM").cast("int")).alias("dem_ballots"),
             F.sum(is_primary_ballot("REP").cast("int")).alias("rep_ballots"),
@@ -309,11 +310,13 @@ def voter_features(
     # A person registered several times (moved, duplicate) counts from their first
     # registration, and a registration dated after a vote is a re-registration
     # (Ohio's file dates a voter's latest move): registered by that vote's deadline at least.
-    first_vote = (history.where(F.col("election_date") < F.lit(as_of)).groupBy("person_id")
-                  .agg(F.date_sub(F.min("election_date"), REGISTRATION_DEADLINE_DAYS).alias("_first_vote")))
-    voters = voters.join(first_vote, on="person_id", how="left").select(
-        *[c for c in voters.columns if c not in ("registration_date", "first_registered")],
-        F.least("first_registered", "_first_vote").alias("registration_date"))
+    # One pass over the history gives the first vote and every other aggregate.
+    votes = history_aggregates(history, as_of, elections)
+    vote_columns = [c for c in votes.columns if c not in ("person_id", "first_vote_date")]
+    voters = voters.join(votes, on="person_id", how="left").select(
+        *[c for c in voters.columns if c not in ("registration_date", "first_registered")], *vote_columns,
+        F.least("first_registered", F.date_sub("first_vote_date", REGISTRATION_DEADLINE_DAYS))
+        .alias("registration_date"))
     registered_before = F.coalesce(F.col("registration_date") < F.lit(as_of), F.lit(True))
     base = voters.where(registered_before).select(
         "person_id",
@@ -333,6 +336,7 @@ def voter_features(
         "birth_year",
         "registration_date",
         F.col("phone").isNotNull().cast("int").alias("has_phone"),
+        *vote_columns,
         _count_eligible(generals).alias("generals_eligible"),
         _count_eligible(primaries).alias("primaries_eligible"),
         _count_eligible(municipals).alias("municipals_eligible"),
@@ -340,8 +344,7 @@ def voter_features(
           for level in GENERAL_LEVELS],
     )
     joined = (
-        base.join(history_aggregates(history, as_of, elections), on="person_id", how="left")
-        .join(contact_aggregates(contacts, as_of), on="person_id", how="left")
+        base.join(contact_aggregates(contacts, as_of), on="person_id", how="left")
         .join(digital_aggregates(digital, as_of), on="person_id", how="left")
         .join(precinct_party_shares(base), on="person_id", how="left")
         .fillna(
