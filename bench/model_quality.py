@@ -133,8 +133,10 @@ def markdown(result: dict) -> str:
                      f"{t['mean_true']:.4f}, ECE against the true probabilities {t['ece']:.4f}.")
     r = quality["support"].get("ranking")
     if r:
-        lines.append(f"Support Spearman against the true probability {r['spearman']:.4f}, party registration "
-                     f"alone {r['party_spearman']:.4f} ({r['n']:,} active voters).")
+        published = r.get("published_spearman")
+        lines.append(f"Support Spearman against the true probability: published score "
+                     f"{'n/a' if published is None else f'{published:.4f}'}, model alone {r['model_spearman']:.4f}, "
+                     f"party registration alone {r['party_spearman']:.4f} ({r['n']:,} active voters).")
     c = quality.get("support_ceiling")
     if c:
         lines += ["", f"Support ceiling without protected attributes (true mean support by {', '.join(c['groups'])}; "

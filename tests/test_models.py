@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame
@@ -13,6 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from conftest import synthetic_state_settings
+from votelake.models import backtest
 from votelake.models import evaluation as ev
 from votelake.models import lifecycle
 from votelake.models import propensity as prop
@@ -198,6 +200,57 @@ def test_uplift_is_not_fooled_by_arm_imbalance_among_decided_voters(spark, setti
     assert found["low"] > 0
     assert found["qini"] > 0.8 * found["oracle"]
     assert found["r"] > 0.8
+
+
+def _rank_auc(label: np.ndarray, score: np.ndarray) -> float:
+    ranks = pd.Series(score).rank().to_numpy()
+    positives = label.sum()
+    return (ranks[label == 1].sum() - positives * (positives + 1) / 2) / (positives * (len(label) - positives))
+
+
+@pytest.mark.parametrize("metric", ["auc", "log_loss"])
+def test_paired_standard_error_agrees_with_the_bootstrap(metric):
+    """The gate's closed-form standard error of a difference between two models on the same rows."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    z = rng.normal(size=n)
+    label = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
+    a = 1 / (1 + np.exp(-(z + rng.normal(scale=0.5, size=n))))
+    b = 1 / (1 + np.exp(-(z + rng.normal(scale=0.8, size=n))))
+
+    def value(y, p):
+        if metric == "auc":
+            return _rank_auc(y, p)
+        return -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+    draws = [value(label[i], a[i]) - value(label[i], b[i]) for i in (rng.integers(0, n, n) for _ in range(400))]
+    se = ev.paired_difference_se(metric, label, a, b)
+    assert se == pytest.approx(np.std(draws), rel=0.15)
+    assert ev.paired_difference_se(metric, label, a, a) == 0
+
+
+def test_gate_promotes_only_a_gain_beyond_the_noise_of_the_held_out_rows(spark, tmp_path):
+    """A challenger replaces the champion only when its gain exceeds ``model.gate_min_se`` standard errors."""
+    voters = simulated_voters(spark)
+    strict = synthetic_state_settings(tmp_path, 100, "model.learners=[lr]", "model.tuning=none",
+                                      "model.gate_min_se=1000")
+    champion = lifecycle.train_classifier(strict, WORSE, voters, 0, {"label": "simulated"})["lr"]
+    better = lifecycle.train_classifier(strict, GOOD, voters, 0, {"label": "simulated"})["lr"]
+    assert better["test_auc"] > champion["test_auc"] + 0.2
+    assert not better["promoted"], better["reason"]
+    assert 0 < better["standard_error"] < 0.05
+    assert "1000 × its standard error" in better["reason"]
+    usual = strict.model_copy(update={"model": strict.model.model_copy(update={"gate_min_se": 1.0})})
+    assert lifecycle.train_classifier(usual, GOOD, voters, 0, {"label": "simulated"})["lr"]["promoted"]
+
+
+def test_backtest_separates_the_turnout_level_from_the_shape(spark):
+    """Scores right in order and shape but at the wrong level: a large error, and a small one at the known turnout."""
+    voters = simulated_voters(spark)
+    low = voters.select("label", (1 / (1 + F.exp(-(F.log(F.col("p_true") / (1 - F.col("p_true"))) - 1))))
+                        .alias("p"))
+    assert prop.evaluate(low, "p")["ece"] > 0.1
+    assert backtest.ece_at_known_turnout(low) < 0.03
 
 
 def test_champion_gate_keeps_the_better_model(spark, settings):

@@ -155,6 +155,11 @@ class ModelSettings(_Strict):
     include_protected: bool = False
     # A challenger becomes champion only if it beats the champion on this held-out metric.
     gate_metric: Literal["auc", "log_loss"] = "auc"
+    # ... and by more than this many standard errors of the difference (paired,
+    # on those rows); 0 promotes any improvement. On a few thousand survey IDs
+    # a more flexible learner "wins" by noise as often as not, and each swap
+    # changes every voter's score.
+    gate_min_se: float = Field(1.0, ge=0.0)
     # A model trains only with at least this many labelled voters.
     min_labels: int = Field(200, ge=10)
     # Without enough survey IDs, support is learnt from party registration

@@ -6,7 +6,8 @@ probabilities the outcomes were drawn from) on the same voters, and the share
 of the baseline-to-oracle gap the model closes. For turnout also, for the next
 midterm and the next presidential general, the calibration of the scores against
 the true probabilities at that level; for support also, the Spearman rank
-correlation of every active voter's score with the true support probability,
+correlation of every active voter's score with the true support probability
+(the published score, calibrated to precinct results, and the model's alone),
 beside that of party registration alone. For persuasion: the champion
 run's out-of-fold Qini with its bootstrap interval, beside the oracle Qini
 (targeting by the true uplift) on the same experiment members.
@@ -154,26 +155,36 @@ def classifier_quality(settings: Settings, kind: str, labelled: DataFrame) -> di
     return result
 
 
-def support_ranking(settings: Settings, current: DataFrame, truth: DataFrame) -> dict:
-    """Spearman correlation of the support champion's scores with the true support probability.
+def support_ranking(settings: Settings, current: DataFrame, truth: DataFrame, scores: DataFrame | None) -> dict:
+    """Spearman correlation of support scores with the true support probability.
 
     Args:
         settings: the run configuration (MLflow store).
         current: the scoring date's feature rows of active voters.
         truth: :func:`truth_by_voter_id`.
+        scores: ``gold.voter_scores``, or None before the score job has run.
 
     Returns:
-        ``spearman`` of the scores and ``party_spearman`` of party registration
-        alone (DEM 1, REP 0, others 0.5), over ``n`` active voters.
+        Over ``n`` active voters: ``model_spearman`` of the support champion
+        alone, ``published_spearman`` of the published ``support_prob``
+        (calibrated to precinct results; None without ``scores``),
+        ``spearman`` (the published figure where there is one, else the
+        model's) and ``party_spearman`` of party registration alone (DEM 1,
+        REP 0, others 0.5).
     """
     champion, _, spec = load_champion(settings, "support")
     rows = current.join(truth, "state_voter_id", "inner").select(
         "*", training_sets.party_baseline().alias("party_p"))
+    scored = apply_model(champion.model, spec, rows, ("person_id", "p_support", "party_p"))
+    if scores is not None:
+        scored = scored.join(scores.select("person_id", F.col("support_prob").alias("published")), "person_id",
+                             how="left")
     # A few numbers per voter: ranks are computed locally (Spark has no rank correlation).
-    local = apply_model(champion.model, spec, rows, ("p_support", "party_p")).select(
-        "p", "p_support", "party_p").toPandas()
-    ranks = local.rank()
-    return {"n": int(len(local)), "spearman": float(ranks["p"].corr(ranks["p_support"])),
+    ranks = scored.drop("person_id").toPandas().rank()
+    model = float(ranks["p"].corr(ranks["p_support"]))
+    published = float(ranks["published"].corr(ranks["p_support"])) if scores is not None else None
+    return {"n": int(len(ranks)), "model_spearman": model, "published_spearman": published,
+            "spearman": model if published is None else published,
             "party_spearman": float(ranks["party_p"].corr(ranks["p_support"]))}
 
 
@@ -229,6 +240,7 @@ def model_quality_against_truth(spark: SparkSession, settings: Settings, truth: 
     turnout = (training_sets.turnout_training_set(features, history, generals)
                .join(truth, "state_voter_id", "inner").select("*", _true_turnout(F.col(feat.TARGET_LEVEL)).alias("oracle")))
     current = features.where((F.col("as_of_date") == F.lit(score_date)) & F.col("is_active"))
+    scores = lake.read("gold.voter_scores") if lake.version("gold.voter_scores") is not None else None
     arms = lake.read("silver.experiment_assignments").where(F.col("person_id").isNotNull()).select(
         "person_id", (F.col("arm") == "treatment").alias("treated")).dropDuplicates(["person_id"])
     # A treated voter's latest ID is usually the follow-up after treatment, drawn from p_support + uplift.
@@ -244,7 +256,7 @@ def model_quality_against_truth(spark: SparkSession, settings: Settings, truth: 
                             "targets": [target_quality(settings, current, truth, t)
                                         for t in next_of_each_level(score_date)]},
         "support": lambda: {**classifier_quality(settings, "support", support),
-                            "ranking": support_ranking(settings, current, truth)},
+                            "ranking": support_ranking(settings, current, truth, scores)},
         "persuasion": lambda: persuasion_quality(settings, experiment),
     }
     results = {}

@@ -10,6 +10,7 @@ moves to it only when it beats the current champion on the same held-out rows.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import tempfile
 from dataclasses import dataclass, replace
 from functools import reduce
@@ -39,6 +40,34 @@ FAIRNESS_ATTRIBUTES = ("age_band", "gender", "race")
 REPORT_COLUMNS = ("person_id", "label", "baseline", "age", "gender", "race")
 # Salt of the calibration split, so it is independent of the held-out split.
 CALIBRATION_SALT = 101
+# The champion gate pairs two models' predictions row by row on at most this
+# many held-out rows (a state's voter × election rows run to millions); the
+# standard error found on a sample is scaled to the whole held-out set.
+PAIRED_ROWS = 300_000
+HOLDOUT_ROW = "_holdout_row"
+
+
+@dataclass(frozen=True)
+class PairedRows:
+    """Held-out rows both models of a gate comparison score: a sample, and sqrt(sample / all)."""
+
+    rows: DataFrame
+    scale: float
+
+
+def _paired_rows(holdout: DataFrame, seed: int) -> PairedRows:
+    total = holdout.count()
+    if total <= PAIRED_ROWS:
+        return PairedRows(holdout, 1.0)
+    share = PAIRED_ROWS / total
+    rows = holdout.where(prop.in_holdout(F.col(HOLDOUT_ROW), share, seed)).cache()
+    return PairedRows(rows, math.sqrt(rows.count() / total))
+
+
+def _paired_p(model, spec: prop.ModelSpec, paired: PairedRows) -> pd.DataFrame:
+    """A model's probabilities on the paired rows: ``label`` and ``p`` indexed by held-out row."""
+    return (apply_model(model, spec, paired.rows, (HOLDOUT_ROW, "label")).select(HOLDOUT_ROW, "label", "p")
+            .toPandas().set_index(HOLDOUT_ROW))
 
 
 @dataclass(frozen=True)
@@ -139,21 +168,23 @@ def _run_params(settings: Settings, spec: prop.ModelSpec, feature_version: int, 
     }
 
 
-def gate(settings: Settings, kind: str, version: str, challenger: float, holdout_metric) -> dict:
-    """Move the champion alias to ``version`` only if it beats the champion on the same held-out rows.
+def gate(settings: Settings, kind: str, version: str, challenger: float, holdout_comparison) -> dict:
+    """Move the champion alias to ``version`` only if it beats the champion on the same held-out rows
+    by more than ``model.gate_min_se`` standard errors of the difference.
 
     Args:
-        settings: the run configuration (registry, gate metric).
+        settings: the run configuration (registry, gate metric, margin).
         kind: the model type.
         version: the challenger's registered version.
         challenger: the challenger's held-out metric.
-        holdout_metric: function (model, spec) -> the same metric for another
-            model on the same held-out rows.
+        holdout_comparison: function (model, spec) -> another model's metric
+            on the same held-out rows, and the standard error of the
+            challenger's difference from it (0 where none is computed).
 
     Returns:
         ``promoted`` (bool), ``champion_metric`` (None when there was no
         champion, it could not score these rows, or it uses attributes the
-        configuration now excludes) and ``reason``.
+        configuration now excludes), ``standard_error`` and ``reason``.
     """
     client = tracking.configure(settings.mlflow)
     name = tracking.registered_name(settings.mlflow, kind)
@@ -169,17 +200,22 @@ def gate(settings: Settings, kind: str, version: str, challenger: float, holdout
         return {"promoted": True, "champion_metric": None,
                 "reason": f"champion v{current.version} uses excluded attributes: {', '.join(sorted(protected))}"}
     try:
-        champion = holdout_metric(tracking.load_version(name, current.version), champion_spec)
+        champion, se = holdout_comparison(tracking.load_version(name, current.version), champion_spec)
     except Exception as exc:  # noqa: BLE001 - a champion that cannot score today's features is replaced
         tracking.promote(client, name, version)
         return {"promoted": True, "champion_metric": None,
                 "reason": f"champion v{current.version} cannot score the held-out rows: {type(exc).__name__}"}
-    better = challenger < champion if lower_is_better else challenger > champion
+    gain = champion - challenger if lower_is_better else challenger - champion
+    margin = settings.model.gate_min_se * se
+    better = gain > margin
     if better:
         tracking.promote(client, name, version)
     verdict = "beats" if better else "does not beat"
-    return {"promoted": better, "champion_metric": champion,
-            "reason": f"v{version} {verdict} champion v{current.version} on the same held-out rows"}
+    evidence = f"gain {gain:+.4f}"
+    if se > 0:
+        evidence += f", needed > {margin:.4f}: {settings.model.gate_min_se:g} × its standard error {se:.4f}"
+    return {"promoted": better, "champion_metric": champion, "standard_error": se,
+            "reason": f"v{version} {verdict} champion v{current.version} on the same held-out rows ({evidence})"}
 
 
 def _classifier_report(title: str, metrics: dict, params: dict, scored: DataFrame, model, transformed: DataFrame,
@@ -224,14 +260,20 @@ def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFra
     prepared = prepare(settings, spec, parts.fit, parts.calibration)
     spec, empty, fit_rows, calibration = prepared.spec, prepared.empty, prepared.fit_rows, prepared.calibration
     weights, method = prepared.weights, prepared.method
-    holdout = parts.holdout.cache()
+    holdout = parts.holdout.select("*", F.monotonically_increasing_id().alias(HOLDOUT_ROW)).cache()
+    paired = _paired_rows(holdout, cfg.seed)
     client = tracking.configure(settings.mlflow)
     experiment = tracking.experiment_id(settings.mlflow, spec.kind)
     name = tracking.registered_name(settings.mlflow, spec.kind)
     results: dict = {}
+    challenger: dict = {}
 
-    def holdout_metric(model, model_spec) -> float:
-        return prop.evaluate(apply_model(model, model_spec, holdout, ("label",)), "p")[cfg.gate_metric]
+    def holdout_comparison(model, model_spec) -> tuple[float, float]:
+        other = _paired_p(model, model_spec, paired)
+        mine = challenger["p"].reindex(other.index)
+        se = ev.paired_difference_se(cfg.gate_metric, other["label"].to_numpy(), mine.to_numpy(),
+                                     other["p"].to_numpy()) * paired.scale
+        return prop.evaluate(apply_model(model, model_spec, holdout, ("label",)), "p")[cfg.gate_metric], se
 
     for learner in cfg.learners:
         candidate = replace(spec, learner=learner)
@@ -261,13 +303,15 @@ def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFra
                      f"{method} calibration on held-aside training voters.")
             _log_report(_classifier_report(f"{spec.kind} — {learner} — {name} v{version}", metrics, run_params,
                                            scored, model, transformed, notes))
-            verdict = gate(settings, spec.kind, version, metrics[f"test_{cfg.gate_metric}"], holdout_metric)
+            challenger["p"] = _paired_p(model, candidate, paired)["p"]
+            verdict = gate(settings, spec.kind, version, metrics[f"test_{cfg.gate_metric}"], holdout_comparison)
             mlflow.set_tags({"votelake.gate": verdict["reason"], "votelake.promoted": str(verdict["promoted"])})
             scored.unpersist()
         results[learner] = {"run_id": run.info.run_id, "model": f"{name}/{version}", **verdict,
                             **{k: round(v, 4) for k, v in metrics.items()}}
     fit_rows.unpersist()
     calibration.unpersist()
+    paired.rows.unpersist()
     holdout.unpersist()
     results["champion"] = f"{name}/{tracking.champion_version(client, name).version}"
     return results
@@ -325,8 +369,9 @@ def train_persuasion(settings: Settings, labelled: DataFrame, feature_version: i
     name = tracking.registered_name(settings.mlflow, spec.kind)
     results: dict = {}
 
-    def holdout_metric(model, model_spec) -> float:
-        return ev.qini_coefficient(*_uplift_arrays(apply_model(model, model_spec, parts.holdout, ("label", "t"))))
+    def holdout_comparison(model, model_spec) -> tuple[float, float]:
+        # No standard error: the Qini's own bootstrap interval is the evidence logged beside it.
+        return ev.qini_coefficient(*_uplift_arrays(apply_model(model, model_spec, parts.holdout, ("label", "t")))), 0.0
 
     for learner in cfg.uplift_learners:
         candidate = replace(spec, learner=learner)
@@ -354,7 +399,7 @@ def train_persuasion(settings: Settings, labelled: DataFrame, feature_version: i
             held_out.unpersist()
             _log_report(_uplift_report(f"persuasion — {learner} — {name} v{version}", metrics, run_params,
                                        (y, t, s), model, candidate, example))
-            verdict = gate(settings, spec.kind, version, metrics["test_qini"], holdout_metric)
+            verdict = gate(settings, spec.kind, version, metrics["test_qini"], holdout_comparison)
             mlflow.set_tags({"votelake.gate": verdict["reason"], "votelake.promoted": str(verdict["promoted"])})
         results[learner] = {"run_id": run.info.run_id, "model": f"{name}/{version}", **verdict,
                             **{k: round(v, 5) for k, v in metrics.items()}}

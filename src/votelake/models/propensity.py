@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from votelake.config import ModelSettings
 from votelake.models import evaluation
-from votelake.transforms.features import TARGET_LEVEL
+from votelake.transforms.features import GENERAL_LEVELS, TARGET_LEVEL
 
 DEMOGRAPHICS = ("age", "reg_tenure_years", "has_phone")
 VOTE_HISTORY = (
@@ -45,8 +45,11 @@ EPS = 1e-15
 CALIBRATED = "calibrated_p"
 CALIBRATED_VECTOR = "calibrated_probability"
 # Input of the logistic calibration stage: the classifier's margin (Platt) or the
-# isotonic probability's logit (with per-level offsets).
+# isotonic probability's logit (with per-level intercepts and slopes).
 MARGIN = "calibration_margin"
+# L2 penalty of the per-level calibration slopes: enough to pick one solution of
+# the common slope plus deviations, too small to move the fit.
+SLOPE_RIDGE = 1e-4
 # Isotonic regression maps the extreme score bins to exactly 0 or 1 when they
 # held no counter-example; no voter is that certain, and one such miss would
 # cost an unbounded log loss.
@@ -78,7 +81,7 @@ class ModelSpec:
                        categorical=tuple(c for c in self.categorical if c not in names))
 
 
-# The turnout model's election level: its calibration gives each level its own intercept.
+# The turnout model's election level: its calibration gives each level its own intercept and slope.
 LEVEL = TARGET_LEVEL
 # Participation by the level of past generals, and the voter's record at the
 # level of the election predicted (votelake.transforms.features.with_target_election).
@@ -266,33 +269,45 @@ def calibrate(model: PipelineModel, calibration: DataFrame, method: str = "isoto
         method: ``isotonic`` (writes ``calibrated_p``) or ``platt``: a
             logistic regression on the classifier's margin (writes
             ``calibrated_probability``).
-        offsets: a categorical input whose every value gets its own intercept
-            in a last logistic stage (writes ``calibrated_probability``). The
-            turnout model's ``target_level``: one score scale shared by
-            midterm and presidential examples would carry the mix of levels
-            in the calibration rows into every prediction.
+        offsets: the election-level input (the turnout model's
+            ``target_level``, values :data:`GENERAL_LEVELS`): each level gets
+            its own intercept, and after isotonic regression its own slope, in
+            a last logistic stage (writes ``calibrated_probability``). One
+            score scale shared by midterm and presidential examples would
+            carry the mix of levels in the calibration rows into every prediction.
 
     Returns:
         The pipeline with the calibration stage(s) appended.
     """
     scored = model.transform(calibration)
+    slopes: list[str] = []
     if method == "isotonic":
         stages = [IsotonicRegression(featuresCol="probability", featureIndex=1, labelCol="label",
                                      predictionCol=CALIBRATED).fit(scored)]
-        # The isotonic probability on the logit scale, where a level's intercept is added.
-        q = f"LEAST(GREATEST({CALIBRATED}, {CALIBRATED_FLOOR}), {1 - CALIBRATED_FLOOR})"
-        margin = [SQLTransformer(statement=f"SELECT *, LOG({q} / (1 - {q})) AS {MARGIN}_value FROM __THIS__"),
-                  VectorAssembler(inputCols=[f"{MARGIN}_value"], outputCol=MARGIN)]
         if offsets is None:
             return PipelineModel(stages=[*model.stages, *stages])
+        # The isotonic probability on the logit scale, where each level adds its
+        # intercept and scales the slope: one slope fitted on rows of every
+        # level would spread a midterm's probabilities as far as a
+        # presidential year's, and its habitual voters and drop-offs are not.
+        q = f"LEAST(GREATEST({CALIBRATED}, {CALIBRATED_FLOOR}), {1 - CALIBRATED_FLOOR})"
+        slopes = [f"{MARGIN}_{level}" for level in GENERAL_LEVELS]
+        per_level = "".join(f", {MARGIN}_value * CAST({offsets} = '{level}' AS DOUBLE) AS {MARGIN}_{level}"
+                            for level in GENERAL_LEVELS)
+        margin = [SQLTransformer(statement=f"SELECT *, LOG({q} / (1 - {q})) AS {MARGIN}_value{per_level} "
+                                           "FROM __THIS__"),
+                  VectorAssembler(inputCols=[f"{MARGIN}_value"], outputCol=MARGIN)]
     else:
         # The positive class's raw prediction is the margin (LR) or half of it
         # (GBT): linear in the logit either way, which is what Platt rescales.
         stages, margin = [], [VectorSlicer(inputCol="rawPrediction", outputCol=MARGIN, indices=[1])]
-    inputs = [MARGIN] + ([f"{offsets}__ohe"] if offsets else [])
+    inputs = [MARGIN, *slopes] + ([f"{offsets}__ohe"] if offsets else [])
     assemble = VectorAssembler(inputCols=inputs, outputCol="calibration_features")
     prepared = PipelineModel(stages=[*stages, *margin, assemble]).transform(scored)
-    platt = LogisticRegression(featuresCol="calibration_features", labelCol="label", regParam=0.0,
+    # The per-level slopes are deviations from the common one (a level unseen
+    # here keeps the common slope); a light ridge makes them identifiable.
+    platt = LogisticRegression(featuresCol="calibration_features", labelCol="label",
+                               regParam=SLOPE_RIDGE if slopes else 0.0,
                                probabilityCol=CALIBRATED_VECTOR, rawPredictionCol="calibrated_raw",
                                predictionCol="calibrated_prediction")
     return PipelineModel(stages=[*model.stages, *stages, *margin, assemble, platt.fit(prepared)])
