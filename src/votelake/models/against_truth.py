@@ -167,10 +167,8 @@ def support_ranking(settings: Settings, current: DataFrame, truth: DataFrame, sc
     Returns:
         Over ``n`` active voters: ``model_spearman`` of the support champion
         alone, ``published_spearman`` of the published ``support_prob``
-        (calibrated to precinct results; None without ``scores``),
-        ``spearman`` (the published figure where there is one, else the
-        model's) and ``party_spearman`` of party registration alone (DEM 1,
-        REP 0, others 0.5).
+        (calibrated to precinct results; None without ``scores``) and
+        ``party_spearman`` of party registration alone (DEM 1, REP 0, others 0.5).
     """
     champion, _, spec = load_champion(settings, "support")
     rows = current.join(truth, "state_voter_id", "inner").select(
@@ -184,7 +182,6 @@ def support_ranking(settings: Settings, current: DataFrame, truth: DataFrame, sc
     model = float(ranks["p"].corr(ranks["p_support"]))
     published = float(ranks["published"].corr(ranks["p_support"])) if scores is not None else None
     return {"n": int(len(ranks)), "model_spearman": model, "published_spearman": published,
-            "spearman": model if published is None else published,
             "party_spearman": float(ranks["party_p"].corr(ranks["p_support"]))}
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyspark
 from mlflow.models import infer_signature
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from votelake.config import Settings
@@ -49,25 +49,44 @@ HOLDOUT_ROW = "_holdout_row"
 
 @dataclass(frozen=True)
 class PairedRows:
-    """Held-out rows both models of a gate comparison score: a sample, and sqrt(sample / all)."""
+    """The held-out rows a gate comparison pairs (all, or a sample), and sqrt(sample / all)."""
 
-    rows: DataFrame
+    keep: Column
     scale: float
+
+    def collect(self, scored: DataFrame) -> pd.DataFrame:
+        """A model's ``label`` and ``p`` on the paired rows, indexed by held-out row."""
+        return scored.where(self.keep).select(HOLDOUT_ROW, "label", "p").toPandas().set_index(HOLDOUT_ROW)
 
 
 def _paired_rows(holdout: DataFrame, seed: int) -> PairedRows:
     total = holdout.count()
     if total <= PAIRED_ROWS:
-        return PairedRows(holdout, 1.0)
-    share = PAIRED_ROWS / total
-    rows = holdout.where(prop.in_holdout(F.col(HOLDOUT_ROW), share, seed)).cache()
-    return PairedRows(rows, math.sqrt(rows.count() / total))
+        return PairedRows(F.lit(True), 1.0)
+    keep = prop.in_holdout(F.col(HOLDOUT_ROW), PAIRED_ROWS / total, seed)
+    return PairedRows(keep, math.sqrt(holdout.where(keep).count() / total))
 
 
-def _paired_p(model, spec: prop.ModelSpec, paired: PairedRows) -> pd.DataFrame:
-    """A model's probabilities on the paired rows: ``label`` and ``p`` indexed by held-out row."""
-    return (apply_model(model, spec, paired.rows, (HOLDOUT_ROW, "label")).select(HOLDOUT_ROW, "label", "p")
-            .toPandas().set_index(HOLDOUT_ROW))
+def _holdout_comparison(metric: str, holdout: DataFrame, paired: PairedRows, challenger: DataFrame):
+    """The gate's comparison of another model with a challenger already scored on the held-out rows.
+
+    Args:
+        metric: the gate metric.
+        holdout: the held-out rows (with :data:`HOLDOUT_ROW`).
+        paired: the rows the standard error pairs.
+        challenger: the challenger's predictions on ``holdout`` (with :data:`HOLDOUT_ROW`, ``label``, ``p``).
+
+    Returns:
+        A function (model, spec) -> that model's metric on ``holdout`` and the
+        standard error of the challenger's difference from it.
+    """
+    def compare(model, spec: prop.ModelSpec) -> tuple[float, float]:
+        scored = apply_model(model, spec, holdout, (HOLDOUT_ROW, "label"))
+        theirs = paired.collect(scored)
+        mine = paired.collect(challenger)["p"].reindex(theirs.index)
+        se = ev.paired_difference_se(metric, theirs["label"].to_numpy(), mine.to_numpy(), theirs["p"].to_numpy())
+        return prop.evaluate(scored, "p")[metric], se * paired.scale
+    return compare
 
 
 @dataclass(frozen=True)
@@ -266,14 +285,6 @@ def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFra
     experiment = tracking.experiment_id(settings.mlflow, spec.kind)
     name = tracking.registered_name(settings.mlflow, spec.kind)
     results: dict = {}
-    challenger: dict = {}
-
-    def holdout_comparison(model, model_spec) -> tuple[float, float]:
-        other = _paired_p(model, model_spec, paired)
-        mine = challenger["p"].reindex(other.index)
-        se = ev.paired_difference_se(cfg.gate_metric, other["label"].to_numpy(), mine.to_numpy(),
-                                     other["p"].to_numpy()) * paired.scale
-        return prop.evaluate(apply_model(model, model_spec, holdout, ("label",)), "p")[cfg.gate_metric], se
 
     for learner in cfg.learners:
         candidate = replace(spec, learner=learner)
@@ -285,7 +296,7 @@ def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFra
             started = dt.datetime.now()
             model, chosen = fit_calibrated(settings, candidate, prepared)
             seconds = (dt.datetime.now() - started).total_seconds()
-            scored = apply_model(model, candidate, holdout, REPORT_COLUMNS).cache()
+            scored = apply_model(model, candidate, holdout, (*REPORT_COLUMNS, HOLDOUT_ROW)).cache()
             metrics = {f"test_{k}": v for k, v in prop.evaluate(scored, "p").items()}
             raw = prop.evaluate(scored, "p_raw")
             metrics.update(raw_auc=raw["auc"], raw_ece=raw["ece"], raw_log_loss=raw["log_loss"],
@@ -303,15 +314,14 @@ def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFra
                      f"{method} calibration on held-aside training voters.")
             _log_report(_classifier_report(f"{spec.kind} — {learner} — {name} v{version}", metrics, run_params,
                                            scored, model, transformed, notes))
-            challenger["p"] = _paired_p(model, candidate, paired)["p"]
-            verdict = gate(settings, spec.kind, version, metrics[f"test_{cfg.gate_metric}"], holdout_comparison)
+            verdict = gate(settings, spec.kind, version, metrics[f"test_{cfg.gate_metric}"],
+                           _holdout_comparison(cfg.gate_metric, holdout, paired, scored))
             mlflow.set_tags({"votelake.gate": verdict["reason"], "votelake.promoted": str(verdict["promoted"])})
             scored.unpersist()
         results[learner] = {"run_id": run.info.run_id, "model": f"{name}/{version}", **verdict,
                             **{k: round(v, 4) for k, v in metrics.items()}}
     fit_rows.unpersist()
     calibration.unpersist()
-    paired.rows.unpersist()
     holdout.unpersist()
     results["champion"] = f"{name}/{tracking.champion_version(client, name).version}"
     return results

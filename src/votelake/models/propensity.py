@@ -292,8 +292,8 @@ def calibrate(model: PipelineModel, calibration: DataFrame, method: str = "isoto
         # presidential year's, and its habitual voters and drop-offs are not.
         q = f"LEAST(GREATEST({CALIBRATED}, {CALIBRATED_FLOOR}), {1 - CALIBRATED_FLOOR})"
         slopes = [f"{MARGIN}_{level}" for level in GENERAL_LEVELS]
-        per_level = "".join(f", {MARGIN}_value * CAST({offsets} = '{level}' AS DOUBLE) AS {MARGIN}_{level}"
-                            for level in GENERAL_LEVELS)
+        per_level = "".join(f", {MARGIN}_value * CAST({offsets} = '{level}' AS DOUBLE) AS {name}"
+                            for level, name in zip(GENERAL_LEVELS, slopes))
         margin = [SQLTransformer(statement=f"SELECT *, LOG({q} / (1 - {q})) AS {MARGIN}_value{per_level} "
                                            "FROM __THIS__"),
                   VectorAssembler(inputCols=[f"{MARGIN}_value"], outputCol=MARGIN)]
