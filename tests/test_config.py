@@ -33,6 +33,7 @@ def test_cli_override_beats_environment_beats_file():
         ("storage.backend=delta-rs", "storage.backend"),  # gone: delta-spark writes every table
         ("maintenance.retention_hours=24", "maintenance.retention_hours"),  # below the time-travel window
         ("spark.remote=http://x", "spark.remote"),
+        ("model.target_election={date: 2026-11-03, expected_turnout: 55}", "model.target_election.expected_turnout"),
     ],
 )
 def test_bad_key_or_value_fails_naming_the_key(override, named):

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from conftest import synthetic_state_settings
-from votelake.config import RunSettings
+from votelake.config import RunSettings, TargetElection
 from votelake.jobs import allocate, build, ingest, metrics, score, synth, train, universes
 from votelake.lakehouse import Lakehouse
 from votelake.layouts import LayoutError
@@ -344,6 +344,17 @@ def test_rerunning_build_and_score_never_duplicates(spark, settings, pipeline):
     earlier = lake.read("gold.voter_scores", version=pipeline["score"]["version"])
     assert earlier.count() == pipeline["score"]["rows"]
     assert earlier.select("scoring_run_id").distinct().collect()[0][0] == pipeline["score"]["scoring_run"]
+    # A declared turnout level: a new scoring run whose published turnout has that mean; ranks and model kept.
+    level = round(rescored["mean_turnout_prob"] + 0.03, 3)
+    target = TargetElection(date=rescored["target_election"]["date"], expected_turnout=level)
+    leveled = score.run(spark, settings.model_copy(update={
+        "model": settings.model.model_copy(update={"target_election": target})}))
+    assert leveled["published"] and leveled["scoring_run"] != rescored["scoring_run"]
+    assert leveled["turnout_level"]["expected_turnout"] == level
+    assert leveled["mean_turnout_prob"] == pytest.approx(level, abs=1e-4)
+    kept = ("person_id", "turnout_prob_model", "turnout_decile", "support_prob")
+    assertDataFrameEqual(lake.read("gold.voter_scores").select(*kept),
+                         lake.read("gold.voter_scores", version=rescored["version"]).select(*kept))
 
 
 def test_layout_change_fails_before_writing(spark, settings, pipeline, tmp_path):

@@ -11,6 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from conftest import synthetic_state_settings
@@ -18,6 +19,7 @@ from votelake.models import backtest
 from votelake.models import evaluation as ev
 from votelake.models import lifecycle
 from votelake.models import propensity as prop
+from votelake.models import scoring
 from votelake.transforms import training_sets
 
 ROWS = 6000
@@ -282,6 +284,32 @@ def test_backtest_separates_the_turnout_level_from_the_shape(spark):
                         .alias("p"))
     assert prop.evaluate(low, "p")["ece"] > 0.1
     assert backtest.ece_at_known_turnout(low) < 0.03
+
+
+PROBABILITY_SCHEMA = T.StructType([T.StructField("person_id", T.StringType(), False),
+                                    T.StructField("turnout_prob", T.DoubleType(), True),
+                                    T.StructField("turnout_prob_calibrated", T.DoubleType(), True),
+                                    T.StructField("support_prob", T.DoubleType(), True)])
+
+
+def test_a_declared_expected_turnout_moves_the_published_level_only(spark):
+    """The precinct-calibrated turnout (else the model's) is shifted to the declared mean; the rest stays."""
+    frame = spark.createDataFrame([("a", 0.2, 0.25, 0.4), ("b", 0.5, 0.45, 0.6), ("c", 0.7, 0.8, 0.1),
+                                   ("d", 0.9, 0.85, 0.5)], PROBABILITY_SCHEMA)
+    unchanged, none = scoring.at_expected_turnout(frame, None)
+    assert unchanged is frame and none is None
+
+    for given in (frame, frame.drop("turnout_prob_calibrated")):
+        shifted, level = scoring.at_expected_turnout(given, 0.7)
+        assert sorted(shifted.columns) == sorted(frame.columns)
+        assert level["expected_turnout"] == 0.7 and level["mean_after"] == pytest.approx(0.7, abs=1e-7)
+        assertDataFrameEqual(shifted.select("person_id", "turnout_prob", "support_prob"),
+                             frame.select("person_id", "turnout_prob", "support_prob"))
+        published = [r[0] for r in shifted.orderBy("person_id").select("turnout_prob_calibrated").collect()]
+        source = "turnout_prob_calibrated" if "turnout_prob_calibrated" in given.columns else "turnout_prob"
+        before = [r[0] for r in given.orderBy("person_id").select(source).collect()]
+        assert sum(published) / 4 == pytest.approx(0.7, abs=1e-7)
+        assert np.argsort(published).tolist() == np.argsort(before).tolist()
 
 
 def test_champion_gate_keeps_the_better_model(spark, settings):

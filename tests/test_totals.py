@@ -24,6 +24,7 @@ from votelake.models.totals import (
     precinct_error,
     precinct_results,
     share_targets,
+    shift_to_mean,
 )
 
 CHATHAM = REPO.parent / "shared" / "data" / "nc_chatham_2018" / "results_20181106_general_chatham_medsl.csv"
@@ -132,6 +133,26 @@ def test_logit_shift_keeps_order_within_group(spark, scored):
     # B's target is above its raw sum, A's below: every score moves the same way within a group.
     assert all(r["p_calibrated"] > r["p"] for r in rows if r["precinct"] == "B")
     assert all(r["p_calibrated"] < r["p"] for r in rows if r["precinct"] == "A")
+
+
+def test_shift_to_mean_sets_the_level_and_keeps_every_rank(spark, scored):
+    with_null = scored.unionByName(spark.createDataFrame([("v13", "C", None, 1.0)], SCORED_SCHEMA))
+
+    shifted, figures = shift_to_mean(with_null, "p", F.lit(0.62))
+
+    assert shifted.columns == [*with_null.columns, "p_calibrated"]
+    rows = shifted.orderBy("voter").collect()
+    assert sum(r["p_calibrated"] for r in rows[:12]) / 12 == pytest.approx(0.62, abs=1e-7)
+    assert rows[12]["p_calibrated"] is None  # a missing score is left out and stays missing
+    scored_rows = rows[:12]
+    assert sorted(scored_rows, key=lambda r: r["p"]) == sorted(scored_rows, key=lambda r: r["p_calibrated"])
+    raw_mean = sum(r["p"] for r in scored_rows) / 12
+    assert figures["n"] == 12 and figures["mean_before"] == pytest.approx(raw_mean)
+    assert figures["mean_after"] == pytest.approx(0.62, abs=1e-7) and figures["delta"] > 0
+    # An aggregate over the rows works as the level too (the backtest's realised turnout).
+    labelled = scored.select("p", (F.col("w") > 0.5).cast("double").alias("label"))
+    back, _ = shift_to_mean(labelled, "p", F.avg("label"))
+    assert back.agg(F.avg("p_calibrated")).first()[0] == pytest.approx(7 / 12, abs=1e-7)
 
 
 def test_logit_shift_weighted_share_calibration(spark, scored):

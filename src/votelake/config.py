@@ -111,6 +111,11 @@ class TargetElection(_Strict):
     # presidential, midterm or off_year (state and municipal offices only);
     # default: from the year (presidential every fourth, midterm in the other even years).
     type: Literal["presidential", "midterm", "off_year"] | None = None
+    # The share of the scored (active) voters expected to vote, from a turnout
+    # projection: the level is not in any voter's history. Set, every published
+    # turnout probability moves by one logit shift so their mean is this (ranks
+    # unchanged; turnout_prob_model keeps the model's). Default: the model's level.
+    expected_turnout: float | None = Field(None, gt=0.0, lt=1.0)
 
 
 class ModelSettings(_Strict):

@@ -29,7 +29,9 @@ Calibration to known totals (:func:`votelake.models.totals.calibrate_to_results`
 the turnout and support champions also score the voters as of the election
 date, per-precinct logit shifts make those predictions add up to the
 precinct's ballots cast and the contest's two-party vote, and the same
-shifts are applied to today's probabilities. ``turnout_prob``/``support_prob``
+shifts are applied to today's probabilities. With
+``model.target_election.expected_turnout`` declared, one more logit shift
+sets the published turnout's mean to it. ``turnout_prob``/``support_prob``
 publish the shifted probabilities, ``*_prob_model`` keep the model's.
 """
 
@@ -82,7 +84,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     current = feat.with_target_election(features.where((F.col("as_of_date") == F.lit(as_of)) & F.col("is_active")),
                                         target)
     models, specs, missing = scoring.load_champions(settings)
-    target_json = {"date": target.date.isoformat(), "type": target.level}
+    target_json = scoring.target_summary(settings, target)
     scoring_run = scores.scoring_run_id(feature_version, as_of, models, settings.calibration.model_dump(mode="json"),
                                         target_json)
     published = publish.published_run(lake)
@@ -108,7 +110,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         probabilities, shift_rows, summary_calibration = scoring.calibrate(
             settings, features, current, models, specs, predictions, election_date, counties,
             totals.read_results(spark, cfg.results), scoring_run, scored_at)
-
+    probabilities, turnout_level = scoring.at_expected_turnout(probabilities, target_json.get("expected_turnout"))
     rows = scores.voter_scores(current, probabilities, models, feature_version, scoring_run, scored_at)
     gate: dict = {}
     tags = {"votelake.as_of": str(as_of), publish.SCORING_RUN_KEY: scoring_run}
@@ -138,6 +140,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         "models": {k: m.label for k, m in models.items()},
         "not_scored": {k: "no champion model" for k in missing},
         "calibration": summary_calibration,
+        "turnout_level": turnout_level,
         "quality": lake.quality_report(),
         "mlflow": settings.mlflow.tracking_uri,
     }

@@ -30,8 +30,6 @@ from votelake.transforms.training_sets import turnout_training_set
 # election (Ohio records the party of the latest primary voted), which would
 # leak later participation into the prediction.
 SNAPSHOT_INPUTS = ("party",)
-# The one group of the turnout-level shift.
-ALL = "_all"
 
 
 def backtest_generals(elections: list[feat.Election], declared: list[dt.date]) -> list[feat.Election]:
@@ -73,9 +71,7 @@ def ece_at_known_turnout(scored: DataFrame) -> float:
     Returns:
         The expected calibration error of the shifted probabilities.
     """
-    rows = scored.select("label", "p", F.lit(1).alias(ALL))
-    shifted, _ = totals.logit_shift(rows, [ALL], "p", rows.groupBy(ALL).agg(F.sum("label").alias("target")),
-                                    "target")
+    shifted, _ = totals.shift_to_mean(scored.select("label", "p"), "p", F.avg("label"))
     return prop.evaluate(shifted.select("label", F.col("p_calibrated").alias("p")), "p")["ece"]
 
 

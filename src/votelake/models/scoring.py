@@ -220,3 +220,48 @@ def calibrate(
                "election_date": election_date.isoformat(), "election_rows": election_rows, **report}
     rows = calibration_rows(calibration, counties, election_date, str(cfg.results), models, scoring_run, scored_at)
     return calibration.current, rows, summary
+
+
+def target_summary(settings: Settings, target: feat.Target) -> dict:
+    """The target election as the score summary and the scoring run id record it.
+
+    Args:
+        settings: the run configuration.
+        target: :func:`target_of`.
+
+    Returns:
+        ``date``, ``type``, and ``expected_turnout`` when one is declared.
+    """
+    declared = settings.model.target_election
+    expected = declared.expected_turnout if declared else None
+    return {"date": target.date.isoformat(), "type": target.level,
+            **({"expected_turnout": expected} if expected is not None else {})}
+
+
+def at_expected_turnout(probabilities: DataFrame, expected: float | None) -> tuple[DataFrame, dict | None]:
+    """Move the published turnout probabilities to a declared level by one logit shift.
+
+    Applied after any precinct calibration: the precinct shifts carry where
+    turnout runs high or low, this sets how high it runs overall.
+
+    Args:
+        probabilities: :func:`probability_frame` of the scored voters
+            (``turnout_prob``, and ``turnout_prob_calibrated`` when calibrated).
+        expected: the declared ``model.target_election.expected_turnout``; None
+            leaves the frame as it is.
+
+    Returns:
+        ``(probabilities, figures)``: with ``turnout_prob_calibrated`` at the
+        declared mean (``turnout_prob`` stays the model's), and
+        :func:`totals.shift_to_mean`'s figures plus ``expected_turnout``; the
+        frame unchanged and None without a declared level or a turnout champion.
+    """
+    model_col = f"{totals.TURNOUT}_prob"
+    if expected is None or model_col not in probabilities.columns:
+        return probabilities, None
+    published = model_col + totals.CALIBRATED
+    source = published if published in probabilities.columns else model_col
+    shifted, figures = totals.shift_to_mean(probabilities, source, F.lit(expected))
+    if source == published:
+        shifted = shifted.drop(published).withColumnRenamed(published + totals.CALIBRATED, published)
+    return shifted, {"expected_turnout": expected, **figures}

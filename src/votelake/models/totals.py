@@ -78,6 +78,8 @@ EPS = 1e-6
 _Z, _W, _P = "__ls_z", "__ls_w", "__ls_p"
 _CAP, _T, _D, _LO, _HI, _RES = "__ls_cap", "__ls_t", "__ls_delta", "__ls_lo", "__ls_hi", "__ls_res"
 _S, _DS = "__ls_s", "__ls_ds"
+# The one group of a shift of every score (shift_to_mean).
+_ALL = "__ls_all"
 # Suffix of a shifted probability column.
 CALIBRATED = "_calibrated"
 
@@ -394,6 +396,33 @@ def logit_shift(
     finally:
         base.unpersist()
     return apply_shifts(scored, k, prob_col, table, f"{prob_col}{CALIBRATED}", eps=eps), table
+
+
+def shift_to_mean(scored: DataFrame, prob_col: str, mean: Column) -> tuple[DataFrame, dict]:
+    """One logit shift of every score so that their mean is ``mean``: a turnout level set from outside.
+
+    How high an election's turnout runs is not in any voter's history;
+    campaigns set it from a projection. A single shift keeps every voter's
+    rank and moves the level only.
+
+    Args:
+        scored: rows with ``prob_col`` (null scores are left out and stay null).
+        prob_col: the probability column.
+        mean: an aggregate Column over ``scored`` giving the mean to reach,
+            e.g. ``F.lit(0.55)`` or ``F.avg("label")``.
+
+    Returns:
+        ``(shifted, figures)``: ``scored`` with ``<prob_col>_calibrated``
+        appended, and ``delta`` (the logit shift), ``n``, ``mean_before`` and
+        ``mean_after``.
+    """
+    keyed = scored.select("*", F.lit(1).alias(_ALL))
+    target = keyed.groupBy(_ALL).agg((F.count(prob_col) * mean).alias("target"))
+    shifted, table = logit_shift(keyed, [_ALL], prob_col, target, "target")
+    row = table.first()
+    figures = {"delta": float(row["delta"]), "n": int(row["n"]),
+               "mean_before": row["predicted_before"] / row["n"], "mean_after": row["predicted_after"] / row["n"]}
+    return shifted.drop(_ALL), figures
 
 
 def apply_shifts(
