@@ -185,10 +185,16 @@ def _wait_for_java_under(pid: int, timeout: float) -> int:
     raise AssertionError("no JVM started")
 
 
-def test_a_bad_config_exits_two_before_spark(tmp_path: Path):
-    done = _votelake(tmp_path, "run", "build", "--set", "synth.voterz=5", timeout=120)
+@pytest.mark.parametrize("job, override, named", [
+    ("build", "synth.voterz=5", ["synth.voterz"]),
+    # A universe rule that would read a file through Spark SQL is refused by name.
+    ("universes", "universes.definitions.gotv.where=(SELECT max(value) FROM text.`/etc/passwd`) IS NOT NULL",
+     ["universes.definitions.gotv.where", "subquery"]),
+])
+def test_a_bad_config_exits_two_before_spark(tmp_path: Path, job, override, named):
+    done = _votelake(tmp_path, "run", job, "--set", override, timeout=120)
     assert done.returncode == 2
-    assert "synth.voterz" in done.stderr
+    assert all(n in done.stderr for n in named)
 
 
 def test_wheel_ships_the_default_configuration(tmp_path: Path):

@@ -34,6 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from votelake.resolve.settings import ResolveSettings
+from votelake.rules import parse as parse_rule
 
 ENV_PREFIX = "VOTELAKE__"
 # The default configuration ships inside the package (package data), so an
@@ -341,6 +342,14 @@ class UniverseRule(_Strict):
     priority: str = Field(min_length=1)
     # Door and mail programs keep one voter per household.
     channel: Channel
+
+    @field_validator("where", "priority")
+    @classmethod
+    def _rule(cls, value: str) -> str:
+        # Checked here so a hostile rule stops the run before any Spark work;
+        # the universes transform checks its columns against the scores.
+        parse_rule(value)
+        return value
 
 
 class UniverseSettings(_Strict):

@@ -1,7 +1,8 @@
 """Target universes from declarative rules: who to contact, in which order, per turf.
 
-A universe (``universes.definitions.<name>`` in the config) is a Spark SQL
-predicate over ``gold.voter_scores`` (``where``), a priority expression
+A universe (``universes.definitions.<name>`` in the config) is a predicate
+over ``gold.voter_scores`` (``where``, in the checked rule language of
+:mod:`votelake.rules`, never run as SQL), a priority expression
 (``priority``, higher first) and a channel. Building one:
 
 1. keeps the scored voters matching ``where``;
@@ -25,6 +26,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from votelake.config import UniverseRule
+from votelake.rules import rule_column
 
 HOUSEHOLD_CHANNELS = ("door", "mail")
 TURF = ("state", "county_id", "precinct")
@@ -76,7 +78,7 @@ def blocked(suppressed: DataFrame, channel: str) -> DataFrame:
 def rule_counts(scores: DataFrame, suppressed: DataFrame, name: str, rule: UniverseRule) -> DataFrame:
     """``universe, voters, suppressed``: voters matching the rule, and how many of them are suppressed."""
     flagged = blocked(suppressed, rule.channel).select("person_id", F.lit(1).alias("_blocked"))
-    return (scores.where(F.expr(rule.where)).select("person_id")
+    return (scores.where(rule_column(rule.where, scores.columns)).select("person_id")
             .join(flagged, on="person_id", how="left")
             .agg(F.count("*").alias("voters"), F.count("_blocked").alias("suppressed"))
             .select(F.lit(name).alias("universe"), "voters", "suppressed"))
@@ -98,14 +100,14 @@ def select_universe(scores: DataFrame, households: DataFrame, suppressed: DataFr
         households.
 
     Raises:
-        pyspark.errors.AnalysisException: ``where`` or ``priority`` names an
-            unknown column (raised when the plan is analysed).
+        votelake.rules.RuleError: ``where`` or ``priority`` is outside the rule
+            language or names a column the scores do not have.
     """
-    members = (scores.where(F.expr(rule.where))
+    members = (scores.where(rule_column(rule.where, scores.columns))
                .join(blocked(suppressed, rule.channel), on="person_id", how="left_anti")
                .join(households.select("person_id", "household_id"), on="person_id", how="left")
                .select("person_id", "state_voter_id", "household_id", *TURF,
-                       F.expr(rule.priority).cast("double").alias("priority")))
+                       rule_column(rule.priority, scores.columns).cast("double").alias("priority")))
     order = [F.col("priority").desc_nulls_last(), F.col("person_id")]
     if rule.channel in HOUSEHOLD_CHANNELS:
         # A person without a known household is a household of one.
