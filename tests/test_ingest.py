@@ -149,6 +149,25 @@ def test_defective_rows_go_to_quarantine_with_reason_file_and_line(spark, tmp_pa
     assert raw == "AA5\tSHORT\tROW\tA"
 
 
+def test_implausible_years_and_dates_are_quarantined_without_their_values(spark, tmp_path):
+    rows = [GOOD_ROWS[0],
+            "AB1\tOLD\tX\tA\tDEM\t01/02/2010\t1800",  # line 3
+            "AB2\tNEW\tX\tA\tDEM\t01/02/2010\t2100",  # line 4
+            "AB3\tNEG\tX\tA\tDEM\t01/02/2010\t-5",  # line 5
+            "AB4\tFUTURE\tX\tA\tDEM\t01/01/2199\t1970",  # line 6
+            GOOD_ROWS[1]]
+    settings = _setup(tmp_path, {"v.txt": _lines(*rows)}, snapshot_date="2024-01-05")
+    report = ingest.run(spark, settings)["t_voters"]
+    assert (report["read"], report["bronze"], report["quarantined"]) == (6, 2, 4)
+    today = dt.datetime.now(dt.timezone.utc).date()  # the load's date
+    year = f"implausible birth_year (birth_year): not between 1880 and {today.year}"
+    expected = spark.createDataFrame([
+        (3, year), (4, year), (5, year),
+        (6, f"implausible registration_date (reg_date): not between 1900-01-01 and {today}"),
+    ], "_line bigint, reason string")
+    assertDataFrameEqual(Lakehouse.open(spark, settings).read("bronze.quarantine").select("_line", "reason"), expected)
+
+
 def test_wrong_encoding_rows_are_quarantined(spark, tmp_path):
     latin1_row = "AA9\tMU\xd1OZ\tJOS\xc9\tA\tDEM\t01/02/2010\t1970".encode("latin-1")
     content = _lines(GOOD_ROWS[0]) + latin1_row + b"\n"

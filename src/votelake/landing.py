@@ -17,6 +17,7 @@ import pyarrow.fs as pafs
 from votelake.layouts import Layout, LayoutError, header_difference
 
 _COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
+_CHUNK = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -60,15 +61,57 @@ def list_files(location: str, pattern: str = "*") -> list[LandingFile]:
     return sorted(files, key=lambda f: f.uri)
 
 
-def fingerprint(files: list[LandingFile]) -> str:
-    """A short hash of the files' names, sizes and modification times.
+def legacy_fingerprint(files: list[LandingFile]) -> str:
+    """The delivery id of loads before content ids: a hash of the files' names, sizes and times.
 
-    The same delivery always has the same fingerprint, so a re-load is detected.
+    Only read to recognise a delivery such a load already holds, so that an
+    upgrade does not load it a second time.
     """
     digest = hashlib.sha256()
     for f in files:
         digest.update(f"{f.uri}|{f.size}|{f.mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def _compression(path: str) -> str | None:
+    return next((c for ext, c in _COMPRESSION.items() if path.endswith(ext)), None)
+
+
+def _unreadable(location: str, compression: str | None, exc: Exception) -> LayoutError:
+    what = f"the {compression} stream is truncated or corrupt" if compression else "the file cannot be read"
+    return LayoutError(f"{location}: {what} ({exc}); nothing of it was loaded: ask for the file again")
+
+
+def content_id(file: LandingFile) -> str:
+    """What identifies a file's content under any name: a SHA-256 of its bytes and its size.
+
+    A compressed file is also read through decompressed once, so a truncated
+    or corrupt stream fails here, naming the file, before anything is loaded.
+
+    Args:
+        file: the landing file.
+
+    Returns:
+        ``<first 32 hex digits of the SHA-256>.<size in bytes>`` (no ``-``: it
+        ends a load id).
+
+    Raises:
+        LayoutError: the compressed stream cannot be read to its end.
+    """
+    fs, path = _fs(file.uri)
+    digest = hashlib.sha256()
+    with fs.open_input_stream(path) as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    compression = _compression(path)
+    if compression:
+        try:
+            with fs.open_input_stream(path, compression=compression) as stream:
+                while stream.read(_CHUNK):
+                    pass
+        except (OSError, ValueError) as exc:
+            raise _unreadable(file.uri, compression, exc) from None
+    return f"{digest.hexdigest()[:32]}.{file.size}"
 
 
 def first_line(location: str, encoding: str) -> str | None:
@@ -85,14 +128,17 @@ def first_line(location: str, encoding: str) -> str | None:
         LayoutError: the line is not valid in ``encoding``.
     """
     fs, path = _fs(location)
-    compression = next((c for ext, c in _COMPRESSION.items() if path.endswith(ext)), None)
-    with fs.open_input_stream(path, compression=compression) as stream:
-        head = b""
-        while b"\n" not in head:
-            chunk = stream.read(65536)
-            if not chunk:
-                break
-            head += chunk
+    compression = _compression(path)
+    head = b""
+    try:
+        with fs.open_input_stream(path, compression=compression) as stream:
+            while b"\n" not in head:
+                chunk = stream.read(65536)
+                if not chunk:
+                    break
+                head += chunk
+    except (OSError, ValueError) as exc:
+        raise _unreadable(location, compression, exc) from None
     if not head.strip(b"\r\n"):
         return None
     line = head.split(b"\n", 1)[0].rstrip(b"\r")

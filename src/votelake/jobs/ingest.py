@@ -15,16 +15,21 @@ Launch: ``spark-submit jobs/ingest.py --conf conf/local.yaml`` or
 
 Every file is checked against its layout (header or column count, encoding,
 emptiness) before anything is written; one mismatch stops the load and names
-the missing, renamed-looking and extra columns. Reloading the same delivery
-(same files, sizes, times) is a no-op. Each load reconciles per file: rows
-read = rows in bronze + rows quarantined.
+the missing, renamed-looking and extra columns, and a compressed file is read
+through once, so a truncated or corrupt one fails naming it. A file is known by
+its content (a SHA-256 of its bytes and its size), not its name: each loads
+exactly once, a redelivery under another name is skipped, a new snapshot
+beside old ones loads alone, and ingests that race each other still leave one
+copy (:func:`load_delivery`). Each load reconciles per file: rows read = rows
+in bronze + rows quarantined.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from urllib.parse import unquote
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -34,11 +39,16 @@ from pyspark.storagelevel import StorageLevel
 from votelake.config import Settings, SourceSettings
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse
-from votelake.landing import LandingFile, check_files, fingerprint, list_files
+from votelake.landing import LandingFile, check_files, content_id, legacy_fingerprint, list_files
 from votelake.layouts import Layout, LayoutError, load_layout
+from votelake.storage.retry import RetryPolicy
+from votelake.storage.store import DeltaStore
 from votelake.transforms.bronze import (BLOCK_START, ROW_ID, SOURCE_FILE, latest_as_of, snapshot_date, split_bronze,
                                        with_line_numbers)
 from votelake.transforms.canonicalize import CORRUPT
+
+# Commit attempts of one load: every racing ingest of the same source can make another lose once.
+LOAD_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,8 @@ class Delivery:
     layout: Layout
     files: list[LandingFile]
     election_columns: tuple[str, ...]
+    # Each file's content id (landing.content_id), by uri.
+    ids: dict[str, str]
 
     @property
     def table(self) -> str:
@@ -122,10 +134,24 @@ def _snapshot(parsed: DataFrame, delivery: Delivery, loaded_at: dt.datetime) -> 
     return snapshot_date(src.snapshot_date_pattern, max(known))
 
 
-def _already_loaded(lake: Lakehouse, table: str, fp: str) -> bool:
+def _content(load_id: Column) -> Column:
+    """The file content id that ends a load id (``<load time>-<content id>``)."""
+    return F.substring_index(load_id, "-", -1)
+
+
+def _loaded(lake: Lakehouse, table: str, delivery: Delivery) -> set[str]:
+    """The delivery's content ids whose rows the table already holds (all of them for a pre-content-id load)."""
     if lake.version(table) is None:
-        return False
-    return lake.read(table).where(F.col("_load_id").endswith(fp)).limit(1).count() > 0
+        return set()
+    ids = set(delivery.ids.values())
+    found = {r[0] for r in lake.read(table).select(_content(F.col("_load_id")).alias("_id"))
+             .where(F.col("_id").isin(*ids, legacy_fingerprint(delivery.files))).distinct().collect()}
+    return ids if legacy_fingerprint(delivery.files) in found else found
+
+
+def _spark_path(spark_uri: str) -> str:
+    """A Spark file URI (``file:/a%20b``, ``s3a://bucket/key``) as pyarrow names the file (``/a b``, ``bucket/key``)."""
+    return unquote(spark_uri.split(":", 1)[1]).lstrip("/")
 
 
 def plan_deliveries(settings: Settings) -> list[Delivery]:
@@ -152,7 +178,8 @@ def plan_deliveries(settings: Settings) -> list[Delivery]:
                 if src.required:
                     problems.append(f"source {src.name}: no files matching {src.files!r} under {location}")
                 continue
-            plan.append(Delivery(src, layout, files, check_files(layout, files)))
+            columns = check_files(layout, files)
+            plan.append(Delivery(src, layout, files, columns, {f.uri: content_id(f) for f in files}))
         except LayoutError as exc:
             problems.append(f"source {src.name}: {exc}")
     if problems:
@@ -169,8 +196,31 @@ def _per_file(good: DataFrame, bad: DataFrame) -> dict[str, dict[str, int]]:
                                                 "quarantined": r["quarantined"]} for r in counts}
 
 
+def _new_files(delivery: Delivery, loaded: set[str]) -> tuple[list[LandingFile], dict[str, str]]:
+    """The files to load now (one per content not yet loaded) and why each other file is skipped."""
+    new, skipped, first = [], {}, {}
+    for f in delivery.files:
+        cid, name = delivery.ids[f.uri], f.uri.rsplit("/", 1)[-1]
+        if cid in loaded:
+            skipped[name] = "already loaded"
+        elif cid in first:
+            skipped[name] = f"same content as {first[cid]}"
+        else:
+            first[cid] = name
+            new.append(f)
+    return new, skipped
+
+
 def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, loaded_at: dt.datetime) -> dict:
-    """Load one source's files into its bronze table and the quarantine.
+    """Load one source's new files into its bronze table and the quarantine, each file exactly once.
+
+    A file is its content (:func:`votelake.landing.content_id`): one already in
+    bronze under any name is skipped, a new one beside it loads alone. Its rows
+    carry the content id at the end of ``_load_id``, and both writes replace
+    whatever rows of the same contents the table holds (Delta's
+    ``replaceWhere``), so two ingests that race on a file conflict in Delta,
+    and the one that retries replaces the other's rows instead of adding to
+    them.
 
     Args:
         spark: the session.
@@ -180,20 +230,26 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
 
     Returns:
         The load's report: per file read/bronze/quarantined, totals, the
-        reasons with their counts, or ``skipped`` with the reason.
+        reasons with their counts, ``skipped_files`` with the reason of each
+        file not loaded, and ``replaced_rows`` (rows of a concurrent load of
+        the same files); ``skipped`` when no file was new.
 
     Raises:
         RuntimeError: the counts do not reconcile (nothing is lost silently).
     """
-    src, layout, files = delivery.source, delivery.layout, delivery.files
-    fp = fingerprint(files)
-    if _already_loaded(lake, delivery.table, fp):
-        return {"files": len(files), "skipped": "already loaded", "load_id_suffix": fp}
-    load_id = f"{loaded_at:%Y%m%dT%H%M%S}-{fp}"
+    src, layout = delivery.source, delivery.layout
+    files, skipped = _new_files(delivery, _loaded(lake, delivery.table, delivery))
+    if not files:
+        return {"files": len(delivery.files), "skipped": "already loaded", "skipped_files": skipped}
+    delivery = replace(delivery, files=files)
     parsed = with_line_numbers(
         read_landing(spark, layout, files, delivery.election_columns),
         header=layout.header and layout.format == "delimited",
     ).persist(StorageLevel.MEMORY_AND_DISK)
+    by_path = {f.uri.lstrip("/"): delivery.ids[f.uri] for f in files}
+    ids = {p: by_path[_spark_path(p)] for p in (r[0] for r in parsed.select(SOURCE_FILE).distinct().collect())}
+    load_id = F.concat(F.lit(f"{loaded_at:%Y%m%dT%H%M%S}-"),
+                       F.element_at(F.create_map(*[F.lit(x) for kv in ids.items() for x in kv]), F.col(SOURCE_FILE)))
     good, bad = split_bronze(parsed, layout, src.name, load_id, loaded_at, _snapshot(parsed, delivery, loaded_at))
     read = parsed.count()
     per_file = _per_file(good, bad)
@@ -201,27 +257,27 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
     # The load's quality gate runs before anything of it is written.
     lake.check_quality(good, delivery.table, persist=False)
     reasons = {}
+    these = f"substring_index(_load_id, '-', -1) IN ({', '.join(repr(c) for c in sorted(by_path.values()))})"
+    # No run-version skip here (a delivery is loaded once by its content, whichever
+    # run gets there), and patient retries: racing loads of one source conflict on purpose.
+    store = DeltaStore(spark, RetryPolicy(attempts=LOAD_ATTEMPTS))
+    tags = {"votelake.job": "ingest"}
     if quarantined:
         reasons = {r["reason"]: r["n"] for r in bad.groupBy("reason").agg(F.count("*").alias("n"))
                    .orderBy(F.desc("n")).limit(20).collect()}
-        # Replacing this delivery's earlier quarantine rows (a load that failed
-        # after quarantining) keeps a re-run from duplicating them.
-        lake.replace_where(bad, "bronze.quarantine",
-                           f"source = '{src.name}' AND _load_id LIKE '%-{fp}'", step=src.name)
-    written = lake.write(good, delivery.table, "append", metadata={"votelake.load_id": load_id}, gate=False)
+        store.overwrite_where(bad, lake.table("bronze.quarantine"), f"source = '{src.name}' AND {these}",
+                              metadata=tags)
+    written = store.overwrite_where(good, lake.table(delivery.table), these, metadata=tags)
     parsed.unpersist()
-    if not written.committed:
-        return {"files": len(files), "skipped": f"run version {lake.run_version} already committed"}
-    in_bronze = written.rows
-    if in_bronze is None:
-        in_bronze = lake.read(delivery.table).where(F.col("_load_id") == load_id).count()
+    in_bronze = written.metrics["rows_inserted"]
     if in_bronze + quarantined != read:
         raise RuntimeError(
-            f"{delivery.table}: load {load_id} does not reconcile: read {read}, "
+            f"{delivery.table}: the load of {len(files)} file(s) does not reconcile: read {read}, "
             f"bronze {in_bronze}, quarantined {quarantined}"
         )
     return {"files": per_file, "read": read, "bronze": in_bronze, "quarantined": quarantined,
-            "reasons": reasons, "load_id": load_id}
+            "reasons": reasons, "load_ids": sorted(f"{loaded_at:%Y%m%dT%H%M%S}-{c}" for c in by_path.values()),
+            "skipped_files": skipped, "replaced_rows": written.metrics["rows_deleted"]}
 
 
 def run(spark: SparkSession, settings: Settings) -> dict:

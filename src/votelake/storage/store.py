@@ -84,6 +84,13 @@ _CONFLICTS = (
 )
 
 
+# Catalog errors a concurrent registration of the same entry can cause, and how often to look again.
+CATALOG_RACES = ("TABLE_OR_VIEW_NOT_FOUND", "TABLE_OR_VIEW_ALREADY_EXISTS", "SCHEMA_ALREADY_EXISTS")
+CATALOG_ATTEMPTS = 3
+# Tries to create a table that another writer may be creating at the same moment.
+CREATE_ATTEMPTS = 5
+
+
 def quote(name: str) -> str:
     """Quote an identifier (or a path) for Spark SQL."""
     return "`" + name.replace("`", "``") + "`"
@@ -151,13 +158,20 @@ class DeltaStore:
         """
         if (table.name, table.uri) in self._ready and self.exists(table):
             return
-        if not self.exists(table):
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            if self.exists(table):
+                break
             try:
                 self._builder(table, DeltaTable.createIfNotExists(self.spark)).location(table.uri).execute()
-            except Exception as error:
-                if not _is_conflict(error):
+                break
+            except Exception:
+                # Another writer is creating it: the racing create fails (a
+                # concurrent-modification or protocol-changed error, or a folder
+                # not yet a Delta table). Once its first commit is there,
+                # "create if not exists" finds the table.
+                if attempt == CREATE_ATTEMPTS:
                     raise
-                # another writer created it first: the table is there
+                time.sleep(0.5 * attempt)
         self.register(table)
         self._sync_declarations(table)
         self._ready.add((table.name, table.uri))
@@ -183,14 +197,22 @@ class DeltaStore:
             table: an existing table.
         """
         name = self.catalog_name(table)
-        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {quote(table.layer)} COMMENT "
-                       f"'votelake {table.layer} layer'")
-        if self.spark.catalog.tableExists(name):
-            location = self.spark.sql(f"DESCRIBE DETAIL {name}").collect()[0]["location"]
-            if _same_path(location, table.uri):
+        for attempt in range(1, CATALOG_ATTEMPTS + 1):
+            try:
+                self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {quote(table.layer)} COMMENT "
+                               f"'votelake {table.layer} layer'")
+                if self.spark.catalog.tableExists(name):
+                    location = self.spark.sql(f"DESCRIBE DETAIL {name}").collect()[0]["location"]
+                    if _same_path(location, table.uri):
+                        return
+                    self.spark.sql(f"DROP TABLE {name}")
+                self.spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING DELTA LOCATION '{_sql_string(table.uri)}'")
                 return
-            self.spark.sql(f"DROP TABLE {name}")
-        self.spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING DELTA LOCATION '{_sql_string(table.uri)}'")
+            except Exception as error:
+                # Two writers registering the same entry at once: one sees it vanish
+                # or appear between its steps. Looking again settles it.
+                if attempt == CATALOG_ATTEMPTS or not any(code in str(error) for code in CATALOG_RACES):
+                    raise
 
     @staticmethod
     def catalog_name(table: TableSpec) -> str:

@@ -91,7 +91,7 @@ def latest_as_of(parsed: DataFrame, layout: Layout, loaded_at: dt.datetime) -> D
 
 
 def split_bronze(
-    parsed: DataFrame, layout: Layout, source: str, load_id: str, loaded_at: dt.datetime,
+    parsed: DataFrame, layout: Layout, source: str, load_id: Column, loaded_at: dt.datetime,
     snapshot: Column,
 ) -> tuple[DataFrame, DataFrame]:
     """Split numbered landing rows into bronze rows and quarantine rows.
@@ -100,7 +100,7 @@ def split_bronze(
         parsed: output of :func:`with_line_numbers`.
         layout: the source's layout.
         source: the source name, recorded in quarantine.
-        load_id: this load's id.
+        load_id: each row's load id (its file's: the load time and the file's content id).
         loaded_at: this load's time.
         snapshot: the snapshot-date Column (:func:`snapshot_date`).
 
@@ -110,11 +110,11 @@ def split_bronze(
         (the line for a malformed row, else the parsed fields as JSON), file and line.
     """
     loaded = F.lit(loaded_at).cast("timestamp")
-    reasons = parsed.select("*", defects(layout).alias("_defects"))
+    reasons = parsed.select("*", defects(layout, loaded_at.date()).alias("_defects"))
     usable = F.size("_defects") == 0
     data_cols = list(layout.columns) + ([layout.wide_history.column] if layout.wide_history else [])
     good = reasons.where(usable).select(
-        *data_cols, SOURCE_FILE, LINE, F.lit(load_id).alias("_load_id"), loaded.alias("_loaded_at"),
+        *data_cols, SOURCE_FILE, LINE, load_id.alias("_load_id"), loaded.alias("_loaded_at"),
         snapshot.alias("_snapshot_date"),
     )
     raw = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*data_cols)))
@@ -124,7 +124,7 @@ def split_bronze(
         raw.alias("raw"),
         SOURCE_FILE,
         LINE,
-        F.lit(load_id).alias("_load_id"),
+        load_id.alias("_load_id"),
         loaded.alias("_loaded_at"),
     )
     return good, bad

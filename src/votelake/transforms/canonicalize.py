@@ -13,6 +13,7 @@ All functions are pure Column / DataFrame transforms.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from pyspark.sql import Column, DataFrame
@@ -27,6 +28,14 @@ CORRUPT = "_corrupt_record"
 CANONICAL_META = ("_source_file", "_load_id", "_snapshot_date")
 # What the JVM decoder puts in place of bytes that are not valid in the encoding.
 REPLACEMENT_CHAR = "\ufffd"
+# The earliest plausible value of each dated field; none may lie after the load.
+# Outside them a value is a typo or corruption (a birth year of 1800 or 2100, a
+# registration in 2199), and such a row is quarantined rather than scored.
+EARLIEST = {
+    "birth_date": dt.date(1880, 1, 1), "birth_year": 1880, "registration_date": dt.date(1900, 1, 1),
+    "election_date": dt.date(1900, 1, 1), "attempted_at": dt.date(1990, 1, 1), "event_ts": dt.date(1990, 1, 1),
+    "assigned_at": dt.date(1990, 1, 1),
+}
 
 
 def source_value(layout: Layout, field: str) -> Column:
@@ -115,11 +124,30 @@ def _typed(layout: Layout, field: str, raw: Column) -> Column:
     return raw
 
 
-def defects(layout: Layout) -> Column:
+def _implausible(layout: Layout, field: str, value: Column, as_of: dt.date) -> Column | None:
+    """A reason when a parsed value lies outside :data:`EARLIEST` .. the load date (values not quoted)."""
+    earliest = EARLIEST.get(field)
+    if earliest is None:
+        return None
+    ftype = FIELDS[layout.kind][field]
+    if ftype == "int":
+        low, high, latest = earliest, as_of.year, as_of.year
+    elif ftype == "timestamp":  # up to the end of the load day
+        low = dt.datetime.combine(earliest, dt.time())
+        high, latest = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time()), as_of
+    else:
+        low, high, latest = earliest, as_of, as_of
+    cols = "+".join(layout.source_columns(field))
+    return F.when((value < F.lit(low)) | (value > F.lit(high)),
+                  F.lit(f"implausible {field} ({cols}): not between {earliest} and {latest}"))
+
+
+def defects(layout: Layout, as_of: dt.date) -> Column:
     """Why each row of a source cannot be used; empty when it can.
 
     Args:
         layout: the source's layout (rows carry its columns and ``_corrupt_record``).
+        as_of: the load's date: no date or birth year may lie after it.
 
     Returns:
         An ``array<string>`` Column of reasons.
@@ -143,6 +171,9 @@ def defects(layout: Layout) -> Column:
             # Values are not quoted: dates of birth are personal data.
             checks.append(F.when(raw.isNotNull() & _typed(layout, field, raw).isNull(),
                                  F.lit(f"bad {FIELDS[layout.kind][field]} in {field} ({cols})")))
+            implausible = _implausible(layout, field, _typed(layout, field, raw), as_of)
+            if implausible is not None:
+                checks.append(implausible)
     wide = layout.wide_history
     if wide is not None:
         known = list(wide.values)
