@@ -60,9 +60,14 @@ def _write_config(root: Path, landing: Path) -> Path:
 
 
 def _votelake(cwd: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """Run the installed console script in ``cwd``, with no ``VOTELAKE__*`` overrides from this environment."""
+    """Run the installed console script in ``cwd``, with no ``VOTELAKE__*`` overrides from this environment.
+
+    Its temporary folder is ``cwd/tmp``, so a test can see what a run leaves there.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOTELAKE__")}
     env["PYARROW_IGNORE_TIMEZONE"] = "1"
+    (cwd / "tmp").mkdir(exist_ok=True)
+    env["TMPDIR"] = str(cwd / "tmp")
     return subprocess.run([str(VOTELAKE), *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -78,6 +83,12 @@ def test_pipeline_exits_zero_and_names_each_champion_run(tmp_path: Path):
     done = _votelake(tmp_path, "pipeline", "--conf", str(conf))
     assert done.returncode == 0, done.stderr[-3000:]
     settings = load_settings(conf, environ={})
+    # What the run wrote is its owner's alone (its folders, and the files Python writes),
+    # and Spark's scratch folder went with the process.
+    private = [settings.storage.lakehouse, tmp_path / "exports", tmp_path / "quality", tmp_path / "mlartifacts",
+               tmp_path / "mlflow.db", *(tmp_path / "quality").rglob("*.json")]
+    assert all(p.stat().st_mode & 0o077 == 0 for p in private), {str(p): oct(p.stat().st_mode) for p in private}
+    assert not list((tmp_path / "tmp").glob("votelake-spark-*")) and not list((tmp_path / "tmp").glob("blockmgr-*"))
     out = done.stdout
     assert re.search(r"^\[votelake\] scores: \S*" + re.escape(str(settings.storage.lakehouse)) + r"\S* \(\d+ rows",
                      out, re.M), out[-3000:]
@@ -183,6 +194,15 @@ def _wait_for_java_under(pid: int, timeout: float) -> int:
             return found[0]
         time.sleep(0.5)
     raise AssertionError("no JVM started")
+
+
+def test_spark_scratch_is_private_and_a_killed_runs_is_removed_by_the_next(tmp_path: Path):
+    from votelake.session import private_scratch
+
+    killed = tmp_path / "votelake-spark-999999999-x"  # no such process
+    killed.mkdir()
+    mine = Path(private_scratch(str(tmp_path)))
+    assert not killed.exists() and mine.stat().st_mode & 0o777 == 0o700
 
 
 @pytest.mark.parametrize("job, override, named", [

@@ -12,14 +12,16 @@ import time
 from pathlib import Path
 
 import deltalake
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from conftest import synthetic_state_settings
-from votelake.config import RunSettings, TargetElection
+from votelake.config import RunSettings, TargetElection, UniverseRule
 from votelake.jobs import allocate, build, ingest, metrics, score, synth, train, universes
+from votelake import publish
 from votelake.lakehouse import Lakehouse
 from votelake.layouts import LayoutError
 from votelake.models.against_truth import model_quality_against_truth
@@ -173,6 +175,10 @@ def test_mlflow_runs_hold_metrics_reports_and_champion_models(settings, pipeline
         # The first model of a kind in a new registry is its champion.
         champion = client.get_model_version_by_alias(f"votelake-{kind}", "champion")
         assert champion.run_id == run.info.run_id
+    # The model's input example is invented (means and modes), not any voter's row.
+    local = mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{result['run_id']}/model",
+                                                tracking_uri=settings.mlflow.tracking_uri)
+    assert len(mlflow.models.Model.load(local).load_input_example(local)) == 1
     persuasion = client.get_run(pipeline["train"]["persuasion"]["two_stage"]["run_id"])
     assert {"qini", "qini_low", "qini_high", "test_qini"} <= set(persuasion.data.metrics)
     assert "report/qini.png" in {a.path for a in client.list_artifacts(persuasion.info.run_id, "report")}
@@ -275,6 +281,49 @@ def test_universe_rebuilds_identically_and_reruns_commit_nothing(spark, settings
     assert again["published"] is False and again["build_id"] == built["build_id"]
 
 
+def test_a_universes_run_stopped_after_each_step_is_finished_by_the_rerun(spark, settings, pipeline, monkeypatch):
+    """Stopped after publishing its members, then in the middle of its exports: each re-run does what is left."""
+    lake = Lakehouse.open(spark, settings)
+    rule = UniverseRule(description="Strong supporters", where="support_score >= 80", priority="support_prob",
+                        channel="phone")
+    changed = settings.model_copy(update={"universes": settings.universes.model_copy(update={
+        "definitions": {**settings.universes.definitions, "strong": rule}})})
+    publish_table = Lakehouse.publish
+
+    def stops_before_recording_the_build(self, df, name, **kwargs):
+        if name == "gold.universe_builds":
+            raise KeyboardInterrupt("stopped after the first commit")
+        return publish_table(self, df, name, **kwargs)
+
+    monkeypatch.setattr(Lakehouse, "publish", stops_before_recording_the_build)
+    with pytest.raises(KeyboardInterrupt):
+        universes.run(spark, changed)
+    monkeypatch.undo()
+    members_version = lake.version("gold.target_universes")
+    build_id = lake.latest_metadata("gold.target_universes", universes.BUILD_KEY)[0]
+    assert lake.read("gold.universe_builds").where(F.col("build_id") == build_id).count() == 0
+    assert not any(universes.exported(changed, n, build_id) for n in changed.universes.definitions)
+
+    finished = universes.run(spark, changed)
+    assert finished["build_id"] == build_id and finished["already_done"] == ["gold.target_universes"]
+    assert lake.version("gold.target_universes") == members_version  # not published twice
+    recorded = lake.read("gold.universe_builds").where(F.col("build_id") == build_id)
+    assert sorted(r[0] for r in recorded.select("universe").collect()) == sorted(changed.universes.definitions)
+    assert all(universes.exported(changed, n, build_id) for n in changed.universes.definitions)
+
+    # A hand-off cut short (its commit marker never written) is written again, alone.
+    cut = universes.export_folder(changed, "strong", build_id)
+    (cut / "_SUCCESS").unlink()
+    untouched = (universes.export_folder(changed, "gotv", build_id) / "_SUCCESS").stat().st_mtime_ns
+    again = universes.run(spark, changed)
+    assert again["already_done"] == ["gold.target_universes", "gold.universe_builds"]
+    assert universes.exported(changed, "strong", build_id)
+    assert (universes.export_folder(changed, "gotv", build_id) / "_SUCCESS").stat().st_mtime_ns == untouched
+    handed = spark.read.option("header", True).csv(str(cut))
+    assert handed.count() == again["universes"]["strong"]["members"] > 0
+    assert universes.run(spark, changed)["published"] is False
+
+
 def test_allocation_plan_respects_capacity_and_budgets(spark, settings, pipeline):
     """The plan's structure on the small state. Its models are too weak at 6,000 voters to beat the
     naive plan on the truth (plan 16.9, naive 20.6 true net votes in one run); that comparison, on
@@ -355,6 +404,35 @@ def test_rerunning_build_and_score_never_duplicates(spark, settings, pipeline):
     kept = ("person_id", "turnout_prob_model", "turnout_decile", "support_prob")
     assertDataFrameEqual(lake.read("gold.voter_scores").select(*kept),
                          lake.read("gold.voter_scores", version=rescored["version"]).select(*kept))
+
+
+def test_a_score_run_stopped_between_its_publishes_is_finished_by_the_rerun(spark, settings, pipeline,
+                                                                             monkeypatch):
+    """The scores of a new run committed, the precinct shifts not: the re-run publishes the shifts only."""
+    lake = Lakehouse.open(spark, settings)
+    target = TargetElection(date=pipeline["score"]["target_election"]["date"],
+                            expected_turnout=round(pipeline["score"]["mean_turnout_prob"] + 0.01, 3))
+    changed = settings.model_copy(update={"model": settings.model.model_copy(update={"target_election": target})})
+    publish_table = Lakehouse.publish
+
+    def stops_before_the_shifts(self, df, name, **kwargs):
+        if name == "gold.precinct_calibration":
+            raise KeyboardInterrupt("stopped between the two publishes")
+        return publish_table(self, df, name, **kwargs)
+
+    monkeypatch.setattr(Lakehouse, "publish", stops_before_the_shifts)
+    with pytest.raises(KeyboardInterrupt):
+        score.run(spark, changed)
+    monkeypatch.undo()
+    runs = {name: lake.latest_metadata(name, publish.SCORING_RUN_KEY)
+            for name in ("gold.voter_scores", "gold.precinct_calibration")}
+    assert runs["gold.voter_scores"][0] != runs["gold.precinct_calibration"][0]
+    finished = score.run(spark, changed)
+    assert finished["scoring_run"] == runs["gold.voter_scores"][0]
+    assert finished["version"] == runs["gold.voter_scores"][1] == lake.version("gold.voter_scores")  # not again
+    assert lake.latest_metadata("gold.precinct_calibration", publish.SCORING_RUN_KEY)[0] == finished["scoring_run"]
+    again = score.run(spark, changed)
+    assert again["published"] is False and "already published" in again["reason"]
 
 
 def test_layout_change_fails_before_writing(spark, settings, pipeline, tmp_path):

@@ -312,6 +312,14 @@ def test_a_declared_expected_turnout_moves_the_published_level_only(spark):
         assert np.argsort(published).tolist() == np.argsort(before).tolist()
 
 
+def test_the_logged_input_example_is_made_up_not_a_voter(spark):
+    rows = spark.createDataFrame([(1, 0.5, "a"), (2, 2.0, "b"), (4, 0.5, "b")],
+                                 "age int, general_rate double, party string")
+    example = lifecycle.made_up_example(rows)
+    assert example.to_dict("records") == [{"age": 2, "general_rate": 1.0, "party": "b"}]
+    assert str(example.dtypes["age"]) == "int32" and (2, 1.0, "b") not in [tuple(r) for r in rows.collect()]
+
+
 def test_champion_gate_keeps_the_better_model(spark, settings):
     """A deliberately worse model is logged and registered but does not become champion."""
     voters = simulated_voters(spark)

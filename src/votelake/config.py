@@ -78,6 +78,9 @@ class StorageSettings(_Strict):
     catalog: Path = CONF_DIR / "tables.yaml"
     # Data contracts of the published tables (they declare those tables).
     contracts: Path = CONF_DIR / "contracts"
+    # The permissions mask of everything a job writes (tables, MLflow store,
+    # reports, exports): 077 is owner-only, since bronze and silver hold personal data.
+    umask: str = Field("077", pattern=r"^0?[0-7]{3}$")
 
 
 class MlflowSettings(_Strict):

@@ -167,6 +167,17 @@ def published_run(lake: Lakehouse) -> dict | None:
     return None if found is None else {"scoring_run": found[0], "version": found[1]}
 
 
+def run_versions(lake: Lakehouse, tables: tuple[str, ...], scoring_run: str) -> dict[str, int | None]:
+    """Per table, the version whose commit published ``scoring_run``, or None when it is still to publish.
+
+    A scoring run publishes several tables one after the other; a run stopped
+    between them is finished by a re-run, which publishes only the tables still
+    on an older run.
+    """
+    found = {name: lake.latest_metadata(name, SCORING_RUN_KEY) for name in tables}
+    return {name: f[1] if f is not None and f[0] == scoring_run else None for name, f in found.items()}
+
+
 def distribution_gate(lake: Lakehouse, settings: Settings, scores: DataFrame, scoring_run: str,
                       published: dict | None, summary: dict) -> dict[str, str]:
     """Compare a run's score distributions with the published run's (Great Expectations) and report.

@@ -5,10 +5,12 @@ Library code receives the session it is given and never builds one.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -185,12 +187,51 @@ def build_spark(spark_settings: SparkSettings, metastore: Path | None = None) ->
         conf["spark.pyspark.python"] = os.environ["PYSPARK_PYTHON"]
         if not {"spark.jars", "spark.jars.packages"} & set(spark_settings.conf):
             conf.update(jars.spark_jar_conf())
+        if "spark.local.dir" not in spark_settings.conf:
+            conf["spark.local.dir"] = private_scratch()
     conf.update(spark_settings.conf)
     if embedded and not launched_by_spark_submit():
         conf["spark.driver.extraJavaOptions"] += _derby_home(metastore)
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+SCRATCH_PREFIX = "votelake-spark-"
+
+
+def private_scratch(parent: str | None = None) -> str:
+    """A scratch folder for Spark's shuffle and spill files that only this user can open, removed at exit.
+
+    Spark's default (``/tmp/blockmgr-*``) is readable by anyone on the machine
+    and is left behind by a killed job, with rows of the tables in it. This
+    folder is created 0700; folders of earlier runs whose process is gone are
+    removed here, and this run's at its exit.
+
+    Args:
+        parent: where to create it (default: the system's temporary folder).
+
+    Returns:
+        The folder's path.
+    """
+    root = Path(parent or tempfile.gettempdir())
+    for stale in root.glob(f"{SCRATCH_PREFIX}*"):
+        pid = stale.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)) and stale.stat().st_uid == os.getuid():
+            shutil.rmtree(stale, ignore_errors=True)
+    folder = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=root)  # mode 0700
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _submitted_jars() -> str:

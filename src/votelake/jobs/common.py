@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Callable, Sequence
 
 from pyspark.sql import SparkSession
@@ -124,8 +126,24 @@ def parse_args(description: str, argv: Sequence[str] | None) -> argparse.Namespa
 
 
 def session_for(settings: Settings) -> SparkSession:
-    """Build the job's SparkSession from the configuration (the one factory)."""
+    """Build the job's SparkSession from the configuration (the one factory).
+
+    Sets the process's permissions mask first (``storage.umask``), so the JVM
+    and every file the job writes inherit it.
+    """
+    os.umask(int(settings.storage.umask, 8))
+    for folder in output_roots(settings):
+        # Spark's Hadoop file system sets 0644 on the files it writes whatever the
+        # mask; a folder only its owner can open keeps them private all the same.
+        folder.mkdir(mode=0o777, parents=True, exist_ok=True)
     return build_spark(settings.spark, settings.storage.metastore)
+
+
+def output_roots(settings: Settings) -> list[Path]:
+    """The local folders jobs write into: the lakehouse, exports, quality reports, MLflow artifacts."""
+    roots = [settings.storage.lakehouse, settings.universes.exports, settings.quality.results_dir,
+             settings.mlflow.artifact_root]
+    return [Path(str(r)) for r in roots if r is not None and "://" not in str(r)]
 
 
 def run_jobs(settings: Settings, jobs: Sequence[tuple[str, JobRun]]) -> dict[str, dict]:

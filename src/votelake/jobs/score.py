@@ -46,11 +46,13 @@ from votelake import publish
 from votelake.config import Settings
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse
-from votelake.models import scoring, totals
+from votelake.models import scoring
 from votelake.transforms import features as feat
 from votelake.transforms import scores
 from votelake.transforms.training_sets import feature_dates
 
+# The tables a scoring run publishes, in order.
+TABLES = ("gold.voter_scores", "gold.precinct_calibration")
 # The published columns whose means the summary reports (as ``mean_<column>``), in its order.
 MEANS = ("turnout_prob", "support_prob", "turnout_prob_model", "support_prob_model", "persuasion_uplift")
 
@@ -88,28 +90,20 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     scoring_run = scores.scoring_run_id(feature_version, as_of, models, settings.calibration.model_dump(mode="json"),
                                         target_json)
     published = publish.published_run(lake)
-    if published is not None and published["scoring_run"] == scoring_run:
-        # The same features, models and calibration: the published scores are this run's.
-        return {"table": lake.table("gold.voter_scores").uri, "version": published["version"], "published": False,
-                "reason": f"scoring run {scoring_run} is already published (version {published['version']})",
+    done = publish.run_versions(lake, TABLES, scoring_run)
+    if all(v is not None for v in done.values()):
+        # The same features, models and calibration: the published tables are this run's.
+        version = done["gold.voter_scores"]
+        return {"table": lake.table("gold.voter_scores").uri, "version": version, "published": False,
+                "reason": f"scoring run {scoring_run} is already published (version {version})",
                 "scoring_run": scoring_run, "as_of_date": as_of.isoformat(),
                 "models": {k: m.label for k, m in models.items()}}
     predictions = {kind: scoring.apply_model(m.model, specs[kind], current, bounded=True)
                    for kind, m in models.items()}
     scored_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
 
-    cfg = settings.calibration
-    if not cfg.enabled:
-        probabilities, shift_rows, summary_calibration = scores.probability_frame(current, predictions), None, "off"
-    elif not any(kind in scoring.CALIBRATED_KINDS for kind in models):
-        probabilities, shift_rows, summary_calibration = (scores.probability_frame(current, predictions), None,
-                                                          "no turnout or support champion to calibrate")
-    else:
-        election_date = scoring.calibration_election(settings, lake, as_of)
-        counties = scores.county_names(lake.read("silver.persons")).localCheckpoint()
-        probabilities, shift_rows, summary_calibration = scoring.calibrate(
-            settings, features, current, models, specs, predictions, election_date, counties,
-            totals.read_results(spark, cfg.results), scoring_run, scored_at)
+    probabilities, shift_rows, summary_calibration = scoring.calibrated_probabilities(
+        settings, lake, features, current, models, specs, predictions, scoring_run, scored_at)
     probabilities, turnout_level = scoring.at_expected_turnout(probabilities, target_json.get("expected_turnout"))
     rows = scores.voter_scores(current, probabilities, models, feature_version, scoring_run, scored_at)
     gate: dict = {}
@@ -117,10 +111,12 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     def drift(scored: DataFrame) -> dict[str, str]:
         return publish.distribution_gate(lake, settings, scored, scoring_run, published, gate)
 
-    result = lake.publish(rows, "gold.voter_scores", metadata=tags, before_write=drift)
+    # A run stopped between its two publishes left the scores on this run: publish what is left.
+    version, committed = done["gold.voter_scores"], False
+    if version is None:
+        result = lake.publish(rows, "gold.voter_scores", metadata=tags, before_write=drift)
+        version, committed = result.version, result.committed
     # Every publish replaces the shifts: none (empty) when nothing was calibrated.
-    if shift_rows is None:
-        shift_rows = spark.createDataFrame([], lake.table("gold.precinct_calibration").schema)
     written = lake.publish(shift_rows, "gold.precinct_calibration", metadata=tags)
     if isinstance(summary_calibration, dict):
         summary_calibration["table"] = {"uri": lake.table("gold.precinct_calibration").uri,
@@ -129,8 +125,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         F.count("*").alias("rows"), *[F.avg(c).alias(c) for c in MEANS]).first()
     return {
         "table": lake.table("gold.voter_scores").uri,
-        "version": result.version,
-        "published": result.committed,
+        "version": version,
+        "published": committed,
         "scoring_run": scoring_run,
         "gate": gate,
         "rows": means["rows"],

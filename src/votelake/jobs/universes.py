@@ -126,17 +126,30 @@ def build_id_of(definitions: dict[str, UniverseRule], versions: dict, suppressio
     return publish.fingerprint(inputs)
 
 
-def export(spark: SparkSession, lake: Lakehouse, settings: Settings, version: int, build_id: str) -> dict[str, str]:
-    """Write each universe's hand-off files, one folder per turf; return the folder of each universe."""
-    cfg = settings.universes
+def export_folder(settings: Settings, name: str, build_id: str) -> Path:
+    """Where a universe's hand-off files of a build go."""
+    return settings.universes.exports / name / build_id
+
+
+def exported(settings: Settings, name: str, build_id: str) -> bool:
+    """Whether a universe's hand-off of a build is complete: Spark writes ``_SUCCESS`` last, on commit."""
+    return (export_folder(settings, name, build_id) / "_SUCCESS").is_file()
+
+
+def export(lake: Lakehouse, settings: Settings, version: int, build_id: str, names: list[str]) -> dict[str, str]:
+    """Write each named universe's hand-off files (an empty universe too), one folder per turf.
+
+    Returns:
+        The folder of each universe.
+    """
     rows = lake.read("gold.target_universes", version=version).where(F.col("build_id") == build_id)
     folders = {}
-    for (name,) in rows.select("universe").distinct().collect():
-        folder = cfg.exports / name / build_id
+    for name in names:
+        folder = export_folder(settings, name, build_id)
         (rows.where(F.col("universe") == name).select(*EXPORT_COLUMNS)
          .repartition("county_id", "precinct").sortWithinPartitions("county_id", "precinct", "turf_rank")
          .write.mode("overwrite").partitionBy("county_id", "precinct")
-         .option("header", True).format(cfg.export_format).save(str(folder)))
+         .option("header", True).format(settings.universes.export_format).save(str(folder)))
         folders[name] = str(folder)
     return folders
 
@@ -167,35 +180,45 @@ def run(spark: SparkSession, settings: Settings) -> dict:
             raise RuntimeError(f"{INPUTS[key]} does not exist: run the build and score jobs first")
     suppression = suppression_settings(settings)
     build_id = build_id_of(cfg.definitions, versions, suppression)
-    published = lake.latest_metadata("gold.target_universes", BUILD_KEY)
-    if published is not None and published[0] == build_id:
+    # A build publishes its members, records itself, then exports: a run stopped
+    # between these steps is finished by the next, which does only what is left.
+    done = {name: found[1] if (found := lake.latest_metadata(name, BUILD_KEY)) and found[0] == build_id else None
+            for name in ("gold.target_universes", "gold.universe_builds")}
+    to_export = [name for name in sorted(cfg.definitions) if not exported(settings, name, build_id)]
+    if all(v is not None for v in done.values()) and not to_export:
         return {"build_id": build_id, "published": False,
                 "reason": f"build {build_id} (the same definitions, inputs and lists) is already published"}
     built_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     scoring_run = lake.read("gold.voter_scores", version=versions["scores_version"]).select(
         "scoring_run_id").limit(1).collect()[0][0]
     members, counted = build_members(spark, lake, cfg.definitions, versions, suppression)
-    written = lake.publish(universe_rows(members, build_id, scoring_run, built_at), "gold.target_universes",
-                           metadata={BUILD_KEY: build_id})
-    published = lake.read("gold.target_universes", version=written.version).where(F.col("build_id") == build_id)
+    version = done["gold.target_universes"]
+    if version is None:
+        version = lake.publish(universe_rows(members, build_id, scoring_run, built_at), "gold.target_universes",
+                               metadata={BUILD_KEY: build_id}).version
+    published = lake.read("gold.target_universes", version=version).where(F.col("build_id") == build_id)
     sizes = {r["universe"]: r["members"] for r in published.groupBy("universe").agg(
         F.count("*").alias("members")).collect()}
     counts = {r["universe"]: r for r in counted.collect()}
     voters = {name: r["voters"] for name, r in counts.items()}
     suppressed = {name: r["suppressed"] for name, r in counts.items()}
-    rows = [(build_id, name, json.dumps(rule.model_dump(), sort_keys=True), json.dumps(suppression, sort_keys=True),
-             *[versions[k] for k in INPUTS], written.version, scoring_run, sizes.get(name, 0), voters.get(name, 0),
-             suppressed.get(name, 0), built_at)
-            for name, rule in sorted(cfg.definitions.items())]
-    builds = spark.createDataFrame(rows, lake.table("gold.universe_builds").schema)
-    if lake.version("gold.universe_builds") is not None:
-        builds = lake.read("gold.universe_builds").unionByName(builds)
-    builds_written = lake.publish(builds.localCheckpoint(), "gold.universe_builds",
-                                  metadata={BUILD_KEY: build_id})
-    folders = export(spark, lake, settings, written.version, build_id)
+    builds_version = done["gold.universe_builds"]
+    if builds_version is None:
+        rows = [(build_id, name, json.dumps(rule.model_dump(), sort_keys=True),
+                 json.dumps(suppression, sort_keys=True), *[versions[k] for k in INPUTS], version, scoring_run,
+                 sizes.get(name, 0), voters.get(name, 0), suppressed.get(name, 0), built_at)
+                for name, rule in sorted(cfg.definitions.items())]
+        builds = spark.createDataFrame(rows, lake.table("gold.universe_builds").schema)
+        if lake.version("gold.universe_builds") is not None:
+            builds = lake.read("gold.universe_builds").unionByName(builds)
+        builds_version = lake.publish(builds.localCheckpoint(), "gold.universe_builds",
+                                      metadata={BUILD_KEY: build_id}).version
+    export(lake, settings, version, build_id, to_export)
+    folders = {name: str(export_folder(settings, name, build_id)) for name in cfg.definitions}
     return {
         "build_id": build_id, "published": True,
-        "tables": {"gold.target_universes": written.version, "gold.universe_builds": builds_written.version},
+        "already_done": sorted([n for n, v in done.items() if v is not None]),
+        "tables": {"gold.target_universes": version, "gold.universe_builds": builds_version},
         "universes": {name: {"members": int(sizes.get(name, 0)),
                              "voters_matching": int(voters.get(name, 0)), "suppressed": int(suppressed.get(name, 0)),
                              "export": folders.get(name)} for name in sorted(cfg.definitions)},

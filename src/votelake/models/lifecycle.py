@@ -23,6 +23,7 @@ import pyspark
 from mlflow.models import infer_signature
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from votelake.config import Settings
 from votelake.models import evaluation as ev
@@ -160,8 +161,26 @@ def fit_calibrated(settings: Settings, candidate: prop.ModelSpec, prepared: Prep
     return prop.calibrate(tuned, prepared.calibration, prepared.method, offsets), chosen
 
 
+def made_up_example(rows: DataFrame) -> pd.DataFrame:
+    """One invented row in the model's input schema: each number the column's mean, each other value its mode.
+
+    MLflow stores the input example as an artifact beside the model; a row of
+    real voters there would leave personal data wherever the model is copied.
+
+    Args:
+        rows: model input rows (:func:`votelake.models.propensity.model_frame`).
+
+    Returns:
+        A one-row pandas frame with the columns and dtypes of ``rows``.
+    """
+    made_up = rows.agg(*[
+        (F.avg(f.name).cast(f.dataType) if isinstance(f.dataType, T.NumericType) else F.mode(f.name)).alias(f.name)
+        for f in rows.schema.fields])
+    return made_up.toPandas()
+
+
 def _log_model(model, spec: prop.ModelSpec, example: DataFrame, output: DataFrame, name: str) -> str:
-    sample = example.limit(SIGNATURE_ROWS).toPandas()
+    sample = made_up_example(example)
     signature = infer_signature(sample, output.limit(SIGNATURE_ROWS).toPandas())
     # A fitted Spark pipeline needs pyspark alone; naming it spares MLflow's
     # requirement inference, which re-imports the model in a subprocess (~45 s).

@@ -19,7 +19,7 @@ from votelake.models import propensity as prop
 from votelake.models import totals
 from votelake.models import tracking
 from votelake.transforms import features as feat
-from votelake.transforms.scores import KEYS, calibration_rows, probability_frame
+from votelake.transforms.scores import KEYS, calibration_rows, county_names, probability_frame
 from votelake.transforms.training_sets import election_electorate, feature_dates
 
 if TYPE_CHECKING:
@@ -154,6 +154,51 @@ def calibration_election(settings: Settings, lake: Lakehouse, as_of: dt.date) ->
     if not generals:
         raise ValueError("calibration.election_date must be set: silver.vote_history holds no general election")
     return generals[-1].date
+
+
+def calibrated_probabilities(
+    settings: Settings,
+    lake: Lakehouse,
+    features: DataFrame,
+    current: DataFrame,
+    models: dict[str, tracking.ChampionModel],
+    specs: dict[str, prop.ModelSpec],
+    predictions: dict[str, DataFrame],
+    scoring_run: str,
+    scored_at: dt.datetime,
+) -> tuple[DataFrame, DataFrame, dict | str]:
+    """The scored voters' probabilities, calibrated to precinct results when ``calibration`` is on.
+
+    Args:
+        settings: the run configuration.
+        lake: the lakehouse (``silver.persons`` for county names, vote history for the election).
+        features: ``gold.voter_features`` (every as-of date).
+        current: the scoring date's rows of active voters.
+        models: the champion models by kind.
+        specs: their feature specs.
+        predictions: their predictions for ``current`` (:func:`apply_model`).
+        scoring_run: :func:`votelake.transforms.scores.scoring_run_id`.
+        scored_at: the run's timestamp.
+
+    Returns:
+        ``(probabilities, shift_rows, summary)`` as :func:`calibrate`; without
+        calibration the model's probabilities, no shift rows (an empty frame)
+        and why not.
+    """
+    cfg = settings.calibration
+    reason = ("off" if not cfg.enabled else None if any(k in CALIBRATED_KINDS for k in models)
+              else "no turnout or support champion to calibrate")
+    if reason is not None:
+        empty = lake.spark.createDataFrame([], lake.table("gold.precinct_calibration").schema)
+        return probability_frame(current, predictions), empty, reason
+    election_date = calibration_election(settings, lake, feature_dates(features)[-1])
+    counties = county_names(lake.read("silver.persons")).localCheckpoint()
+    probabilities, shift_rows, summary = calibrate(
+        settings, features, current, models, specs, predictions, election_date, counties,
+        totals.read_results(lake.spark, cfg.results), scoring_run, scored_at)
+    if shift_rows is None:
+        shift_rows = lake.spark.createDataFrame([], lake.table("gold.precinct_calibration").schema)
+    return probabilities, shift_rows, summary
 
 
 def calibrate(
