@@ -6,6 +6,8 @@ import datetime as dt
 
 import deltalake
 import pyarrow as pa
+from pathlib import Path
+
 import pytest
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -103,6 +105,40 @@ def test_contract_values_catch_identifiers_hidden_in_a_declared_column(spark, la
     with pytest.raises(QualityGateError, match="precinct"):
         lakehouse.publish(rows, "gold.voter_scores")
     assert lakehouse.version("gold.voter_scores") is None
+
+
+# Identifiers planted inside values: embedded, punctuated, bare.
+PLANTED = ["jane.q.voter@example.org (919) 555-0142", "9192680736", "(919) 555-0142", "919-555-0142",
+           "919.555.0142", "+1 919 555 0142", "+19195550143", "1-919-555-0144", "P07 call 919 555 0145 now",
+           "x@y.co", "J.DOE+tag@mail.example.com", "P07 jdoe@ex.org", "ph:9195550146;", "(919)555-0147",
+           "919 5550148", "precinct 12 / 704-555-1234", "first.last@sub.domain.edu", "+1.919.555.0149",
+           "mailto:a_b@c-d.io", "tel 919.555.0150 ext 4"]
+
+
+def test_identifiers_anywhere_in_a_value_block_the_publish_and_are_never_quoted(spark, lake):
+    lakehouse, settings = lake
+    planted = spark.createDataFrame([(f"NC:{i:06d}", v) for i, v in enumerate(PLANTED)], "person_id string, v string")
+    rows = (_scores(spark).join(planted, on="person_id", how="left")
+            .withColumn("precinct", F.coalesce("v", "precinct")).drop("v"))
+    with pytest.raises(QualityGateError) as err:
+        lakehouse.publish(rows.select(*SCORES.columns), "gold.voter_scores")
+    assert lakehouse.version("gold.voter_scores") is None
+    message = str(err.value)
+    assert "precinct" in message and f"{len(PLANTED)} of 2,000 rows unexpected" in message
+    # No message, result file, index or Data Docs page quotes any of them.
+    written = [p.read_text(errors="replace") for p in Path(settings.quality.results_dir).rglob("*") if p.is_file()]
+    assert written
+    for value in PLANTED:
+        assert value not in message and not any(value in text for text in written), value
+
+
+def test_a_ten_digit_voter_id_is_not_a_phone_but_an_email_there_is(spark, lake):
+    lakehouse, _ = lake
+    ten_digits = _scores(spark).withColumn("state_voter_id", F.format_string("9%09d", F.col("county_id")))
+    assert lakehouse.publish(ten_digits.select(*SCORES.columns), "gold.voter_scores").committed
+    mailed = _scores(spark).withColumn("state_voter_id", F.lit("voter@example.org"))
+    with pytest.raises(QualityGateError, match="state_voter_id"):
+        lakehouse.publish(mailed.select(*SCORES.columns), "gold.voter_scores")
 
 
 def test_contract_values_catch_out_of_range_scores(spark, lake):

@@ -62,13 +62,14 @@ DIRECT_IDENTIFIER_NAMES = re.compile(
     r"(^|_)(first_name|middle_name|last_name|full_name|name_suffix|street|address|address_line|"
     r"mail_addr\w*|res_street\w*|phone\w*|email\w*|e_mail|birth_date|date_of_birth|dob|birth_day)($|_)"
 )
-# Values that are e-mail addresses or North American phone numbers; checked in
-# every string column of a published table.
-EMAIL_VALUE = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
-# Formatted North American numbers, and E.164 (how silver stores phones). Bare
-# ten-digit strings are left alone: voter ids can look the same.
-PHONE_VALUE = r"^((\+?1[-. ]?)?\(?[2-9]\d{2}\)?[-. ]\d{3}[-. ]\d{4}|\+1[2-9]\d{9})$"
-# One pattern, so each string column costs one check.
+# E-mail addresses and North American phone numbers anywhere inside a string
+# value ("jane@example.org (919) 555-0142", a bare 9192680736), checked in every
+# string column of a published table. Matches are bounded by characters that
+# are neither letters nor digits, so a hash (hex) or a code holding ten digits
+# in a row is not a phone number.
+EMAIL_VALUE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+PHONE_VALUE = r"(?<![A-Za-z0-9])(\+?1[-. ]?)?(\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[-. ]?)[2-9][0-9]{2}[-. ]?[0-9]{4}(?![A-Za-z0-9])"
+# Pseudonymous ids (state voter ids) can be ten digits: e-mails only there.
 IDENTIFIER_VALUE = f"({EMAIL_VALUE})|({PHONE_VALUE})"
 # Widening type changes readers survive; anything else is breaking.
 _WIDENINGS = {("smallint", "int"), ("smallint", "bigint"), ("int", "bigint"), ("float", "double"),
@@ -329,7 +330,8 @@ def expectation_suite(contract: Contract) -> "quality.Suite":
         if col.values is not None:
             entries.append({"expect_column_values_to_be_in_set": {"column": name, "value_set": list(col.values)}})
         if col.base_type == "string":
-            entries.append({"expect_column_values_to_not_match_regex": {"column": name, "regex": IDENTIFIER_VALUE},
+            pattern = EMAIL_VALUE if col.pii == "pseudonymous" else IDENTIFIER_VALUE
+            entries.append({"expect_column_values_to_not_match_regex": {"column": name, "regex": pattern},
                             "notes": "No e-mail address or phone number in a published table."})
     if contract.primary_key:
         entries.append({"expect_compound_columns_to_be_unique": {"column_list": list(contract.primary_key)}}
