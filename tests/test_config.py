@@ -34,6 +34,9 @@ def test_cli_override_beats_environment_beats_file():
         ("maintenance.retention_hours=24", "maintenance.retention_hours"),  # below the time-travel window
         ("spark.remote=http://x", "spark.remote"),
         ("model.target_election={date: 2026-11-03, expected_turnout: 55}", "model.target_election.expected_turnout"),
+        # Runs, models and reports go to another host only when asked to.
+        ("mlflow.tracking_uri=https://mlflow.example.org", "mlflow.allow_remote"),
+        ("mlflow.tracking_uri=ftp://example.org/runs", "mlflow.tracking_uri"),
     ],
 )
 def test_bad_key_or_value_fails_naming_the_key(override, named):

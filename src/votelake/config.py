@@ -83,12 +83,34 @@ class StorageSettings(_Strict):
     umask: str = Field("077", pattern=r"^0?[0-7]{3}$")
 
 
+TRACKING_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
 class MlflowSettings(_Strict):
     """MLflow tracking store and registry."""
 
+    # Runs, models and reports leave this machine only when this is set: a
+    # tracking server or database on another host must be named on purpose.
+    allow_remote: bool = False
     tracking_uri: str = "sqlite:///mlflow.db"
     artifact_root: Path = Path("mlartifacts")
     experiment_prefix: str = "votelake"
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _tracking_uri(cls, uri: str, info) -> str:
+        scheme, sep, rest = uri.partition("://")
+        if scheme not in TRACKING_SCHEMES or (scheme in ("sqlite", "file") and not rest):
+            raise ValueError(f"scheme {scheme!r} is not one of {', '.join(TRACKING_SCHEMES)} "
+                             "(e.g. sqlite:///mlflow.db, http://127.0.0.1:5000)")
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+        host = host[1:].split("]", 1)[0] if host.startswith("[") else host.split(":", 1)[0]
+        local = scheme in ("sqlite", "file") or (scheme != "databricks" and host in LOOPBACK)
+        if not local and not info.data.get("allow_remote"):
+            raise ValueError(f"{scheme}{sep}{host} is not this machine; set mlflow.allow_remote: true to send "
+                             "runs, models and reports there")
+        return uri
 
 
 class SynthSettings(_Strict):
