@@ -142,7 +142,8 @@ def test_defective_rows_go_to_quarantine_with_reason_file_and_line(spark, tmp_pa
         ("t_voters", 5, "unknown status code 'Z' (status); unknown party code 'XYZ' (party)"),
         ("t_voters", 6, "wrong column count: 4 fields, layout t_voters has 7"),
         ("t_voters", 7, "wrong column count: 8 fields, layout t_voters has 7"),
-        ("t_voters", 9, "wrong column count: 3 fields, layout t_voters has 7"),
+        ("t_voters", 9, "wrong column count: 3 fields, layout t_voters has 7; "
+                        "no line break after the last line: the file may be cut short"),
     ], "source string, _line bigint, reason string")
     assertDataFrameEqual(quarantine, expected)
     raw = lake.read("bronze.quarantine").where(F.col("_line") == 6).first()["raw"]
@@ -166,6 +167,24 @@ def test_implausible_years_and_dates_are_quarantined_without_their_values(spark,
         (6, f"implausible registration_date (reg_date): not between 1900-01-01 and {today}"),
     ], "_line bigint, reason string")
     assertDataFrameEqual(Lakehouse.open(spark, settings).read("bronze.quarantine").select("_line", "reason"), expected)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_a_file_cut_inside_its_last_field_quarantines_that_line(spark, tmp_path, compress):
+    """The cut line has every column and plausible values, so only the missing line break tells."""
+    columns = ["voter_id", "last_name", "status", "party", "reg_date", "birth_year", "first_name"]
+    layout = {**T_VOTERS, "name": "t_name_last", "columns": columns}
+    rows = ["AA1\tSMITH\tA\tDEM\t01/02/2010\t1970\tJOANNE", "AA2\tLEE\tI\tREP\t03/04/2012\t1980\tKIMBERLY"]
+    content = _lines(*rows, header="\t".join(columns))
+    cut = content[:-6]  # the last first name loses "ERLY\n": "KIMB"
+    name = "v.txt.gz" if compress else "v.txt"
+    settings = _setup(tmp_path, {name: gzip.compress(cut) if compress else cut}, layout=layout)
+    report = ingest.run(spark, settings)["t_voters"]
+    assert (report["bronze"], report["quarantined"]) == (1, 1)
+    assert report["reasons"] == {"no line break after the last line: the file may be cut short": 1}
+    (tmp_path / "whole").mkdir()
+    whole = _setup(tmp_path / "whole", {name: gzip.compress(content) if compress else content}, layout=layout)
+    assert ingest.run(spark, whole)["t_voters"]["quarantined"] == 0
 
 
 def test_wrong_encoding_rows_are_quarantined(spark, tmp_path):

@@ -82,7 +82,16 @@ def _unreadable(location: str, compression: str | None, exc: Exception) -> Layou
     return LayoutError(f"{location}: {what} ({exc}); nothing of it was loaded: ask for the file again")
 
 
-def content_id(file: LandingFile) -> str:
+@dataclass(frozen=True)
+class Content:
+    """What :func:`content_id` learns of a file in its one pass."""
+
+    id: str
+    # Whether the (decompressed) text ends with a line break; a file cut short usually does not.
+    terminated: bool
+
+
+def content_id(file: LandingFile) -> Content:
     """What identifies a file's content under any name: a SHA-256 of its bytes and its size.
 
     A compressed file is also read through decompressed once, so a truncated
@@ -92,26 +101,28 @@ def content_id(file: LandingFile) -> str:
         file: the landing file.
 
     Returns:
-        ``<first 32 hex digits of the SHA-256>.<size in bytes>`` (no ``-``: it
-        ends a load id).
+        The id, ``<first 32 hex digits of the SHA-256>.<size in bytes>`` (no
+        ``-``: it ends a load id), and whether the text ends with a line break.
 
     Raises:
         LayoutError: the compressed stream cannot be read to its end.
     """
     fs, path = _fs(file.uri)
-    digest = hashlib.sha256()
+    digest, last = hashlib.sha256(), b""
     with fs.open_input_stream(path) as stream:
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
+            last = chunk[-1:]
     compression = _compression(path)
     if compression:
+        last = b""
         try:
             with fs.open_input_stream(path, compression=compression) as stream:
-                while stream.read(_CHUNK):
-                    pass
+                while chunk := stream.read(_CHUNK):
+                    last = chunk[-1:]
         except (OSError, ValueError) as exc:
             raise _unreadable(file.uri, compression, exc) from None
-    return f"{digest.hexdigest()[:32]}.{file.size}"
+    return Content(f"{digest.hexdigest()[:32]}.{file.size}", last in (b"\n", b"\r"))
 
 
 def first_line(location: str, encoding: str) -> str | None:

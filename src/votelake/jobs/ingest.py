@@ -43,8 +43,8 @@ from votelake.landing import LandingFile, check_files, content_id, legacy_finger
 from votelake.layouts import Layout, LayoutError, load_layout
 from votelake.storage.retry import RetryPolicy
 from votelake.storage.store import DeltaStore
-from votelake.transforms.bronze import (BLOCK_START, ROW_ID, SOURCE_FILE, latest_as_of, snapshot_date, split_bronze,
-                                       with_line_numbers)
+from votelake.transforms.bronze import (BLOCK_START, LINE, ROW_ID, SOURCE_FILE, latest_as_of, snapshot_date,
+                                       split_bronze, with_line_numbers)
 from votelake.transforms.canonicalize import CORRUPT
 
 # Commit attempts of one load: every racing ingest of the same source can make another lose once.
@@ -61,6 +61,8 @@ class Delivery:
     election_columns: tuple[str, ...]
     # Each file's content id (landing.content_id), by uri.
     ids: dict[str, str]
+    # The files whose text does not end with a line break (their last line may be cut).
+    unterminated: frozenset[str] = frozenset()
 
     @property
     def table(self) -> str:
@@ -179,7 +181,9 @@ def plan_deliveries(settings: Settings) -> list[Delivery]:
                     problems.append(f"source {src.name}: no files matching {src.files!r} under {location}")
                 continue
             columns = check_files(layout, files)
-            plan.append(Delivery(src, layout, files, columns, {f.uri: content_id(f) for f in files}))
+            contents = {f.uri: content_id(f) for f in files}
+            plan.append(Delivery(src, layout, files, columns, {u: c.id for u, c in contents.items()},
+                                 frozenset(u for u, c in contents.items() if not c.terminated)))
         except LayoutError as exc:
             problems.append(f"source {src.name}: {exc}")
     if problems:
@@ -194,6 +198,24 @@ def _per_file(good: DataFrame, bad: DataFrame) -> dict[str, dict[str, int]]:
               .collect())
     return {r[SOURCE_FILE].rsplit("/", 1)[-1]: {"read": r["bronze"] + r["quarantined"], "bronze": r["bronze"],
                                                 "quarantined": r["quarantined"]} for r in counts}
+
+
+def _cut_last_lines(parsed: DataFrame, delivery: Delivery, by_path: dict[str, str]) -> Column | None:
+    """A reason on the last line of each delimited file that does not end with a line break, else None.
+
+    Such a line parses with the right column count even when the file was cut
+    inside its last field, so it cannot be told from a whole one.
+    """
+    cut = {u.lstrip("/") for u in delivery.unterminated} & set(by_path)
+    if not cut or delivery.layout.format != "delimited":
+        return None
+    paths = [r[0] for r in parsed.select(SOURCE_FILE).distinct().collect() if _spark_path(r[0]) in cut]
+    last = parsed.where(F.col(SOURCE_FILE).isin(*paths)).groupBy(SOURCE_FILE).agg(F.max(LINE).alias("n")).collect()
+    reason, found = F.lit("no line break after the last line: the file may be cut short"), None
+    for row in last:
+        hit = (F.col(SOURCE_FILE) == row[SOURCE_FILE]) & (F.col(LINE) == row["n"])
+        found = F.when(hit, reason) if found is None else found.when(hit, reason)
+    return found
 
 
 def _new_files(delivery: Delivery, loaded: set[str]) -> tuple[list[LandingFile], dict[str, str]]:
@@ -250,7 +272,8 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
     ids = {p: by_path[_spark_path(p)] for p in (r[0] for r in parsed.select(SOURCE_FILE).distinct().collect())}
     load_id = F.concat(F.lit(f"{loaded_at:%Y%m%dT%H%M%S}-"),
                        F.element_at(F.create_map(*[F.lit(x) for kv in ids.items() for x in kv]), F.col(SOURCE_FILE)))
-    good, bad = split_bronze(parsed, layout, src.name, load_id, loaded_at, _snapshot(parsed, delivery, loaded_at))
+    good, bad = split_bronze(parsed, layout, src.name, load_id, loaded_at, _snapshot(parsed, delivery, loaded_at),
+                             _cut_last_lines(parsed, delivery, by_path))
     read = parsed.count()
     per_file = _per_file(good, bad)
     quarantined = sum(f["quarantined"] for f in per_file.values())

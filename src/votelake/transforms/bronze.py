@@ -92,7 +92,7 @@ def latest_as_of(parsed: DataFrame, layout: Layout, loaded_at: dt.datetime) -> D
 
 def split_bronze(
     parsed: DataFrame, layout: Layout, source: str, load_id: Column, loaded_at: dt.datetime,
-    snapshot: Column,
+    snapshot: Column, extra_defect: Column | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """Split numbered landing rows into bronze rows and quarantine rows.
 
@@ -103,6 +103,8 @@ def split_bronze(
         load_id: each row's load id (its file's: the load time and the file's content id).
         loaded_at: this load's time.
         snapshot: the snapshot-date Column (:func:`snapshot_date`).
+        extra_defect: a further reason per row (null where there is none), known
+            outside the row (e.g. the last line of a file cut short).
 
     Returns:
         ``(good, quarantined)``: good rows in the bronze table's columns;
@@ -110,7 +112,10 @@ def split_bronze(
         (the line for a malformed row, else the parsed fields as JSON), file and line.
     """
     loaded = F.lit(loaded_at).cast("timestamp")
-    reasons = parsed.select("*", defects(layout, loaded_at.date()).alias("_defects"))
+    found = defects(layout, loaded_at.date())
+    if extra_defect is not None:
+        found = F.filter(F.concat(found, F.array(extra_defect)), lambda r: r.isNotNull())
+    reasons = parsed.select("*", found.alias("_defects"))
     usable = F.size("_defects") == 0
     data_cols = list(layout.columns) + ([layout.wide_history.column] if layout.wide_history else [])
     good = reasons.where(usable).select(
