@@ -145,10 +145,10 @@ def _loaded(lake: Lakehouse, table: str, delivery: Delivery) -> set[str]:
     """The delivery's content ids whose rows the table already holds (all of them for a pre-content-id load)."""
     if lake.version(table) is None:
         return set()
-    ids = set(delivery.ids.values())
+    ids, legacy = set(delivery.ids.values()), legacy_fingerprint(delivery.files)
     found = {r[0] for r in lake.read(table).select(_content(F.col("_load_id")).alias("_id"))
-             .where(F.col("_id").isin(*ids, legacy_fingerprint(delivery.files))).distinct().collect()}
-    return ids if legacy_fingerprint(delivery.files) in found else found
+             .where(F.col("_id").isin(*ids, legacy)).distinct().collect()}
+    return ids if legacy in found else found
 
 
 def _spark_path(spark_uri: str) -> str:
@@ -200,16 +200,16 @@ def _per_file(good: DataFrame, bad: DataFrame) -> dict[str, dict[str, int]]:
                                                 "quarantined": r["quarantined"]} for r in counts}
 
 
-def _cut_last_lines(parsed: DataFrame, delivery: Delivery, by_path: dict[str, str]) -> Column | None:
+def _cut_last_lines(parsed: DataFrame, delivery: Delivery, spark_paths: list[str]) -> Column | None:
     """A reason on the last line of each delimited file that does not end with a line break, else None.
 
     Such a line parses with the right column count even when the file was cut
     inside its last field, so it cannot be told from a whole one.
     """
-    cut = {u.lstrip("/") for u in delivery.unterminated} & set(by_path)
-    if not cut or delivery.layout.format != "delimited":
+    unterminated = {u.lstrip("/") for u in delivery.unterminated}
+    paths = [p for p in spark_paths if _spark_path(p) in unterminated]
+    if not paths or delivery.layout.format != "delimited":
         return None
-    paths = [r[0] for r in parsed.select(SOURCE_FILE).distinct().collect() if _spark_path(r[0]) in cut]
     last = parsed.where(F.col(SOURCE_FILE).isin(*paths)).groupBy(SOURCE_FILE).agg(F.max(LINE).alias("n")).collect()
     reason, found = F.lit("no line break after the last line: the file may be cut short"), None
     for row in last:
@@ -273,7 +273,7 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
     load_id = F.concat(F.lit(f"{loaded_at:%Y%m%dT%H%M%S}-"),
                        F.element_at(F.create_map(*[F.lit(x) for kv in ids.items() for x in kv]), F.col(SOURCE_FILE)))
     good, bad = split_bronze(parsed, layout, src.name, load_id, loaded_at, _snapshot(parsed, delivery, loaded_at),
-                             _cut_last_lines(parsed, delivery, by_path))
+                             _cut_last_lines(parsed, delivery, list(ids)))
     read = parsed.count()
     per_file = _per_file(good, bad)
     quarantined = sum(f["quarantined"] for f in per_file.values())
