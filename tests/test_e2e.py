@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import deltalake
@@ -281,6 +282,24 @@ def test_universe_rebuilds_identically_and_reruns_commit_nothing(spark, settings
     assert again["published"] is False and again["build_id"] == built["build_id"]
 
 
+@contextmanager
+def _stopped_before_publishing(monkeypatch, table: str):
+    """The job inside stops right before it publishes ``table``, as a kill between two commits leaves it."""
+    publish_table = Lakehouse.publish
+
+    def stops(self, df, name, **kwargs):
+        if name == table:
+            raise KeyboardInterrupt(f"stopped before publishing {table}")
+        return publish_table(self, df, name, **kwargs)
+
+    monkeypatch.setattr(Lakehouse, "publish", stops)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        monkeypatch.undo()
+
+
 def test_a_universes_run_stopped_after_each_step_is_finished_by_the_rerun(spark, settings, pipeline, monkeypatch):
     """Stopped after publishing its members, then in the middle of its exports: each re-run does what is left."""
     lake = Lakehouse.open(spark, settings)
@@ -288,17 +307,8 @@ def test_a_universes_run_stopped_after_each_step_is_finished_by_the_rerun(spark,
                         channel="phone")
     changed = settings.model_copy(update={"universes": settings.universes.model_copy(update={
         "definitions": {**settings.universes.definitions, "strong": rule}})})
-    publish_table = Lakehouse.publish
-
-    def stops_before_recording_the_build(self, df, name, **kwargs):
-        if name == "gold.universe_builds":
-            raise KeyboardInterrupt("stopped after the first commit")
-        return publish_table(self, df, name, **kwargs)
-
-    monkeypatch.setattr(Lakehouse, "publish", stops_before_recording_the_build)
-    with pytest.raises(KeyboardInterrupt):
+    with _stopped_before_publishing(monkeypatch, "gold.universe_builds"):
         universes.run(spark, changed)
-    monkeypatch.undo()
     members_version = lake.version("gold.target_universes")
     build_id = lake.latest_metadata("gold.target_universes", universes.BUILD_KEY)[0]
     assert lake.read("gold.universe_builds").where(F.col("build_id") == build_id).count() == 0
@@ -313,12 +323,12 @@ def test_a_universes_run_stopped_after_each_step_is_finished_by_the_rerun(spark,
 
     # A hand-off cut short (its commit marker never written) is written again, alone.
     cut = universes.export_folder(changed, "strong", build_id)
-    (cut / "_SUCCESS").unlink()
-    untouched = (universes.export_folder(changed, "gotv", build_id) / "_SUCCESS").stat().st_mtime_ns
+    (cut / universes.EXPORTED).unlink()
+    untouched = (universes.export_folder(changed, "gotv", build_id) / universes.EXPORTED).stat().st_mtime_ns
     again = universes.run(spark, changed)
     assert again["already_done"] == ["gold.target_universes", "gold.universe_builds"]
     assert universes.exported(changed, "strong", build_id)
-    assert (universes.export_folder(changed, "gotv", build_id) / "_SUCCESS").stat().st_mtime_ns == untouched
+    assert (universes.export_folder(changed, "gotv", build_id) / universes.EXPORTED).stat().st_mtime_ns == untouched
     handed = spark.read.option("header", True).csv(str(cut))
     assert handed.count() == again["universes"]["strong"]["members"] > 0
     assert universes.run(spark, changed)["published"] is False
@@ -413,17 +423,8 @@ def test_a_score_run_stopped_between_its_publishes_is_finished_by_the_rerun(spar
     target = TargetElection(date=pipeline["score"]["target_election"]["date"],
                             expected_turnout=round(pipeline["score"]["mean_turnout_prob"] + 0.01, 3))
     changed = settings.model_copy(update={"model": settings.model.model_copy(update={"target_election": target})})
-    publish_table = Lakehouse.publish
-
-    def stops_before_the_shifts(self, df, name, **kwargs):
-        if name == "gold.precinct_calibration":
-            raise KeyboardInterrupt("stopped between the two publishes")
-        return publish_table(self, df, name, **kwargs)
-
-    monkeypatch.setattr(Lakehouse, "publish", stops_before_the_shifts)
-    with pytest.raises(KeyboardInterrupt):
+    with _stopped_before_publishing(monkeypatch, "gold.precinct_calibration"):
         score.run(spark, changed)
-    monkeypatch.undo()
     runs = {name: lake.latest_metadata(name, publish.SCORING_RUN_KEY)
             for name in ("gold.voter_scores", "gold.precinct_calibration")}
     assert runs["gold.voter_scores"][0] != runs["gold.precinct_calibration"][0]

@@ -68,7 +68,8 @@ DIRECT_IDENTIFIER_NAMES = re.compile(
 # are neither letters nor digits, so a hash (hex) or a code holding ten digits
 # in a row is not a phone number.
 EMAIL_VALUE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
-PHONE_VALUE = r"(?<![A-Za-z0-9])(\+?1[-. ]?)?(\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[-. ]?)[2-9][0-9]{2}[-. ]?[0-9]{4}(?![A-Za-z0-9])"
+PHONE_VALUE = (r"(?<![A-Za-z0-9])(\+?1[-. ]?)?(\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[-. ]?)"
+               r"[2-9][0-9]{2}[-. ]?[0-9]{4}(?![A-Za-z0-9])")
 # Pseudonymous ids (state voter ids) can be ten digits: e-mails only there.
 IDENTIFIER_VALUE = f"({EMAIL_VALUE})|({PHONE_VALUE})"
 # Widening type changes readers survive; anything else is breaking.

@@ -39,6 +39,8 @@ INPUTS = {"scores_version": "gold.voter_scores", "persons_version": "silver.pers
           "registrations_version": "silver.registrations", "contacts_version": "silver.contacts",
           "digital_version": "silver.digital_events"}
 BUILD_KEY = "votelake.build_id"  # commit metadata: the build a publish holds
+# The marker of a complete hand-off folder (readers skip names starting with "_").
+EXPORTED = "_EXPORTED"
 EXPORT_COLUMNS = ("county_id", "precinct", "turf_rank", "state_voter_id", "household_id", "household_voters",
                   "priority")
 
@@ -132,8 +134,8 @@ def export_folder(settings: Settings, name: str, build_id: str) -> Path:
 
 
 def exported(settings: Settings, name: str, build_id: str) -> bool:
-    """Whether a universe's hand-off of a build is complete: Spark writes ``_SUCCESS`` last, on commit."""
-    return (export_folder(settings, name, build_id) / "_SUCCESS").is_file()
+    """Whether a universe's hand-off of a build is complete: its marker is written after Spark's commit."""
+    return (export_folder(settings, name, build_id) / EXPORTED).is_file()
 
 
 def export(lake: Lakehouse, settings: Settings, version: int, build_id: str, names: list[str]) -> dict[str, str]:
@@ -150,6 +152,10 @@ def export(lake: Lakehouse, settings: Settings, version: int, build_id: str, nam
          .repartition("county_id", "precinct").sortWithinPartitions("county_id", "precinct", "turf_rank")
          .write.mode("overwrite").partitionBy("county_id", "precinct")
          .option("header", True).format(settings.universes.export_format).save(str(folder)))
+        # Written last (the overwrite above removed an earlier one): a folder without it was cut short.
+        marker = folder / f".{EXPORTED}.tmp"
+        marker.write_text(json.dumps({"universe": name, "build_id": build_id}))
+        marker.replace(folder / EXPORTED)
         folders[name] = str(folder)
     return folders
 

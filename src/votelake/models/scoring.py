@@ -186,19 +186,17 @@ def calibrated_probabilities(
         and why not.
     """
     cfg = settings.calibration
+    no_shifts = lake.spark.createDataFrame([], lake.table("gold.precinct_calibration").schema)
     reason = ("off" if not cfg.enabled else None if any(k in CALIBRATED_KINDS for k in models)
               else "no turnout or support champion to calibrate")
     if reason is not None:
-        empty = lake.spark.createDataFrame([], lake.table("gold.precinct_calibration").schema)
-        return probability_frame(current, predictions), empty, reason
+        return probability_frame(current, predictions), no_shifts, reason
     election_date = calibration_election(settings, lake, feature_dates(features)[-1])
     counties = county_names(lake.read("silver.persons")).localCheckpoint()
     probabilities, shift_rows, summary = calibrate(
         settings, features, current, models, specs, predictions, election_date, counties,
         totals.read_results(lake.spark, cfg.results), scoring_run, scored_at)
-    if shift_rows is None:
-        shift_rows = lake.spark.createDataFrame([], lake.table("gold.precinct_calibration").schema)
-    return probabilities, shift_rows, summary
+    return probabilities, no_shifts if shift_rows is None else shift_rows, summary
 
 
 def calibrate(
