@@ -187,7 +187,8 @@ def build_spark(spark_settings: SparkSettings, metastore: Path | None = None) ->
         conf["spark.pyspark.python"] = os.environ["PYSPARK_PYTHON"]
         if not {"spark.jars", "spark.jars.packages"} & set(spark_settings.conf):
             conf.update(jars.spark_jar_conf())
-        if "spark.local.dir" not in spark_settings.conf:
+        if spark_settings.master.startswith("local") and "spark.local.dir" not in spark_settings.conf:
+            # In-process only: a cluster's executors use their workers' own local dirs.
             conf["spark.local.dir"] = private_scratch()
     conf.update(spark_settings.conf)
     if embedded and not launched_by_spark_submit():
