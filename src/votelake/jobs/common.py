@@ -91,13 +91,16 @@ def jvm_death(error: BaseException, settings: Settings | None = None) -> str | N
                 f"(now {memory}), e.g. --set spark.driver_memory=12g; on a cluster, "
                 "spark.conf.spark.executor.memory")
     status = _jvm_exit_status()
-    lost = status is not None or any(type(e).__name__ == "Py4JNetworkError" for e in chain) \
+    # Died before PySpark connected to it: PySpark keeps no process to ask for a signal.
+    starting = any("JAVA_GATEWAY_EXITED" in t for t in texts)
+    lost = status is not None or starting or any(type(e).__name__ == "Py4JNetworkError" for e in chain) \
         or any(t.startswith("py4j.") and any(m in t for m in _LOST_JVM) for t in texts)
     if not lost:
         return None
     how = ("was killed by SIGKILL, most often the kernel's out-of-memory killer" if status == -9
            else f"was killed by signal {-status}" if status is not None and status < 0
-           else f"exited with status {status}" if status is not None else "stopped answering")
+           else f"exited with status {status}" if status is not None
+           else "exited while starting" if starting else "stopped answering")
     return (f"the Spark JVM {how}: if memory ran out, spark.driver_memory (now {memory}) must fit in the "
             "machine's free memory with room for Python workers (lower it, or raise it for a larger state "
             "on a larger machine); its own log above says more")
