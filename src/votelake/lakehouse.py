@@ -24,6 +24,7 @@ from votelake.catalog import Catalog, TableSpec
 from votelake.config import QualitySettings, Settings
 from votelake.layouts import Layout, load_layout
 from votelake.storage import DeltaStore, WriteResult
+from votelake.storage.retry import RetryPolicy
 from votelake.transforms.canonicalize import CANONICAL_META, canonical_records, spark_type, wide_vote_history
 
 
@@ -253,23 +254,25 @@ class Lakehouse:
             return None
         return str(quality.build_data_docs(self.quality.results_dir))
 
-    def replace_where(self, df: DataFrame, name: str, predicate: str, step: str | None = None) -> WriteResult:
-        """Atomically replace the rows matching ``predicate`` with ``df`` (replaceWhere).
+    def replace_where(self, df: DataFrame, name: str, predicate: str, attempts: int | None = None) -> WriteResult:
+        """Atomically replace the rows matching ``predicate`` with ``df`` (replaceWhere), whichever run does it.
+
+        No run-version skip: the predicate names what the rows are (e.g. the
+        files a load holds), so writing them twice leaves one copy, and two
+        writers that race conflict in Delta and the retry replaces the other's rows.
 
         Args:
             df: the new rows (each must match ``predicate``).
             name: the table's catalog name.
             predicate: a Spark SQL condition over the table's columns.
-            step: distinguishes several writes of one job run to the same table.
+            attempts: commit attempts when racing writers keep winning (default: the store's).
 
         Returns:
             What the store committed.
         """
-        app_id = self.app_id(step)
-        tags = {"votelake.job": str(self.job)}
-        return self.store.overwrite_where(df, self.catalog[name], predicate, app_id=app_id if self.job else None,
-                                          run_version=self.run_version, metadata=tags)
-
+        policy = RetryPolicy(attempts=attempts) if attempts else None
+        return self.store.overwrite_where(df, self.catalog[name], predicate, retry_policy=policy,
+                                          metadata={"votelake.job": str(self.job)})
 
     def quality_report(self) -> dict:
         """The gates this job ran (table, pass/fail, warnings) and the Data Docs page."""

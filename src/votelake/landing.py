@@ -108,21 +108,25 @@ def content_id(file: LandingFile) -> Content:
         LayoutError: the compressed stream cannot be read to its end.
     """
     fs, path = _fs(file.uri)
-    digest, last = hashlib.sha256(), b""
-    with fs.open_input_stream(path) as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-            last = chunk[-1:]
+    digest = hashlib.sha256()
+    last = _read_through(fs, path, None, digest.update)
     compression = _compression(path)
     if compression:
-        last = b""
         try:
-            with fs.open_input_stream(path, compression=compression) as stream:
-                while chunk := stream.read(_CHUNK):
-                    last = chunk[-1:]
+            last = _read_through(fs, path, compression, lambda _: None)
         except (OSError, ValueError) as exc:
             raise _unreadable(file.uri, compression, exc) from None
     return Content(f"{digest.hexdigest()[:32]}.{file.size}", last in (b"\n", b"\r"))
+
+
+def _read_through(fs: pafs.FileSystem, path: str, compression: str | None, each) -> bytes:
+    """Read a file to its end in chunks, handing each to ``each``; return its last byte."""
+    last = b""
+    with fs.open_input_stream(path, compression=compression) as stream:
+        while chunk := stream.read(_CHUNK):
+            each(chunk)
+            last = chunk[-1:]
+    return last
 
 
 def first_line(location: str, encoding: str) -> str | None:

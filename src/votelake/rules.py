@@ -45,7 +45,6 @@ UNARY: dict[type, Callable[[Column], Column]] = {
 }
 # Functions of a first argument and a list (``coalesce(a, b, ...)``).
 VARIADIC: dict[type, Callable[..., Column]] = {exp.Coalesce: F.coalesce, exp.Least: F.least, exp.Greatest: F.greatest}
-FUNCTIONS = ("abs", "ceil", "coalesce", "floor", "greatest", "if", "least", "length", "lower", "round", "upper")
 MAX_LENGTH = 2000
 
 

@@ -41,13 +41,12 @@ from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse
 from votelake.landing import LandingFile, check_files, content_id, legacy_fingerprint, list_files
 from votelake.layouts import Layout, LayoutError, load_layout
-from votelake.storage.retry import RetryPolicy
-from votelake.storage.store import DeltaStore
 from votelake.transforms.bronze import (BLOCK_START, LINE, ROW_ID, SOURCE_FILE, latest_as_of, snapshot_date,
                                        split_bronze, with_line_numbers)
 from votelake.transforms.canonicalize import CORRUPT
 
-# Commit attempts of one load: every racing ingest of the same source can make another lose once.
+# Commit attempts of one load: racing loads of a source conflict on purpose, and
+# every racing ingest can make another lose once.
 LOAD_ATTEMPTS = 10
 
 
@@ -281,16 +280,11 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
     lake.check_quality(good, delivery.table, persist=False)
     reasons = {}
     these = f"substring_index(_load_id, '-', -1) IN ({', '.join(repr(c) for c in sorted(by_path.values()))})"
-    # No run-version skip here (a delivery is loaded once by its content, whichever
-    # run gets there), and patient retries: racing loads of one source conflict on purpose.
-    store = DeltaStore(spark, RetryPolicy(attempts=LOAD_ATTEMPTS))
-    tags = {"votelake.job": "ingest"}
     if quarantined:
         reasons = {r["reason"]: r["n"] for r in bad.groupBy("reason").agg(F.count("*").alias("n"))
                    .orderBy(F.desc("n")).limit(20).collect()}
-        store.overwrite_where(bad, lake.table("bronze.quarantine"), f"source = '{src.name}' AND {these}",
-                              metadata=tags)
-    written = store.overwrite_where(good, lake.table(delivery.table), these, metadata=tags)
+        lake.replace_where(bad, "bronze.quarantine", f"source = '{src.name}' AND {these}", LOAD_ATTEMPTS)
+    written = lake.replace_where(good, delivery.table, these, LOAD_ATTEMPTS)
     parsed.unpersist()
     in_bronze = written.metrics["rows_inserted"]
     if in_bronze + quarantined != read:

@@ -169,6 +169,10 @@ def calibrated_probabilities(
 ) -> tuple[DataFrame, DataFrame, dict | str]:
     """The scored voters' probabilities, calibrated to precinct results when ``calibration`` is on.
 
+    Scores the election's voters (``gold.voter_features`` as of the election
+    date, or today's voters when there are none) with the same champions and
+    calls :func:`totals.calibrate_to_results`.
+
     Args:
         settings: the run configuration.
         lake: the lakehouse (``silver.persons`` for county names, vote history for the election).
@@ -181,66 +185,23 @@ def calibrated_probabilities(
         scored_at: the run's timestamp.
 
     Returns:
-        ``(probabilities, shift_rows, summary)`` as :func:`calibrate`; without
-        calibration the model's probabilities, no shift rows (an empty frame)
-        and why not.
+        ``(probabilities, shift_rows, summary)``: :func:`probability_frame` of
+        ``current`` with ``<kind>_prob_calibrated`` columns, the
+        ``gold.precinct_calibration`` rows (an empty frame when nothing was
+        shifted), and the summary (the election, and per kind
+        :func:`totals.calibration_report`); without calibration the model's
+        probabilities, no shift rows and why not.
     """
     cfg = settings.calibration
     no_shifts = lake.spark.createDataFrame([], lake.table("gold.precinct_calibration").schema)
-    reason = ("off" if not cfg.enabled else None if any(k in CALIBRATED_KINDS for k in models)
-              else "no turnout or support champion to calibrate")
-    if reason is not None:
-        return probability_frame(current, predictions), no_shifts, reason
-    election_date = calibration_election(settings, lake, feature_dates(features)[-1])
-    counties = county_names(lake.read("silver.persons")).localCheckpoint()
-    probabilities, shift_rows, summary = calibrate(
-        settings, features, current, models, specs, predictions, election_date, counties,
-        totals.read_results(lake.spark, cfg.results), scoring_run, scored_at)
-    return probabilities, no_shifts if shift_rows is None else shift_rows, summary
-
-
-def calibrate(
-    settings: Settings,
-    features: DataFrame,
-    current: DataFrame,
-    models: dict[str, tracking.ChampionModel],
-    specs: dict[str, prop.ModelSpec],
-    predictions: dict[str, DataFrame],
-    election_date: dt.date,
-    counties: DataFrame,
-    results: DataFrame,
-    scoring_run: str,
-    scored_at: dt.datetime,
-) -> tuple[DataFrame, DataFrame | None, dict]:
-    """Calibrate the turnout and support predictions to precinct results.
-
-    Scores the election's voters (``gold.voter_features`` as of the election
-    date, or today's voters when there are none) with the same champions and
-    calls :func:`totals.calibrate_to_results`.
-
-    Args:
-        settings: the run configuration (``calibration`` set).
-        features: ``gold.voter_features`` (every as-of date).
-        current: the scoring date's rows of active voters.
-        models: the champion models by kind; at least one of :data:`CALIBRATED_KINDS`.
-        specs: their feature specs.
-        predictions: their predictions for ``current`` (:func:`apply_model`).
-        election_date: the election the results are for.
-        counties: :func:`votelake.transforms.scores.county_names` of ``silver.persons``.
-        results: the MEDSL precinct results (strings).
-        scoring_run: :func:`votelake.transforms.scores.scoring_run_id`.
-        scored_at: the run's timestamp.
-
-    Returns:
-        ``(probabilities, shift_rows, summary)``: :func:`probability_frame` of
-        ``current`` with ``<kind>_prob_calibrated`` columns, the
-        ``gold.precinct_calibration`` rows (None when nothing was calibrated),
-        and the summary (the election, and per kind :func:`totals.calibration_report`).
-    """
-    cfg = settings.calibration
     calibrated = {k: m for k, m in models.items() if k in CALIBRATED_KINDS}
+    if not cfg.enabled or not calibrated:
+        reason = "off" if not cfg.enabled else "no turnout or support champion to calibrate"
+        return probability_frame(current, predictions), no_shifts, reason
     dates = feature_dates(features)
     as_of = dates[-1]
+    election_date = calibration_election(settings, lake, as_of)
+    counties = county_names(lake.read("silver.persons")).localCheckpoint()
     probabilities = probability_frame(current, predictions, counties)
     if election_date in dates and election_date != as_of:
         electorate = election_electorate(features, election_date)
@@ -252,8 +213,8 @@ def calibrate(
         election = probabilities
         election_rows = f"the scored voters as of {as_of} (no features as of {election_date})"
     calibration = totals.calibrate_to_results(
-        election, probabilities, results, office=cfg.office, district=cfg.district,
-        turnout=cfg.turnout, support=cfg.support, keys=KEYS, max_shift=cfg.max_shift)
+        election, probabilities, totals.read_results(lake.spark, cfg.results), office=cfg.office,
+        district=cfg.district, turnout=cfg.turnout, support=cfg.support, keys=KEYS, max_shift=cfg.max_shift)
     report = totals.calibration_report(calibration)
     for kind, figures in report.items():
         if figures.get("matched_precincts") == 0:
@@ -262,7 +223,7 @@ def calibrate(
     summary = {"results": str(cfg.results), "office": cfg.office, "district": cfg.district,
                "election_date": election_date.isoformat(), "election_rows": election_rows, **report}
     rows = calibration_rows(calibration, counties, election_date, str(cfg.results), models, scoring_run, scored_at)
-    return calibration.current, rows, summary
+    return calibration.current, no_shifts if rows is None else rows, summary
 
 
 def target_summary(settings: Settings, target: feat.Target) -> dict:

@@ -410,7 +410,8 @@ class DeltaStore:
         return self._replace(df, table, mode, None, operation, app_id, run_version, metadata)
 
     def overwrite_where(self, df: DataFrame, table: TableSpec, predicate: str, *, app_id: str | None = None,
-                        run_version: int | None = None, metadata: dict[str, str] | None = None) -> WriteResult:
+                        run_version: int | None = None, metadata: dict[str, str] | None = None,
+                        retry_policy: RetryPolicy | None = None) -> WriteResult:
         """Replace the rows matching ``predicate`` with ``df`` in one commit (Delta's ``replaceWhere``).
 
         Args:
@@ -420,6 +421,7 @@ class DeltaStore:
             app_id: see :meth:`write`.
             run_version: see :meth:`write`.
             metadata: extra commit metadata.
+            retry_policy: this write's retries of a lost race (default: the store's).
 
         Returns:
             What was committed (``metrics``: ``rows_deleted``, ``rows_inserted``).
@@ -427,10 +429,12 @@ class DeltaStore:
         Raises:
             ValueError: a row of ``df`` does not satisfy the predicate; nothing was written.
         """
-        return self._replace(df, table, "overwrite", predicate, OVERWRITE_WHERE, app_id, run_version, metadata)
+        return self._replace(df, table, "overwrite", predicate, OVERWRITE_WHERE, app_id, run_version, metadata,
+                             retry_policy)
 
     def _replace(self, df: DataFrame, table: TableSpec, mode: str, predicate: str | None, operation: str,
-                 app_id: str | None, run_version: int | None, metadata: dict[str, str] | None) -> WriteResult:
+                 app_id: str | None, run_version: int | None, metadata: dict[str, str] | None,
+                 retry_policy: RetryPolicy | None = None) -> WriteResult:
         _check_run_args(app_id, run_version)
         aligned = check_schema(df, table)
         self.create(table)
@@ -443,7 +447,7 @@ class DeltaStore:
         if app_id is not None:
             writer = writer.option("txnAppId", app_id).option("txnVersion", str(run_version))
         try:
-            committed, version, m = self._commit(table, lambda: writer.save(table.uri), token)
+            committed, version, m = self._commit(table, lambda: writer.save(table.uri), token, retry_policy)
         except Exception as error:
             if predicate is not None and "DELTA_REPLACE_WHERE_MISMATCH" in str(error):
                 outside = aligned.where(~F.coalesce(F.expr(predicate), F.lit(False))).count()
@@ -519,7 +523,8 @@ class DeltaStore:
                            files_removed=_metric(m, "numRemovedFiles"),
                            metrics={"rows_deleted": _metric(m, "numDeletedRows")})
 
-    def _commit(self, table: TableSpec, action: Callable[[], object], token: str) -> tuple[bool, int, dict]:
+    def _commit(self, table: TableSpec, action: Callable[[], object], token: str,
+                retry_policy: RetryPolicy | None = None) -> tuple[bool, int, dict]:
         """Run one Delta command, retrying while it loses races; then read what it committed.
 
         Args:
@@ -527,11 +532,12 @@ class DeltaStore:
             action: the command.
             token: recorded in the command's commit metadata, to find its commit in the
                 history (Delta commits nothing when the txn id says the run already did).
+            retry_policy: overrides the store's.
 
         Returns:
             Whether a commit was made, its version (else the latest) and its operationMetrics.
         """
-        policy = self.retry_policy
+        policy = retry_policy or self.retry_policy
         for attempt in range(1, policy.attempts + 1):
             try:
                 action()

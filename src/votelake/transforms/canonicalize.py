@@ -169,9 +169,10 @@ def defects(layout: Layout, as_of: dt.date) -> Column:
                                  F.concat(F.lit(f"unknown {field} code '"), raw, F.lit(f"' ({cols})"))))
         if FIELDS[layout.kind][field] in ("date", "timestamp", "int") and code_set(layout.kind, field) is None:
             # Values are not quoted: dates of birth are personal data.
-            checks.append(F.when(raw.isNotNull() & _typed(layout, field, raw).isNull(),
+            typed = _typed(layout, field, raw)
+            checks.append(F.when(raw.isNotNull() & typed.isNull(),
                                  F.lit(f"bad {FIELDS[layout.kind][field]} in {field} ({cols})")))
-            implausible = _implausible(layout, field, _typed(layout, field, raw), as_of)
+            implausible = _implausible(layout, field, typed, as_of)
             if implausible is not None:
                 checks.append(implausible)
     wide = layout.wide_history
