@@ -221,6 +221,11 @@ def test_spark_scratch_is_private_and_a_killed_runs_is_removed_by_the_next(tmp_p
     # A universe rule that would read a file through Spark SQL is refused by name.
     ("universes", "universes.definitions.gotv.where=(SELECT max(value) FROM text.`/etc/passwd`) IS NOT NULL",
      ["universes.definitions.gotv.where", "subquery"]),
+    # Outputs in system folders or outside the project's roots.
+    ("ingest", "storage.lakehouse=/etc", ["storage.lakehouse", "system folder /etc"]),
+    ("universes", "universes.exports=/etc/cron.d", ["universes.exports", "system folder /etc"]),
+    ("score", "mlflow.artifact_root=/opt/elsewhere", ["mlflow.artifact_root", "outside the project roots",
+                                                      "storage.allow_outside"]),
 ])
 def test_a_bad_config_exits_two_before_spark(tmp_path: Path, job, override, named):
     done = _votelake(tmp_path, "run", job, "--set", override, timeout=120)

@@ -37,12 +37,28 @@ def test_cli_override_beats_environment_beats_file():
         # Runs, models and reports go to another host only when asked to.
         ("mlflow.tracking_uri=https://mlflow.example.org", "mlflow.allow_remote"),
         ("mlflow.tracking_uri=ftp://example.org/runs", "mlflow.tracking_uri"),
+        # Outputs stay under the project's roots, and never in a system folder.
+        ("storage.lakehouse=/etc", "storage.lakehouse"),
+        ("universes.exports=/etc/cron.d", "universes.exports"),
+        ("mlflow.tracking_uri=sqlite:////usr/lib/mlflow.db", "mlflow.tracking_uri"),
+        ("quality.results_dir=/opt/reports", "quality.results_dir"),
     ],
 )
 def test_bad_key_or_value_fails_naming_the_key(override, named):
     with pytest.raises(ConfigError) as err:
         load_settings(None, [override], environ={})
     assert named in str(err.value)
+
+
+def test_outputs_elsewhere_need_a_root_or_allow_outside_but_never_a_system_folder(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(None, ["storage.lakehouse=lake"], environ={}).storage.lakehouse == tmp_path / "lake"
+    assert load_settings(None, ["storage.lakehouse=/opt/lake", "storage.roots=[/opt, .]"],
+                         environ={}).storage.lakehouse == Path("/opt/lake")
+    assert load_settings(None, ["storage.lakehouse=/opt/lake", "storage.allow_outside=true"],
+                         environ={}).storage.lakehouse == Path("/opt/lake")
+    with pytest.raises(ConfigError, match="system folder /etc"):
+        load_settings(None, ["storage.lakehouse=/etc/lake", "storage.allow_outside=true"], environ={})
 
 
 def test_unknown_key_in_file_fails(tmp_path: Path):

@@ -148,6 +148,15 @@ def test_defective_rows_go_to_quarantine_with_reason_file_and_line(spark, tmp_pa
     assertDataFrameEqual(quarantine, expected)
     raw = lake.read("bronze.quarantine").where(F.col("_line") == 6).first()["raw"]
     assert raw == "AA5\tSHORT\tROW\tA"
+    # Each quarantined line's exact bytes, to replay it.
+    kept = {r["_line"]: bytes(r["raw_bytes"]) for r in lake.read("bronze.quarantine").collect()}
+    assert kept == {line: content.split(b"\n")[line - 1] for line in (3, 4, 5, 6, 7, 9)}
+
+
+def test_a_file_of_defective_rows_only_quarantines_them_all(spark, tmp_path):
+    settings = _setup(tmp_path, {"v.txt": _lines("\tNOID\tX\tA\tDEM\t01/02/2010\t1970", "AA5\tSHORT\tROW\tA")})
+    report = ingest.run(spark, settings)["t_voters"]
+    assert (report["read"], report["bronze"], report["quarantined"]) == (2, 0, 2)
 
 
 def test_implausible_years_and_dates_are_quarantined_without_their_values(spark, tmp_path):
@@ -194,6 +203,8 @@ def test_wrong_encoding_rows_are_quarantined(spark, tmp_path):
     report = ingest.run(spark, settings)["t_voters"]
     assert (report["bronze"], report["quarantined"]) == (1, 1)
     assert report["reasons"] == {"bytes not valid in the layout's encoding (utf-8)": 1}
+    quarantined = Lakehouse.open(spark, settings).read("bronze.quarantine").first()
+    assert "\ufffd" in quarantined["raw"] and bytes(quarantined["raw_bytes"]) == latin1_row
 
 
 def test_latin1_file_reads_cleanly_with_its_declared_encoding(spark, tmp_path):

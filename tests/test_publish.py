@@ -132,6 +132,44 @@ def test_identifiers_anywhere_in_a_value_block_the_publish_and_are_never_quoted(
         assert value not in message and not any(value in text for text in written), value
 
 
+def _persons(spark, lakehouse, people: list[dict]) -> None:
+    """Write silver.persons with these people (other columns blank)."""
+    table = lakehouse.table("silver.persons")
+    defaults = {"state": "NC", "registration_key": "NC:0", "registrations": 1, "is_active": True,
+                "listed_since": dt.date(2020, 1, 1)}
+    rows = [tuple({**defaults, **p}.get(f.name) for f in table.schema.fields) for p in people]
+    lakehouse.store.write(spark.createDataFrame(rows, table.schema), table, "overwrite")
+
+
+# A voter's name, street address and birth date, written into a free-text value every way a person would.
+NAMED = ["call Jane Q. Doe now", "JANE DOE", "jane-doe", "12 Oak St", "visit 12 OAK ST. apt 4", "1961-07-30",
+         "born 07/30/1961", "Tom Lee / 400 N Main Street"]
+
+
+def test_a_voters_name_address_or_birth_date_in_a_value_blocks_the_publish(spark, lake):
+    lakehouse, _ = lake
+    _persons(spark, lakehouse, [
+        {"person_id": "P1", "state_voter_id": "AA1", "first_name": "JANE", "middle_name": "Q", "last_name": "DOE",
+         "address_line": "12 OAK ST", "birth_date": dt.date(1961, 7, 30)},
+        {"person_id": "P2", "state_voter_id": "AA2", "first_name": "TOM", "last_name": "LEE",
+         "address_line": "400 N MAIN STREET"}])
+    # Real voters' names elsewhere, and single words that are also a name, pass.
+    clean = _scores(spark).withColumn("precinct", F.when(F.col("person_id") == "NC:000001", F.lit("DOE"))
+                                      .otherwise(F.col("precinct")))
+    published = lakehouse.publish(clean, "gold.voter_scores")
+    assert published.committed
+    planted = spark.createDataFrame([(f"NC:{i:06d}", v) for i, v in enumerate(NAMED)], "person_id string, v string")
+    rows = (_scores(spark, run="run-b").join(planted, on="person_id", how="left")
+            .withColumn("precinct", F.coalesce("v", "precinct")).drop("v").select(*SCORES.columns))
+    with pytest.raises(contracts.ContractError) as err:
+        lakehouse.publish(rows, "gold.voter_scores")
+    message = str(err.value)
+    assert ("precinct hold a voter's address" in message and "precinct hold a voter's birth date" in message
+            and "precinct hold a voter's name" in message)
+    assert not any(v.lower() in message.lower() for v in ("jane", "doe", "oak", "1961", "main"))
+    assert lakehouse.version("gold.voter_scores") == published.version
+
+
 def test_a_ten_digit_voter_id_is_not_a_phone_but_an_email_there_is(spark, lake):
     lakehouse, _ = lake
     ten_digits = _scores(spark).withColumn("state_voter_id", F.format_string("9%09d", F.col("county_id")))

@@ -12,6 +12,7 @@ declared once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -31,6 +32,7 @@ _SIMPLE_TYPES: dict[str, T.DataType] = {
     "boolean": T.BooleanType(),
     "date": T.DateType(),
     "timestamp": T.TimestampType(),
+    "binary": T.BinaryType(),
 }
 
 # Columns that every bronze row carries: where it came from and which load wrote it.
@@ -49,6 +51,51 @@ LAYER_PROPERTIES = {
     "silver": {"delta.enableChangeDataFeed": "true"},
     "gold": {"delta.enableChangeDataFeed": "true"},
 }
+
+
+# The layers a table name may start with: the medallion layers, and the
+# append-only audit trail (erasure requests, publishes).
+LAYERS = ("bronze", "silver", "gold", "audit")
+# Column names that are direct personal identifiers whatever a contract says.
+DIRECT_IDENTIFIER_NAMES = re.compile(
+    r"(^|_)(first_name|middle_name|last_name|full_name|name_suffix|street|address|address_line|"
+    r"mail_addr\w*|res_street\w*|phone\w*|email\w*|e_mail|birth_date|date_of_birth|dob|birth_day)($|_)"
+)
+# Columns that name a person or lead to their voter record: the direct
+# identifiers, state voter ids (and the registration keys built from them), and
+# the raw values kept beside clean ones.
+IDENTIFYING_NAMES = re.compile(
+    DIRECT_IDENTIFIER_NAMES.pattern + r"|(^|_)(voter_ids?|registration_key|registration_id)$|_raw$")
+STATS_PROPERTY = "delta.dataSkippingStatsColumns"
+_STATS_TYPES = (T.StringType, T.IntegerType, T.ShortType, T.LongType, T.DoubleType, T.FloatType, T.DateType,
+                T.TimestampType)
+
+
+def stats_columns(layer: str, schema: T.StructType, partition_by: tuple[str, ...] = ()) -> str | None:
+    """The columns whose minimum and maximum Delta may keep in the table's log.
+
+    Delta writes each data file's column statistics into the transaction log,
+    which no DELETE or VACUUM rewrites; a person erased from the rows would stay
+    there as some file's minimum or maximum. So identifying columns get none:
+    in bronze (raw delivered strings) only the load columns do.
+
+    Args:
+        layer: the table's layer.
+        schema: its columns.
+        partition_by: its partition columns (Delta keeps no statistics of those).
+
+    Returns:
+        The ``delta.dataSkippingStatsColumns`` value, or None when no column identifies anyone.
+    """
+    names = [f.name for f in schema.fields]
+    if layer == "bronze":
+        keep = [n for n in names if n in BRONZE_META and n not in partition_by]
+    elif not any(IDENTIFYING_NAMES.search(n.lower()) for n in names):
+        return None
+    else:
+        keep = [f.name for f in schema.fields if isinstance(f.dataType, _STATS_TYPES)
+                and f.name not in partition_by and not IDENTIFYING_NAMES.search(f.name.lower())]
+    return ",".join(keep)
 
 
 class CatalogError(ValueError):
@@ -139,6 +186,9 @@ class Catalog:
     def __iter__(self) -> Iterator[TableSpec]:
         return iter(self._tables.values())
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._tables
+
     def names(self) -> list[str]:
         """Every declared table name."""
         return sorted(self._tables)
@@ -181,8 +231,8 @@ class Catalog:
         tables: dict[str, TableSpec] = {}
         for name, entry in entries.items():
             layer, _, short = name.partition(".")
-            if layer not in {"bronze", "silver", "gold"} or not short:
-                raise CatalogError(f"table {name}: name must be bronze|silver|gold.<table>")
+            if layer not in LAYERS or not short:
+                raise CatalogError(f"table {name}: name must be {'|'.join(LAYERS)}.<table>")
             columns: dict[str, str] = dict(entry.get("columns") or {})
             schema = _schema(columns)
             partition_by = tuple(entry.get("partition_by") or ())
@@ -191,6 +241,7 @@ class Catalog:
             missing = [c for c in partition_by + primary_key + cluster_by if c not in columns]
             if missing:
                 raise CatalogError(f"table {name}: partition/key columns not in schema: {missing}")
+            stats = stats_columns(layer, schema, partition_by)
             tables[name] = TableSpec(
                 name=name,
                 layer=layer,
@@ -199,7 +250,7 @@ class Catalog:
                 partition_by=partition_by,
                 primary_key=primary_key,
                 description=str(entry.get("description", "")),
-                properties={**LAYER_PROPERTIES.get(layer, {}),
+                properties={**LAYER_PROPERTIES.get(layer, {}), **({STATS_PROPERTY: stats} if stats else {}),
                             **{str(k): str(v) for k, v in (entry.get("properties") or {}).items()}},
                 comments={str(k): str(v) for k, v in (entry.get("comments") or {}).items()},
                 checks={str(k): str(v) for k, v in (entry.get("checks") or {}).items()},

@@ -3,12 +3,14 @@
     votelake synth --voters N --seed S --out DIR
     votelake run JOB [--conf FILE] [--set key=value ...]
     votelake pipeline [--conf FILE] [--set key=value ...]
+    votelake forget --state-voter-id ID [--email E] [--phone P] --reason R [--purge-now]
     votelake contracts render [--out FILE]   # the data dictionary of the published tables
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 import time
@@ -17,7 +19,7 @@ from typing import Any, Sequence
 
 from votelake import contracts
 from votelake.config import ConfigError, Settings, load_settings
-from votelake.jobs import allocate, backtest, build, ingest, maintain, metrics, score, synth, train, universes
+from votelake.jobs import allocate, backtest, build, forget, ingest, maintain, metrics, score, synth, train, universes
 from votelake.jobs.common import JobFailed, report_failure, run_jobs
 from votelake.models import tracking
 
@@ -128,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _config_args(p_run)
     p_pipe = sub.add_parser("pipeline", help="run " + " → ".join(PIPELINE))
     _config_args(p_pipe)
+    p_forget = sub.add_parser("forget", help="erase people from every table, export and artifact; keep them "
+                                             "suppressed")
+    forget.options(p_forget)
+    _config_args(p_forget)
     p_contracts = sub.add_parser("contracts", help="render the published tables' data dictionary")
     p_contracts.add_argument("action", choices=["render"])
     p_contracts.add_argument("--out", default=str(DATA_DICTIONARY), help=f"default: {DATA_DICTIONARY}")
@@ -153,10 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.write_text(contracts.render_markdown(contracts.load_contracts(settings.storage.contracts)))
         print(f"[votelake] data dictionary: {out}")
         return 0
-    names = {"synth": ["synth"], "run": [getattr(args, "job", "")], "pipeline": list(PIPELINE)}[args.command]
+    names = {"synth": ["synth"], "run": [getattr(args, "job", "")], "pipeline": list(PIPELINE),
+             "forget": ["forget"]}[args.command]
+    jobs = {**JOBS, "forget": functools.partial(forget.run, args=args)}
     started = time.perf_counter()
     try:
-        results = run_jobs(settings, [(n, JOBS[n]) for n in names])
+        results = run_jobs(settings, [(n, jobs[n]) for n in names])
     except JobFailed as failed:
         report_failure(failed.__cause__ or failed, f"job {failed.name}", settings)
         return 1

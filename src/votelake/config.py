@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import tempfile
 import types
 import typing
 from pathlib import Path
@@ -42,6 +43,11 @@ ENV_PREFIX = "VOTELAKE__"
 # are handed to Spark and Great Expectations.
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 DEFAULT_CONF = CONF_DIR / "local.yaml"
+
+
+# Folders of the operating system: no job output may go there, whatever the config says.
+SYSTEM_FOLDERS = ("/etc", "/bin", "/sbin", "/usr", "/lib", "/lib64", "/boot", "/dev", "/proc", "/sys", "/run",
+                  "/var/run", "/var/spool", "/var/log", "/var/mail")
 
 
 class ConfigError(ValueError):
@@ -81,6 +87,13 @@ class StorageSettings(_Strict):
     # The permissions mask of everything a job writes (tables, MLflow store,
     # reports, exports): 077 is owner-only, since bronze and silver hold personal data.
     umask: str = Field("077", pattern=r"^0?[0-7]{3}$")
+    # Where jobs may write (lakehouse, metastore, exports, reports, the MLflow
+    # store, synthetic output): under one of these folders (relative: against
+    # the directory the job starts in) or the system's temporary folder. A
+    # config or --set pointing elsewhere fails naming the key, unless
+    # allow_outside says it is meant. System folders (/etc, /usr, ...) never.
+    roots: tuple[Path, ...] = (Path("."),)
+    allow_outside: bool = False
 
 
 TRACKING_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
@@ -487,6 +500,36 @@ class Settings(_Strict):
         """Absolute location of a source's files."""
         return source.path if source.path.is_absolute() else self.landing / source.path
 
+    def outputs(self) -> dict[str, Path]:
+        """Every local folder or file jobs write, by its config key."""
+        out = {"storage.lakehouse": self.storage.lakehouse, "storage.metastore": self.storage.metastore,
+               "universes.exports": self.universes.exports, "quality.results_dir": self.quality.results_dir,
+               "mlflow.artifact_root": self.mlflow.artifact_root, "synth.out": self.synth.out}
+        if self.mlflow.tracking_uri.startswith("sqlite:///"):
+            out["mlflow.tracking_uri"] = Path(self.mlflow.tracking_uri[len("sqlite:///"):])
+        return {k: v for k, v in out.items() if v is not None}
+
+    def confined(self) -> "Settings":
+        """Check that every output lies under ``storage.roots`` (or the temporary folder), never in a system folder.
+
+        Returns:
+            The settings, unchanged.
+
+        Raises:
+            ValueError: an output outside the roots (without
+                ``storage.allow_outside``), or in a system folder; naming the key.
+        """
+        roots = [r.expanduser().resolve() for r in self.storage.roots] + [Path(tempfile.gettempdir()).resolve()]
+        for key, path in self.outputs().items():
+            path = path.resolve()
+            system = next((d for d in SYSTEM_FOLDERS if path == Path(d) or path.is_relative_to(d)), None)
+            if system is not None:
+                raise ValueError(f"{key}: {path} is inside the system folder {system}; jobs never write there")
+            if not self.storage.allow_outside and not any(path.is_relative_to(r) for r in roots):
+                raise ValueError(f"{key}: {path} is outside the project roots ({', '.join(map(str, roots))}); "
+                                 "add its folder to storage.roots, or set storage.allow_outside: true")
+        return self
+
     def resolved(self) -> "Settings":
         """Return a copy with every relative path made absolute against the CWD.
 
@@ -515,6 +558,7 @@ class Settings(_Strict):
                                       if self.storage.metastore is not None else None),
                         "catalog": self.storage.catalog.expanduser().resolve(),
                         "contracts": self.storage.contracts.expanduser().resolve(),
+                        "roots": tuple(r.expanduser().resolve() for r in self.storage.roots),
                     }
                 ),
                 "mlflow": self.mlflow.model_copy(
@@ -712,6 +756,10 @@ def load_settings(
     for item in overrides:
         _set_path(tree, *_parse_override(item))
     try:
-        return Settings.model_validate(tree).resolved()
+        settings = Settings.model_validate(tree).resolved()
     except ValidationError as exc:
         raise ConfigError(_format(exc)) from None
+    try:
+        return settings.confined()
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration:\n  {exc}") from None

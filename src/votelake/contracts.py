@@ -40,7 +40,6 @@ as ``docs/data_dictionary.md``.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,7 +47,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pyspark.sql import types as T
 
-from votelake.catalog import parse_type
+from votelake.catalog import DIRECT_IDENTIFIER_NAMES, parse_type
 
 PiiClass = Literal["none", "quasi", "pseudonymous", "direct"]
 PII_MEANING = {
@@ -57,11 +56,6 @@ PII_MEANING = {
     "pseudonymous": "an identifier that needs another table to name the person (person id, state voter id)",
     "direct": "names, addresses, phones, e-mails, birth dates: never published",
 }
-# Column names that are direct personal identifiers whatever a contract says.
-DIRECT_IDENTIFIER_NAMES = re.compile(
-    r"(^|_)(first_name|middle_name|last_name|full_name|name_suffix|street|address|address_line|"
-    r"mail_addr\w*|res_street\w*|phone\w*|email\w*|e_mail|birth_date|date_of_birth|dob|birth_day)($|_)"
-)
 # E-mail addresses and North American phone numbers anywhere inside a string
 # value ("jane@example.org (919) 555-0142", a bare 9192680736), checked in every
 # string column of a published table. Matches are bounded by characters that
@@ -304,6 +298,12 @@ def check_publish(schema: T.StructType, contract: Contract, previous: Contract |
     if problems:
         raise ContractError(f"{contract.table} (contract {contract.version}): " + "; ".join(problems))
     return check_evolution(previous, contract)
+
+
+def free_text_columns(contract: Contract) -> list[str]:
+    """String columns that could carry any text: no declared value set, and not an id (pseudonymous)."""
+    return [n for n, c in contract.columns.items() if c.base_type == "string" and c.values is None
+            and c.pii != "pseudonymous"]
 
 
 def expectation_suite(contract: Contract) -> "quality.Suite":

@@ -7,7 +7,10 @@ reads the landed sources through their layouts.
 
 from __future__ import annotations
 
+import datetime as dt
+import getpass
 import json
+import socket
 import time
 from dataclasses import dataclass, field
 from functools import reduce
@@ -26,6 +29,11 @@ from votelake.layouts import Layout, load_layout
 from votelake.storage import DeltaStore, WriteResult
 from votelake.storage.retry import RetryPolicy
 from votelake.transforms.canonicalize import CANONICAL_META, canonical_records, spark_type, wide_vote_history
+from votelake.transforms.identifiers import identifier_hits, known_identifiers
+
+
+PUBLISHES = "audit.publishes"
+PERSONS = "silver.persons"  # whose names, addresses and birth dates no publish may carry
 
 
 @dataclass
@@ -214,15 +222,45 @@ class Lakehouse:
         try:
             quality.enforce(self.validate(df, contracts.expectation_suite(contract),
                                           f"{self.job}-{self.run_version}-contract", persist=False))
+            self._refuse_known_identifiers(df, contract)
             tags = {contracts.CONTRACT_METADATA_KEY: contract.to_json(),
                     "votelake.contract_version": contract.version, **(metadata or {})}
             if before_write is not None:
                 tags.update(before_write(df))
             if allowed:
                 tags["votelake.contract_breaking_changes"] = "; ".join(allowed)
-            return self.write(df, name, "overwrite", step=step, metadata=tags)
+            result = self.write(df, name, "overwrite", step=step, metadata=tags)
         finally:
             df.unpersist()
+        if result.committed:
+            self._record_publish(name, result.version, tags)
+        return result
+
+    def _refuse_known_identifiers(self, df: DataFrame, contract: contracts.Contract) -> None:
+        """Block a publish whose free-text values hold a voter's full name, street address or birth date.
+
+        The identifiers are those of ``silver.persons`` (nothing to check
+        against before a build). The error names columns and counts, never a value.
+
+        Raises:
+            ContractError: some value holds one.
+        """
+        if PERSONS not in self.catalog or self.version(PERSONS) is None:
+            return
+        hits = identifier_hits(df, contracts.free_text_columns(contract),
+                               known_identifiers(self.read(PERSONS))).orderBy("column", "kind").collect()
+        if hits:
+            found = "; ".join(f"{h['values']} value(s) of {h['column']} hold a voter's {h['kind']}" for h in hits)
+            raise contracts.ContractError(f"{contract.table} not published: {found} (values not shown)")
+
+    def _record_publish(self, name: str, version: int, tags: dict[str, str]) -> None:
+        """Append the publish to ``audit.publishes``: who, which run, the version, what was forced."""
+        table = self.catalog[PUBLISHES]
+        row = (dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0), name, int(version), self.job,
+               self.run_version, operator(), tags.get("votelake.contract_version"),
+               "votelake.forced_reason" in tags, tags.get("votelake.forced_reason"),
+               tags.get("votelake.contract_breaking_changes"))
+        self.store.write(self.spark.createDataFrame([row], table.schema), table, "append")
 
     def check_quality(self, df: DataFrame, name: str, persist: bool = True) -> None:
         """Run the table's quality gate (``conf/expectations/<name>.yaml``) on rows about to be written.
@@ -279,6 +317,11 @@ class Lakehouse:
         gates = [{"table": g["table"], "success": g["success"], "rows": g["rows"],
                   "warnings": g["warnings"], "seconds": g["seconds"]} for g in self.gates]
         return {"gates": gates, "data_docs": self.render_quality_docs()}
+
+
+def operator() -> str:
+    """Who is running this: ``user@host`` (recorded in the audit tables)."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def load_catalog(settings: Settings, lakehouse: Path | None = None,

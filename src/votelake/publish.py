@@ -200,7 +200,9 @@ def distribution_gate(lake: Lakehouse, settings: Settings, scores: DataFrame, sc
     if published is None:
         summary.update(verdict="first publish under the contract: nothing to compare with")
         return {"votelake.publish_gate": summary["verdict"]}
-    previous = lake.read("gold.voter_scores", version=published["version"])
+    # The table as it is now: the published run, less anyone erased since (an
+    # erasure rewrites the table and may vacuum the publish's own version).
+    previous = lake.read("gold.voter_scores")
     shift = distribution_shift(score_distribution(scores), score_distribution(previous),
                                 cfg.min_county_voters).localCheckpoint()
     result = lake.validate(shift.where(F.col("gated")), drift_suite(cfg), f"score-{scoring_run}",

@@ -6,6 +6,7 @@ The lakehouse handle the jobs read and write through is :class:`votelake.lakehou
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -117,9 +118,18 @@ def _jvm_exit_status() -> int | None:
 
 
 
-def parse_args(description: str, argv: Sequence[str] | None) -> argparse.Namespace:
-    """The arguments every job takes: ``--conf FILE`` and repeatable ``--set key=value``."""
+def parse_args(description: str, argv: Sequence[str] | None,
+               options: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """The arguments every job takes: ``--conf FILE`` and repeatable ``--set key=value``.
+
+    Args:
+        description: the ``--help`` text.
+        argv: arguments (default ``sys.argv[1:]``).
+        options: adds a job's own arguments.
+    """
     parser = argparse.ArgumentParser(description=description)
+    if options is not None:
+        options(parser)
     parser.add_argument("--conf", default=None, help="YAML config (default: the packaged conf/local.yaml)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -173,19 +183,24 @@ def run_jobs(settings: Settings, jobs: Sequence[tuple[str, JobRun]]) -> dict[str
     return results
 
 
-def job_main(name: str, run: JobRun, description: str, argv: Sequence[str] | None = None) -> dict:
+def job_main(name: str, run: Callable[..., dict], description: str, argv: Sequence[str] | None = None,
+             options: Callable[[argparse.ArgumentParser], None] | None = None) -> dict:
     """The thin shell of every job: parse, load config, build the session, run.
 
     Args:
         name: the job's name (for messages).
-        run: the job's ``run(spark, settings)``.
+        run: the job's ``run(spark, settings)``, or ``run(spark, settings, args)``
+            for a job with ``options``.
         description: the ``--help`` text.
         argv: arguments (default ``sys.argv[1:]``).
+        options: adds the job's own arguments.
 
     Returns:
         The job's summary.
     """
-    args = parse_args(description, argv)
+    args = parse_args(description, argv, options)
+    if options is not None:
+        run = functools.partial(run, args=args)
     try:
         settings = load_settings(args.conf, args.overrides)
     except ConfigError as exc:

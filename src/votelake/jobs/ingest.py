@@ -9,7 +9,7 @@ calibration code) is never ingested.
 Outputs: ``bronze.<source>`` for each source (every usable row as delivered,
 with ``_source_file``, ``_line``, ``_load_id``, ``_loaded_at``,
 ``_snapshot_date``) and ``bronze.quarantine`` (rows that cannot be used, with
-every reason, the raw record, file and line number).
+every reason, the raw record, its exact bytes, file and line number).
 Launch: ``spark-submit jobs/ingest.py --conf conf/local.yaml`` or
 ``votelake run ingest``.
 
@@ -21,7 +21,8 @@ its content (a SHA-256 of its bytes and its size), not its name: each loads
 exactly once, a redelivery under another name is skipped, a new snapshot
 beside old ones loads alone, and ingests that race each other still leave one
 copy (:func:`load_delivery`). Each load reconciles per file: rows read = rows
-in bronze + rows quarantined.
+in bronze + rows quarantined (+ rows erased: a contact, digital or experiment
+row naming someone ``audit.erasures`` names is not loaded).
 """
 
 from __future__ import annotations
@@ -36,14 +37,16 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.storagelevel import StorageLevel
 
+from votelake import erasure
 from votelake.config import Settings, SourceSettings
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse
 from votelake.landing import LandingFile, check_files, content_id, legacy_fingerprint, list_files
 from votelake.layouts import Layout, LayoutError, load_layout
+from votelake.transforms import erasure as er
 from votelake.transforms.bronze import (BLOCK_START, LINE, ROW_ID, SOURCE_FILE, latest_as_of, snapshot_date,
-                                       split_bronze, with_line_numbers)
-from votelake.transforms.canonicalize import CORRUPT
+                                        split_bronze, with_line_numbers)
+from votelake.transforms.canonicalize import CORRUPT, source_value
 
 # Commit attempts of one load: racing loads of a source conflict on purpose, and
 # every racing ingest can make another lose once.
@@ -199,6 +202,31 @@ def _per_file(good: DataFrame, bad: DataFrame) -> dict[str, dict[str, int]]:
                                                 "quarantined": r["quarantined"]} for r in counts}
 
 
+def raw_lines(spark: SparkSession, layout: Layout, paths: list[str]) -> DataFrame:
+    """Every line of the files as its exact bytes: ``_source_file, _line, raw_bytes``.
+
+    Spark's text source keeps a line's bytes undecoded, so a quarantined row
+    can be replayed byte for byte even when its bytes are not valid in the
+    layout's encoding. Lines are numbered as the parse numbers them (blank
+    lines, which the parsers skip, are not counted).
+
+    Args:
+        spark: the session.
+        layout: the files' layout (its header).
+        paths: the files, as the parse named them (``_source_file``).
+
+    Returns:
+        One row per line.
+    """
+    lines = (spark.read.text(paths)
+             .select("value", F.col("_metadata.file_path").alias(SOURCE_FILE),
+                     F.col("_metadata.file_block_start").alias(BLOCK_START))
+             .where(F.trim("value") != "")
+             .select("*", F.monotonically_increasing_id().alias(ROW_ID)))
+    numbered = with_line_numbers(lines, header=layout.header and layout.format == "delimited")
+    return numbered.select(SOURCE_FILE, LINE, F.col("value").cast("binary").alias("raw_bytes"))
+
+
 def _cut_last_lines(parsed: DataFrame, delivery: Delivery, spark_paths: list[str]) -> Column | None:
     """A reason on the last line of each delimited file that does not end with a line break, else None.
 
@@ -232,7 +260,8 @@ def _new_files(delivery: Delivery, loaded: set[str]) -> tuple[list[LandingFile],
     return new, skipped
 
 
-def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, loaded_at: dt.datetime) -> dict:
+def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, loaded_at: dt.datetime,
+                  suppressed: erasure.Suppression | None = None) -> dict:
     """Load one source's new files into its bronze table and the quarantine, each file exactly once.
 
     A file is its content (:func:`votelake.landing.content_id`): one already in
@@ -248,9 +277,11 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
         lake: the lakehouse, opened for the ingest job.
         delivery: the checked files.
         loaded_at: this load's time.
+        suppressed: the erasures a source the campaign collected honours.
 
     Returns:
-        The load's report: per file read/bronze/quarantined, totals, the
+        The load's report: per file read/bronze/quarantined, totals, rows
+        erased, the
         reasons with their counts, ``skipped_files`` with the reason of each
         file not loaded, and ``replaced_rows`` (rows of a concurrent load of
         the same files); ``skipped`` when no file was new.
@@ -274,6 +305,13 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
     good, bad = split_bronze(parsed, layout, src.name, load_id, loaded_at, _snapshot(parsed, delivery, loaded_at),
                              _cut_last_lines(parsed, delivery, list(ids)))
     read = parsed.count()
+    dropped = (er.erased({k: source_value(layout, k) for k in er.KINDS if layout.source_columns(k)},
+                         suppressed.hashes, suppressed.salt)
+               if suppressed is not None and layout.kind in er.PRIVATE_KINDS else None)
+    erased_rows = 0
+    if dropped is not None:
+        erased_rows = good.where(dropped).count()
+        good = good.where(~dropped)
     per_file = _per_file(good, bad)
     quarantined = sum(f["quarantined"] for f in per_file.values())
     # The load's quality gate runs before anything of it is written.
@@ -283,18 +321,21 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
     if quarantined:
         reasons = {r["reason"]: r["n"] for r in bad.groupBy("reason").agg(F.count("*").alias("n"))
                    .orderBy(F.desc("n")).limit(20).collect()}
+        with_bad = [r[0] for r in bad.select(SOURCE_FILE).distinct().collect()]
+        bad = bad.join(raw_lines(spark, layout, with_bad), on=[SOURCE_FILE, LINE], how="left")
         lake.replace_where(bad, "bronze.quarantine", f"source = '{src.name}' AND {these}", LOAD_ATTEMPTS)
     written = lake.replace_where(good, delivery.table, these, LOAD_ATTEMPTS)
     parsed.unpersist()
-    in_bronze = written.metrics["rows_inserted"]
-    if in_bronze + quarantined != read:
+    # Nothing committed: no row to write (all quarantined or erased); the count check below still holds.
+    in_bronze = written.metrics["rows_inserted"] if written.committed else 0
+    if in_bronze + quarantined + erased_rows != read:
         raise RuntimeError(
             f"{delivery.table}: the load of {len(files)} file(s) does not reconcile: read {read}, "
-            f"bronze {in_bronze}, quarantined {quarantined}"
+            f"bronze {in_bronze}, quarantined {quarantined}, erased {erased_rows}"
         )
-    return {"files": per_file, "read": read, "bronze": in_bronze, "quarantined": quarantined,
+    return {"files": per_file, "read": read, "bronze": in_bronze, "quarantined": quarantined, "erased": erased_rows,
             "reasons": reasons, "load_ids": sorted(f"{loaded_at:%Y%m%dT%H%M%S}-{c}" for c in by_path.values()),
-            "skipped_files": skipped, "replaced_rows": written.metrics["rows_deleted"]}
+            "skipped_files": skipped, "replaced_rows": written.metrics.get("rows_deleted", 0)}
 
 
 def run(spark: SparkSession, settings: Settings) -> dict:
@@ -314,7 +355,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     plan = plan_deliveries(settings)
     lake = Lakehouse.open(spark, settings, job="ingest")
     loaded_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    report = {d.source.name: load_delivery(spark, lake, d, loaded_at) for d in plan}
+    suppressed = erasure.suppression(lake, settings)
+    report = {d.source.name: load_delivery(spark, lake, d, loaded_at, suppressed) for d in plan}
     report["quality"] = lake.quality_report()
     return report
 

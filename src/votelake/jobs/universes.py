@@ -3,7 +3,9 @@
 Inputs: ``gold.voter_scores`` (the published scoring run), ``silver.persons``
 (households), ``silver.registrations`` (voter ids named by suppression lists),
 ``silver.contacts`` and ``silver.digital_events`` (results and events that
-suppress a channel), and the do-not-contact lists of ``universes.lists``.
+suppress a channel), the do-not-contact lists of ``universes.lists``, and
+``audit.erasures`` (everyone erased on request stays out, even when a later
+voter file lists them again).
 Outputs: ``gold.target_universes`` (every universe's members, ranked within
 their turf), ``gold.universe_builds`` (each build's definition and input
 versions, kept for good), and per universe the hand-off files under
@@ -29,10 +31,11 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from votelake import publish
+from votelake import erasure, publish
 from votelake.config import Settings, UniverseRule
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse
+from votelake.transforms import erasure as er
 from votelake.transforms import universes as uni
 
 INPUTS = {"scores_version": "gold.voter_scores", "persons_version": "silver.persons",
@@ -77,7 +80,7 @@ def read_lists(spark: SparkSession, paths: list[str]) -> DataFrame:
 
 
 def build_members(spark: SparkSession, lake: Lakehouse, definitions: dict[str, UniverseRule], versions: dict,
-                  suppression: dict) -> tuple[DataFrame, DataFrame]:
+                  suppression: dict, salt: str | None = None) -> tuple[DataFrame, DataFrame]:
     """Every universe's members from the input tables at the given versions.
 
     Args:
@@ -85,7 +88,9 @@ def build_members(spark: SparkSession, lake: Lakehouse, definitions: dict[str, U
         lake: the lakehouse.
         definitions: the universes by name.
         versions: ``INPUTS`` key → Delta version (None: the table is absent).
-        suppression: :func:`suppression_settings`.
+        suppression: :func:`suppression_settings`, with the version of
+            ``audit.erasures`` under ``erasures``.
+        salt: the erasure salt (needed when there are erasures).
 
     Returns:
         ``(members, counts)``: the members with ``universe`` and ``channel``,
@@ -99,8 +104,13 @@ def build_members(spark: SparkSession, lake: Lakehouse, definitions: dict[str, U
     empty_contacts = spark.createDataFrame([], "person_id string, result_code string")
     empty_digital = spark.createDataFrame([], "person_id string, event_type string")
     voter_ids = read("registrations_version").select("state_voter_id", "person_id").distinct()
+    lists = read_lists(spark, [item["path"] for item in suppression["lists"]])
+    if suppression.get("erasures") is not None:
+        erasures = lake.read(erasure.AUDIT, version=suppression["erasures"])
+        lists = lists.unionByName(er.erased_voters(voter_ids, persons.select("person_id", "email", "phone"),
+                                                   erasures, salt))
     suppressed = uni.suppressions(
-        read_lists(spark, [item["path"] for item in suppression["lists"]]), voter_ids,
+        lists, voter_ids,
         read("contacts_version") or empty_contacts, read("digital_version") or empty_digital,
         {k: tuple(v) for k, v in suppression["contact_results"].items()},
         {k: tuple(v) for k, v in suppression["digital_events"].items()}).localCheckpoint()
@@ -111,6 +121,10 @@ def build_members(spark: SparkSession, lake: Lakehouse, definitions: dict[str, U
         parts.append(members.select(F.lit(name).alias("universe"), F.lit(rule.channel).alias("channel"), "*"))
         counts.append(uni.rule_counts(scores, suppressed, name, rule))
     return reduce(DataFrame.unionByName, parts), reduce(DataFrame.unionByName, counts)
+
+
+def _salt(settings: Settings, suppression: dict) -> str | None:
+    return erasure.salt(settings) if suppression.get("erasures") is not None else None
 
 
 def universe_rows(members: DataFrame, build_id: str, scoring_run: str, built_at: dt.datetime) -> DataFrame:
@@ -184,7 +198,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     for key in ("scores_version", "persons_version", "registrations_version"):
         if versions[key] is None:
             raise RuntimeError(f"{INPUTS[key]} does not exist: run the build and score jobs first")
-    suppression = suppression_settings(settings)
+    suppression = {**suppression_settings(settings), "erasures": lake.version(erasure.AUDIT)}
     build_id = build_id_of(cfg.definitions, versions, suppression)
     # A build publishes its members, records itself, then exports: a run stopped
     # between these steps is finished by the next, which does only what is left.
@@ -197,7 +211,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     built_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     scoring_run = lake.read("gold.voter_scores", version=versions["scores_version"]).select(
         "scoring_run_id").limit(1).collect()[0][0]
-    members, counted = build_members(spark, lake, cfg.definitions, versions, suppression)
+    members, counted = build_members(spark, lake, cfg.definitions, versions, suppression, _salt(settings, suppression))
     version = done["gold.target_universes"]
     if version is None:
         version = lake.publish(universe_rows(members, build_id, scoring_run, built_at), "gold.target_universes",
@@ -259,7 +273,7 @@ def rebuild(spark: SparkSession, settings: Settings, build_id: str) -> DataFrame
         if sha256(Path(item["path"])) != item["sha256"]:
             raise ValueError(f"suppression list {item['path']} changed since build {build_id}")
     definitions = {r["universe"]: UniverseRule.model_validate(json.loads(r["definition"])) for r in records}
-    members, _ = build_members(spark, lake, definitions, versions, suppression)
+    members, _ = build_members(spark, lake, definitions, versions, suppression, _salt(settings, suppression))
     return universe_rows(members, build_id, first["scoring_run_id"], first["built_at"])
 
 

@@ -523,6 +523,38 @@ class DeltaStore:
                            files_removed=_metric(m, "numRemovedFiles"),
                            metrics={"rows_deleted": _metric(m, "numDeletedRows")})
 
+    def delete_keys(self, table: TableSpec, keys: DataFrame, *, metadata: dict[str, str] | None = None) -> WriteResult:
+        """Delete the rows whose columns equal one of ``keys``' rows (Delta's MERGE ... WHEN MATCHED THEN DELETE).
+
+        Unlike :meth:`delete`, whose predicate Delta records in the commit, the
+        values deleted stay out of the table's log: a MERGE records only its
+        join condition. Erasure needs that.
+
+        Args:
+            table: the table.
+            keys: distinct values of some of the table's columns (nulls match nulls).
+            metadata: extra commit metadata.
+
+        Returns:
+            What was committed (``metrics``: ``rows_deleted``).
+        """
+        condition = " AND ".join(f"t.{quote(c)} <=> s.{quote(c)}" for c in keys.columns)
+        builder = self._delta_table(table).alias("t").merge(keys.alias("s"), condition).whenMatchedDelete()
+        with self._session_commit(MERGE, metadata, None, None) as token:
+            committed, version, m = self._commit(table, builder.execute, token)
+        return WriteResult(table.name, version, committed, _metric(m, "numTargetFilesAdded"), 0,
+                           files_removed=_metric(m, "numTargetFilesRemoved"),
+                           metrics={"rows_deleted": _metric(m, "numTargetRowsDeleted")})
+
+    def purge_deleted(self, table: TableSpec) -> None:
+        """Rewrite the files whose deleted rows are only masked by deletion vectors, so vacuum can remove them.
+
+        A table without deletion vectors (the default here) rewrites its files
+        on every delete, and this does nothing.
+        """
+        if self.properties(table).get("delta.enableDeletionVectors", "false").lower() == "true":
+            self.spark.sql(f"REORG TABLE {self._path_sql(table)} APPLY (PURGE)").collect()
+
     def _commit(self, table: TableSpec, action: Callable[[], object], token: str,
                 retry_policy: RetryPolicy | None = None) -> tuple[bool, int, dict]:
         """Run one Delta command, retrying while it loses races; then read what it committed.

@@ -1,0 +1,258 @@
+"""Erasure: ``votelake forget`` removes a person from every table version, export and artifact, for good.
+
+A small synthetic state goes through the pipeline; three people are then
+forgotten (one by state voter id through the installed CLI with
+``--purge-now``, one by e-mail and one by phone in-process), and every file
+under the project is searched for what identified them. Then a new voter-file
+snapshot that still lists the first person is loaded and everything rebuilt:
+the person is back in the public record (silver) but in no universe or export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from conftest import synthetic_state_settings
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.testing import assertDataFrameEqual
+
+from votelake import erasure
+from votelake.jobs import build, forget, ingest, score, synth, train, universes
+from votelake.lakehouse import Lakehouse, canonical_sources
+from votelake.transforms import erasure as er
+
+pytestmark = pytest.mark.e2e
+
+VOTERS = 1500
+VOTELAKE = Path(sys.executable).parent / "votelake"
+OVERRIDES = ("synth.seed=5", "synth.partitions=2", "synth.experiment_share=0.5", "model.learners=[lr]",
+             "model.tuning=none", "model.reg_params=[0.01]", "model.bootstrap=50", "model.uplift_folds=2",
+             "model.uplift_learners=[two_stage]", "calibration.results=null", "resolve.method=rules")
+
+
+# --- the pure parts ---------------------------------------------------------------------------------------------
+
+def test_normal_forms_and_hashes_agree_between_python_and_spark(spark):
+    values = [("state_voter_id", " ab123 "), ("email", " Jane.Q@Example.ORG "), ("phone", "(919) 555-0142"),
+              ("phone", "+1 919.555.0142")]
+    df = spark.createDataFrame(values, "kind string, value string")
+    got = {(r["kind"], r["value"]): (r["norm"], r["hash"]) for r in df.select(
+        "kind", "value",
+        F.when(F.col("kind") == "phone", er.normalized("phone", F.col("value")))
+         .when(F.col("kind") == "email", er.normalized("email", F.col("value")))
+         .otherwise(er.normalized("state_voter_id", F.col("value"))).alias("norm"),
+        F.when(F.col("kind") == "phone", er.digested("s", "phone", F.col("value")))
+         .when(F.col("kind") == "email", er.digested("s", "email", F.col("value")))
+         .otherwise(er.digested("s", "state_voter_id", F.col("value"))).alias("hash")).collect()}
+    for kind, value in values:
+        norm = er.normalize(kind, value)
+        assert got[(kind, value)] == (norm, er.digest("s", kind, norm))
+    assert er.normalize("phone", "(919) 555-0142") == er.normalize("phone", "+19195550142") == "9195550142"
+
+
+def test_rows_are_matched_by_any_identifier_column_and_raw_lines_by_field(spark):
+    schema = T.StructType([T.StructField("person_id", T.StringType()), T.StructField("state_voter_id", T.StringType()),
+                           T.StructField("state_voter_ids", T.ArrayType(T.StringType())),
+                           T.StructField("email", T.StringType()), T.StructField("phone", T.StringType())])
+    rows = spark.createDataFrame([("P1", "A1", ["A1"], None, None), ("P2", "b2", ["B2", "X9"], None, None),
+                                  ("P3", "C3", ["C3"], "ME@X.ORG", None), ("P4", "D4", ["D4"], None, "+19195550142"),
+                                  ("P5", "E5", ["E5"], "other@x.org", "9195550000")], schema)
+    targets = er.Targets.of({"state_voter_id": ["x9", "a1"], "email": ["me@x.org"], "phone": ["919-555-0142"]})
+    assertDataFrameEqual(rows.where(er.holds(rows.columns, targets)).select("person_id"),
+                         spark.createDataFrame([("P1",), ("P2",), ("P3",), ("P4",)], "person_id string"))
+    assert er.holds(["county_id"], targets) is None
+    raw = spark.createDataFrame([("1,A1,x",), ('"2","XA1",y',), ("3|me@x.org|z",), ("4,(919) 555-0142,w",)],
+                                "raw string")
+    assertDataFrameEqual(raw.where(er.raw_holds(F.col("raw"), targets)),
+                         spark.createDataFrame([("1,A1,x",), ("3|me@x.org|z",), ("4,(919) 555-0142,w",)],
+                                               "raw string"))
+
+
+def test_erased_voters_are_found_by_any_hash_of_their_person(spark):
+    voters = spark.createDataFrame([("A1", "P1"), ("A2", "P1"), ("B1", "P2"), ("C1", "P3")],
+                                   "state_voter_id string, person_id string")
+    persons = spark.createDataFrame([("P1", None, None), ("P2", "b@x.org", None), ("P3", None, "+19195550142")],
+                                    "person_id string, email string, phone string")
+    audit = spark.createDataFrame([("state_voter_id", er.digest("s", "state_voter_id", "A2")),
+                                   ("email", er.digest("s", "email", "b@x.org"))],
+                                  "identifier_kind string, identifier_hash string")
+    assertDataFrameEqual(er.erased_voters(voters, persons, audit, "s"), spark.createDataFrame(
+        [("A1", er.ERASED_REASON), ("A2", er.ERASED_REASON), ("B1", er.ERASED_REASON)],
+        "state_voter_id string, reason string"))
+
+
+def test_masks_cover_every_written_form():
+    patterns = erasure.masks(er.Targets.of({"state_voter_id": ["AB12"], "email": ["Me@X.org"],
+                                            "phone": ["9195550142"]}))
+    text = 'id AB12, not XAB12; "me@x.org"; (919) 555-0142 and +1 919.555.0142 and 9195550142x'
+    assert erasure.mask_text(text, patterns) == ('id [erased], not XAB12; "[erased]"; [erased] and [erased] '
+                                                 "and [erased]x")
+
+
+# --- end to end -------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    root = tmp_path_factory.mktemp("erasure")
+    return synthetic_state_settings(root, VOTERS, *OVERRIDES, f"universes.exports={root / 'exports'}")
+
+
+def _config(settings, root: Path) -> Path:
+    """The same project as a config file for the CLI (with a metastore of its own: Derby admits one process)."""
+    tree = {"extends": "local",
+            "storage": {"lakehouse": str(settings.storage.lakehouse), "metastore": str(root / "cli-metastore")},
+            "spark": {"master": "local[2]", "driver_memory": "2g", "shuffle_partitions": 2,
+                      "conf": {"spark.ui.enabled": "false"}},
+            "mlflow": {"tracking_uri": settings.mlflow.tracking_uri, "artifact_root": str(settings.mlflow.artifact_root)},
+            "quality": {"results_dir": str(settings.quality.results_dir)}, "landing": str(settings.landing),
+            "universes": {"exports": str(settings.universes.exports)}}
+    path = root / "votelake.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def _pick(spark, settings) -> dict:
+    """Three people to forget: one in a GOTV export, one with a linked digital e-mail, one with a contact phone."""
+    lake = Lakehouse.open(spark, settings)
+    member = lake.read("gold.target_universes").orderBy("person_id").select("person_id").first()[0]
+    registrations = lake.read("silver.registrations")
+    voter_ids = sorted({r[0] for r in registrations.where(F.col("person_id") == member)
+                        .select("state_voter_id").collect()})
+    canonical = canonical_sources(lake, settings)
+    linked = (canonical["digital"].join(lake.read("silver.digital_events"), on="event_id", how="inner")
+              .where(F.col("person_id").isNotNull() & (F.col("person_id") != member) & F.col("email").isNotNull()))
+    email_person, email = linked.orderBy("person_id").select("person_id", "email").first()
+    contacted = (canonical["contacts"].join(lake.read("silver.contacts"), on="contact_id", how="inner")
+                 .where(F.col("person_id").isNotNull() & ~F.col("person_id").isin(member, email_person)
+                        & F.col("phone").isNotNull()))
+    phone_person, phone = contacted.orderBy("person_id").select("person_id", "phone").first()
+    return {"member": member, "voter_ids": voter_ids, "email_person": email_person, "email": email,
+            "phone_person": phone_person, "phone": phone}
+
+
+def _patterns(picked: dict) -> list[re.Pattern]:
+    """What must not be found anywhere: the voter ids, the e-mail, the phone in any punctuation."""
+    digits = re.sub(r"\D", "", picked["phone"])[-10:]
+    return ([re.compile(rf"(?<![A-Za-z0-9]){re.escape(v)}(?![A-Za-z0-9])", re.I) for v in picked["voter_ids"]]
+            + [re.compile(re.escape(picked["email"]), re.I),
+               re.compile(r"(?<!\d)" + r"[\s().-]{0,2}".join(digits) + r"(?!\d)")])
+
+
+def _found(root: Path, patterns: list[re.Pattern], skip: tuple[Path, ...]) -> list[str]:
+    """Files under ``root`` holding any pattern: Parquet cell by cell, every other file byte by byte."""
+    hits = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if any(path.is_relative_to(s) for s in skip):
+            continue
+        if path.suffix == ".parquet":
+            text = json.dumps(pq.read_table(path).to_pylist(), default=str)
+        else:
+            text = path.read_bytes().decode("utf-8", errors="replace")
+        hits += [f"{path.relative_to(root)}: {p.pattern[:40]}" for p in patterns if p.search(text)]
+    return hits
+
+
+@pytest.fixture(scope="module")
+def forgotten(spark, settings, tmp_path_factory):
+    """The pipeline, three people picked, then forgotten; returns who they were and each summary."""
+    for job in (synth, ingest, build, train, score, universes):
+        job.run(spark, settings)
+    picked = _pick(spark, settings)
+    root = Path(str(settings.storage.lakehouse)).parent
+    before = _found(root, _patterns(picked), skip=(Path(str(settings.landing)).parent,))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOTELAKE__")}
+    cli = subprocess.run([str(VOTELAKE), "forget", "--state-voter-id", picked["voter_ids"][0], "--reason",
+                          f"asked by phone to be forgotten, said id {picked['voter_ids'][0]}", "--purge-now",
+                          "--conf", str(_config(settings, tmp_path_factory.mktemp("cli")))],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=1800)
+    ids = tmp_path_factory.mktemp("request") / "ids.csv"
+    ids.write_text(f"email,phone\n{picked['email']},\n,{picked['phone']}\n")
+    args = forget.build_args(["--from-file", str(ids), "--reason", "opt-out", "--purge-now"])
+    in_process = forget.run(spark, settings, args)
+    return {"picked": picked, "before": before, "cli": cli, "in_process": in_process, "root": root}
+
+
+def test_forget_through_the_cli_exits_zero_and_prints_no_identifier(forgotten):
+    cli, picked = forgotten["cli"], forgotten["picked"]
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert "[votelake] forget:" in cli.stdout
+    summary = json.loads(cli.stdout.split("[votelake] forget: ", 1)[1].splitlines()[0])
+    assert summary["persons"] == 1 and summary["purged"] is True
+    assert {"silver.registrations", "silver.persons", "gold.voter_scores", "gold.target_universes",
+            "bronze.ncvoter"} <= set(summary["rows_deleted"])
+    assert summary["exports_rewritten"] >= 1
+    for text in (cli.stdout, cli.stderr):
+        assert not any(p.search(text) for p in _patterns(picked)[:len(picked["voter_ids"])])
+    assert forgotten["in_process"]["persons"] >= 2
+
+
+def test_no_table_version_export_report_or_artifact_holds_them(forgotten, settings):
+    # The identifiers were there: in tables, logs' neighbours, exports.
+    assert any("lakehouse" in hit for hit in forgotten["before"])
+    assert any("exports" in hit for hit in forgotten["before"])
+    # Now nowhere under the project but the delivered landing files, which are the sender's.
+    hits = _found(forgotten["root"], _patterns(forgotten["picked"]), skip=(Path(str(settings.landing)).parent,))
+    assert hits == []
+
+
+def test_the_audit_trail_holds_hashes_only_and_cannot_be_rewritten(spark, settings, forgotten):
+    lake = Lakehouse.open(spark, settings)
+    audit = lake.read(erasure.AUDIT)
+    picked = forgotten["picked"]
+    secret = erasure.salt(settings)
+    expected = {("state_voter_id", er.digest(secret, "state_voter_id", er.normalize("state_voter_id", v)))
+                for v in picked["voter_ids"]}
+    expected |= {("email", er.digest(secret, "email", er.normalize("email", picked["email"]))),
+                 ("phone", er.digest(secret, "phone", er.normalize("phone", picked["phone"])))}
+    assert expected <= {(r["identifier_kind"], r["identifier_hash"]) for r in audit.collect()}
+    assert audit.where(F.col("reason").contains(picked["voter_ids"][0])).count() == 0
+    with pytest.raises(Exception, match="(?i)append"):
+        lake.store.delete(lake.table(erasure.AUDIT), "true")
+    publishes = lake.read("audit.publishes")
+    assert {"gold.voter_scores", "gold.target_universes"} <= {r[0] for r in publishes.select("table_name").collect()}
+    assert publishes.where(F.col("forced")).count() == 0
+
+
+def test_a_later_voter_file_brings_them_back_to_the_record_but_never_into_a_universe(spark, settings, forgotten):
+    picked = forgotten["picked"]
+    # Next month's snapshot still lists everyone (the same rows, in another order, so new bytes).
+    old = sorted((Path(str(settings.landing)) / "ncvoter").glob("snapshot_*"))[-1]
+    new = old.with_name("snapshot_20261101")
+    new.mkdir()
+    for part in sorted(old.glob("*.csv")):
+        header, *lines = part.read_text().splitlines(keepends=True)
+        (new / part.name).write_text(header + "".join(reversed(lines)))
+    # And the field tool sends the forgotten phone's contact rows again, in a new file.
+    contacts = Path(str(settings.landing)) / "contacts"
+    header, again = None, []
+    for part in sorted(contacts.glob("*.csv")):
+        first, *lines = part.read_text().splitlines(keepends=True)
+        header, again = first, again + [line for line in lines if picked["phone"] in line]
+    assert again
+    (contacts / "resent.csv").write_text(header + "".join(again))
+    loaded = ingest.run(spark, settings)
+    assert loaded["contacts"]["erased"] == len(again) and loaded["contacts"]["bronze"] == 0
+    for job in (build, score):
+        job.run(spark, settings)
+    built = universes.run(spark, settings)
+    lake = Lakehouse.open(spark, settings)
+    phone = er.normalized("phone", F.col("phone"))
+    assert lake.read("bronze.contacts").where(phone == er.normalize("phone", picked["phone"])).count() == 0
+    back = lake.read("silver.registrations").where(F.col("state_voter_id").isin(picked["voter_ids"]))
+    assert back.count() >= 1  # the public record lists them again
+    scores = lake.read("gold.voter_scores")
+    assert scores.where(F.exists("state_voter_ids", lambda v: v.isin(picked["voter_ids"]))).count() == 1
+    members = lake.read("gold.target_universes")
+    assert members.where(F.col("state_voter_id").isin(picked["voter_ids"])).count() == 0
+    assert sum(u["suppressed"] for u in built["universes"].values()) >= 1
+    exports = Path(str(settings.universes.exports))
+    assert _found(exports, _patterns(picked)[:len(picked["voter_ids"])], skip=()) == []
