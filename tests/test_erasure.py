@@ -112,7 +112,8 @@ def _config(settings, root: Path) -> Path:
             "storage": {"lakehouse": str(settings.storage.lakehouse), "metastore": str(root / "cli-metastore")},
             "spark": {"master": "local[2]", "driver_memory": "2g", "shuffle_partitions": 2,
                       "conf": {"spark.ui.enabled": "false"}},
-            "mlflow": {"tracking_uri": settings.mlflow.tracking_uri, "artifact_root": str(settings.mlflow.artifact_root)},
+            "mlflow": {"tracking_uri": settings.mlflow.tracking_uri,
+                       "artifact_root": str(settings.mlflow.artifact_root)},
             "quality": {"results_dir": str(settings.quality.results_dir)}, "landing": str(settings.landing),
             "universes": {"exports": str(settings.universes.exports)}}
     path = root / "votelake.yaml"
