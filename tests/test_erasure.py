@@ -82,10 +82,9 @@ def test_erased_voters_are_found_by_any_hash_of_their_person(spark):
                                    "state_voter_id string, person_id string")
     persons = spark.createDataFrame([("P1", None, None), ("P2", "b@x.org", None), ("P3", None, "+19195550142")],
                                     "person_id string, email string, phone string")
-    audit = spark.createDataFrame([("state_voter_id", er.digest("s", "state_voter_id", "A2")),
-                                   ("email", er.digest("s", "email", "b@x.org"))],
-                                  "identifier_kind string, identifier_hash string")
-    assertDataFrameEqual(er.erased_voters(voters, persons, audit, "s"), spark.createDataFrame(
+    hashes = {"state_voter_id": frozenset([er.digest("s", "state_voter_id", "A2")]),
+              "email": frozenset([er.digest("s", "email", "b@x.org")])}
+    assertDataFrameEqual(er.erased_voters(voters, persons, hashes, "s"), spark.createDataFrame(
         [("A1", er.ERASED_REASON), ("A2", er.ERASED_REASON), ("B1", er.ERASED_REASON)],
         "state_voter_id string, reason string"))
 

@@ -519,9 +519,9 @@ class Settings(_Strict):
             ValueError: an output outside the roots (without
                 ``storage.allow_outside``), or in a system folder; naming the key.
         """
-        roots = [r.expanduser().resolve() for r in self.storage.roots] + [Path(tempfile.gettempdir()).resolve()]
+        # Called on resolved settings: roots and outputs are absolute already.
+        roots = [*self.storage.roots, Path(tempfile.gettempdir()).resolve()]
         for key, path in self.outputs().items():
-            path = path.resolve()
             system = next((d for d in SYSTEM_FOLDERS if path == Path(d) or path.is_relative_to(d)), None)
             if system is not None:
                 raise ValueError(f"{key}: {path} is inside the system folder {system}; jobs never write there")

@@ -55,6 +55,9 @@ TEXT_SUFFIXES = {".json", ".jsonl", ".html", ".htm", ".md", ".txt", ".csv", ".ya
 BRONZE_KEY = ("_load_id", "_line")
 SOURCE_FIELDS = ("state_voter_id", "email", "phone", "contact_id", "event_id")
 
+# Each loaded source's bronze table: its rows, and the raw value column of each identifying field.
+Sources = dict[str, tuple[DataFrame, dict[str, Column]]]
+
 log = logging.getLogger(__name__)
 
 
@@ -90,11 +93,15 @@ class Suppression:
     salt: str
 
 
-def suppression(lake: Lakehouse, settings: Settings) -> Suppression | None:
-    """What ``audit.erasures`` holds, for loads to honour; None before the first erasure."""
+def suppression(lake: Lakehouse, settings: Settings, version: int | None = None) -> Suppression | None:
+    """What ``audit.erasures`` holds (as of ``version``), for loads and builds to honour.
+
+    Returns:
+        None before the first erasure.
+    """
     if lake.version(AUDIT) is None:
         return None
-    rows = lake.read(AUDIT).select("identifier_kind", "identifier_hash").distinct().collect()
+    rows = lake.read(AUDIT, version=version).select("identifier_kind", "identifier_hash").distinct().collect()
     hashes: dict[str, set[str]] = {}
     for kind, digest in rows:
         hashes.setdefault(kind, set()).add(digest)
@@ -102,7 +109,7 @@ def suppression(lake: Lakehouse, settings: Settings) -> Suppression | None:
 
 
 def _existing(lake: Lakehouse, name: str) -> DataFrame | None:
-    return lake.read(name) if name in lake.catalog and lake.version(name) is not None else None
+    return lake.read(name) if lake.version(name) is not None else None
 
 
 def _values(df: DataFrame | None, condition: Column | None, col: str | Column) -> set[str]:
@@ -113,7 +120,7 @@ def _values(df: DataFrame | None, condition: Column | None, col: str | Column) -
     return {r[0] for r in df.where(condition).select(value).where(F.col("v").isNotNull()).distinct().collect()}
 
 
-def _sources(lake: Lakehouse, settings: Settings) -> dict[str, tuple[DataFrame, dict[str, Column]]]:
+def _sources(lake: Lakehouse, settings: Settings) -> Sources:
     """Each loaded source's bronze rows, with the raw value of each identifying field its layout maps."""
     out = {}
     for src in settings.sources:
@@ -125,7 +132,8 @@ def _sources(lake: Lakehouse, settings: Settings) -> dict[str, tuple[DataFrame, 
     return out
 
 
-def resolve(lake: Lakehouse, settings: Settings, given: er.Targets) -> er.Targets:
+def resolve(lake: Lakehouse, sources: Sources,
+            given: er.Targets) -> er.Targets:
     """Everyone the given identifiers lead to, and the ids of all their rows.
 
     An e-mail or phone leads to every person whose registration holds it, and to
@@ -133,14 +141,13 @@ def resolve(lake: Lakehouse, settings: Settings, given: er.Targets) -> er.Target
 
     Args:
         lake: the lakehouse.
-        settings: the configuration (its sources).
+        sources: :func:`_sources`.
         given: the identifiers of the request.
 
     Returns:
         The given identifiers, plus the persons found, every state voter id of
         their registrations, and the ids of their contacts and digital events.
     """
-    sources = _sources(lake, settings)
     linked: dict[str, set[str]] = {"contact_id": set(), "event_id": set()}
     for df, values in sources.values():
         condition = er.source_holds({k: c for k, c in values.items() if k in er.KINDS}, given)
@@ -166,19 +173,19 @@ def resolve(lake: Lakehouse, settings: Settings, given: er.Targets) -> er.Target
                       event_id=frozenset(linked["event_id"]))
 
 
-def delete_rows(lake: Lakehouse, settings: Settings, targets: er.Targets, request_id: str) -> dict[str, int]:
+def delete_rows(lake: Lakehouse, sources: Sources, targets: er.Targets,
+                request_id: str) -> dict[str, int]:
     """Delete the targets' rows from every table of the catalog (the audit trail aside).
 
     Args:
         lake: the lakehouse.
-        settings: the configuration (its sources).
+        sources: :func:`_sources`.
         targets: :func:`resolve`'s result.
         request_id: recorded with each commit.
 
     Returns:
         Rows deleted per table that had any.
     """
-    sources = _sources(lake, settings)
     deleted: dict[str, int] = {}
     for table in lake.catalog:
         if table.layer == "audit" or not lake.store.exists(table):
@@ -244,11 +251,15 @@ def rewrite_exports(folder: Path, voter_ids: frozenset[str]) -> int:
             if not pc.any(drop).as_py():
                 continue
             pq.write_table(data.filter(pc.invert(drop)), tmp)
-        tmp.replace(path)
-        # Spark's checksum of the old bytes would make the file unreadable to Spark.
-        path.with_name(f".{path.name}.crc").unlink(missing_ok=True)
+        _replace(tmp, path)
         rewritten += 1
     return rewritten
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """Put a rewritten file in place atomically, dropping Spark's checksum of the old bytes (it would fail reads)."""
+    tmp.replace(path)
+    path.with_name(f".{path.name}.crc").unlink(missing_ok=True)
 
 
 def masks(targets: er.Targets) -> list[re.Pattern]:
@@ -283,8 +294,7 @@ def mask_artifacts(folders: list[Path], patterns: list[re.Pattern]) -> int:
             if masked != text:
                 tmp = path.with_name(f".{path.name}.erasing")
                 tmp.write_text(masked, encoding="utf-8", errors="surrogateescape")
-                tmp.replace(path)
-                path.with_name(f".{path.name}.crc").unlink(missing_ok=True)
+                _replace(tmp, path)
                 changed += 1
     return changed
 
@@ -316,13 +326,12 @@ def forget(spark: SparkSession, settings: Settings, given: dict[str, list[str]],
     lake = Lakehouse.open(spark, settings, job="forget")
     secret = salt(settings)
     request_id = uuid.uuid4().hex
-    found = resolve(lake, settings, targets)
-    deleted = delete_rows(lake, settings, found, request_id)
-    exports = rewrite_exports(Path(str(settings.universes.exports)), found.state_voter_id)
+    sources = _sources(lake, settings)
+    found = resolve(lake, sources, targets)
+    deleted = delete_rows(lake, sources, found, request_id)
+    exports = rewrite_exports(settings.universes.exports, found.state_voter_id)
     patterns = masks(found)
-    folders = [Path(str(p)) for p in (settings.quality.results_dir, settings.mlflow.artifact_root)
-               if "://" not in str(p)]
-    artifacts = mask_artifacts(folders, patterns)
+    artifacts = mask_artifacts([settings.quality.results_dir, settings.mlflow.artifact_root], patterns)
     vacuumed = {}
     if purge:
         for name in deleted:

@@ -193,13 +193,26 @@ def plan_deliveries(settings: Settings) -> list[Delivery]:
     return plan
 
 
-def _per_file(good: DataFrame, bad: DataFrame) -> dict[str, dict[str, int]]:
-    counts = (good.select(SOURCE_FILE, F.lit(1).alias("_good"), F.lit(0).alias("_bad"))
-              .unionByName(bad.select(SOURCE_FILE, F.lit(0).alias("_good"), F.lit(1).alias("_bad")))
-              .groupBy(SOURCE_FILE).agg(F.sum("_good").alias("bronze"), F.sum("_bad").alias("quarantined"))
+def _per_file(good: DataFrame, bad: DataFrame, erased: Column | None = None) -> dict[str, dict[str, int]]:
+    """Rows read, bronze, quarantined and erased per file, by the file's full path (``_source_file``).
+
+    Args:
+        good: the usable rows.
+        bad: the quarantined rows.
+        erased: true on the usable rows an erasure keeps out of bronze (None: no erasure applies).
+    """
+    flag = F.lit(0) if erased is None else erased.cast("int")
+    counts = (good.select(SOURCE_FILE, (F.lit(1) - flag).alias("_good"), F.lit(0).alias("_bad"),
+                          flag.alias("_erased"))
+              .unionByName(bad.select(SOURCE_FILE, F.lit(0).alias("_good"), F.lit(1).alias("_bad"),
+                                      F.lit(0).alias("_erased")))
+              .groupBy(SOURCE_FILE).agg(F.sum("_good").alias("bronze"), F.sum("_bad").alias("quarantined"),
+                                        F.sum("_erased").alias("erased"))
               .collect())
-    return {r[SOURCE_FILE].rsplit("/", 1)[-1]: {"read": r["bronze"] + r["quarantined"], "bronze": r["bronze"],
-                                                "quarantined": r["quarantined"]} for r in counts}
+    # "erased" only where erasures apply, so other sources' reports read as before.
+    return {r[SOURCE_FILE]: {"read": r["bronze"] + r["quarantined"] + r["erased"], "bronze": r["bronze"],
+                             "quarantined": r["quarantined"],
+                             **({"erased": r["erased"]} if erased is not None else {})} for r in counts}
 
 
 def raw_lines(spark: SparkSession, layout: Layout, paths: list[str]) -> DataFrame:
@@ -308,12 +321,11 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
     dropped = (er.erased({k: source_value(layout, k) for k in er.KINDS if layout.source_columns(k)},
                          suppressed.hashes, suppressed.salt)
                if suppressed is not None and layout.kind in er.PRIVATE_KINDS else None)
-    erased_rows = 0
+    per_file = _per_file(good, bad, dropped)
     if dropped is not None:
-        erased_rows = good.where(dropped).count()
         good = good.where(~dropped)
-    per_file = _per_file(good, bad)
     quarantined = sum(f["quarantined"] for f in per_file.values())
+    erased_rows = sum(f.get("erased", 0) for f in per_file.values())
     # The load's quality gate runs before anything of it is written.
     lake.check_quality(good, delivery.table, persist=False)
     reasons = {}
@@ -321,7 +333,7 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
     if quarantined:
         reasons = {r["reason"]: r["n"] for r in bad.groupBy("reason").agg(F.count("*").alias("n"))
                    .orderBy(F.desc("n")).limit(20).collect()}
-        with_bad = [r[0] for r in bad.select(SOURCE_FILE).distinct().collect()]
+        with_bad = [path for path, counts in per_file.items() if counts["quarantined"]]
         bad = bad.join(raw_lines(spark, layout, with_bad), on=[SOURCE_FILE, LINE], how="left")
         lake.replace_where(bad, "bronze.quarantine", f"source = '{src.name}' AND {these}", LOAD_ATTEMPTS)
     written = lake.replace_where(good, delivery.table, these, LOAD_ATTEMPTS)
@@ -333,8 +345,9 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
             f"{delivery.table}: the load of {len(files)} file(s) does not reconcile: read {read}, "
             f"bronze {in_bronze}, quarantined {quarantined}, erased {erased_rows}"
         )
-    return {"files": per_file, "read": read, "bronze": in_bronze, "quarantined": quarantined, "erased": erased_rows,
-            "reasons": reasons, "load_ids": sorted(f"{loaded_at:%Y%m%dT%H%M%S}-{c}" for c in by_path.values()),
+    return {"files": {path.rsplit("/", 1)[-1]: counts for path, counts in per_file.items()}, "read": read,
+            "bronze": in_bronze, "quarantined": quarantined, "erased": erased_rows, "reasons": reasons,
+            "load_ids": sorted(f"{loaded_at:%Y%m%dT%H%M%S}-{c}" for c in by_path.values()),
             "skipped_files": skipped, "replaced_rows": written.metrics.get("rows_deleted", 0)}
 
 

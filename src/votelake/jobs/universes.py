@@ -80,7 +80,7 @@ def read_lists(spark: SparkSession, paths: list[str]) -> DataFrame:
 
 
 def build_members(spark: SparkSession, lake: Lakehouse, definitions: dict[str, UniverseRule], versions: dict,
-                  suppression: dict, salt: str | None = None) -> tuple[DataFrame, DataFrame]:
+                  suppression: dict, erased: erasure.Suppression | None = None) -> tuple[DataFrame, DataFrame]:
     """Every universe's members from the input tables at the given versions.
 
     Args:
@@ -90,7 +90,7 @@ def build_members(spark: SparkSession, lake: Lakehouse, definitions: dict[str, U
         versions: ``INPUTS`` key → Delta version (None: the table is absent).
         suppression: :func:`suppression_settings`, with the version of
             ``audit.erasures`` under ``erasures``.
-        salt: the erasure salt (needed when there are erasures).
+        erased: :func:`votelake.erasure.suppression` at that version.
 
     Returns:
         ``(members, counts)``: the members with ``universe`` and ``channel``,
@@ -105,10 +105,9 @@ def build_members(spark: SparkSession, lake: Lakehouse, definitions: dict[str, U
     empty_digital = spark.createDataFrame([], "person_id string, event_type string")
     voter_ids = read("registrations_version").select("state_voter_id", "person_id").distinct()
     lists = read_lists(spark, [item["path"] for item in suppression["lists"]])
-    if suppression.get("erasures") is not None:
-        erasures = lake.read(erasure.AUDIT, version=suppression["erasures"])
+    if erased is not None:
         lists = lists.unionByName(er.erased_voters(voter_ids, persons.select("person_id", "email", "phone"),
-                                                   erasures, salt))
+                                                   erased.hashes, erased.salt))
     suppressed = uni.suppressions(
         lists, voter_ids,
         read("contacts_version") or empty_contacts, read("digital_version") or empty_digital,
@@ -123,8 +122,9 @@ def build_members(spark: SparkSession, lake: Lakehouse, definitions: dict[str, U
     return reduce(DataFrame.unionByName, parts), reduce(DataFrame.unionByName, counts)
 
 
-def _salt(settings: Settings, suppression: dict) -> str | None:
-    return erasure.salt(settings) if suppression.get("erasures") is not None else None
+def _erased(lake: Lakehouse, settings: Settings, suppression: dict) -> erasure.Suppression | None:
+    version = suppression.get("erasures")
+    return None if version is None else erasure.suppression(lake, settings, version)
 
 
 def universe_rows(members: DataFrame, build_id: str, scoring_run: str, built_at: dt.datetime) -> DataFrame:
@@ -211,7 +211,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     built_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     scoring_run = lake.read("gold.voter_scores", version=versions["scores_version"]).select(
         "scoring_run_id").limit(1).collect()[0][0]
-    members, counted = build_members(spark, lake, cfg.definitions, versions, suppression, _salt(settings, suppression))
+    members, counted = build_members(spark, lake, cfg.definitions, versions, suppression,
+                                     _erased(lake, settings, suppression))
     version = done["gold.target_universes"]
     if version is None:
         version = lake.publish(universe_rows(members, build_id, scoring_run, built_at), "gold.target_universes",
@@ -273,7 +274,7 @@ def rebuild(spark: SparkSession, settings: Settings, build_id: str) -> DataFrame
         if sha256(Path(item["path"])) != item["sha256"]:
             raise ValueError(f"suppression list {item['path']} changed since build {build_id}")
     definitions = {r["universe"]: UniverseRule.model_validate(json.loads(r["definition"])) for r in records}
-    members, _ = build_members(spark, lake, definitions, versions, suppression, _salt(settings, suppression))
+    members, _ = build_members(spark, lake, definitions, versions, suppression, _erased(lake, settings, suppression))
     return universe_rows(members, build_id, first["scoring_run_id"], first["built_at"])
 
 

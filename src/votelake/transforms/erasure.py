@@ -184,7 +184,7 @@ def erased(values: dict[str, Column], hashes: dict[str, frozenset[str]], salt: s
     return None if condition is None else F.coalesce(condition, F.lit(False))
 
 
-def erased_voters(voters: DataFrame, persons: DataFrame, erasures: DataFrame, salt: str) -> DataFrame:
+def erased_voters(voters: DataFrame, persons: DataFrame, hashes: dict[str, frozenset[str]], salt: str) -> DataFrame:
     """The registrations of everyone an erasure request named: ``state_voter_id, reason``.
 
     A voter file delivered after the erasure may list the person again (it is
@@ -193,20 +193,17 @@ def erased_voters(voters: DataFrame, persons: DataFrame, erasures: DataFrame, sa
     Args:
         voters: ``state_voter_id, person_id`` of every registration.
         persons: ``person_id, email, phone`` (silver.persons).
-        erasures: ``identifier_kind, identifier_hash`` (audit.erasures).
+        hashes: identifier kind → the salted hashes of ``audit.erasures``.
         salt: the salt the hashes were made with.
 
     Returns:
         One row per suppressed state voter id, with the reason.
     """
-    hashes = erasures.select("identifier_kind", "identifier_hash").distinct()
-
-    def hits(df: DataFrame, kind: str, col: str) -> DataFrame:
-        keyed = df.where(F.col(col).isNotNull()).select("person_id", digested(salt, kind, F.col(col)).alias("h"))
-        named = hashes.where(F.col("identifier_kind") == kind).select(F.col("identifier_hash").alias("h"))
-        return keyed.join(named, on="h", how="inner").select("person_id")
-
-    by_person = reduce(DataFrame.unionByName, [hits(voters, "state_voter_id", "state_voter_id"),
-                                               hits(persons, "email", "email"), hits(persons, "phone", "phone")])
-    return (voters.join(by_person.distinct(), on="person_id", how="inner")
+    named = [(df, erased(values, hashes, salt)) for df, values in (
+        (voters, {"state_voter_id": F.col("state_voter_id")}),
+        (persons, {"email": F.col("email"), "phone": F.col("phone")}))]
+    people = [df.where(condition).select("person_id") for df, condition in named if condition is not None]
+    if not people:
+        return voters.limit(0).select("state_voter_id", F.lit(ERASED_REASON).alias("reason"))
+    return (voters.join(reduce(DataFrame.unionByName, people).distinct(), on="person_id", how="inner")
             .select("state_voter_id", F.lit(ERASED_REASON).alias("reason")).distinct())

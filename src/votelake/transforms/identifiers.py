@@ -46,7 +46,9 @@ def known_identifiers(persons: DataFrame) -> DataFrame:
         persons: ``silver.persons``.
 
     Returns:
-        Distinct identifiers in the words form :func:`runs` produces.
+        Identifiers in the words form :func:`runs` produces (repeats kept:
+        :func:`identifier_hits` counts distinct values, so a distinct here
+        would only shuffle every person once more).
     """
     def normal(col: Column) -> Column:
         return F.array_join(words(col), " ")
@@ -60,7 +62,7 @@ def known_identifiers(persons: DataFrame) -> DataFrame:
     ]
     found = reduce(DataFrame.unionByName, [persons.select(normal(expr).alias("value"), F.lit(kind).alias("kind"))
                                            for kind, expr in parts])
-    return found.where(F.size(F.split("value", " ")) >= SHORTEST).distinct()
+    return found.where(F.size(F.split("value", " ")) >= SHORTEST)
 
 
 def identifier_hits(rows: DataFrame, columns: list[str], known: DataFrame) -> DataFrame:
