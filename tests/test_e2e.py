@@ -22,7 +22,7 @@ from pyspark.testing import assertDataFrameEqual
 from conftest import synthetic_state_settings
 from votelake.config import RunSettings, TargetElection, UniverseRule
 from votelake.jobs import allocate, build, ingest, metrics, score, synth, train, universes
-from votelake import publish
+from votelake import publish, readers
 from votelake.lakehouse import Lakehouse
 from votelake.layouts import LayoutError
 from votelake.models.against_truth import model_quality_against_truth
@@ -300,6 +300,20 @@ def _stopped_before_publishing(monkeypatch, table: str):
         monkeypatch.undo()
 
 
+@contextmanager
+def _stopped_before_the_manifest(monkeypatch):
+    """The job inside stops after its last table, right before its run manifest."""
+    def stops(self, run_id, versions):
+        raise KeyboardInterrupt(f"stopped before the manifest of {run_id}")
+
+    monkeypatch.setattr(Lakehouse, "complete", stops)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        monkeypatch.undo()
+
+
 def test_a_universes_run_stopped_after_each_step_is_finished_by_the_rerun(spark, settings, pipeline, monkeypatch):
     """Stopped after publishing its members, then in the middle of its exports: each re-run does what is left."""
     lake = Lakehouse.open(spark, settings)
@@ -307,15 +321,21 @@ def test_a_universes_run_stopped_after_each_step_is_finished_by_the_rerun(spark,
                         channel="phone")
     changed = settings.model_copy(update={"universes": settings.universes.model_copy(update={
         "definitions": {**settings.universes.definitions, "strong": rule}})})
+    complete = readers.current_versions(settings.storage.lakehouse)
     with _stopped_before_publishing(monkeypatch, "gold.universe_builds"):
         universes.run(spark, changed)
     members_version = lake.version("gold.target_universes")
     build_id = lake.latest_metadata("gold.target_universes", universes.BUILD_KEY)[0]
     assert lake.read("gold.universe_builds").where(F.col("build_id") == build_id).count() == 0
     assert not any(universes.exported(changed, n, build_id) for n in changed.universes.definitions)
+    # Readers stay on the last complete build until the re-run completes this one.
+    assert readers.current_versions(settings.storage.lakehouse) == complete
+    assert lake.read_current("gold.target_universes").where(F.col("build_id") == build_id).count() == 0
 
     finished = universes.run(spark, changed)
     assert finished["build_id"] == build_id and finished["already_done"] == ["gold.target_universes"]
+    assert {n: lake.manifest()[n]["run_id"] for n in finished["tables"]} == dict.fromkeys(finished["tables"], build_id)
+    assert {n: lake.current(n) for n in finished["tables"]} == finished["tables"]
     assert lake.version("gold.target_universes") == members_version  # not published twice
     recorded = lake.read("gold.universe_builds").where(F.col("build_id") == build_id)
     assert sorted(r[0] for r in recorded.select("universe").collect()) == sorted(changed.universes.definitions)
@@ -352,6 +372,27 @@ def test_allocation_plan_respects_capacity_and_budgets(spark, settings, pipeline
     total = lake.read("gold.allocation_summary").where("county_id = -1 AND channel = 'all'").first()
     assert total["expected_net_votes"] == pytest.approx(plan.agg(F.sum("expected_net_votes")).first()[0])
     assert total["expected_net_votes"] >= total["naive_expected_net_votes"]
+
+
+def test_an_allocation_stopped_between_its_publishes_is_finished_by_the_rerun(spark, settings, pipeline,
+                                                                             monkeypatch):
+    """The plan of a new allocation committed, its summary not: readers keep the last complete plan and
+    summary; the re-run publishes the summary alone, then both move together."""
+    lake = Lakehouse.open(spark, settings)
+    changed = settings.model_copy(update={"allocation": settings.allocation.model_copy(update={
+        "weeks": settings.allocation.weeks + 1})})
+    before = {name: lake.current(name) for name in allocate.TABLES}
+    with _stopped_before_publishing(monkeypatch, "gold.allocation_summary"):
+        allocate.run(spark, changed)
+    plan_version = lake.version("gold.allocation_plan")
+    assert plan_version > before["gold.allocation_plan"]
+    assert {name: lake.current(name) for name in allocate.TABLES} == before
+    plans = {r[0] for r in lake.read_current("gold.allocation_plan").select("plan_id").distinct().collect()}
+    assert plans == {r[0] for r in lake.read_current("gold.allocation_summary").select("plan_id").distinct().collect()}
+    finished = allocate.run(spark, changed)
+    assert finished["published"] and finished["tables"]["gold.allocation_plan"] == plan_version  # not again
+    assert {name: lake.current(name) for name in allocate.TABLES} == finished["tables"]
+    assert allocate.run(spark, changed)["published"] is False
 
 
 def test_campaign_metrics_reconcile_with_the_contacts(spark, settings, pipeline):
@@ -423,17 +464,41 @@ def test_a_score_run_stopped_between_its_publishes_is_finished_by_the_rerun(spar
     target = TargetElection(date=pipeline["score"]["target_election"]["date"],
                             expected_turnout=round(pipeline["score"]["mean_turnout_prob"] + 0.01, 3))
     changed = settings.model_copy(update={"model": settings.model.model_copy(update={"target_election": target})})
+    before = {name: lake.current(name) for name in score.TABLES}
     with _stopped_before_publishing(monkeypatch, "gold.precinct_calibration"):
         score.run(spark, changed)
-    runs = {name: lake.latest_metadata(name, publish.SCORING_RUN_KEY)
-            for name in ("gold.voter_scores", "gold.precinct_calibration")}
+    runs = {name: lake.latest_metadata(name, publish.SCORING_RUN_KEY) for name in score.TABLES}
     assert runs["gold.voter_scores"][0] != runs["gold.precinct_calibration"][0]
+    # Readers (and the jobs downstream) stay on the last complete run: both tables of one scoring run.
+    assert {name: lake.current(name) for name in score.TABLES} == before
+    assert lake.incomplete(score.TABLES) == {"gold.voter_scores": "score"}
+    on_view = {r[0] for r in lake.read_current("gold.voter_scores").select("scoring_run_id").distinct().collect()}
+    assert on_view == {lake.latest_metadata("gold.precinct_calibration", publish.SCORING_RUN_KEY)[0]}
+    assert readers.current_table(settings.storage.lakehouse, "gold.voter_scores").version() == before[
+        "gold.voter_scores"]
     finished = score.run(spark, changed)
     assert finished["scoring_run"] == runs["gold.voter_scores"][0]
     assert finished["version"] == runs["gold.voter_scores"][1] == lake.version("gold.voter_scores")  # not again
     assert lake.latest_metadata("gold.precinct_calibration", publish.SCORING_RUN_KEY)[0] == finished["scoring_run"]
+    assert {name: lake.current(name) for name in score.TABLES} == {name: lake.version(name) for name in score.TABLES}
+    assert lake.manifest()["gold.voter_scores"]["run_id"] == finished["scoring_run"]
     again = score.run(spark, changed)
     assert again["published"] is False and "already published" in again["reason"]
+    assert "manifest" not in again["reason"]
+
+    # Stopped after both publishes, before the manifest: readers stay; the re-run only records it.
+    before = {name: lake.current(name) for name in score.TABLES}
+    target = TargetElection(date=target.date, expected_turnout=round(target.expected_turnout + 0.01, 3))
+    other = settings.model_copy(update={"model": settings.model.model_copy(update={"target_election": target})})
+    with _stopped_before_the_manifest(monkeypatch):
+        score.run(spark, other)
+    latest = {name: lake.version(name) for name in score.TABLES}
+    assert all(latest[n] > before[n] for n in score.TABLES)
+    assert {name: lake.current(name) for name in score.TABLES} == before
+    recorded = score.run(spark, other)
+    assert recorded["published"] is False and "manifest is recorded now" in recorded["reason"]
+    assert {name: lake.current(name) for name in score.TABLES} == latest == {
+        name: lake.version(name) for name in score.TABLES}  # nothing published again
 
 
 def test_layout_change_fails_before_writing(spark, settings, pipeline, tmp_path):

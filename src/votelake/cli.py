@@ -5,19 +5,21 @@
     votelake pipeline [--conf FILE] [--set key=value ...]
     votelake forget --state-voter-id ID [--email E] [--phone P] --reason R [--purge-now]
     votelake contracts render [--out FILE]   # the data dictionary of the published tables
+    votelake tables [--conf FILE]            # each table's current version and run (Spark-free)
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from votelake import contracts
+from votelake import contracts, readers
 from votelake.config import ConfigError, Settings, load_settings
 from votelake.jobs import allocate, backtest, build, forget, ingest, maintain, metrics, score, synth, train, universes
 from votelake.jobs.common import JobFailed, report_failure, run_jobs
@@ -138,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_contracts.add_argument("action", choices=["render"])
     p_contracts.add_argument("--out", default=str(DATA_DICTIONARY), help=f"default: {DATA_DICTIONARY}")
     _config_args(p_contracts)
+    p_tables = sub.add_parser("tables", help="each table's current version (what readers see) and its run")
+    _config_args(p_tables)
     args = parser.parse_args(argv)
 
     overrides = list(args.overrides)
@@ -158,6 +162,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(contracts.render_markdown(contracts.load_contracts(settings.storage.contracts)))
         print(f"[votelake] data dictionary: {out}")
+        return 0
+    if args.command == "tables":
+        found = readers.status(settings.storage.lakehouse)
+        print(json.dumps(found, indent=1))
+        incomplete = sorted(name for name, f in found.items() if f["latest"] != f["current"])
+        if incomplete:
+            print(f"[votelake] incomplete runs changed {', '.join(incomplete)}: readers stay on the current "
+                  "versions until the job is re-run", file=sys.stderr)
         return 0
     names = {"synth": ["synth"], "run": [getattr(args, "job", "")], "pipeline": list(PIPELINE),
              "forget": ["forget"]}[args.command]

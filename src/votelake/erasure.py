@@ -319,11 +319,20 @@ def forget(spark: SparkSession, settings: Settings, given: dict[str, list[str]],
 
     Raises:
         ValueError: no identifier was given.
+        RuntimeError: a job run changed some table without completing; readers
+            are on an earlier version this erasure could not reach.
     """
     targets = er.Targets.of(given)
     if not any(targets.identifiers().values()):
         raise ValueError("forget needs at least one state voter id, e-mail or phone")
     lake = Lakehouse.open(spark, settings, job="forget")
+    pending = lake.incomplete(t.name for t in lake.catalog if t.layer != "audit")
+    if pending:
+        # Deleting from the latest versions would leave the person in the ones readers use.
+        raise RuntimeError("forget stopped before deleting anything: incomplete job runs changed "
+                           + ", ".join(f"{name} ({job})" for name, job in sorted(pending.items()))
+                           + "; re-run those jobs (votelake run JOB) so readers are on the latest versions, "
+                             "then forget again")
     secret = salt(settings)
     request_id = uuid.uuid4().hex
     sources = _sources(lake, settings)

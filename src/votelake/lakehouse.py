@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
-from votelake import contracts, quality
+from votelake import contracts, quality, readers
 from votelake.canonical import FIELDS
 from votelake.catalog import Catalog, TableSpec
 from votelake.config import QualitySettings, Settings
@@ -33,6 +33,7 @@ from votelake.transforms.identifiers import identifier_hits, known_identifiers
 
 
 PUBLISHES = "audit.publishes"
+MANIFEST = readers.MANIFEST
 PERSONS = "silver.persons"  # whose names, addresses and birth dates no publish may carry
 
 
@@ -88,6 +89,72 @@ class Lakehouse:
         """The table's latest committed version."""
         return self.store.version(self.catalog[name])
 
+    def current(self, name: str) -> int | None:
+        """The version readers use: the newest complete run's (:func:`votelake.readers.current_version`).
+
+        Jobs read the tables other jobs made at this version, so a run killed
+        between its commits is not seen until a re-run completes it.
+
+        Returns:
+            The version, or None when the table is absent.
+        """
+        if self.version(name) is None:
+            return None
+        return self._current(name, self.manifest(), self.store.history(self.catalog[name]))
+
+    @staticmethod
+    def _current(name: str, manifest: dict[str, dict], history: list[dict]) -> int | None:
+        listed = manifest.get(name)
+        return readers.current_version(None if listed is None else listed["version"], history)
+
+    def read_current(self, name: str) -> DataFrame:
+        """Read a table at its :meth:`current` version."""
+        return self.read(name, version=self.current(name))
+
+    def manifest(self) -> dict[str, dict]:
+        """The newest ``audit.runs`` row of every table listed there (``run_id``, ``job``, ``version``)."""
+        if MANIFEST not in self.catalog or self.version(MANIFEST) is None:
+            return {}
+        rows = self.read(MANIFEST).select("table_name", "version", "completed_at", "job", "run_id").collect()
+        return readers.manifest_versions(r.asDict() for r in rows)
+
+    def complete(self, run_id: str, versions: dict[str, int]) -> bool:
+        """Record a run's tables as the current complete set: one ``audit.runs`` commit, after its last table.
+
+        Args:
+            run_id: the run (a scoring run, a universe build, a run version).
+            versions: each table the run published, and the version it made.
+
+        Returns:
+            False when the newest manifest already lists this run at these
+            versions (a re-run of a complete run), else True.
+        """
+        listed = self.manifest()
+        if all(name in listed and listed[name]["run_id"] == run_id and listed[name]["version"] == version
+               for name, version in versions.items()):
+            return False
+        table = self.catalog[MANIFEST]
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        rows = [(run_id, str(self.job), name, int(version), now, self.run_version, operator())
+                for name, version in sorted(versions.items())]
+        self.store.write(self.spark.createDataFrame(rows, table.schema), table, "append")
+        return True
+
+    def incomplete(self, names: Iterable[str]) -> dict[str, str]:
+        """The tables a run has changed without completing: their latest version is past the current one.
+
+        Returns:
+            Table name to the job whose commit is pending.
+        """
+        manifest, pending = self.manifest(), {}
+        for name in names:
+            if self.version(name) is None:
+                continue
+            history = self.store.history(self.catalog[name])  # newest first
+            if self._current(name, manifest, history) != history[0]["version"]:
+                pending[name] = history[0]["metadata"].get(readers.JOB_KEY, "?")
+        return pending
+
     def write(self, df: DataFrame, name: str, mode: str, step: str | None = None,
               metadata: dict[str, str] | None = None, gate: bool = True) -> WriteResult:
         """Write a DataFrame into a declared table (schema enforced by the store).
@@ -135,8 +202,13 @@ class Lakehouse:
         runs = [self.store.committed_run(self.catalog[name], self.app_id()) for name in names]
         return all(run is not None and run >= self.run_version for run in runs)
 
-    def latest_metadata(self, name: str, key: str) -> tuple[str, int] | None:
+    def latest_metadata(self, name: str, key: str, at: int | None = None) -> tuple[str, int] | None:
         """The newest commit metadata value under ``key``, and its table version.
+
+        Args:
+            name: the table.
+            key: the metadata key.
+            at: look at commits up to this version only (default: all).
 
         Returns:
             ``(value, version)``, or None when the table is absent or no commit recorded ``key``.
@@ -145,9 +217,19 @@ class Lakehouse:
             return None
         for commit in self.store.history(self.catalog[name]):
             value = (commit.get("metadata") or {}).get(key)
-            if value:
+            if value and (at is None or commit["version"] <= at):
                 return value, commit["version"]
         return None
+
+    def run_versions(self, names: Iterable[str], key: str, run_id: str) -> dict[str, int | None]:
+        """Per table, the version whose commit recorded ``run_id`` under ``key``, or None when it is still to do.
+
+        A job run that writes several tables one after the other and is
+        stopped between them is finished by a re-run, which writes only the
+        tables still on another run.
+        """
+        found = {name: self.latest_metadata(name, key) for name in names}
+        return {name: f[1] if f is not None and f[0] == run_id else None for name, f in found.items()}
 
     def published_contract(self, name: str) -> contracts.Contract | None:
         """The contract recorded with the table's latest publish (None: never published under one)."""

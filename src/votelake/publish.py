@@ -163,19 +163,9 @@ def published_run(lake: Lakehouse) -> dict | None:
     """
     if lake.published_contract("gold.voter_scores") is None:
         return None
-    found = lake.latest_metadata("gold.voter_scores", SCORING_RUN_KEY)
+    # The run readers see: a later run killed before its manifest is not published yet.
+    found = lake.latest_metadata("gold.voter_scores", SCORING_RUN_KEY, at=lake.current("gold.voter_scores"))
     return None if found is None else {"scoring_run": found[0], "version": found[1]}
-
-
-def run_versions(lake: Lakehouse, tables: tuple[str, ...], scoring_run: str) -> dict[str, int | None]:
-    """Per table, the version whose commit published ``scoring_run``, or None when it is still to publish.
-
-    A scoring run publishes several tables one after the other; a run stopped
-    between them is finished by a re-run, which publishes only the tables still
-    on an older run.
-    """
-    found = {name: lake.latest_metadata(name, SCORING_RUN_KEY) for name in tables}
-    return {name: f[1] if f is not None and f[0] == scoring_run else None for name, f in found.items()}
 
 
 def distribution_gate(lake: Lakehouse, settings: Settings, scores: DataFrame, scoring_run: str,
@@ -200,9 +190,9 @@ def distribution_gate(lake: Lakehouse, settings: Settings, scores: DataFrame, sc
     if published is None:
         summary.update(verdict="first publish under the contract: nothing to compare with")
         return {"votelake.publish_gate": summary["verdict"]}
-    # The table as it is now: the published run, less anyone erased since (an
-    # erasure rewrites the table and may vacuum the publish's own version).
-    previous = lake.read("gold.voter_scores")
+    # The table as readers see it: the published run, less anyone erased since
+    # (an erasure rewrites the table and may vacuum the publish's own version).
+    previous = lake.read_current("gold.voter_scores")
     shift = distribution_shift(score_distribution(scores), score_distribution(previous),
                                 cfg.min_county_voters).localCheckpoint()
     result = lake.validate(shift.where(F.col("gated")), drift_suite(cfg), f"score-{scoring_run}",

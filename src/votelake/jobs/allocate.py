@@ -13,7 +13,9 @@ Launch: ``spark-submit jobs/allocate.py --conf conf/local.yaml`` or
 ``votelake run allocate``.
 
 The plan is identified by the allocation settings and the scoring run, so
-re-running it unchanged commits nothing.
+re-running it unchanged commits nothing; a run stopped between its two
+publishes is finished by the next, and its run manifest (``audit.runs``),
+written last, moves readers to both tables at once.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from votelake.transforms import allocation as alloc
 
 SUMMARY_KEYS = ["state", "county_id", "channel"]
 PLAN_KEY = "votelake.plan_id"  # commit metadata: the plan a publish holds
+TABLES = ("gold.allocation_plan", "gold.allocation_summary")  # published in this order
 
 
 def plan_id_of(settings: Settings, scoring_run: str) -> str:
@@ -68,27 +71,37 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     lake = Lakehouse.open(spark, settings, job="allocate")
     if lake.version("gold.voter_scores") is None:
         raise RuntimeError("gold.voter_scores does not exist: run the score job first")
-    scores = lake.read("gold.voter_scores").where(F.col("turnout_prob").isNotNull() & F.col("support_prob").isNotNull())
-    scoring_run = lake.read("gold.voter_scores").select("scoring_run_id").limit(1).collect()[0][0]
+    all_scores = lake.read_current("gold.voter_scores")
+    scores = all_scores.where(F.col("turnout_prob").isNotNull() & F.col("support_prob").isNotNull())
+    scoring_run = all_scores.select("scoring_run_id").limit(1).collect()[0][0]
     plan_id = plan_id_of(settings, scoring_run)
-    published = lake.latest_metadata("gold.allocation_plan", PLAN_KEY)
-    if published is not None and published[0] == plan_id:
+    done = lake.run_versions(TABLES, PLAN_KEY, plan_id)
+    if all(v is not None for v in done.values()):
+        recorded = lake.complete(plan_id, done)  # a run killed after its last publish gets its manifest now
         return {"plan_id": plan_id, "published": False,
-                "reason": f"plan {plan_id} (the same settings and scoring run) is already published"}
+                "reason": f"plan {plan_id} (the same settings and scoring run) is already published"
+                          + ("; its run manifest is recorded now" * recorded)}
     planned_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    plan = alloc.allocate(scores, settings.allocation)
-    rows = plan.select(F.lit(plan_id).alias("plan_id"), *alloc.VOTER_COLUMNS, "channel", "county_rank",
-                       "contact_rate", "expected_net_votes", "cost", F.lit(scoring_run).alias("scoring_run_id"),
-                       F.lit(planned_at).cast("timestamp").alias("planned_at"))
-    written = lake.publish(rows, "gold.allocation_plan", metadata={PLAN_KEY: plan_id})
-    published = lake.read("gold.allocation_plan", version=written.version)
+    # A run stopped between its two publishes left the plan on this run: publish what is left.
+    plan_version = done["gold.allocation_plan"]
+    if plan_version is None:
+        plan = alloc.allocate(scores, settings.allocation)
+        rows = plan.select(F.lit(plan_id).alias("plan_id"), *alloc.VOTER_COLUMNS, "channel", "county_rank",
+                           "contact_rate", "expected_net_votes", "cost", F.lit(scoring_run).alias("scoring_run_id"),
+                           F.lit(planned_at).cast("timestamp").alias("planned_at"))
+        plan_version = lake.publish(rows, "gold.allocation_plan", metadata={PLAN_KEY: plan_id}).version
+    published = lake.read("gold.allocation_plan", version=plan_version)
+    if done["gold.allocation_plan"] is not None:  # finishing a stopped run: the summary keeps its plan's time
+        planned_at = published.agg(F.max("planned_at")).first()[0] or planned_at
     naive = alloc.allocate(scores, settings.allocation, order=naive_order)
     summary = summary_rows(published, naive, plan_id, planned_at).localCheckpoint()
-    summary_written = lake.publish(summary, "gold.allocation_summary", metadata={PLAN_KEY: plan_id})
+    summary_version = lake.publish(summary, "gold.allocation_summary", metadata={PLAN_KEY: plan_id}).version
+    # Written last: readers move to this plan's tables together.
+    lake.complete(plan_id, {"gold.allocation_plan": plan_version, "gold.allocation_summary": summary_version})
     total = summary.where((F.col("county_id") == alloc.STATEWIDE) & (F.col("channel") == "all")).first()
     return {
         "plan_id": plan_id, "published": True, "scoring_run": scoring_run,
-        "tables": {"gold.allocation_plan": written.version, "gold.allocation_summary": summary_written.version},
+        "tables": {"gold.allocation_plan": plan_version, "gold.allocation_summary": summary_version},
         "attempts": total["attempts"], "cost": round(total["cost"], 2),
         "expected_net_votes": round(total["expected_net_votes"], 2),
         "naive_expected_net_votes": round(total["naive_expected_net_votes"], 2),

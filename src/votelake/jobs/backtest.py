@@ -38,8 +38,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         figures and the MLflow run id.
     """
     lake = Lakehouse.open(spark, settings)
-    persons, history = lake.read("silver.persons"), lake.read("silver.vote_history")
-    contacts, digital = lake.read("silver.contacts"), lake.read("silver.digital_events")
+    persons, history = lake.read_current("silver.persons"), lake.read_current("silver.vote_history")
+    contacts, digital = lake.read_current("silver.contacts"), lake.read_current("silver.digital_events")
     results = {}
     for election in backtest.backtest_generals(feat.known_elections(history), list(settings.model.backtest_elections)):
         result = backtest.turnout_backtest(settings, persons, history, contacts, digital, election)

@@ -19,6 +19,8 @@ Launch: ``spark-submit jobs/build.py --conf conf/local.yaml`` or
 Every table is overwritten in one commit, so re-running never duplicates; the
 previous person ids are read back so that ``person_id`` stays stable. A re-run
 under a run version that already wrote every table stops before computing.
+The run manifest (``audit.runs``) is written last: until then, the other jobs
+read the previous build's tables.
 """
 
 from __future__ import annotations
@@ -220,6 +222,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     if lake.run_already_committed(OUTPUTS):
         # Every write below would be skipped: stop before recomputing them.
         print(f"[votelake] build: run version {lake.run_version} already committed", flush=True)
+        # A run killed after its last write gets its manifest now.
+        lake.complete(str(lake.run_version), {name: lake.version(name) for name in OUTPUTS})
         return {**{name: {"version": lake.version(name), "rows": None} for name in OUTPUTS},
                 "skipped": f"run version {lake.run_version} already committed"}
     state = settings.state
@@ -320,6 +324,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         feat.voter_features(persons, history, contacts, digital, d, elections) for d in as_of_dates])
     written["gold.voter_features"] = lake.write(features, "gold.voter_features", "overwrite")
     person_ids.unpersist()
+    # Written last: readers (train, score, universes, metrics) move to this build's tables together.
+    lake.complete(str(lake.run_version), {name: r.version for name, r in written.items()})
 
     summary: dict = {name: {"version": r.version, "rows": r.rows} for name, r in written.items()}
     summary["resolution"] = resolution

@@ -8,6 +8,8 @@ precinct), and Delta's VACUUM deletes the files no version within
 ``maintenance.retention_hours`` needs: those replaced by older commits and
 those a killed writer left behind uncommitted. The retention is never shorter
 than the time-travel window (a week), so every version in it stays readable.
+A table that an incomplete job run changed (its run manifest not written) is
+compacted but not vacuumed, so the version readers use keeps its files.
 Launch: ``spark-submit jobs/maintain.py --conf conf/local.yaml`` or
 ``votelake run maintain``.
 """
@@ -35,16 +37,22 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     lake = Lakehouse.open(spark, settings)
     options = settings.maintenance
     tables: dict[str, dict] = {}
+    # Readers of a table an incomplete run changed are on an older version,
+    # whose files a vacuum could delete: those tables are not vacuumed.
+    pending = lake.incomplete(t.name for t in lake.catalog)
     for table in lake.catalog:
         if not lake.store.exists(table):
             continue
         lake.store.create(table)  # registers it, and adds any declared property or constraint it lacks
         zorder = tuple(table.cluster_by) if options.zorder else ()
         compacted = lake.store.optimize(table, zorder_by=zorder, target_file_mb=options.target_file_mb)
-        vacuumed = lake.store.vacuum(table, retention_hours=options.retention_hours, dry_run=False)
+        vacuumed = [] if table.name in pending else lake.store.vacuum(
+            table, retention_hours=options.retention_hours, dry_run=False)
         tables[table.name] = {"files_added": compacted["files_added"], "files_removed": compacted["files_removed"],
                               "zorder_by": list(zorder), "vacuumed_files": len(vacuumed),
                               "version": lake.store.version(table)}
+        if table.name in pending:
+            tables[table.name]["not_vacuumed"] = f"an incomplete {pending[table.name]} run: re-run it"
     return {"tables": tables, "retention_hours": options.retention_hours,
             "files_removed": sum(t["files_removed"] for t in tables.values()),
             "vacuumed_files": sum(t["vacuumed_files"] for t in tables.values())}

@@ -49,13 +49,14 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         The mart id, the table version and row count, and campaign-wide totals.
     """
     lake = Lakehouse.open(spark, settings, job="metrics")
-    versions = {name: lake.version(name) for name in INPUTS}
+    versions = {name: lake.current(name) for name in INPUTS}
     if versions["silver.persons"] is None:
         raise RuntimeError("silver.persons does not exist: run the build job first")
     inputs = {"versions": versions, "channels": settings.allocation.model_dump(mode="json")["channels"]}
     mart_id = publish.fingerprint(inputs)
     latest = lake.latest_metadata("gold.campaign_metrics", MART_KEY)
     if latest is not None and latest[0] == mart_id:
+        lake.complete(mart_id, {"gold.campaign_metrics": latest[1]})
         return {"mart_id": mart_id, "published": False, "reason": "the same inputs are already published"}
 
     def read(name: str) -> DataFrame:
@@ -69,6 +70,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
                                     read("silver.vote_history"), read("gold.voter_scores"), settings.allocation)
     written = lake.publish(mart.select("*", F.lit(built_at).cast("timestamp").alias("built_at")),
                            "gold.campaign_metrics", metadata={MART_KEY: mart_id})
+    lake.complete(mart_id, {"gold.campaign_metrics": written.version})
     totals = lake.read("gold.campaign_metrics", version=written.version).agg(
         F.count("*").alias("rows"), F.sum("attempts").alias("attempts"), F.sum("contacts_made").alias("made"),
         F.sum("survey_ids").alias("ids"), F.sum("conversions").alias("conversions"), F.sum("cost").alias("cost"),

@@ -17,7 +17,8 @@ Launch: ``spark-submit jobs/score.py --conf conf/local.yaml`` or
 Publishing: a scoring run is identified by its inputs (feature version, as-of
 date, champion models, calibration settings;
 :func:`votelake.transforms.scores.scoring_run_id`), so re-running an
-unchanged run commits nothing. Before a run replaces the published one, its
+unchanged run commits nothing. Its run manifest (``audit.runs``), written
+last, moves readers to both tables at once; a stopped run is finished by the next. Before a run replaces the published one, its
 rows must match the contract (columns, types, ranges, no direct identifiers;
 :meth:`votelake.lakehouse.Lakehouse.publish`) and its score distributions,
 statewide and per county, must stay within ``publish.*`` of the published
@@ -79,7 +80,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         ValueError: calibration needs ``calibration.election_date`` (no vote history).
     """
     lake = Lakehouse.open(spark, settings, job="score")
-    feature_version = lake.version("gold.voter_features")
+    feature_version = lake.current("gold.voter_features")
     features = lake.read("gold.voter_features", version=feature_version)
     as_of = feature_dates(features)[-1]
     target = scoring.target_of(settings, as_of)
@@ -90,12 +91,14 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     scoring_run = scores.scoring_run_id(feature_version, as_of, models, settings.calibration.model_dump(mode="json"),
                                         target_json)
     published = publish.published_run(lake)
-    done = publish.run_versions(lake, TABLES, scoring_run)
+    done = lake.run_versions(TABLES, publish.SCORING_RUN_KEY, scoring_run)
     if all(v is not None for v in done.values()):
-        # The same features, models and calibration: the published tables are this run's.
-        version = done["gold.voter_scores"]
+        # The same features, models and calibration: the published tables are this run's
+        # (a run killed after its last publish gets its manifest now).
+        version, recorded = done["gold.voter_scores"], lake.complete(scoring_run, done)
         return {"table": lake.table("gold.voter_scores").uri, "version": version, "published": False,
-                "reason": f"scoring run {scoring_run} is already published (version {version})",
+                "reason": f"scoring run {scoring_run} is already published (version {version})"
+                          + ("; its run manifest is recorded now" * recorded),
                 "scoring_run": scoring_run, "as_of_date": as_of.isoformat(),
                 "models": {k: m.label for k, m in models.items()}}
     predictions = {kind: scoring.apply_model(m.model, specs[kind], current, bounded=True)
@@ -121,7 +124,9 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     if isinstance(summary_calibration, dict):
         summary_calibration["table"] = {"uri": lake.table("gold.precinct_calibration").uri,
                                         "version": written.version, "rows": written.rows}
-    means = lake.read("gold.voter_scores").agg(
+    # Written last: readers move to this run's tables together.
+    lake.complete(scoring_run, {"gold.voter_scores": version, "gold.precinct_calibration": written.version})
+    means = lake.read("gold.voter_scores", version=version).agg(
         F.count("*").alias("rows"), *[F.avg(c).alias(c) for c in MEANS]).first()
     return {
         "table": lake.table("gold.voter_scores").uri,

@@ -57,10 +57,11 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     """
     lake = Lakehouse.open(spark, settings, job="train")
     cfg = settings.model
-    feature_version = lake.version("gold.voter_features")
-    features = lake.read("gold.voter_features")
-    history = lake.read("silver.vote_history")
-    contacts = lake.read("silver.contacts")
+    # The latest complete build's tables (a build killed part-way is not read).
+    feature_version = lake.current("gold.voter_features")
+    features = lake.read("gold.voter_features", version=feature_version)
+    history = lake.read_current("silver.vote_history")
+    contacts = lake.read_current("silver.contacts")
     dates = feature_dates(features)
     score_date = dates[-1]
     results: dict = {}
@@ -70,7 +71,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     if "support" in cfg.kinds:
         results["support"] = lifecycle.train_support(settings, features, contacts, score_date, feature_version)
     if "persuasion" in cfg.kinds:
-        assignments = (lake.read("silver.experiment_assignments")
+        assignments = (lake.read_current("silver.experiment_assignments")
                        if lake.version("silver.experiment_assignments") is not None else None)
         results["persuasion"] = lifecycle.train_experiments(settings, features, assignments, contacts,
                                                             feature_version)

@@ -15,7 +15,8 @@ Launch: ``spark-submit jobs/universes.py --conf conf/local.yaml`` or
 ``votelake run universes``.
 
 A build is identified by its definitions, the versions of the tables it read
-and the SHA-256 of each list, so re-running it unchanged commits nothing, and
+and the SHA-256 of each list, so re-running it unchanged commits nothing (its
+run manifest, ``audit.runs``, is written after the hand-off files), and
 :func:`rebuild` recomputes any recorded build exactly (time travel to the
 recorded versions; the lists must still hash the same).
 """
@@ -194,7 +195,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     if not cfg.definitions:
         return {"published": False, "reason": "no universe configured (universes.definitions)"}
     lake = Lakehouse.open(spark, settings, job="universes")
-    versions = {key: lake.version(name) for key, name in INPUTS.items()}
+    versions = {key: lake.current(name) for key, name in INPUTS.items()}
     for key in ("scores_version", "persons_version", "registrations_version"):
         if versions[key] is None:
             raise RuntimeError(f"{INPUTS[key]} does not exist: run the build and score jobs first")
@@ -202,12 +203,13 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     build_id = build_id_of(cfg.definitions, versions, suppression)
     # A build publishes its members, records itself, then exports: a run stopped
     # between these steps is finished by the next, which does only what is left.
-    done = {name: found[1] if (found := lake.latest_metadata(name, BUILD_KEY)) and found[0] == build_id else None
-            for name in ("gold.target_universes", "gold.universe_builds")}
+    done = lake.run_versions(("gold.target_universes", "gold.universe_builds"), BUILD_KEY, build_id)
     to_export = [name for name in sorted(cfg.definitions) if not exported(settings, name, build_id)]
     if all(v is not None for v in done.values()) and not to_export:
+        recorded = lake.complete(build_id, done)  # a run killed after its exports gets its manifest now
         return {"build_id": build_id, "published": False,
-                "reason": f"build {build_id} (the same definitions, inputs and lists) is already published"}
+                "reason": f"build {build_id} (the same definitions, inputs and lists) is already published"
+                          + ("; its run manifest is recorded now" * recorded)}
     built_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     scoring_run = lake.read("gold.voter_scores", version=versions["scores_version"]).select(
         "scoring_run_id").limit(1).collect()[0][0]
@@ -231,10 +233,12 @@ def run(spark: SparkSession, settings: Settings) -> dict:
                 for name, rule in sorted(cfg.definitions.items())]
         builds = spark.createDataFrame(rows, lake.table("gold.universe_builds").schema)
         if lake.version("gold.universe_builds") is not None:
-            builds = lake.read("gold.universe_builds").unionByName(builds)
+            builds = lake.read_current("gold.universe_builds").unionByName(builds)
         builds_version = lake.publish(builds.localCheckpoint(), "gold.universe_builds",
                                       metadata={BUILD_KEY: build_id}).version
     export(lake, settings, version, build_id, to_export)
+    # Written last: readers move to this build's tables together, once its hand-off files are whole.
+    lake.complete(build_id, {"gold.target_universes": version, "gold.universe_builds": builds_version})
     folders = {name: str(export_folder(settings, name, build_id)) for name in cfg.definitions}
     return {
         "build_id": build_id, "published": True,
@@ -264,7 +268,7 @@ def rebuild(spark: SparkSession, settings: Settings, build_id: str) -> DataFrame
         ValueError: a suppression list changed since the build (its SHA-256 differs).
     """
     lake = Lakehouse.open(spark, settings)
-    records = lake.read("gold.universe_builds").where(F.col("build_id") == build_id).collect()
+    records = lake.read_current("gold.universe_builds").where(F.col("build_id") == build_id).collect()
     if not records:
         raise KeyError(f"no universe build {build_id} in gold.universe_builds")
     first = records[0]

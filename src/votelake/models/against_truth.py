@@ -226,9 +226,9 @@ def model_quality_against_truth(spark: SparkSession, settings: Settings, truth: 
         without a champion.
     """
     lake = Lakehouse.open(spark, settings)
-    features = lake.read("gold.voter_features")
-    history = lake.read("silver.vote_history")
-    contacts = lake.read("silver.contacts")
+    features = lake.read_current("gold.voter_features")
+    history = lake.read_current("silver.vote_history")
+    contacts = lake.read_current("silver.contacts")
     truth = truth_by_voter_id(truth)
     dates = training_sets.feature_dates(features)
     score_date = dates[-1]
@@ -237,8 +237,8 @@ def model_quality_against_truth(spark: SparkSession, settings: Settings, truth: 
     turnout = (training_sets.turnout_training_set(features, history, generals)
                .join(truth, "state_voter_id", "inner").select("*", _true_turnout(F.col(feat.TARGET_LEVEL)).alias("oracle")))
     current = features.where((F.col("as_of_date") == F.lit(score_date)) & F.col("is_active"))
-    scores = lake.read("gold.voter_scores") if lake.version("gold.voter_scores") is not None else None
-    arms = lake.read("silver.experiment_assignments").where(F.col("person_id").isNotNull()).select(
+    scores = lake.read_current("gold.voter_scores") if lake.version("gold.voter_scores") is not None else None
+    arms = lake.read_current("silver.experiment_assignments").where(F.col("person_id").isNotNull()).select(
         "person_id", (F.col("arm") == "treatment").alias("treated")).dropDuplicates(["person_id"])
     # A treated voter's latest ID is usually the follow-up after treatment, drawn from p_support + uplift.
     support = (training_sets.support_training_set(features, contacts, score_date)
@@ -246,7 +246,7 @@ def model_quality_against_truth(spark: SparkSession, settings: Settings, truth: 
                .select("*", (F.col("p_support") + F.when(F.col("treated"), F.col("uplift")).otherwise(0.0))
                        .alias("oracle")))
     experiment = training_sets.persuasion_training_set(
-        features, lake.read("silver.experiment_assignments"), contacts,
+        features, lake.read_current("silver.experiment_assignments"), contacts,
         settings.model.persuasion_outcome_program).join(truth, "state_voter_id", "inner")
     evaluations = {
         "turnout": lambda: {**classifier_quality(settings, "turnout", turnout),

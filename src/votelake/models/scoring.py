@@ -150,7 +150,8 @@ def calibration_election(settings: Settings, lake: Lakehouse, as_of: dt.date) ->
         return settings.calibration.election_date
     generals = []
     if lake.version("silver.vote_history") is not None:
-        generals = feat.elections_before(feat.known_elections(lake.read("silver.vote_history")), as_of, "GENERAL")
+        generals = feat.elections_before(feat.known_elections(lake.read_current("silver.vote_history")), as_of,
+                                         "GENERAL")
     if not generals:
         raise ValueError("calibration.election_date must be set: silver.vote_history holds no general election")
     return generals[-1].date
@@ -201,7 +202,7 @@ def calibrated_probabilities(
     dates = feature_dates(features)
     as_of = dates[-1]
     election_date = calibration_election(settings, lake, as_of)
-    counties = county_names(lake.read("silver.persons")).localCheckpoint()
+    counties = county_names(lake.read_current("silver.persons")).localCheckpoint()
     probabilities = probability_frame(current, predictions, counties)
     if election_date in dates and election_date != as_of:
         electorate = election_electorate(features, election_date)
