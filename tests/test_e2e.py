@@ -283,16 +283,17 @@ def test_universe_rebuilds_identically_and_reruns_commit_nothing(spark, settings
 
 
 @contextmanager
-def _stopped_before_publishing(monkeypatch, table: str):
-    """The job inside stops right before it publishes ``table``, as a kill between two commits leaves it."""
-    publish_table = Lakehouse.publish
+def _stopped_at(monkeypatch, method: str, when=lambda *args, **kwargs: True):
+    """The job inside stops right before ``Lakehouse.<method>`` (when ``when`` holds for its arguments),
+    as a kill between two commits leaves it."""
+    original = getattr(Lakehouse, method)
 
-    def stops(self, df, name, **kwargs):
-        if name == table:
-            raise KeyboardInterrupt(f"stopped before publishing {table}")
-        return publish_table(self, df, name, **kwargs)
+    def stops(self, *args, **kwargs):
+        if when(*args, **kwargs):
+            raise KeyboardInterrupt(f"stopped before {method}")
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Lakehouse, "publish", stops)
+    monkeypatch.setattr(Lakehouse, method, stops)
     try:
         with pytest.raises(KeyboardInterrupt):
             yield
@@ -300,18 +301,14 @@ def _stopped_before_publishing(monkeypatch, table: str):
         monkeypatch.undo()
 
 
-@contextmanager
+def _stopped_before_publishing(monkeypatch, table: str):
+    """The job inside stops right before it publishes ``table``."""
+    return _stopped_at(monkeypatch, "publish", lambda df, name, **kwargs: name == table)
+
+
 def _stopped_before_the_manifest(monkeypatch):
     """The job inside stops after its last table, right before its run manifest."""
-    def stops(self, run_id, versions):
-        raise KeyboardInterrupt(f"stopped before the manifest of {run_id}")
-
-    monkeypatch.setattr(Lakehouse, "complete", stops)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            yield
-    finally:
-        monkeypatch.undo()
+    return _stopped_at(monkeypatch, "complete")
 
 
 def test_a_universes_run_stopped_after_each_step_is_finished_by_the_rerun(spark, settings, pipeline, monkeypatch):

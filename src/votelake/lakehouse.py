@@ -98,9 +98,13 @@ class Lakehouse:
         Returns:
             The version, or None when the table is absent.
         """
-        if self.version(name) is None:
-            return None
-        return self._current(name, self.manifest(), self.store.history(self.catalog[name]))
+        return self.current_versions([name])[name]
+
+    def current_versions(self, names: Iterable[str]) -> dict[str, int | None]:
+        """:meth:`current` of several tables, reading the manifest once."""
+        manifest = self.manifest()
+        return {name: None if self.version(name) is None else
+                self._current(name, manifest, self.store.history(self.catalog[name])) for name in names}
 
     @staticmethod
     def _current(name: str, manifest: dict[str, dict], history: list[dict]) -> int | None:

@@ -24,10 +24,10 @@ from typing import Iterable, Mapping
 MANIFEST = "audit.runs"
 # Commit metadata naming the job that made a commit (every job write records it).
 JOB_KEY = "votelake.job"
-# Jobs whose commits keep the content of a run: they remove erased persons
-# (forget) or rewrite files (maintain); a reader of the manifest version would
-# miss the first and needs nothing from the second.
-CONTENT_KEEPING_JOBS = frozenset({"forget", "maintain"})
+# Commits that keep the content of a run: they remove erased persons (forget),
+# rewrite files (maintain), or were made by no job (""): a reader of the
+# manifest version would miss the first and needs nothing from the others.
+CONTENT_KEEPING_JOBS = frozenset({"forget", "maintain", ""})
 
 
 def table_path(lakehouse: str | Path, name: str) -> Path:
@@ -70,14 +70,14 @@ def current_version(manifest_version: int | None, commits: Iterable[Mapping]) ->
         job; otherwise the manifest's version (a later run has not completed).
         None for a table without commits.
     """
-    ordered = sorted(commits, key=lambda c: c["version"])
-    if not ordered:
+    commits = list(commits)
+    if not commits:
         return None
-    latest = ordered[-1]["version"]
+    latest = max(c["version"] for c in commits)
     if manifest_version is None:
         return latest
-    later = [c for c in ordered if c["version"] > manifest_version]
-    pending = [c for c in later if (c.get("metadata") or {}).get(JOB_KEY, "") not in CONTENT_KEEPING_JOBS | {""}]
+    pending = any(c["version"] > manifest_version
+                  and (c.get("metadata") or {}).get(JOB_KEY, "") not in CONTENT_KEEPING_JOBS for c in commits)
     return manifest_version if pending else latest
 
 
@@ -110,11 +110,12 @@ def _at_current(lakehouse: str | Path, name: str, listed: dict[str, dict]):
     """The table at its current version (deltalake), and its latest version."""
     from deltalake import DeltaTable
 
-    path = str(table_path(lakehouse, name))
-    table = DeltaTable(path)
+    table = DeltaTable(str(table_path(lakehouse, name)))
     latest = table.version()
     version = current_version(listed[name]["version"] if name in listed else None, _commits(table))
-    return (table if version == latest else DeltaTable(path, version=version)), latest
+    if version != latest:
+        table.load_as_version(version)
+    return table, latest
 
 
 def status(lakehouse: str | Path) -> dict[str, dict]:

@@ -222,9 +222,9 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     if lake.run_already_committed(OUTPUTS):
         # Every write below would be skipped: stop before recomputing them.
         print(f"[votelake] build: run version {lake.run_version} already committed", flush=True)
-        # A run killed after its last write gets its manifest now.
-        lake.complete(str(lake.run_version), {name: lake.version(name) for name in OUTPUTS})
-        return {**{name: {"version": lake.version(name), "rows": None} for name in OUTPUTS},
+        versions = {name: lake.version(name) for name in OUTPUTS}
+        lake.complete(str(lake.run_version), versions)  # a run killed after its last write gets its manifest now
+        return {**{name: {"version": version, "rows": None} for name, version in versions.items()},
                 "skipped": f"run version {lake.run_version} already committed"}
     state = settings.state
     canon = canonical_sources(lake, settings)

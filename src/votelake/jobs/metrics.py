@@ -49,7 +49,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         The mart id, the table version and row count, and campaign-wide totals.
     """
     lake = Lakehouse.open(spark, settings, job="metrics")
-    versions = {name: lake.current(name) for name in INPUTS}
+    versions = lake.current_versions(INPUTS)
     if versions["silver.persons"] is None:
         raise RuntimeError("silver.persons does not exist: run the build job first")
     inputs = {"versions": versions, "channels": settings.allocation.model_dump(mode="json")["channels"]}

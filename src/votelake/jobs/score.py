@@ -18,8 +18,9 @@ Publishing: a scoring run is identified by its inputs (feature version, as-of
 date, champion models, calibration settings;
 :func:`votelake.transforms.scores.scoring_run_id`), so re-running an
 unchanged run commits nothing. Its run manifest (``audit.runs``), written
-last, moves readers to both tables at once; a stopped run is finished by the next. Before a run replaces the published one, its
-rows must match the contract (columns, types, ranges, no direct identifiers;
+last, moves readers to both tables at once; a stopped run is finished by the
+next. Before a run replaces the published one, its rows must match the
+contract (columns, types, ranges, no direct identifiers;
 :meth:`votelake.lakehouse.Lakehouse.publish`) and its score distributions,
 statewide and per county, must stay within ``publish.*`` of the published
 run's (:func:`votelake.publish.distribution_gate`, Great Expectations);

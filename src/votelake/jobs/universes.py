@@ -195,7 +195,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     if not cfg.definitions:
         return {"published": False, "reason": "no universe configured (universes.definitions)"}
     lake = Lakehouse.open(spark, settings, job="universes")
-    versions = {key: lake.current(name) for key, name in INPUTS.items()}
+    current = lake.current_versions(INPUTS.values())
+    versions = {key: current[name] for key, name in INPUTS.items()}
     for key in ("scores_version", "persons_version", "registrations_version"):
         if versions[key] is None:
             raise RuntimeError(f"{INPUTS[key]} does not exist: run the build and score jobs first")
