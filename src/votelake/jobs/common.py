@@ -9,6 +9,7 @@ import argparse
 import functools
 import json
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -91,12 +92,14 @@ def jvm_death(error: BaseException, settings: Settings | None = None) -> str | N
         return (f"the Spark JVM ran out of memory (java.lang.OutOfMemoryError): raise spark.driver_memory "
                 f"(now {memory}), e.g. --set spark.driver_memory=12g; on a cluster, "
                 "spark.conf.spark.executor.memory")
-    status = _jvm_exit_status()
     # Died before PySpark connected to it: PySpark keeps no process to ask for a signal.
     starting = any("JAVA_GATEWAY_EXITED" in t for t in texts)
-    lost = status is not None or starting or any(type(e).__name__ == "Py4JNetworkError" for e in chain) \
+    link_lost = starting or any(type(e).__name__ == "Py4JNetworkError" for e in chain) \
         or any(t.startswith("py4j.") and any(m in t for m in _LOST_JVM) for t in texts)
-    if not lost:
+    # The kernel closes a killed JVM's sockets before its parent can reap it, so Py4J's error
+    # can arrive while the process is not yet a zombie: wait a moment for its status then.
+    status = _jvm_exit_status(wait=10.0 if link_lost else 0.0)
+    if status is None and not link_lost:
         return None
     how = ("was killed by SIGKILL, most often the kernel's out-of-memory killer" if status == -9
            else f"was killed by signal {-status}" if status is not None and status < 0
@@ -107,14 +110,23 @@ def jvm_death(error: BaseException, settings: Settings | None = None) -> str | N
             "on a larger machine); its own log above says more")
 
 
-def _jvm_exit_status() -> int | None:
-    """The local Spark JVM's exit status, when this process launched it and it has exited."""
+def _jvm_exit_status(wait: float) -> int | None:
+    """The local Spark JVM's exit status, when this process launched it and it has exited.
+
+    Args:
+        wait: seconds to wait for it to exit (0 to only look).
+    """
     # Only for this report: PySpark keeps the launched JVM's process on its gateway;
     # there is no public API for it. Absent under spark-submit and Spark Connect.
     from pyspark import SparkContext
 
     process = getattr(getattr(SparkContext, "_gateway", None), "proc", None)
-    return process.poll() if process is not None else None
+    if process is None:
+        return None
+    try:
+        return process.wait(timeout=wait) if wait > 0 else process.poll()
+    except subprocess.TimeoutExpired:  # alive: the link was lost some other way
+        return None
 
 
 
