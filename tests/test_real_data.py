@@ -110,5 +110,7 @@ def test_oh_turnout_backtests_predict_2018_and_2020_from_what_was_known_before(s
     for election, result in results.items():
         assert result["training_elections"][-1] < election, result
         for learner in settings.model.learners:
-            assert result[learner]["auc"] >= 0.80 and result[learner]["ece"] <= 0.03, (learner, result)
             assert result[learner]["auc"] > result["baseline_auc"], (learner, result)
+        # The model a run would publish: the gate's choice on the past generals' held-out voters.
+        champion = result[result["champion"]]
+        assert champion["auc"] >= 0.80 and champion["ece"] <= 0.03, result

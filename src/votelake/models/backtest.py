@@ -90,9 +90,11 @@ def turnout_backtest(settings: Settings, persons: DataFrame, history: DataFrame,
     Returns:
         ``election``, ``type``, the ``training_elections``, and on the
         election's voters: ``n``, ``turnout`` (observed), ``baseline_auc`` and
-        ``baseline_ece`` of the share of earlier generals voted, and per
+        ``baseline_ece`` of the share of earlier generals voted, per
         configured learner its ``auc``, ``ece``, ``log_loss``, ``mean_p`` and
-        ``ece_at_known_turnout`` (:func:`ece_at_known_turnout`).
+        ``ece_at_known_turnout`` (:func:`ece_at_known_turnout`), and the
+        ``champion``: the learner the gate picks on the past generals'
+        held-out voters (:func:`votelake.models.lifecycle.gate_choice`).
 
     Raises:
         ValueError: no general before ``election`` to learn from.
@@ -107,19 +109,21 @@ def turnout_backtest(settings: Settings, persons: DataFrame, history: DataFrame,
         feat.voter_features(persons, history, contacts, digital, day, elections).localCheckpoint()
         for day in [g.date for g in generals] + [election.date]])
     training = turnout_training_set(features, history, generals)
+    # Split as the train job splits: the held-out voters of the past generals pick the
+    # champion, so the backtest judges the model a run would have published.
     parts = lifecycle.split(training, settings)
-    # Every voter of a past general can be learnt from: the test is the later election.
-    prepared = lifecycle.prepare(settings, prop.TURNOUT.without(SNAPSHOT_INPUTS),
-                                 parts.fit.unionByName(parts.holdout), parts.calibration)
+    prepared = lifecycle.prepare(settings, prop.TURNOUT.without(SNAPSHOT_INPUTS), parts.fit, parts.calibration)
     test = turnout_training_set(features, history, [election]).cache()
     baseline = prop.evaluate(test, "baseline")
     result: dict = {"election": election.date.isoformat(), "type": feat.general_level(election.date),
                     "training_elections": [g.date.isoformat() for g in generals],
                     "n": int(baseline["n"]), "turnout": round(baseline["base_rate"], 4),
                     "baseline_auc": round(baseline["auc"], 4), "baseline_ece": round(baseline["ece"], 4)}
+    fitted = []
     for learner in settings.model.learners:
         candidate = replace(prepared.spec, learner=learner)
         model, _ = lifecycle.fit_calibrated(settings, candidate, prepared)
+        fitted.append((learner, model, candidate))
         scored = apply_model(model, candidate, test, ("label",)).cache()
         quality = prop.evaluate(scored, "p")
         result[learner] = {"auc": round(quality["auc"], 4), "ece": round(quality["ece"], 4),
@@ -127,6 +131,7 @@ def turnout_backtest(settings: Settings, persons: DataFrame, history: DataFrame,
                            "mean_p": round(scored.agg(F.avg("p")).first()[0], 4),
                            "ece_at_known_turnout": round(ece_at_known_turnout(scored), 4)}
         scored.unpersist()
+    result["champion"] = lifecycle.gate_choice(settings, "turnout", parts.holdout, fitted)
     for frame in (test, prepared.fit_rows, prepared.calibration):
         frame.unpersist()
     return result

@@ -227,7 +227,6 @@ def gate(settings: Settings, kind: str, version: str, challenger: float, holdout
     client = tracking.configure(settings.mlflow)
     name = tracking.registered_name(settings.mlflow, kind)
     current = tracking.champion_version(client, name)
-    lower_is_better = kind != "persuasion" and settings.model.gate_metric == "log_loss"
     if current is None:
         tracking.promote(client, name, version)
         return {"promoted": True, "champion_metric": None, "reason": "no champion yet"}
@@ -243,17 +242,65 @@ def gate(settings: Settings, kind: str, version: str, challenger: float, holdout
         tracking.promote(client, name, version)
         return {"promoted": True, "champion_metric": None,
                 "reason": f"champion v{current.version} cannot score the held-out rows: {type(exc).__name__}"}
-    gain = champion - challenger if lower_is_better else challenger - champion
-    margin = settings.model.gate_min_se * se
-    better = gain > margin
+    better, evidence = beats(settings, kind, challenger, champion, se)
     if better:
         tracking.promote(client, name, version)
     verdict = "beats" if better else "does not beat"
+    return {"promoted": better, "champion_metric": champion, "standard_error": se,
+            "reason": f"v{version} {verdict} champion v{current.version} on the same held-out rows ({evidence})"}
+
+
+def beats(settings: Settings, kind: str, challenger: float, champion: float, se: float) -> tuple[bool, str]:
+    """The gate's rule: a challenger wins by more than ``model.gate_min_se`` standard errors of the difference.
+
+    Args:
+        settings: the run configuration (gate metric and margin).
+        kind: the model type (persuasion's Qini is always higher-is-better).
+        challenger: the challenger's held-out metric.
+        champion: the champion's metric on the same rows.
+        se: the standard error of their difference (0 where none is computed).
+
+    Returns:
+        Whether the challenger wins, and the evidence in words.
+    """
+    lower_is_better = kind != "persuasion" and settings.model.gate_metric == "log_loss"
+    gain = champion - challenger if lower_is_better else challenger - champion
+    margin = settings.model.gate_min_se * se
     evidence = f"gain {gain:+.4f}"
     if se > 0:
         evidence += f", needed > {margin:.4f}: {settings.model.gate_min_se:g} × its standard error {se:.4f}"
-    return {"promoted": better, "champion_metric": champion, "standard_error": se,
-            "reason": f"v{version} {verdict} champion v{current.version} on the same held-out rows ({evidence})"}
+    return gain > margin, evidence
+
+
+def gate_choice(settings: Settings, kind: str, holdout: DataFrame, fitted: list[tuple[str, object, prop.ModelSpec]]
+                ) -> str:
+    """The learner a first training run's gate would make champion, without a registry.
+
+    The candidates meet the gate in the configured order on the same held-out
+    rows, as :func:`train_classifier` puts them to it: the first becomes
+    champion, and each later one replaces it only by :func:`beats`.
+
+    Args:
+        settings: the run configuration.
+        kind: the model type.
+        holdout: labelled held-out rows (model inputs and ``label``).
+        fitted: ``(learner, fitted pipeline, spec)`` in the configured order.
+
+    Returns:
+        The winning learner's name.
+    """
+    holdout = holdout.select("*", F.monotonically_increasing_id().alias(HOLDOUT_ROW)).cache()
+    paired = _paired_rows(holdout, settings.model.seed)
+    metric = settings.model.gate_metric
+    best = fitted[0]
+    for challenger in fitted[1:]:
+        scored = apply_model(challenger[1], challenger[2], holdout, (HOLDOUT_ROW, "label")).cache()
+        champion, se = _holdout_comparison(metric, holdout, paired, scored)(best[1], best[2])
+        if beats(settings, kind, prop.evaluate(scored, "p")[metric], champion, se)[0]:
+            best = challenger
+        scored.unpersist()
+    holdout.unpersist()
+    return best[0]
 
 
 def _classifier_report(title: str, metrics: dict, params: dict, scored: DataFrame, model, transformed: DataFrame,

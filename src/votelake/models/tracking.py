@@ -195,7 +195,7 @@ def log_backtest(settings: MlflowSettings, result: dict) -> str:
     metrics = {k: float(v) for k, v in _flatten(result).items() if isinstance(v, (int, float))}
     with mlflow.start_run(experiment_id=experiment_id(settings, "backtest"),
                           run_name=f"turnout-{result['election']}") as run:
-        mlflow.log_params({"election": result["election"], "type": result["type"],
+        mlflow.log_params({"election": result["election"], "type": result["type"], "champion": result["champion"],
                            "training_elections": ", ".join(result["training_elections"])})
         mlflow.log_metrics(metrics)
         mlflow.set_tags({"votelake.report": "backtest", "votelake.model": "turnout"})
