@@ -277,6 +277,21 @@ def test_gate_promotes_only_a_gain_beyond_the_noise_of_the_held_out_rows(spark, 
     assert lifecycle.train_classifier(usual, GOOD, voters, 0, {"label": "simulated"})["lr"]["promoted"]
 
 
+def test_the_backtest_champion_is_the_gates_choice_on_the_held_out_rows(spark, tmp_path):
+    """Candidates meet the gate in order: a later one replaces the first only by a gain beyond the noise."""
+    voters = simulated_voters(spark)
+    settings = synthetic_state_settings(tmp_path, 100, "model.tuning=none")
+    parts = lifecycle.split(voters, settings)
+    fitted = []
+    for name, spec in (("worse", WORSE), ("good", GOOD)):
+        prepared = lifecycle.prepare(settings, replace(spec, learner="lr"), parts.fit, parts.calibration)
+        fitted.append((name, lifecycle.fit_calibrated(settings, prepared.spec, prepared)[0], prepared.spec))
+    assert lifecycle.gate_choice(settings, "turnout", parts.holdout, fitted) == "good"
+    assert lifecycle.gate_choice(settings, "turnout", parts.holdout, fitted[::-1]) == "good"
+    strict = settings.model_copy(update={"model": settings.model.model_copy(update={"gate_min_se": 1000.0})})
+    assert lifecycle.gate_choice(strict, "turnout", parts.holdout, fitted) == "worse"
+
+
 def test_backtest_separates_the_turnout_level_from_the_shape(spark):
     """Scores right in order and shape but at the wrong level: a large error, and a small one at the known turnout."""
     voters = simulated_voters(spark)
