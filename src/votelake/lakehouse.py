@@ -103,8 +103,9 @@ class Lakehouse:
     def current_versions(self, names: Iterable[str]) -> dict[str, int | None]:
         """:meth:`current` of several tables, reading the manifest once."""
         manifest = self.manifest()
-        return {name: None if self.version(name) is None else
-                self._current(name, manifest, self.store.history(self.catalog[name])) for name in names}
+        # exists() is a look at the table's folder; the history alone says the rest.
+        return {name: self._current(name, manifest, self.store.history(self.catalog[name]))
+                if self.store.exists(self.catalog[name]) else None for name in names}
 
     @staticmethod
     def _current(name: str, manifest: dict[str, dict], history: list[dict]) -> int | None:

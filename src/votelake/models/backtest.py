@@ -131,7 +131,7 @@ def turnout_backtest(settings: Settings, persons: DataFrame, history: DataFrame,
                            "mean_p": round(scored.agg(F.avg("p")).first()[0], 4),
                            "ece_at_known_turnout": round(ece_at_known_turnout(scored), 4)}
         scored.unpersist()
-    result["champion"] = lifecycle.gate_choice(settings, "turnout", parts.holdout, fitted)
+    result["champion"] = lifecycle.gate_choice(settings, prepared.spec.kind, parts.holdout, fitted)
     for frame in (test, prepared.fit_rows, prepared.calibration):
         frame.unpersist()
     return result

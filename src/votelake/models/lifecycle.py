@@ -60,12 +60,14 @@ class PairedRows:
         return scored.where(self.keep).select(HOLDOUT_ROW, "label", "p").toPandas().set_index(HOLDOUT_ROW)
 
 
-def _paired_rows(holdout: DataFrame, seed: int) -> PairedRows:
-    total = holdout.count()
+def _numbered(holdout: DataFrame, seed: int) -> tuple[DataFrame, PairedRows]:
+    """The held-out rows numbered for pairing (cached: unpersist when done), and the rows a gate pairs."""
+    numbered = holdout.select("*", F.monotonically_increasing_id().alias(HOLDOUT_ROW)).cache()
+    total = numbered.count()
     if total <= PAIRED_ROWS:
-        return PairedRows(F.lit(True), 1.0)
+        return numbered, PairedRows(F.lit(True), 1.0)
     keep = prop.in_holdout(F.col(HOLDOUT_ROW), PAIRED_ROWS / total, seed)
-    return PairedRows(keep, math.sqrt(holdout.where(keep).count() / total))
+    return numbered, PairedRows(keep, math.sqrt(numbered.where(keep).count() / total))
 
 
 def _holdout_comparison(metric: str, holdout: DataFrame, paired: PairedRows, challenger: DataFrame):
@@ -289,8 +291,7 @@ def gate_choice(settings: Settings, kind: str, holdout: DataFrame, fitted: list[
     Returns:
         The winning learner's name.
     """
-    holdout = holdout.select("*", F.monotonically_increasing_id().alias(HOLDOUT_ROW)).cache()
-    paired = _paired_rows(holdout, settings.model.seed)
+    holdout, paired = _numbered(holdout, settings.model.seed)
     metric = settings.model.gate_metric
     best = fitted[0]
     for challenger in fitted[1:]:
@@ -345,8 +346,7 @@ def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFra
     prepared = prepare(settings, spec, parts.fit, parts.calibration)
     spec, empty, fit_rows, calibration = prepared.spec, prepared.empty, prepared.fit_rows, prepared.calibration
     weights, method = prepared.weights, prepared.method
-    holdout = parts.holdout.select("*", F.monotonically_increasing_id().alias(HOLDOUT_ROW)).cache()
-    paired = _paired_rows(holdout, cfg.seed)
+    holdout, paired = _numbered(parts.holdout, cfg.seed)
     client = tracking.configure(settings.mlflow)
     experiment = tracking.experiment_id(settings.mlflow, spec.kind)
     name = tracking.registered_name(settings.mlflow, spec.kind)
