@@ -11,6 +11,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from votelake.transforms import features as feat
 from votelake.transforms import silver
+from votelake.transforms import training_sets
 from votelake.transforms.standardize import clean_email, clean_name, parse_int, phone_e164
 
 S = T.StringType()
@@ -133,9 +134,9 @@ def test_votes_are_keyed_to_persons_and_orphans_reported(spark):
 
 
 VOTERS_SCHEMA = (
-    "person_id string, state_voter_id string, state_voter_ids array<string>, state string, county_id int, precinct string, cong_dist string, "
-    "state_senate string, state_house string, is_active boolean, gender string, race string, ethnicity string, party string, birth_year int, "
-    "first_registered date, phone string"
+    "person_id string, state_voter_id string, state_voter_ids array<string>, state string, county_id int, "
+    "precinct string, cong_dist string, state_senate string, state_house string, is_active boolean, status string, "
+    "gender string, race string, ethnicity string, party string, birth_year int, first_registered date, phone string"
 )
 HISTORY_SCHEMA = "person_id string, election_date date, election_type string, voting_method string, voted_party string"
 CONTACTS_SCHEMA = "person_id string, attempted_at timestamp, is_contact boolean, support_id int"
@@ -150,13 +151,13 @@ ELECTIONS = [feat.Election(G16, "GENERAL"), feat.Election(G20, "GENERAL"), feat.
 def _feature_inputs(spark):
     voters = spark.createDataFrame(
         [
-            ("NC:1", "1", ["1"], "NC", 92, "01", "2", "14", "33", True, "F", "WHITE", "NOT_HISPANIC", "DEM", 1960,
-             dt.date(2000, 1, 1), "+19195550100"),
+            ("NC:1", "1", ["1"], "NC", 92, "01", "2", "14", "33", True, "ACTIVE", "F", "WHITE", "NOT_HISPANIC", "DEM",
+             1960, dt.date(2000, 1, 1), "+19195550100"),
             # registered in 2019 and born 2000: eligible for 2020 only (18 in 2018, too late for 2016)
-            ("NC:2", "2", ["2"], "NC", 92, "01", "2", "14", "33", True, "M", "BLACK", "NOT_HISPANIC", "UNA", 2000,
-             dt.date(2019, 6, 1), None),
+            ("NC:2", "2", ["2"], "NC", 92, "01", "2", "14", "33", True, "ACTIVE", "M", "BLACK", "NOT_HISPANIC", "UNA",
+             2000, dt.date(2019, 6, 1), None),
             # registered after the cutoff: not in the training population
-            ("NC:3", "3", ["3"], "NC", 60, "07", "12", "2", "5", True, "U", "UNKNOWN", "UNKNOWN", "REP", 1990,
+            ("NC:3", "3", ["3"], "NC", 60, "07", "12", "2", "5", True, "ACTIVE", "U", "UNKNOWN", "UNKNOWN", "REP", 1990,
              dt.date(2025, 1, 1), None),
         ],
         VOTERS_SCHEMA,
@@ -200,8 +201,8 @@ def test_features_use_only_events_before_as_of(spark):
 def test_a_registration_dated_after_a_vote_counts_from_that_vote(spark):
     # Re-registered in 2022 after a move, with votes in 2016 and 2020 under the same id.
     voters = spark.createDataFrame(
-        [("NC:4", "4", ["4"], "NC", 92, "01", "2", "14", "33", True, "F", "WHITE", "NOT_HISPANIC", "DEM", 1960,
-          dt.date(2022, 5, 1), None)], VOTERS_SCHEMA)
+        [("NC:4", "4", ["4"], "NC", 92, "01", "2", "14", "33", True, "ACTIVE", "F", "WHITE", "NOT_HISPANIC", "DEM",
+          1960, dt.date(2022, 5, 1), None)], VOTERS_SCHEMA)
     history = spark.createDataFrame(
         [("NC:4", G16, "GENERAL", "IN_PERSON", None), ("NC:4", G20, "GENERAL", "MAIL", None)], HISTORY_SCHEMA)
     contacts = spark.createDataFrame([], CONTACTS_SCHEMA)
@@ -310,6 +311,22 @@ def test_turnout_learns_from_the_newest_generals_of_each_level():
     chosen = feat.training_generals(elections, dt.date(2024, 11, 6), per_level=2)
     assert [e.date.isoformat() for e in chosen] == [
         "2017-11-07", "2018-11-06", "2019-11-05", "2020-11-03", "2022-11-08", "2024-11-05"]
+
+
+def test_turnout_examples_leave_out_registrations_off_the_rolls(spark):
+    day = dt.date(2022, 11, 8)
+    level_columns = ("general_rate double, presidential_rate double, midterm_rate double, off_year_rate double, "
+                     "voted_last_presidential int, voted_last_midterm int, voted_last_general int")
+    record = (0.5, 1.0, 0.0, None, 1, 0, 1)
+    features = spark.createDataFrame(
+        [(p, day, 40, status, *record) for p, status in
+         [("p1", "ACTIVE"), ("p2", "INACTIVE"), ("p3", "REMOVED"), ("p4", "DENIED"), ("p5", None)]],
+        f"person_id string, as_of_date date, age int, status string, {level_columns}")
+    # p3 voted before a removal the file does not date; p4's application was never accepted.
+    history = spark.createDataFrame([("p1", day), ("p3", day)], "person_id string, election_date date")
+    examples = training_sets.turnout_training_set(features, history, [feat.Election(day, "GENERAL")])
+    assertDataFrameEqual(examples.select("person_id", "label"), spark.createDataFrame(
+        [("p1", 1.0), ("p2", 0.0), ("p5", 0.0)], "person_id string, label double"))
 
 
 def test_with_target_election_carries_the_voters_record_at_that_level(spark):

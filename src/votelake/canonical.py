@@ -136,6 +136,10 @@ CODE_SETS: dict[str, tuple[str, ...]] = {
 
 # Statuses under which a registration can vote in the next election.
 ACTIVE_STATUSES = ("ACTIVE", "TEMPORARY")
+# Statuses of a registration off the rolls: removed at a date the voter file does
+# not give, or never accepted. Its history stops there, and the elections after
+# it are not abstentions.
+CLOSED_STATUSES = ("REMOVED", "DENIED")
 # Voting methods that are not a counted vote.
 NOT_A_VOTE = ("DID_NOT_VOTE", "NOT_COUNTED")
 

@@ -13,6 +13,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from votelake.canonical import CLOSED_STATUSES
 from votelake.transforms import features as feat
 
 
@@ -63,6 +64,10 @@ def turnout_training_set(features: DataFrame, history: DataFrame, elections: lis
     lets one model predict the election ahead at its own level instead of the
     level of whichever general came last.
 
+    Registrations now off the rolls (:data:`votelake.canonical.CLOSED_STATUSES`)
+    are left out: a removed voter's zeros after a removal the file does not
+    date are not abstentions, and the voters scored are those still registered.
+
     Args:
         features: ``gold.voter_features`` (holding each election's date as an as-of date).
         history: ``silver.vote_history``.
@@ -73,8 +78,10 @@ def turnout_training_set(features: DataFrame, history: DataFrame, elections: lis
         ``baseline``: the share of earlier generals voted while registered (0
         for new voters).
     """
+    on_the_rolls = ~F.coalesce(F.col("status").isin(*CLOSED_STATUSES), F.lit(False))
+
     def examples(election: feat.Election) -> DataFrame:
-        return (election_electorate(features, election.date)
+        return (election_electorate(features, election.date).where(on_the_rolls)
                 .join(feat.turnout_labels(history, election), on="person_id", how="left")
                 .fillna(0.0, subset=["label"])
                 .select("*", F.lit(election.date).alias("election_date"),
