@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
+from votelake.models import propensity as prop
 from votelake.transforms import features as feat
 from votelake.transforms import silver
 from votelake.transforms import training_sets
@@ -214,6 +215,25 @@ def test_a_registration_dated_after_a_vote_counts_from_that_vote(spark):
     # As of 2020 only the 2016 vote is known: in the 2020 electorate, eligible for one general.
     in_2020 = feat.voter_features(voters, history, contacts, digital, G20, ELECTIONS)
     assert [(r["generals_eligible"], r["generals_voted"]) for r in in_2020.collect()] == [(1, 1)]
+
+
+def test_turnout_inputs_do_not_grow_with_the_depth_of_the_history(spark):
+    """The election ahead always has one more general behind it than the newest example learnt from:
+    a voter who voted in every general must give the turnout model the same inputs with two generals
+    on file as with three."""
+    voters, _, contacts, digital = _feature_inputs(spark)
+    voters = voters.where(F.col("person_id") == "NC:1")
+    history = spark.createDataFrame(
+        [("NC:1", day, "GENERAL", "IN_PERSON", None) for day in (G16, G20, G24)], HISTORY_SCHEMA)
+    target = feat.Target(dt.date(2026, 11, 3), "midterm")
+
+    def turnout_inputs(elections, rows):
+        features = feat.voter_features(voters, rows, contacts, digital, dt.date(2026, 1, 1), elections)
+        return prop.model_frame(feat.with_target_election(features, target), prop.TURNOUT)
+
+    deep = turnout_inputs(ELECTIONS, history)
+    shallow = turnout_inputs([e for e in ELECTIONS if e.date != G16], history.where(F.col("election_date") != G16))
+    assertDataFrameEqual(shallow, deep)
 
 
 def test_no_event_after_cutoff_leaks(spark):
