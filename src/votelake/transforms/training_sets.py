@@ -40,8 +40,10 @@ def turnout_generals(dates: list[dt.date], history: DataFrame, per_level: int) -
 def election_electorate(features: DataFrame, election_date: dt.date) -> DataFrame:
     """The voters of an election: feature rows as of its date of voters 18 or older (or of unknown age).
 
-    The same voters the turnout model learns from (:func:`turnout_training_set`),
-    active or not today.
+    Active or not today, and removed or not: precinct calibration compares them
+    with results that counted the votes of voters removed since. The turnout
+    model learns from these voters less those off the rolls
+    (:func:`turnout_training_set`).
 
     Args:
         features: ``gold.voter_features``.
