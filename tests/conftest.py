@@ -113,7 +113,7 @@ def served_lakehouse(tmp_path_factory) -> dict[str, Path]:
     settings["landing"] = str(root / "synth" / "landing")
     settings.setdefault("quality", {})["results_dir"] = str(root / "quality")
     settings["universes"]["exports"] = str(root / "exports")
-    settings.setdefault("model", {}).update(gbt_max_iter=5, bootstrap=50, uplift_folds=2)
+    settings.setdefault("model", {}).update(gbt_max_iter=5, xgb_n_estimators=20, bootstrap=50, uplift_folds=2)
     conf.write_text(yaml.safe_dump(settings, sort_keys=False))
     for command in (["synth"], ["pipeline"]):
         done = subprocess.run([sys.executable, "-m", "votelake.cli", *command, "--conf", str(conf)],

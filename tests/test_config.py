@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from votelake.config import CONF_DIR, DEFAULT_CONF, ConfigError, load_settings
+from votelake.session import slots_of
 
 
 def test_default_config_is_the_embedded_local_one():
@@ -148,3 +150,16 @@ def test_overrides_are_text_unless_the_schema_types_them():
     assert env.publish.force_reason == "a: b"
     with pytest.raises(ConfigError, match="spark.driver_memory"):
         load_settings(None, ["spark.driver_memory=lots"], environ={})
+
+
+@pytest.mark.parametrize("conf, slots", [
+    ({"spark.master": "local[2]"}, 2),
+    ({"spark.master": "local"}, 1),
+    ({"spark.master": "local[*]"}, os.cpu_count()),
+    ({"spark.master": "local[4,3]", "spark.task.cpus": "2"}, 2),
+    ({"spark.master": "spark://127.0.0.1:7077", "spark.cores.max": "8"}, 8),
+    ({"spark.master": "yarn", "spark.executor.instances": "3", "spark.executor.cores": "4"}, 12),
+    ({"spark.master": "spark://127.0.0.1:7077"}, 1),  # the configuration does not say: one task, never a wait
+])
+def test_boosting_trains_in_the_task_slots_the_configuration_states(conf, slots):
+    assert slots_of(conf) == slots

@@ -45,7 +45,7 @@ def settings(tmp_path_factory):
     # enough follow-up IDs on a small state; one learner without a search keeps
     # training short (the search and the gate between learners are tested in test_models.py).
     return synthetic_state_settings(root, VOTERS, "synth.seed=11", "synth.partitions=2",
-                                    "synth.experiment_share=0.5", "model.gbt_max_iter=20", "model.learners=[gbt]",
+                                    "synth.experiment_share=0.5", "model.xgb_n_estimators=50", "model.xgb_max_depths=[4]", "model.learners=[xgb]",
                                     "model.uplift_learners=[two_stage]", "model.tuning=none", "model.bootstrap=100",
                                     f"universes.lists=[{DO_NOT_CONTACT}]", f"universes.exports={root / 'exports'}",
                                     # Less capacity than voters, so the allocation has to choose.
@@ -163,7 +163,7 @@ def test_build_reports_persons_holding_several_voter_ids_in_mlflow(spark, settin
 def test_mlflow_runs_hold_metrics_reports_and_champion_models(settings, pipeline):
     client = MlflowClient(settings.mlflow.tracking_uri, registry_uri=settings.mlflow.tracking_uri)
     for kind in ("turnout", "support"):
-        result = pipeline["train"][kind]["gbt"]
+        result = pipeline["train"][kind]["xgb"]
         run = client.get_run(result["run_id"])
         assert run.info.status == "FINISHED"
         for metric in ("test_auc", "test_log_loss", "test_brier", "test_ece", "raw_ece", "train_seconds"):

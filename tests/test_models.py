@@ -104,6 +104,28 @@ def test_model_search_picks_the_best_regularisation(spark, settings):
     assert chosen["validation_auc"] > 0.8
 
 
+def test_xgboost_learns_through_missing_values_and_names_its_inputs(spark, settings):
+    """The xgb learner trains on rows with nulls (no imputation), calibrates, and reports gains by input name."""
+    spec = replace(GOOD, learner="xgb")
+    # A third of x2 missing: XGBoost sends the nulls down a learnt branch.
+    voters = simulated_voters(spark)
+    hidden = F.pmod(F.xxhash64("person_id", F.lit(7)), F.lit(3)) == 0
+    voters = voters.select(*[F.when(hidden, None).otherwise(F.col(c)).alias(c) if c == "x2" else c
+                             for c in voters.columns])
+    parts = lifecycle.split(voters, settings)
+    cfg = settings.model.model_copy(update={"xgb_n_estimators": 50, "xgb_max_depths": (3,)})
+    rows = prop.with_weights(prop.model_frame(parts.fit, spec, extra=("label",)), (1.0, 1.0))
+    model, _ = prop.fit_tuned(spec, cfg, rows)
+    calibrated = prop.calibrate(model, prop.model_frame(parts.calibration, spec, extra=("label",)), "platt")
+    scored = calibrated.transform(prop.model_frame(parts.holdout, spec, extra=("person_id", "label", "p_true")))
+    metrics = prop.evaluate(scored.select("label", prop.positive_probability(scored).alias("p")), "p")
+    truth = prop.evaluate(scored.select("label", F.col("p_true").alias("p")), "p")
+    assert metrics["auc"] > truth["auc"] - 0.03 and metrics["ece"] < 0.05
+    weights = ev.feature_weights(calibrated.stages, scored)
+    assert list(weights["feature"][:2]) == ["x1", "x2"]  # the stronger signal first, by name
+    assert all(name.startswith(("x1", "x2", "grp__ohe_")) for name in weights["feature"])
+
+
 def test_evaluation_tables(spark):
     scored = spark.createDataFrame(
         [(str(i), float(i % 2), (i % 10) / 10 + 0.05, 20 + i % 60, "F" if i % 3 else "M") for i in range(200)],

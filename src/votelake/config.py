@@ -182,7 +182,9 @@ class ModelSettings(_Strict):
     # The model types the train job fits (the others keep their champions).
     kinds: tuple[Literal["turnout", "support", "persuasion"], ...] = ("turnout", "support", "persuasion")
     # Candidate learners per model type; each is tuned, logged and put to the champion gate.
-    learners: tuple[Literal["lr", "gbt"], ...] = ("lr", "gbt")
+    # "xgb" is gradient boosting by xgboost.spark (one Spark job per fit);
+    # "gbt" is MLlib's (Spark jobs per tree level, but it also runs over Spark Connect).
+    learners: tuple[Literal["lr", "gbt", "xgb"], ...] = ("lr", "xgb")
     # Hyperparameter search: train-validation split, k-fold cross-validation or none.
     tuning: Literal["tvs", "cv", "none"] = "tvs"
     train_ratio: float = Field(0.8, gt=0.1, lt=1.0)
@@ -192,6 +194,12 @@ class ModelSettings(_Strict):
     elastic_net: float = Field(0.0, ge=0.0, le=1.0)
     gbt_max_iter: int = Field(30, ge=1)
     gbt_max_depths: tuple[int, ...] = (3, 5)
+    xgb_n_estimators: int = Field(200, ge=1)
+    xgb_learning_rate: float = Field(0.1, gt=0.0, le=1.0)
+    xgb_max_depths: tuple[int, ...] = (4, 6)
+    # Tasks XGBoost trains in, all at once (a barrier stage); None: the
+    # session's task slots (local[N]'s N, or spark.cores.max / spark.task.cpus).
+    xgb_num_workers: int | None = Field(None, ge=1)
     # "auto" weights classes to balance when the rarer one is under a third of the labels.
     class_weight: Literal["auto", "balanced", "none"] = "auto"
     # Never model inputs unless include_protected is set (recorded on every run).

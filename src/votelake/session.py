@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,8 +31,12 @@ RUNTIME_CONF = {
     "spark.sql.session.timeZone": "UTC",
     # Split-brain partition overwrites are never what a job wants.
     "spark.sql.sources.partitionOverwriteMode": "static",
-    # Adaptive execution coalesces small shuffles, which most of our jobs are.
+    # Adaptive execution coalesces small shuffles, which most of our jobs are,
+    # turns joins whose side proves small at run time into broadcasts, and
+    # splits skewed partitions (one huge county, one prolific texter).
     "spark.sql.adaptive.enabled": "true",
+    "spark.sql.adaptive.coalescePartitions.enabled": "true",
+    "spark.sql.adaptive.skewJoin.enabled": "true",
     # Delta rebuilds a table's state from its log in this many tasks (default 50).
     # Our logs are small (a state's table has thousands of files, not millions),
     # and every extra task costs scheduling time on each read after a commit.
@@ -247,3 +252,47 @@ def _submitted_jars() -> str:
     SparkContext._ensure_initialized()
     conf = SparkConf()
     return conf.get("spark.jars", "") + "," + conf.get("spark.jars.packages", "")
+
+
+def task_slots(spark: SparkSession) -> int:
+    """The tasks the session can run at the same moment, as its configuration states them.
+
+    A barrier stage (XGBoost's training) needs all its tasks running at once,
+    or it waits for slots that never free. Read from the configuration, not
+    the cluster's live state: library code does not reach into the JVM.
+
+    Args:
+        spark: the session.
+
+    Returns:
+        :func:`slots_of` the session's configuration.
+    """
+    return slots_of({key: spark.conf.get(key, None) for key in SLOT_KEYS})
+
+
+SLOT_KEYS = ("spark.master", "spark.cores.max", "spark.executor.instances", "spark.executor.cores",
+             "spark.task.cpus")
+
+
+def slots_of(conf: dict[str, str | None]) -> int:
+    """Concurrent tasks a configuration states.
+
+    Args:
+        conf: values of :data:`SLOT_KEYS` (None where unset).
+
+    Returns:
+        ``local[N]``'s N (``local[*]``: this machine's cores), else
+        ``spark.cores.max`` or executors × cores when set, divided by
+        ``spark.task.cpus``; 1 when the configuration does not say.
+    """
+    master = conf.get("spark.master") or ""
+    local = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\d+)?\])?", master)
+    if local:
+        cores = (os.cpu_count() or 1) if local.group(1) == "*" else int(local.group(1) or 1)
+    elif conf.get("spark.cores.max"):
+        cores = int(conf["spark.cores.max"])
+    elif conf.get("spark.executor.instances") and conf.get("spark.executor.cores"):
+        cores = int(conf["spark.executor.instances"]) * int(conf["spark.executor.cores"])
+    else:
+        cores = 1
+    return max(1, cores // int(conf.get("spark.task.cpus") or 1))

@@ -139,7 +139,8 @@ def feature_weights(model_stages: list, transformed: DataFrame, features_col: st
 
     Args:
         model_stages: the fitted pipeline's stages (the model is the first
-            one with ``featureImportances`` or ``coefficients``).
+            one with ``featureImportances``, ``coefficients`` or XGBoost's
+            ``get_feature_importances``).
         transformed: any output of the pipeline (its ``features_col`` column
             carries the assembled names in its metadata).
         features_col: the model's input vector column.
@@ -156,6 +157,12 @@ def feature_weights(model_stages: list, transformed: DataFrame, features_col: st
             break
         if hasattr(stage, "coefficients"):
             values = stage.coefficients.toArray()
+            break
+        if hasattr(stage, "get_feature_importances"):
+            # XGBoost names inputs f0, f1, ... and leaves out those no split used.
+            gains = stage.get_feature_importances(importance_type="total_gain")
+            size = max([len(names), *(int(k[1:]) + 1 for k in gains)])
+            values = np.array([gains.get(f"f{i}", 0.0) for i in range(size)])
             break
     else:
         return pd.DataFrame(columns=["feature", "value"])

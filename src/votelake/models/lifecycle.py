@@ -10,6 +10,7 @@ moves to it only when it beats the current champion on the same held-out rows.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import math
 import tempfile
 from dataclasses import dataclass, replace
@@ -186,8 +187,12 @@ def _log_model(model, spec: prop.ModelSpec, example: DataFrame, output: DataFram
     signature = infer_signature(sample, output.limit(SIGNATURE_ROWS).toPandas())
     # A fitted Spark pipeline needs pyspark alone; naming it spares MLflow's
     # requirement inference, which re-imports the model in a subprocess (~45 s).
+    requirements = [f"pyspark=={pyspark.__version__}"]
+    if spec.learner == "xgb":
+        # Its booster stage is a Python class: loading the model imports xgboost.
+        requirements.append(f"xgboost-cpu=={importlib.metadata.version('xgboost-cpu')}")
     info = mlflow.spark.log_model(model, artifact_path="model", signature=signature, input_example=sample,
-                                  registered_model_name=name, pip_requirements=[f"pyspark=={pyspark.__version__}"])
+                                  registered_model_name=name, pip_requirements=requirements)
     return str(info.registered_model_version)
 
 

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from votelake.config import ModelSettings
 from votelake.models import evaluation
+from votelake.session import task_slots
 from votelake.transforms.features import GENERAL_LEVELS, TARGET_LEVEL
 
 DEMOGRAPHICS = ("age", "reg_tenure_years", "has_phone")
@@ -69,7 +70,7 @@ class ModelSpec:
     kind: str
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
-    learner: str = "lr"  # "gbt" | "lr"
+    learner: str = "lr"  # "lr" | "gbt" (MLlib) | "xgb" (xgboost.spark)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -179,30 +180,62 @@ def with_weights(frame: DataFrame, weights: tuple[float, float]) -> DataFrame:
 
 
 def _prep_stages(spec: ModelSpec) -> list:
-    imputed = [f"{c}__imp" for c in spec.numeric]
     indexed = [f"{c}__idx" for c in spec.categorical]
     onehot = [f"{c}__ohe" for c in spec.categorical]
-    return [
-        Imputer(inputCols=list(spec.numeric), outputCols=imputed, strategy="median"),
-        StringIndexer(inputCols=list(spec.categorical), outputCols=indexed, handleInvalid="keep"),
-        OneHotEncoder(inputCols=indexed, outputCols=onehot, handleInvalid="keep"),
-        VectorAssembler(inputCols=imputed + onehot, outputCol="features"),
-    ]
+    encode = [StringIndexer(inputCols=list(spec.categorical), outputCols=indexed, handleInvalid="keep"),
+              OneHotEncoder(inputCols=indexed, outputCols=onehot, handleInvalid="keep")]
+    if spec.learner == "xgb":
+        # XGBoost learns where a missing value goes at each split: a null stays
+        # missing (NaN) instead of a median that would mix it with real values,
+        # and the Imputer's quantile pass over the training rows is saved.
+        return [*encode, VectorAssembler(inputCols=[*spec.numeric, *onehot], outputCol="features",
+                                         handleInvalid="keep")]
+    imputed = [f"{c}__imp" for c in spec.numeric]
+    return [Imputer(inputCols=list(spec.numeric), outputCols=imputed, strategy="median"), *encode,
+            VectorAssembler(inputCols=imputed + onehot, outputCol="features")]
 
 
-def build_pipeline(spec: ModelSpec, settings: ModelSettings) -> tuple[Pipeline, list[dict]]:
+def _xgboost(settings: ModelSettings, workers: int):
+    """XGBoost's Spark estimator and its search grid.
+
+    One barrier job trains the whole booster (``workers`` tasks that share
+    histograms), where MLlib's GBT runs Spark jobs per tree level.
+
+    Raises:
+        ValueError: under Spark Connect, which xgboost 3.2 (the newest for
+            Python 3.11) does not support.
+    """
+    from pyspark.sql.utils import is_remote
+    if is_remote():
+        raise ValueError("model.learners: 'xgb' needs a classic Spark session (xgboost.spark 3.2 trains in "
+                         "barrier tasks, which Spark Connect does not offer); use [lr, gbt] over Connect")
+    # Imported here: lr and gbt runs, and their champions, never need xgboost.
+    from xgboost.spark import SparkXGBClassifier
+
+    learner = SparkXGBClassifier(
+        features_col="features", label_col="label", weight_col="weight", num_workers=workers,
+        n_estimators=settings.xgb_n_estimators, learning_rate=settings.xgb_learning_rate,
+        max_depth=settings.xgb_max_depths[0], tree_method="hist", seed=settings.seed, verbose=False)
+    return learner, ParamGridBuilder().addGrid(learner.max_depth, list(settings.xgb_max_depths))
+
+
+def build_pipeline(spec: ModelSpec, settings: ModelSettings, workers: int = 1) -> tuple[Pipeline, list[dict]]:
     """Imputation, indexing and one-hot encoding, assembly, classifier, and its search grid.
 
     Args:
         spec: the model (its ``learner`` picks the classifier).
         settings: hyperparameters and grids.
+        workers: the tasks an ``xgb`` learner trains in (``model.xgb_num_workers``
+            or the session's task slots; they must all run at once).
 
     Returns:
         An unfitted Pipeline reading ``label`` and ``weight`` and writing
         ``probability``, and the parameter maps to search (one empty map when
         there is nothing to tune).
     """
-    if spec.learner == "gbt":
+    if spec.learner == "xgb":
+        learner, grid = _xgboost(settings, workers)
+    elif spec.learner == "gbt":
         learner = GBTClassifier(labelCol="label", featuresCol="features", weightCol="weight",
                                 maxIter=settings.gbt_max_iter, seed=settings.seed)
         grid = ParamGridBuilder().addGrid(learner.maxDepth, list(settings.gbt_max_depths))
@@ -213,10 +246,10 @@ def build_pipeline(spec: ModelSpec, settings: ModelSettings) -> tuple[Pipeline, 
         grid = ParamGridBuilder().addGrid(learner.regParam, list(settings.reg_params))
     maps = grid.build() if settings.tuning != "none" else [{}]
     if settings.tuning == "none":
-        # No search: the first value of each grid.
+        # No search: the first value of each grid (xgb's is set already).
         if spec.learner == "gbt":
             learner.setMaxDepth(settings.gbt_max_depths[0])
-        else:
+        elif spec.learner == "lr":
             learner.setRegParam(settings.reg_params[0])
     return Pipeline(stages=_prep_stages(spec) + [learner]), maps
 
@@ -233,7 +266,8 @@ def fit_tuned(spec: ModelSpec, settings: ModelSettings, train: DataFrame) -> tup
         The pipeline refitted on all of ``train`` with the best parameters, and
         those parameters with their validation AUC.
     """
-    pipeline, maps = build_pipeline(spec, settings)
+    workers = settings.xgb_num_workers or task_slots(train.sparkSession)
+    pipeline, maps = build_pipeline(spec, settings, workers)
     if len(maps) == 1 and not maps[0]:
         return pipeline.fit(train), {}
     evaluator = BinaryClassificationEvaluator(labelCol="label", metricName="areaUnderROC")
@@ -308,8 +342,8 @@ def calibrate(model: PipelineModel, calibration: DataFrame, method: str = "isoto
                                            "FROM __THIS__"),
                   VectorAssembler(inputCols=[f"{MARGIN}_value"], outputCol=MARGIN)]
     else:
-        # The positive class's raw prediction is the margin (LR) or half of it
-        # (GBT): linear in the logit either way, which is what Platt rescales.
+        # The positive class's raw prediction is the margin (LR, XGBoost) or half
+        # of it (GBT): linear in the logit either way, which is what Platt rescales.
         stages, margin = [], [VectorSlicer(inputCol="rawPrediction", outputCol=MARGIN, indices=[1])]
     inputs = [MARGIN, *slopes] + ([f"{offsets}__ohe"] if offsets else [])
     assemble = VectorAssembler(inputCols=inputs, outputCol="calibration_features")
