@@ -16,6 +16,7 @@ from votelake import erasure, readers
 from votelake.config import RunSettings
 from votelake.jobs import maintain
 from votelake.lakehouse import Lakehouse
+from votelake.quality import QualityGateError
 
 IDS, HOMES = "silver.person_ids", "silver.households"
 
@@ -51,9 +52,34 @@ def _ids(spark, n: int):
     return spark.createDataFrame([(f"r{i}", f"p{i}") for i in range(n)], schema)
 
 
-def _homes(spark, lake: Lakehouse, n: int):
-    return spark.createDataFrame([(f"h{i}", "NC", None, None, None, None, 1) for i in range(n)],
+def _homes(spark, lake: Lakehouse, n: int, size: int = 1):
+    return spark.createDataFrame([(f"h{i}", "NC", None, None, None, None, size) for i in range(n)],
                                  lake.table(HOMES).schema)
+
+
+def test_a_staged_write_is_validated_as_written_and_a_failed_one_never_becomes_current(spark, tmp_path):
+    settings = synthetic_state_settings(tmp_path, 1000)
+    first = _run(spark, settings, 1)
+    # No manifest lists the table yet, so readers would see its latest version:
+    # a first write is validated before anything is written.
+    with pytest.raises(QualityGateError, match="size"):
+        first.write(_homes(spark, first, 3, size=0), HOMES, "overwrite", staged=True)
+    assert first.version(HOMES) is None
+    done = first.write(_homes(spark, first, 3), HOMES, "overwrite", staged=True).version
+    first.complete("1", {HOMES: done})
+
+    # Listed now: the next run writes, then validates the version it wrote.
+    bad = _run(spark, settings, 2)
+    with pytest.raises(QualityGateError, match="size"):
+        bad.write(_homes(spark, bad, 3, size=0), HOMES, "overwrite", staged=True)
+    assert bad.version(HOMES) == done + 1 and bad.gates[-1]["rows"] == 3
+    assert bad.current(HOMES) == done and bad.incomplete([HOMES]) == {HOMES: "build"}
+    assertDataFrameEqual(bad.read_current(HOMES), _homes(spark, bad, 3))
+    # The same run version re-run skips the write it made, and still refuses it.
+    with pytest.raises(QualityGateError, match="size"):
+        _run(spark, settings, 2).write(_homes(spark, bad, 3, size=0), HOMES, "overwrite", staged=True)
+    good = _run(spark, settings, 3)
+    assert good.write(_homes(spark, good, 4), HOMES, "overwrite", staged=True).version == done + 2
 
 
 def test_a_run_killed_between_commits_is_not_seen_until_completed(spark, tmp_path):

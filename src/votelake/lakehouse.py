@@ -161,7 +161,7 @@ class Lakehouse:
         return pending
 
     def write(self, df: DataFrame, name: str, mode: str, step: str | None = None,
-              metadata: dict[str, str] | None = None, gate: bool = True) -> WriteResult:
+              metadata: dict[str, str] | None = None, gate: bool = True, staged: bool = False) -> WriteResult:
         """Write a DataFrame into a declared table (schema enforced by the store).
 
         Args:
@@ -171,25 +171,40 @@ class Lakehouse:
             step: distinguishes several writes of one job run to the same table
                 (each needs its own application id).
             metadata: extra commit metadata.
-            gate: run the table's quality gate first (pass False when the
+            gate: run the table's quality gate (pass False when the
                 caller already ran :meth:`check_quality` on these rows).
+            staged: the job makes the write current through the run manifest
+                (:meth:`complete`), so readers do not see it before then. When
+                the manifest already lists the table, the gate validates the
+                table as written (a Delta read of the columns it checks)
+                instead of the rows before the write, which would compute
+                their whole plan once more; a failure raises before the job's
+                manifest, and readers stay on the previous complete version.
+                A table no manifest lists yet is read at its latest version,
+                so its first write is validated before it is written.
 
         Returns:
             What the store committed (``committed=False`` when this run version
             had already committed this write).
 
         Raises:
-            QualityGateError: the table's quality gate failed; nothing is written.
+            QualityGateError: the table's quality gate failed; nothing is
+                written, or (staged) the version written is not made current.
         """
-        if gate:
+        after = gate and staged and name in self.manifest()
+        if gate and not after:
             self.check_quality(df, name)
         if self.job is None:
-            return self.store.write(df, self.catalog[name], mode, metadata=metadata)
-        app_id = self.app_id(step)
-        tags = {"votelake.job": self.job, **(metadata or {})}
-        return self.store.write(
-            df, self.catalog[name], mode, app_id=app_id, run_version=self.run_version, metadata=tags
-        )
+            result = self.store.write(df, self.catalog[name], mode, metadata=metadata)
+        else:
+            tags = {"votelake.job": self.job, **(metadata or {})}
+            result = self.store.write(df, self.catalog[name], mode, app_id=self.app_id(step),
+                                      run_version=self.run_version, metadata=tags)
+        if after:
+            # A write this run version had already committed is validated too:
+            # a job killed between its write and the gate re-runs to here.
+            self.check_quality(self.read(name, version=result.version), name, persist=False)
+        return result
 
     def app_id(self, step: str | None = None) -> str:
         """The application id this job's writes record: ``votelake.<job>[.<step>]``."""

@@ -243,10 +243,10 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     person_ids = resolve.assign_person_ids(clusters, previous).persist(StorageLevel.MEMORY_AND_DISK)
     resolution["registrations"] = person_ids.count()
     resolution["persons"] = person_ids.select("person_id").distinct().count()
-    written = {"silver.person_ids": lake.write(person_ids, "silver.person_ids", "overwrite")}
+    written = {"silver.person_ids": lake.write(person_ids, "silver.person_ids", "overwrite", staged=True)}
     registrations = versions.join(person_ids, on="registration_key", how="inner").select(
         *lake.table("silver.registrations").columns)
-    written["silver.registrations"] = lake.write(registrations, "silver.registrations", "overwrite")
+    written["silver.registrations"] = lake.write(registrations, "silver.registrations", "overwrite", staged=True)
     snapshots.unpersist()
     versions.unpersist()
     registrations = lake.read("silver.registrations")
@@ -256,16 +256,16 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     # Persons (one representative registration each) and their households.
     reps = silver.representatives(current).persist(StorageLevel.MEMORY_AND_DISK)
     homes = silver.housing(reps)
-    written["silver.households"] = lake.write(households(homes), "silver.households", "overwrite")
+    written["silver.households"] = lake.write(households(homes), "silver.households", "overwrite", staged=True)
     written["silver.persons"] = lake.write(silver.persons(reps, person_households(homes)), "silver.persons",
-                                           "overwrite")
+                                           "overwrite", staged=True)
     reps.unpersist()
     persons = lake.read("silver.persons")
 
     # Vote history keyed to persons.
     voter_ids = registrations.select("state_voter_id", "person_id")
     votes, orphans = silver.votes(canon["vote_history"], voter_ids, state)
-    written["silver.vote_history"] = lake.write(votes, "silver.vote_history", "overwrite")
+    written["silver.vote_history"] = lake.write(votes, "silver.vote_history", "overwrite", staged=True)
     history = lake.read("silver.vote_history")
     orphan_votes = orphans.count()
     if orphan_votes:
@@ -278,7 +278,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     contact_records = silver.contact_records(canon["contacts"], state).persist(StorageLevel.MEMORY_AND_DISK)
     contact_links = link_to_persons(spark, settings, contact_records, targets, resolution, "contacts")
     written["silver.contacts"] = lake.write(silver.contacts(contact_records, contact_links), "silver.contacts",
-                                            "overwrite")
+                                            "overwrite", staged=True)
     # Phones and e-mails canvassers recorded with linked contacts identify
     # those persons' digital events too.
     recorded = contact_records.join(contact_links, on="record_id", how="inner").where(
@@ -291,7 +291,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     digital_targets.unpersist()
     contacts = lake.read("silver.contacts")
     written["silver.digital_events"] = lake.write(silver.digital_events(digital_records, digital_links),
-                                                  "silver.digital_events", "overwrite")
+                                                  "silver.digital_events", "overwrite", staged=True)
     digital_records.unpersist()
     digital_links.unpersist()
     digital = lake.read("silver.digital_events")
@@ -299,7 +299,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     # Experiment assignments keyed to persons by the exact voter id of any
     # registration; unmatched assignments keep a null person_id.
     written["silver.experiment_assignments"] = lake.write(
-        silver.experiment_assignments(canon["experiments"], voter_ids), "silver.experiment_assignments", "overwrite")
+        silver.experiment_assignments(canon["experiments"], voter_ids), "silver.experiment_assignments", "overwrite",
+        staged=True)
     experiments = experiment_report(lake.read("silver.experiment_assignments"))
     if experiments["unmatched"]:
         notes.append(f"{experiments['unmatched']} experiment assignments name a voter id in no registration "
@@ -322,7 +323,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     as_of_dates = sorted(dates)
     features = reduce(DataFrame.unionByName, [
         feat.voter_features(persons, history, contacts, digital, d, elections) for d in as_of_dates])
-    written["gold.voter_features"] = lake.write(features, "gold.voter_features", "overwrite")
+    written["gold.voter_features"] = lake.write(features, "gold.voter_features", "overwrite", staged=True)
     person_ids.unpersist()
     # Written last: readers (train, score, universes, metrics) move to this build's tables together.
     lake.complete(str(lake.run_version), {name: r.version for name, r in written.items()})
