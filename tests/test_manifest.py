@@ -59,27 +59,33 @@ def _homes(spark, lake: Lakehouse, n: int, size: int = 1):
 
 def test_a_staged_write_is_validated_as_written_and_a_failed_one_never_becomes_current(spark, tmp_path):
     settings = synthetic_state_settings(tmp_path, 1000)
-    first = _run(spark, settings, 1)
-    # No manifest lists the table yet, so readers would see its latest version:
-    # a first write is validated before anything is written.
+    loose = _run(spark, settings, 1)
+    # No manifest lists the table, so readers would see its latest version:
+    # the rows are validated before anything is written.
+    with pytest.raises(QualityGateError, match="size"):
+        loose.write(_homes(spark, loose, 3, size=0), HOMES, "overwrite", staged=True)
+    assert loose.version(HOMES) is None
+
+    first = _run(spark, settings, 2)
+    first.baseline([HOMES])  # listed empty: the first run's writes are staged too
+    empty = first.current(HOMES)
     with pytest.raises(QualityGateError, match="size"):
         first.write(_homes(spark, first, 3, size=0), HOMES, "overwrite", staged=True)
-    assert first.version(HOMES) is None
-    done = first.write(_homes(spark, first, 3), HOMES, "overwrite", staged=True).version
-    first.complete("1", {HOMES: done})
+    assert first.version(HOMES) == empty + 1 and first.gates[-1]["rows"] == 3  # validated as written
+    assert first.current(HOMES) == empty and first.read_current(HOMES).count() == 0
+    assert readers.current_table(tmp_path / "lakehouse", HOMES).to_pyarrow_table().num_rows == 0
+    done = _run(spark, settings, 3)
+    version = done.write(_homes(spark, done, 3), HOMES, "overwrite", staged=True).version
+    done.complete("3", {HOMES: version})
 
-    # Listed now: the next run writes, then validates the version it wrote.
-    bad = _run(spark, settings, 2)
+    bad = _run(spark, settings, 4)
     with pytest.raises(QualityGateError, match="size"):
         bad.write(_homes(spark, bad, 3, size=0), HOMES, "overwrite", staged=True)
-    assert bad.version(HOMES) == done + 1 and bad.gates[-1]["rows"] == 3
-    assert bad.current(HOMES) == done and bad.incomplete([HOMES]) == {HOMES: "build"}
+    assert bad.current(HOMES) == version < bad.version(HOMES) and bad.incomplete([HOMES]) == {HOMES: "build"}
     assertDataFrameEqual(bad.read_current(HOMES), _homes(spark, bad, 3))
     # The same run version re-run skips the write it made, and still refuses it.
     with pytest.raises(QualityGateError, match="size"):
-        _run(spark, settings, 2).write(_homes(spark, bad, 3, size=0), HOMES, "overwrite", staged=True)
-    good = _run(spark, settings, 3)
-    assert good.write(_homes(spark, good, 4), HOMES, "overwrite", staged=True).version == done + 2
+        _run(spark, settings, 4).write(_homes(spark, bad, 3, size=0), HOMES, "overwrite", staged=True)
 
 
 def test_a_run_killed_between_commits_is_not_seen_until_completed(spark, tmp_path):

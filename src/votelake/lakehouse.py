@@ -145,6 +145,27 @@ class Lakehouse:
         self.store.write(self.spark.createDataFrame(rows, table.schema), table, "append")
         return True
 
+    def baseline(self, names: Iterable[str]) -> None:
+        """List the tables no manifest lists yet at their latest version, creating absent ones empty.
+
+        Readers read a table no manifest lists at its latest version; once
+        listed, they keep to the listed version until a job's manifest moves
+        it. A job that publishes through the manifest calls this before its
+        first write, so every write of it is staged (:meth:`write`): until
+        its first run completes, readers see the tables as they were, or
+        empty, never a version its gates have not passed.
+
+        Args:
+            names: the tables the job writes.
+        """
+        listed = self.manifest()
+        todo = [name for name in names if name not in listed]
+        if not todo:
+            return
+        for name in todo:
+            self.store.create(self.catalog[name])
+        self.complete(f"baseline-{self.run_version}", {name: self.version(name) for name in todo})
+
     def incomplete(self, names: Iterable[str]) -> dict[str, str]:
         """The tables a run has changed without completing: their latest version is past the current one.
 
@@ -175,13 +196,13 @@ class Lakehouse:
                 caller already ran :meth:`check_quality` on these rows).
             staged: the job makes the write current through the run manifest
                 (:meth:`complete`), so readers do not see it before then. When
-                the manifest already lists the table, the gate validates the
-                table as written (a Delta read of the columns it checks)
-                instead of the rows before the write, which would compute
-                their whole plan once more; a failure raises before the job's
-                manifest, and readers stay on the previous complete version.
-                A table no manifest lists yet is read at its latest version,
-                so its first write is validated before it is written.
+                the manifest lists the table (:meth:`baseline`), the gate
+                validates the table as written (a Delta read of the columns
+                it checks) instead of the rows before the write, which would
+                compute their whole plan once more; a failure raises before
+                the job's manifest, and readers stay on the listed version. A
+                table no manifest lists is read at its latest version, so
+                there the rows are validated before they are written.
 
         Returns:
             What the store committed (``committed=False`` when this run version

@@ -239,6 +239,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
 
     # Identity resolution: registrations → persons, ids kept stable across refreshes.
     previous = lake.read("silver.person_ids") if lake.version("silver.person_ids") is not None else None
+    # Every table is then validated as written: readers keep to the listed versions until the manifest below.
+    lake.baseline(OUTPUTS)
     clusters, resolution = resolve_registrations(spark, settings, resolution_input(latest))
     person_ids = resolve.assign_person_ids(clusters, previous).persist(StorageLevel.MEMORY_AND_DISK)
     resolution["registrations"] = person_ids.count()

@@ -18,8 +18,16 @@ from votelake.transforms import features as feat
 
 
 def feature_dates(features: DataFrame) -> list[dt.date]:
-    """The as-of dates present in the feature table, oldest first."""
-    return sorted(r[0] for r in features.select("as_of_date").distinct().collect())
+    """The as-of dates present in the feature table, oldest first.
+
+    Raises:
+        RuntimeError: the table has no rows (no build has completed).
+    """
+    dates = sorted(r[0] for r in features.select("as_of_date").distinct().collect())
+    if not dates:
+        raise RuntimeError("gold.voter_features has no rows: run the build job (until a first build "
+                           "completes, its tables are empty)")
+    return dates
 
 
 def turnout_generals(dates: list[dt.date], history: DataFrame, per_level: int) -> list[feat.Election]:
