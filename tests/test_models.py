@@ -126,6 +126,16 @@ def test_xgboost_learns_through_missing_values_and_names_its_inputs(spark, setti
     assert all(name.startswith(("x1", "x2", "grp__ohe_")) for name in weights["feature"])
 
 
+def test_a_search_on_a_sample_refits_its_choice_on_every_row(spark, settings):
+    rows = prop.with_weights(prop.model_frame(simulated_voters(spark), GOOD, extra=("label",)), (1.0, 1.0)).cache()
+    tuned = settings.model.model_copy(update={"tuning": "tvs", "reg_params": (0.0, 5.0), "tuning_max_rows": 2000})
+    model, chosen = prop.fit_tuned(GOOD, tuned, rows)
+    assert chosen["regParam"] == 0.0 and chosen["search_sample"] == pytest.approx(2000 / ROWS, abs=1e-4)
+    # The model returned is the chosen parameters fitted on all the rows, not on the sample.
+    everything, _ = prop.fit_tuned(GOOD, tuned.model_copy(update={"tuning": "none"}), rows)
+    assert model.stages[-1].coefficients.toArray() == pytest.approx(everything.stages[-1].coefficients.toArray())
+
+
 def test_evaluation_tables(spark):
     scored = spark.createDataFrame(
         [(str(i), float(i % 2), (i % 10) / 10 + 0.05, 20 + i % 60, "F" if i % 3 else "M") for i in range(200)],

@@ -188,6 +188,9 @@ class ModelSettings(_Strict):
     # Hyperparameter search: train-validation split, k-fold cross-validation or none.
     tuning: Literal["tvs", "cv", "none"] = "tvs"
     train_ratio: float = Field(0.8, gt=0.1, lt=1.0)
+    # The search fits each candidate on a seeded sample of at most this many
+    # rows; the chosen parameters are then fitted on every row.
+    tuning_max_rows: int = Field(500_000, ge=1000)
     folds: int = Field(3, ge=2)
     max_iter: int = Field(50, ge=1)
     reg_params: tuple[float, ...] = (0.001, 0.01)

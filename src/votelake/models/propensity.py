@@ -257,33 +257,43 @@ def build_pipeline(spec: ModelSpec, settings: ModelSettings, workers: int = 1) -
 def fit_tuned(spec: ModelSpec, settings: ModelSettings, train: DataFrame) -> tuple[PipelineModel, dict]:
     """Fit a pipeline, choosing hyperparameters by train-validation split or cross-validation.
 
+    The search runs on at most ``settings.tuning_max_rows`` rows (a seeded
+    sample): each of its fits is a full training, and the parameters a
+    state's half-million rows choose are those its millions would.
+
     Args:
         spec: the model.
         settings: learners, grids, the search method.
-        train: rows with the model inputs, ``label`` and ``weight``.
+        train: rows with the model inputs, ``label`` and ``weight`` (cached).
 
     Returns:
         The pipeline refitted on all of ``train`` with the best parameters, and
-        those parameters with their validation AUC.
+        those parameters with their validation AUC (and ``search_sample``, the
+        share of rows searched, when the search ran on a sample).
     """
     workers = settings.xgb_num_workers or task_slots(train.sparkSession)
     pipeline, maps = build_pipeline(spec, settings, workers)
     if len(maps) == 1 and not maps[0]:
         return pipeline.fit(train), {}
+    rows = train.count()  # cached rows: decides whether the search samples them
+    sampled = rows > settings.tuning_max_rows
+    searched = train.sample(fraction=settings.tuning_max_rows / rows, seed=settings.seed) if sampled else train
     evaluator = BinaryClassificationEvaluator(labelCol="label", metricName="areaUnderROC")
     if settings.tuning == "cv":
         search = CrossValidator(estimator=pipeline, estimatorParamMaps=maps, evaluator=evaluator,
                                 numFolds=settings.folds, seed=settings.seed)
-        fitted = search.fit(train)
+        fitted = search.fit(searched)
         scores = fitted.avgMetrics
     else:
         search = TrainValidationSplit(estimator=pipeline, estimatorParamMaps=maps, evaluator=evaluator,
                                       trainRatio=settings.train_ratio, seed=settings.seed)
-        fitted = search.fit(train)
+        fitted = search.fit(searched)
         scores = fitted.validationMetrics
     best = max(range(len(maps)), key=lambda i: scores[i])
     chosen = {param.name: value for param, value in maps[best].items()}
-    return fitted.bestModel, {**chosen, "validation_auc": float(scores[best])}
+    model = pipeline.fit(train, params=maps[best]) if sampled else fitted.bestModel
+    sample = {"search_sample": round(settings.tuning_max_rows / rows, 4)} if sampled else {}
+    return model, {**chosen, "validation_auc": float(scores[best]), **sample}
 
 
 def calibration_method(settings: ModelSettings, rows: int) -> str:
