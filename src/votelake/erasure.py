@@ -101,6 +101,7 @@ def suppression(lake: Lakehouse, settings: Settings, version: int | None = None)
     """
     if lake.version(AUDIT) is None:
         return None
+    # A few rows per erasure request: its hashed identifiers.
     rows = lake.read(AUDIT, version=version).select("identifier_kind", "identifier_hash").distinct().collect()
     hashes: dict[str, set[str]] = {}
     for kind, digest in rows:
@@ -117,6 +118,7 @@ def _values(df: DataFrame | None, condition: Column | None, col: str | Column) -
     if df is None or condition is None:
         return set()
     value = (F.col(col) if isinstance(col, str) else col).alias("v")
+    # A few values: the ids of the rows an erasure names.
     return {r[0] for r in df.where(condition).select(value).where(F.col("v").isNotNull()).distinct().collect()}
 
 

@@ -120,6 +120,7 @@ class Lakehouse:
         """The newest ``audit.runs`` row of every table listed there (``run_id``, ``job``, ``version``)."""
         if MANIFEST not in self.catalog or self.version(MANIFEST) is None:
             return {}
+        # One row per table per completed run.
         rows = self.read(MANIFEST).select("table_name", "version", "completed_at", "job", "run_id").collect()
         return readers.manifest_versions(r.asDict() for r in rows)
 
@@ -370,6 +371,7 @@ class Lakehouse:
         """
         if PERSONS not in self.catalog or self.version(PERSONS) is None:
             return
+        # A few rows: per column and kind of identifier found.
         hits = identifier_hits(df, contracts.free_text_columns(contract),
                                known_identifiers(self.read(PERSONS))).orderBy("column", "kind").collect()
         if hits:

@@ -194,11 +194,12 @@ def distribution_gate(lake: Lakehouse, settings: Settings, scores: DataFrame, sc
     # (an erasure rewrites the table and may vacuum the publish's own version).
     previous = lake.read_current("gold.voter_scores")
     shift = distribution_shift(score_distribution(scores), score_distribution(previous),
-                                cfg.min_county_voters).localCheckpoint()
+                                cfg.min_county_voters).localCheckpoint()  # per county and score: read twice
     result = lake.validate(shift.where(F.col("gated")), drift_suite(cfg), f"score-{scoring_run}",
                            persist=False)
     verdict = ("within tolerance" if result.success
                else f"forced beyond tolerance: {cfg.force_reason}" if cfg.force else "blocked: beyond tolerance")
+    # Per county and score: the report's table.
     report = write_report(shift.toPandas(), cfg, Path(lake.reports) / "publish", scoring_run,
                           published["scoring_run"], verdict)
     summary.update(verdict=verdict, report=str(report), compared_with=published["scoring_run"])

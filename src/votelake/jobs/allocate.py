@@ -73,7 +73,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         raise RuntimeError("gold.voter_scores does not exist: run the score job first")
     all_scores = lake.read_current("gold.voter_scores")
     scores = all_scores.where(F.col("turnout_prob").isNotNull() & F.col("support_prob").isNotNull())
-    scoring_run = all_scores.select("scoring_run_id").limit(1).collect()[0][0]
+    scoring_run = all_scores.select("scoring_run_id").limit(1).collect()[0][0]  # one value: the scores' run
     plan_id = plan_id_of(settings, scoring_run)
     done = lake.run_versions(TABLES, PLAN_KEY, plan_id)
     if all(v is not None for v in done.values()):
@@ -94,10 +94,12 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     if done["gold.allocation_plan"] is not None:  # finishing a stopped run: the summary keeps its plan's time
         planned_at = published.agg(F.max("planned_at")).first()[0] or planned_at
     naive = alloc.allocate(scores, settings.allocation, order=naive_order)
+    # Per county and channel: published, then its statewide row read below.
     summary = summary_rows(published, naive, plan_id, planned_at).localCheckpoint()
     summary_version = lake.publish(summary, "gold.allocation_summary", metadata={PLAN_KEY: plan_id}).version
     # Written last: readers move to this plan's tables together.
     lake.complete(plan_id, {"gold.allocation_plan": plan_version, "gold.allocation_summary": summary_version})
+    # One row: the statewide totals returned.
     total = summary.where((F.col("county_id") == alloc.STATEWIDE) & (F.col("channel") == "all")).first()
     return {
         "plan_id": plan_id, "published": True, "scoring_run": scoring_run,

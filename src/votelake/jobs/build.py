@@ -59,7 +59,8 @@ def identity_report(settings: Settings, current: DataFrame, resolution: dict) ->
         their ids and the MLflow run holding them.
     """
     several = resolve.several_voter_ids(current).persist(StorageLevel.MEMORY_AND_DISK)
-    count = several.count()
+    count = several.count()  # the figure reported; the sample below reads the same cached rows
+    # A few ids for the report: SEVERAL_IDS_SAMPLE persons.
     sample = [r["voter_ids"] for r in several.orderBy("person_id").limit(SEVERAL_IDS_SAMPLE).collect()]
     several.unpersist()
     persons = resolution["persons"]
@@ -87,7 +88,7 @@ def experiment_report(assignments: DataFrame) -> dict:
     row = assignments.agg(
         F.count("*").alias("assignments"), F.count("person_id").alias("linked"),
         F.min(F.to_date("assigned_at")).alias("first_assigned"),
-    ).first()
+    ).first()  # one row: the figures returned
     return {"assignments": row["assignments"], "linked": row["linked"],
             "unmatched": row["assignments"] - row["linked"], "first_assigned": row["first_assigned"]}
 
@@ -124,7 +125,7 @@ def resolve_registrations(spark: SparkSession, settings: Settings, registrations
     model = None if settings.resolve.retrain else tracking.latest_resolution_model(settings.mlflow, "dedupe")
     dedupe = resolve.dedupe_registrations(spark, registrations, settings.resolve, model=model)
     report: dict = {"method": "splink", "model": "reused" if model else "trained",
-                    "matched_pairs": dedupe.pairs.count()}
+                    "matched_pairs": dedupe.pairs.count()}  # a figure logged to MLflow; the pairs are checkpointed
     if model is None:
         report["model_run_id"] = tracking.log_resolution_model(
             settings.mlflow, "dedupe", dedupe.model, settings.resolve.model_dump(mode="json"),
@@ -153,7 +154,7 @@ def link_to_persons(spark: SparkSession, settings: Settings, records: DataFrame,
     profile_id = F.sha2(F.to_json(F.struct(*link_keys)), 256)
     profiles = (records.select(*link_keys).distinct().select(profile_id.alias("record_id"), *link_keys)
                 .persist(StorageLevel.MEMORY_AND_DISK))
-    report[kind] = {"profiles": profiles.count()}
+    report[kind] = {"profiles": profiles.count()}  # a figure reported; materializes the cache both linkages read
     rule_links = rules.link_by_rules(profiles, targets)
     if settings.resolve.method == "rules":
         profile_links = rule_links
@@ -175,6 +176,7 @@ def link_to_persons(spark: SparkSession, settings: Settings, records: DataFrame,
     links = silver.newest_load(records, "record_id").select("record_id", profile_id.alias("_profile")).join(
         profile_links.withColumnRenamed("record_id", "_profile"), on="_profile", how="inner",
     ).drop("_profile").persist(StorageLevel.MEMORY_AND_DISK)
+    # One row: the linked and unlinked figures; materializes the cached links.
     counts = links.agg(F.count("person_id").alias("linked"), F.count("*").alias("records")).first()
     report[kind]["linked"], report[kind]["unlinked"] = counts["linked"], counts["records"] - counts["linked"]
     profiles.unpersist()
@@ -233,7 +235,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     # Registrations: every snapshot standardized, then versioned (SCD2).
     snapshots = silver.registration_snapshots(canon["voters"], state).persist(StorageLevel.MEMORY_AND_DISK)
     versions = silver.registration_history(snapshots).persist(StorageLevel.MEMORY_AND_DISK)
-    newest_snapshot = snapshots.agg(F.max("snapshot_date")).first()[0]
+    newest_snapshot = snapshots.agg(F.max("snapshot_date")).first()[0]  # one value: the newest snapshot date
     latest_version = versions.groupBy("registration_key").agg(F.max("version").alias("version"))
     latest = versions.join(latest_version, on=["registration_key", "version"], how="inner")
 
@@ -244,7 +246,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     clusters, resolution = resolve_registrations(spark, settings, resolution_input(latest))
     person_ids = resolve.assign_person_ids(clusters, previous).persist(StorageLevel.MEMORY_AND_DISK)
     resolution["registrations"] = person_ids.count()
-    resolution["persons"] = person_ids.select("person_id").distinct().count()
+    resolution["persons"] = person_ids.select("person_id").distinct().count()  # a figure reported: persons resolved
     written = {"silver.person_ids": lake.write(person_ids, "silver.person_ids", "overwrite", staged=True)}
     registrations = versions.join(person_ids, on="registration_key", how="inner").select(
         *lake.table("silver.registrations").columns)
@@ -269,7 +271,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     votes, orphans = silver.votes(canon["vote_history"], voter_ids, state)
     written["silver.vote_history"] = lake.write(votes, "silver.vote_history", "overwrite", staged=True)
     history = lake.read("silver.vote_history")
-    orphan_votes = orphans.count()
+    orphan_votes = orphans.count()  # a figure for the notes
     if orphan_votes:
         notes.append(f"{orphan_votes} counted votes name a voter id in no registration (not in silver.vote_history)")
     if history.limit(1).count() == 0:

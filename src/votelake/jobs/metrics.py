@@ -74,7 +74,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     totals = lake.read("gold.campaign_metrics", version=written.version).agg(
         F.count("*").alias("rows"), F.sum("attempts").alias("attempts"), F.sum("contacts_made").alias("made"),
         F.sum("survey_ids").alias("ids"), F.sum("conversions").alias("conversions"), F.sum("cost").alias("cost"),
-        F.sum("expected_net_votes").alias("votes")).first()
+        F.sum("expected_net_votes").alias("votes")).first()  # one row: the mart's totals the summary reports
     return {"mart_id": mart_id, "published": True, "version": written.version, "rows": totals["rows"],
             "attempts": totals["attempts"], "contacts_made": totals["made"], "survey_ids": totals["ids"],
             "conversions": totals["conversions"], "cost": totals["cost"], "expected_net_votes": totals["votes"],

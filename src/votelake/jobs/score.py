@@ -127,6 +127,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
                                         "version": written.version, "rows": written.rows}
     # Written last: readers move to this run's tables together.
     lake.complete(scoring_run, {"gold.voter_scores": version, "gold.precinct_calibration": written.version})
+    # One row: the published table's row count and mean scores, for the summary.
     means = lake.read("gold.voter_scores", version=version).agg(
         F.count("*").alias("rows"), *[F.avg(c).alias(c) for c in MEANS]).first()
     return {

@@ -113,7 +113,7 @@ def build_members(spark: SparkSession, lake: Lakehouse, definitions: dict[str, U
         lists, voter_ids,
         read("contacts_version") or empty_contacts, read("digital_version") or empty_digital,
         {k: tuple(v) for k, v in suppression["contact_results"].items()},
-        {k: tuple(v) for k, v in suppression["digital_events"].items()}).localCheckpoint()
+        {k: tuple(v) for k, v in suppression["digital_events"].items()}).localCheckpoint()  # read twice per universe
     households = persons.select("person_id", "household_id")
     parts, counts = [], []
     for name, rule in sorted(definitions.items()):
@@ -213,7 +213,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
                           + ("; its run manifest is recorded now" * recorded)}
     built_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     scoring_run = lake.read("gold.voter_scores", version=versions["scores_version"]).select(
-        "scoring_run_id").limit(1).collect()[0][0]
+        "scoring_run_id").limit(1).collect()[0][0]  # one value: the run of the scores read
     members, counted = build_members(spark, lake, cfg.definitions, versions, suppression,
                                      _erased(lake, settings, suppression))
     version = done["gold.target_universes"]
@@ -222,8 +222,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
                                metadata={BUILD_KEY: build_id}).version
     published = lake.read("gold.target_universes", version=version).where(F.col("build_id") == build_id)
     sizes = {r["universe"]: r["members"] for r in published.groupBy("universe").agg(
-        F.count("*").alias("members")).collect()}
-    counts = {r["universe"]: r for r in counted.collect()}
+        F.count("*").alias("members")).collect()}  # one row per universe
+    counts = {r["universe"]: r for r in counted.collect()}  # one row per universe
     voters = {name: r["voters"] for name, r in counts.items()}
     suppressed = {name: r["suppressed"] for name, r in counts.items()}
     builds_version = done["gold.universe_builds"]
@@ -235,6 +235,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         builds = spark.createDataFrame(rows, lake.table("gold.universe_builds").schema)
         if lake.version("gold.universe_builds") is not None:
             builds = lake.read_current("gold.universe_builds").unionByName(builds)
+        # Few rows (one per universe and build), fixed before the publish overwrites their table.
         builds_version = lake.publish(builds.localCheckpoint(), "gold.universe_builds",
                                       metadata={BUILD_KEY: build_id}).version
     export(lake, settings, version, build_id, to_export)
@@ -269,6 +270,7 @@ def rebuild(spark: SparkSession, settings: Settings, build_id: str) -> DataFrame
         ValueError: a suppression list changed since the build (its SHA-256 differs).
     """
     lake = Lakehouse.open(spark, settings)
+    # One row per universe of the build.
     records = lake.read_current("gold.universe_builds").where(F.col("build_id") == build_id).collect()
     if not records:
         raise KeyError(f"no universe build {build_id} in gold.universe_builds")

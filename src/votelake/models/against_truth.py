@@ -63,9 +63,10 @@ def active_ids_scored(scores: DataFrame, truth: DataFrame) -> dict:
     active = truth.where(F.col("status_cd").isin(*TRUE_ACTIVE_CODES)).select(
         F.col("ncid").alias("state_voter_id")).distinct()
     answered = scores.select(F.explode("state_voter_ids").alias("state_voter_id")).distinct()
+    # One row: the active ids and how many of them are scored.
     counts = active.join(answered.select("state_voter_id", F.lit(True).alias("_scored")), "state_voter_id",
                          how="left").agg(F.count("*").alias("n"), F.count("_scored").alias("scored")).first()
-    multi = scores.where(F.size("state_voter_ids") > 1).count()
+    multi = scores.where(F.size("state_voter_ids") > 1).count()  # a figure reported: score rows with several ids
     return {"active_ids": int(counts["n"]), "scored": int(counts["scored"]),
             "share": counts["scored"] / counts["n"] if counts["n"] else None, "multi_id_rows": int(multi)}
 
@@ -111,6 +112,7 @@ def target_quality(settings: Settings, current: DataFrame, truth: DataFrame, tar
     rows = (feat.with_target_election(current, target).join(truth, "state_voter_id", "inner")
             .select("*", _true_turnout(F.lit(target.level)).alias("oracle")))
     scored = apply_model(champion.model, spec, rows, ("person_id", "oracle")).cache()
+    # One row: the means and count reported (cached rows).
     means = scored.agg(F.avg("p").alias("p"), F.avg("oracle").alias("t"), F.count("*").alias("n")).first()
     # One draw of outcomes from the true probabilities, for a ranking figure beside the calibration.
     drawn = scored.select("p", (F.rand(settings.model.seed) < F.col("oracle")).cast("double").alias("label"))
@@ -198,7 +200,7 @@ def persuasion_quality(settings: Settings, rows: DataFrame) -> dict:
     """
     champion, run, _ = load_champion(settings, "persuasion")
     metrics = run.data.metrics
-    local = rows.select("label", "t", "uplift").toPandas()
+    local = rows.select("label", "t", "uplift").toPandas()  # experiment rows only: the Qini bootstrap runs locally
     y, t, u = (local[c].to_numpy() for c in ("label", "t", "uplift"))
     low, high = ev.qini_interval(y, t, u, settings.model.bootstrap, settings.model.seed)
     return {

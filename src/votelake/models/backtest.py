@@ -128,7 +128,7 @@ def turnout_backtest(settings: Settings, persons: DataFrame, history: DataFrame,
         quality = prop.evaluate(scored, "p")
         result[learner] = {"auc": round(quality["auc"], 4), "ece": round(quality["ece"], 4),
                            "log_loss": round(quality["log_loss"], 4),
-                           "mean_p": round(scored.agg(F.avg("p")).first()[0], 4),
+                           "mean_p": round(scored.agg(F.avg("p")).first()[0], 4),  # one value: the mean score
                            "ece_at_known_turnout": round(ece_at_known_turnout(scored), 4)}
         scored.unpersist()
     result["champion"] = lifecycle.gate_choice(settings, prepared.spec.kind, parts.holdout, fitted)

@@ -40,7 +40,7 @@ def reliability(scored: DataFrame, score_col: str, bins: int = CALIBRATION_BINS)
     b = F.least(F.floor(F.col(score_col) * bins), F.lit(bins - 1)).cast("int")
     rows = (scored.groupBy(b.alias("bin"))
             .agg(F.avg(score_col).alias("mean_p"), F.avg("label").alias("mean_y"), F.count("*").alias("n"))
-            .orderBy("bin").toPandas())
+            .orderBy("bin").toPandas())  # one row per bin
     return rows.astype({"bin": int, "n": int})
 
 
@@ -63,7 +63,7 @@ def roc_points(scored: DataFrame, score_col: str) -> pd.DataFrame:
     """
     counts = (scored.groupBy(F.round(score_col, ROC_DECIMALS).alias("s"))
               .agg(F.sum("label").alias("pos"), F.sum(1 - F.col("label")).alias("neg"))
-              .orderBy(F.desc("s")).toPandas())
+              .orderBy(F.desc("s")).toPandas())  # at most 1,001 rows: scores rounded to 3 decimals
     pos, neg = counts["pos"].cumsum(), counts["neg"].cumsum()
     tpr = pos / max(pos.iloc[-1], 1) if len(counts) else pd.Series(dtype=float)
     fpr = neg / max(neg.iloc[-1], 1) if len(counts) else pd.Series(dtype=float)
@@ -126,7 +126,7 @@ def fairness_table(scored: DataFrame, score_col: str, attributes: tuple[str, ...
             (F.sum("sum_p") / F.sum("n")).alias("mean_score"),
             (F.sum("sum_y") / F.sum("n")).alias("mean_label"),
             (F.sum(F.abs(F.col("sum_p") - F.col("sum_y"))) / F.sum("n")).alias("ece"),
-        ).orderBy("group").toPandas()
+        ).orderBy("group").toPandas()  # one row per group
         rows.insert(0, "attribute", attribute)
         frames.append(rows)
     columns = ["attribute", "group", "n", "mean_score", "mean_label", "ece"]

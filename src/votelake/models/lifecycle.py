@@ -58,16 +58,18 @@ class PairedRows:
 
     def collect(self, scored: DataFrame) -> pd.DataFrame:
         """A model's ``label`` and ``p`` on the paired rows, indexed by held-out row."""
+        # At most PAIRED_ROWS rows: paired locally.
         return scored.where(self.keep).select(HOLDOUT_ROW, "label", "p").toPandas().set_index(HOLDOUT_ROW)
 
 
 def _numbered(holdout: DataFrame, seed: int) -> tuple[DataFrame, PairedRows]:
     """The held-out rows numbered for pairing (cached: unpersist when done), and the rows a gate pairs."""
     numbered = holdout.select("*", F.monotonically_increasing_id().alias(HOLDOUT_ROW)).cache()
-    total = numbered.count()
+    total = numbered.count()  # materializes the cache; decides whether the gate samples
     if total <= PAIRED_ROWS:
         return numbered, PairedRows(F.lit(True), 1.0)
     keep = prop.in_holdout(F.col(HOLDOUT_ROW), PAIRED_ROWS / total, seed)
+    # The sample's size sets the scale of the standard error.
     return numbered, PairedRows(keep, math.sqrt(numbered.where(keep).count() / total))
 
 
@@ -150,7 +152,7 @@ def prepare(settings: Settings, spec: prop.ModelSpec, fit: DataFrame, calibratio
     fit_rows = prop.with_weights(fit_rows, weights).cache()
     calibration_rows = prop.model_frame(calibration, spec, extra=("label",)).cache()
     return Prepared(spec, empty, fit_rows, calibration_rows, weights,
-                    prop.calibration_method(cfg, calibration_rows.count()))
+                    prop.calibration_method(cfg, calibration_rows.count()))  # materializes the cache; picks the method
 
 
 def fit_calibrated(settings: Settings, candidate: prop.ModelSpec, prepared: Prepared):
@@ -179,12 +181,12 @@ def made_up_example(rows: DataFrame) -> pd.DataFrame:
     made_up = rows.agg(*[
         (F.avg(f.name).cast(f.dataType) if isinstance(f.dataType, T.NumericType) else F.mode(f.name)).alias(f.name)
         for f in rows.schema.fields])
-    return made_up.toPandas()
+    return made_up.toPandas()  # one row: the made-up example
 
 
 def _log_model(model, spec: prop.ModelSpec, example: DataFrame, output: DataFrame, name: str) -> str:
     sample = made_up_example(example)
-    signature = infer_signature(sample, output.limit(SIGNATURE_ROWS).toPandas())
+    signature = infer_signature(sample, output.limit(SIGNATURE_ROWS).toPandas())  # a few rows: the output schema
     # A fitted Spark pipeline needs pyspark alone; naming it spares MLflow's
     # requirement inference, which re-imports the model in a subprocess (~45 s).
     requirements = [f"pyspark=={pyspark.__version__}"]
@@ -399,7 +401,7 @@ def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFra
 
 
 def _uplift_arrays(scored: DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows = scored.select("label", "t", "p").toPandas()
+    rows = scored.select("label", "t", "p").toPandas()  # experiment rows only: the Qini is computed locally
     return rows["label"].to_numpy(), rows["t"].to_numpy(), rows["p"].to_numpy()
 
 
@@ -441,7 +443,7 @@ def train_persuasion(settings: Settings, labelled: DataFrame, feature_version: i
     """
     cfg = settings.model
     labelled = labelled.cache()
-    treated_share = labelled.agg(F.avg("t")).first()[0]
+    treated_share = labelled.agg(F.avg("t")).first()[0]  # one value: the treated share
     rows = arm_weight(labelled, treated_share)
     spec, empty = prop.informative(prop.PERSUASION.without(cfg.excluded_inputs), rows)
     parts = split(rows, settings)
@@ -562,7 +564,7 @@ def train_support(settings: Settings, features: DataFrame, contacts: DataFrame, 
     """
     cfg = settings.model
     survey = support_training_set(features, contacts, score_date).cache()
-    survey_labels = survey.count()
+    survey_labels = survey.count()  # materializes the cache; decides between IDs and the proxy
     try:
         if survey_labels >= cfg.min_labels:
             return train_classifier(
@@ -600,7 +602,7 @@ def train_experiments(settings: Settings, features: DataFrame, assignments: Data
         return {"skipped": "no experiment assignments"}
     experiment = persuasion_training_set(features, assignments, contacts, cfg.persuasion_outcome_program).cache()
     try:
-        outcomes = experiment.count()
+        outcomes = experiment.count()  # materializes the cache; too few outcomes skip the model
         if outcomes < cfg.min_labels:
             return {"skipped": f"{outcomes} experiment outcomes (< {cfg.min_labels})"}
         return train_persuasion(settings, experiment, feature_version,

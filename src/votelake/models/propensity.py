@@ -150,7 +150,7 @@ def informative(spec: ModelSpec, frame: DataFrame) -> tuple[ModelSpec, tuple[str
     Returns:
         The spec without the empty features, and the names dropped.
     """
-    counts = frame.agg(*[F.count(c).alias(c) for c in spec.numeric]).first().asDict()
+    counts = frame.agg(*[F.count(c).alias(c) for c in spec.numeric]).first().asDict()  # one row: the counts
     empty = tuple(c for c in spec.numeric if counts[c] == 0)
     return spec.without(empty), empty
 
@@ -168,7 +168,7 @@ def class_weights(frame: DataFrame, mode: str) -> tuple[float, float]:
     """
     if mode == "none":
         return 1.0, 1.0
-    share = frame.agg(F.avg("label")).first()[0] or 0.0
+    share = frame.agg(F.avg("label")).first()[0] or 0.0  # one value: the positive share
     if (mode == "auto" and min(share, 1 - share) >= 1 / 3) or share in (0.0, 1.0):
         return 1.0, 1.0
     return 0.5 / (1 - share), 0.5 / share
@@ -486,7 +486,7 @@ def evaluate(scored: DataFrame, score_col: str = "p") -> dict[str, float]:
         F.avg((F.col(score_col) - y) ** 2).alias("brier"),
         F.avg(y).alias("base_rate"),
         F.count("*").alias("n"),
-    ).first()
+    ).first()  # one row: the figures returned
     return {
         "auc": auc(scored, score_col),
         "log_loss": float(row["log_loss"]),

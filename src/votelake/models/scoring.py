@@ -202,7 +202,7 @@ def calibrated_probabilities(
     dates = feature_dates(features)
     as_of = dates[-1]
     election_date = calibration_election(settings, lake, as_of)
-    counties = county_names(lake.read_current("silver.persons")).localCheckpoint()
+    counties = county_names(lake.read_current("silver.persons")).localCheckpoint()  # per county, read twice below
     probabilities = probability_frame(current, predictions, counties)
     if election_date in dates and election_date != as_of:
         electorate = election_electorate(features, election_date)

@@ -345,7 +345,7 @@ def logit_shift(
             F.count(F.lit(1)).alias("n"),
             F.sum(_W).alias(_CAP),
             F.sum(F.col(_W) * _sigmoid(F.col(_Z))).alias("predicted_before"),
-        ).localCheckpoint()
+        ).localCheckpoint()  # per group: read by the shifts and the table below
         given = targets.select(*k, F.col(target_col).cast("double").alias("target"))
         cap = F.col(_CAP)
         clamped_target = F.least(F.greatest(F.col("target"), F.lit(eps) * cap), F.lit(1.0 - eps) * cap)
@@ -357,7 +357,7 @@ def logit_shift(
             .select(*k, _CAP, clamped_target.alias(_T), "predicted_before")
             .select(*k, _CAP, _T, F.least(F.greatest(start, F.lit(-bound)), F.lit(bound)).alias(_D),
                     F.lit(-bound).alias(_LO), F.lit(bound).alias(_HI))
-            .localCheckpoint()
+            .localCheckpoint()  # per group: the rounds below re-read it
         )
         for _ in range(iterations):
             current = shifts.join(_expected(base, shifts, k), on=k, how="inner")
@@ -371,12 +371,13 @@ def logit_shift(
                     .otherwise((lo + hi) / 2))
             shifts = current.select(
                 *k, _CAP, _T, step.alias(_D), lo.alias(_LO), hi.alias(_HI), F.abs(resid).alias(_RES)
-            ).localCheckpoint()
-            worst = shifts.agg(F.max(_RES)).first()[0]
+            ).localCheckpoint()  # per group: cuts the lineage each round adds
+            worst = shifts.agg(F.max(_RES)).first()[0]  # one value: the worst residual, to stop early
             if worst is None or worst <= tol:
                 break
         if max_shift is not None:
             limited = F.least(F.greatest(F.col(_D), F.lit(-max_shift)), F.lit(max_shift))
+            # Per group: read by both joins below.
             shifts = shifts.select(*[c for c in shifts.columns if c != _D], limited.alias(_D)).localCheckpoint()
         after = _expected(base, shifts, k).select(*k, F.col(_S).alias("predicted_after"))
         table = (
@@ -391,7 +392,7 @@ def logit_shift(
                 "predicted_before",
                 F.coalesce(F.col("predicted_after"), F.col("predicted_before")).alias("predicted_after"),
             )
-            .localCheckpoint()
+            .localCheckpoint()  # per group: applied and returned
         )
     finally:
         base.unpersist()
@@ -419,7 +420,7 @@ def shift_to_mean(scored: DataFrame, prob_col: str, mean: Column) -> tuple[DataF
     keyed = scored.select("*", F.lit(1).alias(_ALL))
     target = keyed.groupBy(_ALL).agg((F.count(prob_col) * mean).alias("target"))
     shifted, table = logit_shift(keyed, [_ALL], prob_col, target, "target")
-    row = table.first()
+    row = table.first()  # one row: the single group
     figures = {"delta": float(row["delta"]), "n": int(row["n"]),
                "mean_before": row["predicted_before"] / row["n"], "mean_after": row["predicted_after"] / row["n"]}
     return shifted.drop(_ALL), figures
@@ -510,7 +511,7 @@ def precinct_error(
         F.corr(F.when(both, F.col("__p")), F.when(both, F.col("__a"))).alias("corr"),
         F.count(F.when(F.col("__in_p") & F.col("__in_a").isNull(), 1)).alias("pred_only"),
         F.count(F.when(F.col("__in_a") & F.col("__in_p").isNull(), 1)).alias("actual_only"),
-    ).first()
+    ).first()  # one row: the figures returned
 
     def _f(value):
         return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
@@ -633,7 +634,7 @@ def calibrate_to_results(
     k = list(keys)
     columns = {kind: col for kind, col in ((TURNOUT, turnout_col), (SUPPORT, support_col))
                if col is not None and col in election.columns and col in current.columns}
-    election = election.localCheckpoint()
+    election = election.localCheckpoint()  # per voter: read by each precinct match and shift below
     shifts: dict[str, DataFrame] = {}
     every: dict[str, DataFrame] = {}
     matched: dict[str, DataFrame] = {}
@@ -645,21 +646,23 @@ def calibrate_to_results(
         col = columns[kind]
         shifted, table = logit_shift(election, k, col, found, target_col, iterations=iterations,
                                      weight_col=weight_col, max_shift=max_shift)
-        election = shifted.localCheckpoint()
+        election = shifted.localCheckpoint()  # per voter: cuts the lineage before the next shift
         current = apply_shifts(current, k, col, table, f"{col}{CALIBRATED}")
         shifts[kind] = table
 
     def split(kind: str, rows: DataFrame) -> DataFrame:
         found, missing = match_precincts(rows, election, k)
+        # Per result precinct (small): read by the shift and the report.
         every[kind], matched[kind], unmatched[kind] = rows, found.localCheckpoint(), missing.localCheckpoint()
         return matched[kind]
 
     weight = None
     if TURNOUT in columns:
+        # Per result precinct (small): tested for rows, then matched and reported.
         ballots = ballots_cast(results).localCheckpoint() if turnout else None
         if ballots is None:
             skipped[TURNOUT] = "turnout calibration is off"
-        elif ballots.isEmpty():
+        elif ballots.isEmpty():  # stops at the first row
             skipped[TURNOUT] = f"the results have no {BALLOTS_CAST} rows"
         else:
             shift(TURNOUT, split(TURNOUT, ballots), "ballots", None)
@@ -669,10 +672,11 @@ def calibrate_to_results(
 
     if SUPPORT in columns:
         contest = office if district is None else f"{office} district {district}"
+        # Per result precinct (small): tested for rows, then matched and reported.
         shares = precinct_results(results, office, district).localCheckpoint() if support else None
         if shares is None:
             skipped[SUPPORT] = "support calibration is off"
-        elif shares.isEmpty():
+        elif shares.isEmpty():  # stops at the first row
             skipped[SUPPORT] = f"the results have no {contest} rows"
         else:
             found = split(SUPPORT, shares)
@@ -720,8 +724,8 @@ def _round(value, digits: int = 4):
 
 def _votes_share(part: DataFrame, whole: DataFrame, votes: Column) -> float | None:
     """Σ votes over ``part`` / Σ votes over ``whole``."""
-    a = part.agg(F.sum(votes)).first()[0] or 0
-    b = whole.agg(F.sum(votes)).first()[0] or 0
+    a = part.agg(F.sum(votes)).first()[0] or 0  # one value
+    b = whole.agg(F.sum(votes)).first()[0] or 0  # one value
     return float(a) / float(b) if b else None
 
 
@@ -751,8 +755,9 @@ def calibration_report(cal: Calibration, max_names: int = 20) -> dict:
     cal_t = f"{t_col}{CALIBRATED}" if t_col else None
     cal_s = f"{s_col}{CALIBRATED}" if s_col else None
     keyed = reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in k])
+    # Per precinct: read by the errors of each model kind.
     before = precinct_totals(cal.election.where(keyed), k, t_col, s_col).localCheckpoint()
-    after = precinct_totals(cal.election.where(keyed), k, cal_t, cal_s).localCheckpoint()
+    after = precinct_totals(cal.election.where(keyed), k, cal_t, cal_s).localCheckpoint()  # per precinct, as above
     report: dict = {}
     for kind in cal.columns:
         if kind in cal.skipped:
@@ -765,7 +770,7 @@ def calibration_report(cal: Calibration, max_names: int = 20) -> dict:
             votes = F.col("dem_votes") + F.col("rep_votes")
             actual_col, pred_col, weight = "two_party_share", "share", None
         names = [" / ".join(str(r[c]) for c in k)
-                 for r in unmatched.select(*k).orderBy(*k).limit(max_names).collect()]
+                 for r in unmatched.select(*k).orderBy(*k).limit(max_names).collect()]  # at most max_names rows
         targeted = F.when(F.col("target").isNotNull(), F.col("delta"))
         stats = table.agg(
             F.min(targeted).alias("delta_min"), F.max(targeted).alias("delta_max"), F.avg(targeted).alias("delta_mean"),
@@ -773,9 +778,9 @@ def calibration_report(cal: Calibration, max_names: int = 20) -> dict:
             F.sum(F.when(F.col("target").isNotNull(), F.col("target"))).alias("target"),
             F.sum(F.when(F.col("target").isNotNull(), F.col("predicted_before"))).alias("predicted_before"),
             F.sum(F.when(F.col("target").isNotNull(), F.col("predicted_after"))).alias("predicted_after"),
-        ).first()
+        ).first()  # one row: the shift figures
         without = (table.where(keyed & F.col("target").isNull())
-                   .agg(F.count("*").alias("g"), F.sum("n").alias("n")).first())
+                   .agg(F.count("*").alias("g"), F.sum("n").alias("n")).first())  # one row: precincts without results
         errors = {
             label: {name: _round(value) for name, value in
                     precinct_error(frame, matched, k, pred_col, actual_col, weight_col=weight).items()}
@@ -784,8 +789,8 @@ def calibration_report(cal: Calibration, max_names: int = 20) -> dict:
         report[kind] = {
             "status": "calibrated",
             "result_precincts": cal.results[kind].count(),
-            "matched_precincts": matched.count(),
-            "unmatched_precincts": unmatched.count(),
+            "matched_precincts": matched.count(),  # per result precinct: small, checkpointed
+            "unmatched_precincts": unmatched.count(),  # per result precinct: small, checkpointed
             "unmatched": names,
             "unmatched_vote_share": _round(_votes_share(unmatched, cal.results[kind], votes)),
             "voter_precincts_without_results": int(without["g"]),

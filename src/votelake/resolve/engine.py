@@ -153,6 +153,7 @@ def key_collision_u(df: DataFrame, *cols: str) -> float:
     """
     present = df.where(" AND ".join(f"{c} IS NOT NULL" for c in cols))
     groups = present.groupBy(*cols).agg(F.count("*").alias("n"))
+    # One row: the pair totals.
     row = groups.agg(F.sum("n").alias("total"), F.sum(F.col("n") * (F.col("n") - 1)).alias("same")).first()
     total = int(row["total"] or 0)
     if total < 2:
@@ -413,5 +414,5 @@ def present_columns(df: DataFrame, columns: Iterable[str]) -> set[str]:
     cols = list(columns)
     if not cols:
         return set()
-    row = df.agg(*[F.count(F.col(c)).alias(c) for c in cols]).first()
+    row = df.agg(*[F.count(F.col(c)).alias(c) for c in cols]).first()  # one row: a count per column
     return {c for c in cols if row is not None and row[c] > 0}

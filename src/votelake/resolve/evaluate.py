@@ -117,7 +117,8 @@ def pairwise_precision_recall(predicted: DataFrame, truth: DataFrame, key: str =
         row = cells.agg(
             F.sum(_pairs(F.col("n"))).alias("correct"),
             F.sum("n").alias("items"),
-        ).first()
+        ).first()  # one row: correct pairs and items
+        # One value each: the pairs within predicted clusters, then within true ones.
         predicted_pairs = cells.groupBy("_p").agg(F.sum("n").alias("n")).agg(F.sum(_pairs(F.col("n")))).first()[0]
         true_pairs = cells.groupBy("_t").agg(F.sum("n").alias("n")).agg(F.sum(_pairs(F.col("n")))).first()[0]
     finally:
@@ -156,7 +157,7 @@ def record_precision_recall(links: DataFrame, truth: DataFrame, key: str = "reco
         F.count("_l").alias("linked"),
         F.count("_t").alias("linkable"),
         F.sum((F.col("_l") == F.col("_t")).cast("int")).alias("correct"),
-    ).first()
+    ).first()  # one row: the record figures
     linked, correct, linkable = int(row["linked"]), int(row["correct"] or 0), int(row["linkable"])
     return RecordScores(precision=_ratio(correct, linked), recall=_ratio(correct, linkable), linked=linked,
                         correct=correct, linkable=linkable, records=int(row["records"]))

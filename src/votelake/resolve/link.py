@@ -283,6 +283,7 @@ def link_records(
         # e-mail (digital events) are left to the key rules.
         named = F.col("last_name").isNotNull() & (F.col("first_name").isNotNull() | F.col("address_key").isNotNull())
         trainable = first.where(named)
+        # A row or none: whether any named record is left for the model.
         has_candidates = first.where(named & F.col("det_person").isNull()).limit(1).count() > 0
         trained: str | None = None
         if has_candidates:

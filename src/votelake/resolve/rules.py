@@ -123,9 +123,9 @@ def components(edges: DataFrame, keys: DataFrame) -> DataFrame:
     Returns:
         ``registration_key, cluster_id``.
     """
-    edges = edges.localCheckpoint()
+    edges = edges.localCheckpoint()  # cuts the input's lineage before the rounds
     for _ in range(MAX_ROUNDS):
-        edges = _small_star(_large_star(edges)).localCheckpoint()
+        edges = _small_star(_large_star(edges)).localCheckpoint()  # read by the star test and the next round
         if _is_star_forest(edges):
             break
     else:
@@ -156,7 +156,7 @@ def _is_star_forest(edges: DataFrame) -> bool:
     """Every key has one edge, to a key with none: each component is a star on its smallest key."""
     centres_with_edges = edges.join(edges.select(F.col("src").alias("dst")).distinct(), on="dst", how="left_semi")
     forked = edges.groupBy("src").agg(F.count("*").alias("_n")).where(F.col("_n") > 1)
-    return not centres_with_edges.limit(1).count() and not forked.limit(1).count()
+    return not centres_with_edges.limit(1).count() and not forked.limit(1).count()  # one row at most: ends the rounds
 
 
 def dedupe_by_rules(registrations: DataFrame) -> DataFrame:
@@ -236,7 +236,7 @@ def link_by_rules(records: DataFrame, persons: DataFrame) -> DataFrame:
         "record_id", "phone", "email",
         F.coalesce(*[F.col(f"_{r}_person") for r in rules]).alias("person_id"),
         _rule_name(rules).alias("matched_by"),
-    ).localCheckpoint()
+    ).localCheckpoint()  # read three times below: the learnt keys and the second pass
     # Second pass: keys learnt from linked records.
     linked = first.where(F.col("person_id").isNotNull())
     learnt = {

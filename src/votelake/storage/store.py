@@ -202,6 +202,7 @@ class DeltaStore:
                 self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {quote(table.layer)} COMMENT "
                                f"'votelake {table.layer} layer'")
                 if self.spark.catalog.tableExists(name):
+                    # One row: the registered table's location.
                     location = self.spark.sql(f"DESCRIBE DETAIL {name}").collect()[0]["location"]
                     if _same_path(location, table.uri):
                         return
@@ -244,7 +245,7 @@ class DeltaStore:
 
     def properties(self, table: TableSpec) -> dict[str, str]:
         """The table's Delta properties (``delta.constraints.<name>`` among them)."""
-        detail = self.spark.sql(f"DESCRIBE DETAIL {self._path_sql(table)}").collect()[0]
+        detail = self.spark.sql(f"DESCRIBE DETAIL {self._path_sql(table)}").collect()[0]  # one row: the table's detail
         return dict(detail["properties"] or {})
 
     # -- reads ---------------------------------------------------------------------------
@@ -331,7 +332,7 @@ class DeltaStore:
         """The latest committed version, or None when the table does not exist."""
         if not self.exists(table):
             return None
-        return int(self._delta_table(table).history(1).collect()[0]["version"])
+        return int(self._delta_table(table).history(1).collect()[0]["version"])  # one row: the newest commit
 
     def history(self, table: TableSpec) -> list[dict]:
         """The table's commits, newest first.
@@ -346,7 +347,7 @@ class DeltaStore:
             TableNotFoundError: no table at the declared location.
         """
         commits = []
-        for row in self._delta_table(table).history().collect():
+        for row in self._delta_table(table).history().collect():  # one row per commit in the log
             try:
                 metadata = json.loads(row["userMetadata"]) if row["userMetadata"] else {}
             except ValueError:
@@ -450,6 +451,7 @@ class DeltaStore:
             committed, version, m = self._commit(table, lambda: writer.save(table.uri), token, retry_policy)
         except Exception as error:
             if predicate is not None and "DELTA_REPLACE_WHERE_MISMATCH" in str(error):
+                # Only after a refused write: the count the error reports.
                 outside = aligned.where(~F.coalesce(F.expr(predicate), F.lit(False))).count()
                 raise ValueError(f"table {table.name}: {outside} row(s) of the DataFrame do not satisfy the "
                                  f"overwrite predicate {predicate!r}; nothing was written") from None
@@ -698,6 +700,7 @@ class DeltaStore:
         size = {"spark.databricks.delta.optimize.maxFileSize": str(target_file_mb * 1024 * 1024)} if target_file_mb else {}
         with self._session_conf(size):
             builder = dt.optimize()
+            # One row: the metrics read below.
             rows = (builder.executeZOrderBy(*zorder_by) if zorder_by else builder.executeCompaction()).collect()
         raw = rows[0]["metrics"].asDict(recursive=True) if rows and rows[0]["metrics"] else {}
         return {"files_added": int(raw.get("numFilesAdded", 0)), "files_removed": int(raw.get("numFilesRemoved", 0)),

@@ -98,6 +98,7 @@ def allocate(voters: DataFrame, cfg: AllocationSettings,
         if channel.budget is not None:
             # Rounded first: 100 / 0.05 is 1999.9999999999998 in floating point.
             picks = picks.orderBy(*by_value).limit(math.floor(round(channel.budget / channel.cost, 9)))
+        # Materialized: the plan and the next channel's exclusion read the same picks.
         chosen = picks.select(*VOTER_COLUMNS, F.lit(name).alias("channel"),
                               F.row_number().over(Window.partitionBy("state", "county_id").orderBy(*by_value))
                               .cast("int").alias("county_rank"),

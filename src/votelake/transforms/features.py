@@ -450,6 +450,7 @@ def support_labels(contacts: DataFrame, as_of: dt.date) -> DataFrame:
 
 def known_elections(history: DataFrame) -> list[Election]:
     """Distinct (date, type family) of the elections in the vote history (a few dozen rows)."""
+    # A few dozen rows: one per election.
     rows = history.select("election_date", election_family(F.col("election_type")).alias("t")).distinct().collect()
     return sorted({Election(r["election_date"], r["t"]) for r in rows}, key=lambda e: (e.date, e.type))
 
@@ -461,6 +462,6 @@ def scoring_as_of(history: DataFrame, contacts: DataFrame, digital: DataFrame, s
         .unionByName(contacts.select(F.max(F.to_date("attempted_at")).alias("d")))
         .unionByName(digital.select(F.max(F.to_date("event_ts")).alias("d")))
         .agg(F.max("d"))
-        .first()[0]
+        .first()[0]  # one value: the newest event date
     )
     return max(d for d in (newest + dt.timedelta(days=1) if newest else None, snapshot) if d is not None)

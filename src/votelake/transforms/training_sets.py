@@ -23,7 +23,7 @@ def feature_dates(features: DataFrame) -> list[dt.date]:
     Raises:
         RuntimeError: the table has no rows (no build has completed).
     """
-    dates = sorted(r[0] for r in features.select("as_of_date").distinct().collect())
+    dates = sorted(r[0] for r in features.select("as_of_date").distinct().collect())  # a few rows: the as-of dates
     if not dates:
         raise RuntimeError("gold.voter_features has no rows: run the build job (until a first build "
                            "completes, its tables are empty)")
