@@ -245,9 +245,11 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     lake.baseline(OUTPUTS)
     clusters, resolution = resolve_registrations(spark, settings, resolution_input(latest))
     person_ids = resolve.assign_person_ids(clusters, previous).persist(StorageLevel.MEMORY_AND_DISK)
-    resolution["registrations"] = person_ids.count()
-    resolution["persons"] = person_ids.select("person_id").distinct().count()  # a figure reported: persons resolved
     written = {"silver.person_ids": lake.write(person_ids, "silver.person_ids", "overwrite", staged=True)}
+    # One row per registration: the write counted them (a re-run's skipped write did not).
+    resolution["registrations"] = (written["silver.person_ids"].rows if written["silver.person_ids"].committed
+                                   else person_ids.count())
+    resolution["persons"] = person_ids.select("person_id").distinct().count()  # a figure reported: persons resolved
     registrations = versions.join(person_ids, on="registration_key", how="inner").select(
         *lake.table("silver.registrations").columns)
     written["silver.registrations"] = lake.write(registrations, "silver.registrations", "overwrite", staged=True)
