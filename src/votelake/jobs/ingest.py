@@ -293,11 +293,16 @@ def _observed(observation: Observation | None, load_ids: dict[str, str]) -> dict
 
     Returns:
         The count per uri (zeros without an observation).
+
+    Raises:
+        RuntimeError: the write did not report the counts (e.g. a client that drops a command's metrics).
     """
     if observation is None:
         return {uri: 0 for uri in load_ids}
     # Waits for the write that carried the observation (it has run: the write returned).
     seen = observation.get
+    if len(seen) != len(load_ids):
+        raise RuntimeError(f"a write did not report its row counts per file (observed: {seen})")
     return {uri: int(seen[f"f{i}"]) for i, uri in enumerate(load_ids)}
 
 
