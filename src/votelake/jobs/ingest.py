@@ -387,7 +387,7 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
     dropped = (er.erased({k: source_value(layout, k) for k in er.KINDS if layout.source_columns(k)},
                          suppressed.hashes, suppressed.salt)
                if suppressed is not None and layout.kind in er.PRIVATE_KINDS else None)
-    # Parsed, numbered and checked once: the count below fills the cache, the gate and the writes read it.
+    # Parsed, numbered and checked once: the aggregate below fills the cache, the gate and the writes read it.
     checked = checked.select(
         *[c for c in checked.columns if c != FILE_LINES],
         _lookup({u.lstrip("/"): lid for u, lid in load_ids.items()}, path).alias("_load_id"),

@@ -68,7 +68,7 @@ def snapshot_date(pattern: str | None, fallback: dt.date | None) -> Column:
     Args:
         pattern: a regex whose first group is a ``yyyyMMdd`` date in the file path.
         fallback: the source's ``snapshot_date`` from the config, else the
-            latest date the delivery's rows carry (:func:`latest_as_of`).
+            latest date the delivery's rows carry (:func:`as_of`).
 
     Returns:
         A DateType Column (null only where neither gives a date).
@@ -89,25 +89,12 @@ def as_of(layout: Layout, loaded_at: dt.datetime) -> Column:
         loaded_at: this load's time.
 
     Returns:
-        A DateType Column; its maximum over a file is the file's latest date.
+        A DateType Column; its maximum over a delivery's rows dates a delivery
+        that neither its file names nor the config date.
     """
     field = AS_OF_FIELD[layout.kind]
     value = F.to_date(typed_field(layout, field)) if field in layout.fields else F.lit(None).cast("date")
     return F.when(value <= F.lit(loaded_at.date()), value)
-
-
-def latest_as_of(parsed: DataFrame, layout: Layout, loaded_at: dt.datetime) -> DataFrame:
-    """Per landing file, the latest date its rows carry in their kind's dating field (:func:`as_of`).
-
-    Args:
-        parsed: numbered landing rows (:func:`with_line_numbers`).
-        layout: their layout.
-        loaded_at: this load's time.
-
-    Returns:
-        One row per ``_source_file`` with ``_as_of`` (a date, null when no row has one).
-    """
-    return parsed.groupBy(SOURCE_FILE).agg(F.max(as_of(layout, loaded_at)).alias("_as_of"))
 
 
 def check_rows(parsed: DataFrame, layout: Layout, loaded_at: dt.datetime,
