@@ -30,8 +30,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, replace
+from urllib.parse import unquote
 
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.storagelevel import StorageLevel
@@ -163,13 +164,40 @@ def _loaded(lake: Lakehouse, table: str, delivery: Delivery) -> set[str]:
 
 def _landing_path(spark_uri: Column) -> Column:
     """A Spark file URI (``file:/a%20b``, ``s3a://bucket/key``) as the landing listing names the file, less its
-    leading slashes (``a b``, ``bucket/key``): computed per row, so no query has to collect the URIs first.
+    leading slashes (``a b``, ``bucket/key``), per row: for checks that need a row's file before any query has
+    named the files' URIs.
 
     ``url_decode`` also reads ``+`` as a space (form encoding), which a URI path
     does not, so a ``+`` is escaped before decoding.
     """
     path = F.regexp_replace(spark_uri, r"^[^:]*:", "")
     return F.regexp_replace(F.url_decode(F.replace(path, F.lit("+"), F.lit("%2B"))), r"^/+", "")
+
+
+def _spark_path(spark_uri: str) -> str:
+    """:func:`_landing_path` of one URI, in Python."""
+    return unquote(spark_uri.split(":", 1)[1]).lstrip("/")
+
+
+def _by_file(delivery: Delivery, rows: dict[str, Row]) -> dict[str, tuple[str | None, Row | None]]:
+    """Per-file rows of a query (keyed by ``_source_file``, Spark's URI) by the delivery's file uri.
+
+    Args:
+        delivery: the files of the load.
+        rows: one row per file that has any, by Spark's URI of it.
+
+    Returns:
+        Each file's Spark URI and row (``(None, None)`` for a file without rows).
+
+    Raises:
+        RuntimeError: a row's file is none of the delivery's (nothing is written then).
+    """
+    by_path = {f.uri.lstrip("/"): f.uri for f in delivery.files}
+    found = {by_path.get(_spark_path(spark_uri)): (spark_uri, row) for spark_uri, row in rows.items()}
+    if None in found:
+        raise RuntimeError(f"{delivery.table}: rows of {found[None][0]}, a file the load does not name; "
+                           "nothing was written")
+    return {f.uri: found.get(f.uri, (None, None)) for f in delivery.files}
 
 
 def _lookup(values: dict[str, str], key: Column) -> Column:
@@ -251,7 +279,8 @@ def _cut_last_line(delivery: Delivery, path: Column) -> Column | None:
     unterminated = sorted(u.lstrip("/") for u in delivery.unterminated if u in {f.uri for f in delivery.files})
     if not unterminated or delivery.layout.format != "delimited":
         return None
-    last = path.isin(*unterminated) & (F.col(LINE) == F.col(FILE_LINES))
+    # The line number first: the path is decoded on each file's last line only.
+    last = (F.col(LINE) == F.col(FILE_LINES)) & path.isin(*unterminated)
     return F.when(last, F.lit("no line break after the last line: the file may be cut short"))
 
 
@@ -380,40 +409,36 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
         return {"files": len(delivery.files), "skipped": "already loaded", "skipped_files": skipped}
     delivery = replace(delivery, files=files)
     load_ids = {f.uri: f"{loaded_at:%Y%m%dT%H%M%S}-{delivery.ids[f.uri]}" for f in files}
-    path = _landing_path(F.col(SOURCE_FILE))
     parsed = with_line_numbers(read_landing(spark, layout, files, delivery.election_columns),
                                header=layout.header and layout.format == "delimited", file_lines=True)
-    checked = check_rows(parsed, layout, loaded_at, _cut_last_line(delivery, path))
+    checked = check_rows(parsed, layout, loaded_at, _cut_last_line(delivery, _landing_path(F.col(SOURCE_FILE))))
     dropped = (er.erased({k: source_value(layout, k) for k in er.KINDS if layout.source_columns(k)},
                          suppressed.hashes, suppressed.salt)
                if suppressed is not None and layout.kind in er.PRIVATE_KINDS else None)
     # Parsed, numbered and checked once: the aggregate below fills the cache, the gate and the writes read it.
     checked = checked.select(
         *[c for c in checked.columns if c != FILE_LINES],
-        _lookup({u.lstrip("/"): lid for u, lid in load_ids.items()}, path).alias("_load_id"),
         (F.lit(False) if dropped is None else F.when(usable(), dropped).otherwise(False)).alias(ERASED),
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         dated = _dated(delivery)
         # The one pass before the gate: rows read per file (counted before any split), quarantined,
         # and each file's latest dated row when neither its name nor the config dates it.
-        stats = {r["_load_id"]: r for r in checked.groupBy("_load_id").agg(
+        stats = checked.groupBy(SOURCE_FILE).agg(
             F.count("*").alias("read"), F.count_if(~usable()).alias("bad"),
-            *([F.max(as_of(layout, loaded_at)).alias("as_of")] if dated is None else [])).collect()}
-        if None in stats:
-            raise RuntimeError(f"{delivery.table}: {stats[None]['read']} row(s) come from files the load does not "
-                               "name; nothing was written")
-        by_uri = {u: stats.get(lid) for u, lid in load_ids.items()}
-        read = {u: r["read"] if r else 0 for u, r in by_uri.items()}
+            *([F.max(as_of(layout, loaded_at)).alias("as_of")] if dated is None else [])).collect()
+        by_uri = _by_file(delivery, {r[SOURCE_FILE]: r for r in stats})
+        read = {u: r["read"] if r else 0 for u, (_, r) in by_uri.items()}
         snapshot = dated if dated is not None else _snapshot_from_rows(
-            delivery, {u.rsplit("/", 1)[-1]: r["as_of"] for u, r in by_uri.items() if r})
-        good, bad = split_bronze(checked, layout, src.name, F.col("_load_id"), loaded_at, snapshot, carry=(ERASED,))
+            delivery, {u.rsplit("/", 1)[-1]: r["as_of"] for u, (_, r) in by_uri.items() if r})
+        load_id = _lookup({spark_uri: load_ids[u] for u, (spark_uri, r) in by_uri.items() if r}, F.col(SOURCE_FILE))
+        good, bad = split_bronze(checked, layout, src.name, load_id, loaded_at, snapshot, carry=(ERASED,))
         kept = good.where(~F.col(ERASED)).drop(ERASED)
         # The load's quality gate runs before anything of it is written.
         lake.check_quality(kept, delivery.table, persist=False)
         reasons, quarantine, committed_quarantine = {}, None, 0
         these = f"substring_index(_load_id, '-', -1) IN ({', '.join(repr(delivery.ids[f.uri]) for f in files)})"
-        with_bad = [u for u, r in by_uri.items() if r and r["bad"]]
+        with_bad = [u for u, (_, r) in by_uri.items() if r and r["bad"]]
         if with_bad:
             # The report's commonest reasons: a small aggregate over the cached rows.
             reasons = {r["reason"]: r["n"] for r in bad.groupBy("reason").agg(F.count("*").alias("n"))

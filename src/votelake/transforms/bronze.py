@@ -20,8 +20,8 @@ from votelake.transforms.canonicalize import CORRUPT, defects, typed_field
 SOURCE_FILE, BLOCK_START, ROW_ID, LINE = "_source_file", "_block_start", "_row_id", "_line"
 # The number of the last line of a row's file (with_line_numbers(file_lines=True)).
 FILE_LINES = "_file_lines"
-# Every reason a row cannot be used (check_rows); empty when it can.
-DEFECTS = "_defects"
+# Every reason a row cannot be used, ``; ``-separated (check_rows); null when it can.
+REASON = "_reason"
 
 
 def with_line_numbers(parsed: DataFrame, header: bool, file_lines: bool = False) -> DataFrame:
@@ -109,17 +109,19 @@ def check_rows(parsed: DataFrame, layout: Layout, loaded_at: dt.datetime,
             outside the row (e.g. the last line of a file cut short).
 
     Returns:
-        ``parsed`` with ``_defects`` (``array<string>``, empty on a usable row).
+        ``parsed`` with ``_reason`` (a string, null on a usable row: cheaper to
+        keep in a cache than the array of reasons).
     """
     found = defects(layout, loaded_at.date())
     if extra_defect is not None:
         found = F.filter(F.concat(found, F.array(extra_defect)), lambda r: r.isNotNull())
-    return parsed.select("*", found.alias(DEFECTS))
+    # No reason is empty, so an empty join means no defect.
+    return parsed.select("*", F.nullif(F.array_join(found, "; "), F.lit("")).alias(REASON))
 
 
 def usable() -> Column:
     """True on a checked row (:func:`check_rows`) that has no defect."""
-    return F.size(DEFECTS) == 0
+    return F.col(REASON).isNull()
 
 
 def split_bronze(
@@ -152,7 +154,7 @@ def split_bronze(
     raw = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*data_cols)))
     bad = checked.where(~usable()).select(
         F.lit(source).alias("source"),
-        F.array_join(DEFECTS, "; ").alias("reason"),
+        F.col(REASON).alias("reason"),
         raw.alias("raw"),
         SOURCE_FILE,
         LINE,
