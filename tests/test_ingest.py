@@ -17,10 +17,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
+from votelake import erasure
 from votelake.config import CONF_DIR, load_settings
 from votelake.jobs import ingest
 from votelake.lakehouse import Lakehouse
 from votelake.layouts import LayoutError, header_difference, load_layout, parse_layout
+from votelake.transforms import erasure as er
 from votelake.transforms.canonicalize import canonical_records, wide_vote_history
 
 LAYOUTS = CONF_DIR / "layouts"
@@ -194,6 +196,54 @@ def test_a_file_cut_inside_its_last_field_quarantines_that_line(spark, tmp_path,
     (tmp_path / "whole").mkdir()
     whole = _setup(tmp_path / "whole", {name: gzip.compress(content) if compress else content}, layout=layout)
     assert ingest.run(spark, whole)["t_voters"]["quarantined"] == 0
+
+
+def test_files_named_with_spaces_and_plus_signs_load_under_their_names(spark, tmp_path):
+    """Spark names a file by its URI (a space as %20, a + kept): each row still finds its file."""
+    name = "voters 2024+01.txt"
+    settings = _setup(tmp_path, {name: _lines(*GOOD_ROWS, "AA7\tCUT\tOF")[:-1]})
+    report = ingest.run(spark, settings)["t_voters"]
+    assert report["files"] == {name: {"read": 3, "bronze": 2, "quarantined": 1}}
+    assert report["reasons"] == {"wrong column count: 3 fields, layout t_voters has 7; "
+                                 "no line break after the last line: the file may be cut short": 1}
+    loaded = Lakehouse.open(spark, settings).read("bronze.t_voters").select("_load_id").distinct().collect()
+    assert [r[0] for r in loaded] == report["load_ids"]
+
+
+def test_rows_an_erasure_names_are_counted_per_file_and_kept_out_of_bronze(spark, tmp_path):
+    layout = {**yaml.safe_load((LAYOUTS / "contacts.yaml").read_text()), "name": "t_contacts"}
+
+    def row(contact: str, phone: str) -> str:
+        return f"{contact},,JO,SMITH,1 MAIN ST,RALEIGH,27605,{phone},,door,2026-07-20T13:08:31,NOT_HOME,,,p"
+
+    header = ",".join(layout["columns"])
+    settings = _setup(tmp_path, {"a.csv": _lines(row("c1", "919-555-0101"), row("c2", "919-555-0102"), header=header),
+                                 "b.csv": _lines(row("c3", "(919) 555-0101"), header=header)}, layout=layout)
+    (delivery,) = ingest.plan_deliveries(settings)
+    salt = "test-salt"
+    forgotten = er.digest(salt, "phone", er.normalize("phone", "919-555-0101"))
+    suppressed = erasure.Suppression({"phone": frozenset({forgotten})}, salt)
+    lake = Lakehouse.open(spark, settings, job="ingest")
+    report = ingest.load_delivery(spark, lake, delivery, dt.datetime(2026, 8, 1), suppressed)
+    assert report["files"] == {"a.csv": {"read": 2, "bronze": 1, "quarantined": 0, "erased": 1},
+                               "b.csv": {"read": 1, "bronze": 0, "quarantined": 0, "erased": 1}}
+    assert (report["read"], report["bronze"], report["quarantined"], report["erased"]) == (3, 1, 0, 2)
+    assert [r[0] for r in lake.read("bronze.t_voters").select("contact_id").collect()] == ["c2"]
+
+
+def test_a_load_whose_counts_disagree_does_not_reconcile():
+    """Rows read per file must all be written once, and each write's count must be what Delta committed."""
+    good = {"table": "bronze.t", "read": {"/l/a.txt": 3, "/l/b.txt": 2},
+            "bronze": {"/l/a.txt": 2, "/l/b.txt": 1}, "quarantined": {"/l/a.txt": 1, "/l/b.txt": 0},
+            "erased": {"/l/a.txt": 0, "/l/b.txt": 1}, "committed_bronze": 3, "committed_quarantine": 1}
+    ingest.reconcile(**good)
+    lost = {**good, "bronze": {"/l/a.txt": 1, "/l/b.txt": 1}, "committed_bronze": 2}
+    with pytest.raises(RuntimeError, match=r"does not reconcile: .*a\.txt: read 3, bronze 1, quarantined 1, erased 0"):
+        ingest.reconcile(**lost)
+    with pytest.raises(RuntimeError, match=r"3 row\(s\) written to bronze\.t, Delta committed 4"):
+        ingest.reconcile(**{**good, "committed_bronze": 4})
+    with pytest.raises(RuntimeError, match=r"1 row\(s\) written to the quarantine, Delta committed 0"):
+        ingest.reconcile(**{**good, "committed_quarantine": 0})
 
 
 def test_wrong_encoding_rows_are_quarantined(spark, tmp_path):
