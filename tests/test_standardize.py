@@ -12,10 +12,13 @@ from pyspark.testing import assertDataFrameEqual
 
 from votelake.transforms.address import (
     ADDRESS_STRUCT,
+    PARSER,
     _tag,
     clean_address_text,
+    new_parses,
     parse_address,
     parse_address_text,
+    parse_keys,
     standardize_addresses,
 )
 from votelake.transforms.households import households, person_households
@@ -61,6 +64,24 @@ def test_standardize_addresses_parts_keys_and_status(spark):
     assertDataFrameEqual(out.select("id", "address.*"), expected)
     # the Column function, which parses every row, gives the same result
     assertDataFrameEqual(raw.select("id", parse_address("raw").alias("address")).select("id", "address.*"), expected)
+
+
+def test_stored_parses_give_the_same_addresses_and_only_new_texts_are_parsed(spark):
+    raw, expected = _address_frames(spark)
+    first, later = raw.where("id < 10"), raw
+    stored = new_parses(parse_keys(first, "raw"), None).cache()
+    # The next delivery repeats the first's texts (in another case and spacing) and adds new ones.
+    again = later.select("id", F.upper(F.regexp_replace("raw", " ", "  ")).alias("raw"))
+    added = new_parses(parse_keys(again, "raw"), stored)
+    assert set(r.parse_key for r in added.collect()) == {
+        r.parse_key for r in parse_keys(raw.where("id >= 10"), "raw").collect()} - {
+        r.parse_key for r in stored.collect()}
+    # Parses made by another parser version are parsed anew.
+    assert new_parses(parse_keys(first, "raw"), stored.withColumn("parser", F.lit("older"))).count() == \
+        stored.count() > 0
+    assert {r.parser for r in stored.collect()} == {PARSER}
+    out = standardize_addresses(later, "raw", parses=stored.unionByName(added))
+    assertDataFrameEqual(out.select("id", "address.*"), expected)
 
 
 def test_standardize_addresses_appends_a_secondary_line(spark):

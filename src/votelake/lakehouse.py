@@ -228,6 +228,18 @@ class Lakehouse:
             self.check_quality(self.read(name, version=result.version), name, persist=False)
         return result
 
+    def merge(self, df: DataFrame, name: str) -> WriteResult:
+        """Upsert rows into a table by its primary key (Delta MERGE), recorded as this job's commit.
+
+        Args:
+            df: the rows (keys unique).
+            name: the table's catalog name.
+
+        Returns:
+            What the store committed.
+        """
+        return self.store.merge(df, self.catalog[name], metadata={"votelake.job": self.job} if self.job else None)
+
     def app_id(self, step: str | None = None) -> str:
         """The application id this job's writes record: ``votelake.<job>[.<step>]``."""
         return ".".join(p for p in ("votelake", self.job, step) if p)

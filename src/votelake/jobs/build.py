@@ -8,7 +8,8 @@ Outputs: ``silver.registrations`` (SCD type 2 over the snapshots),
 ``silver.person_ids`` and ``silver.persons`` (identity resolution),
 ``silver.households``, ``silver.vote_history``, ``silver.contacts``,
 ``silver.digital_events``, ``silver.experiment_assignments`` (empty without an
-experiments source); ``gold.voter_features`` for the training as-of date (the
+experiments source); ``silver.address_parses`` (each address text parsed so
+far, so a refresh parses only new ones); ``gold.voter_features`` for the training as-of date (the
 latest general election in the history, when there is one), the pre-treatment
 as-of date (the earliest experiment assignment, when there is one, so uplift
 models see covariates from before treatment only) and the scoring as-of date
@@ -16,8 +17,9 @@ models see covariates from before treatment only) and the scoring as-of date
 Launch: ``spark-submit jobs/build.py --conf conf/local.yaml`` or
 ``votelake run build``.
 
-Every table is overwritten in one commit, so re-running never duplicates; the
-previous person ids are read back so that ``person_id`` stays stable. A re-run
+Every table but the address parses (merged) is overwritten in one commit and
+validated as written, so re-running never duplicates; the previous person ids
+are read back so that ``person_id`` stays stable. A re-run
 under a run version that already wrote every table stops before computing.
 The run manifest (``audit.runs``) is written last: until then, the other jobs
 read the previous build's tables.
@@ -37,6 +39,7 @@ from votelake.config import Settings
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse, canonical_sources
 from votelake.models import scoring, tracking
+from votelake.transforms import address
 from votelake.transforms import features as feat
 from votelake.transforms import silver
 from votelake.transforms.households import households, person_households
@@ -44,6 +47,8 @@ from votelake.transforms.households import households, person_households
 
 # Persons holding several voter ids that the report lists (ids only).
 SEVERAL_IDS_SAMPLE = 20
+# Every address text parsed so far: a cache, read at its latest version.
+PARSES = "silver.address_parses"
 
 
 def identity_report(settings: Settings, current: DataFrame, resolution: dict) -> dict:
@@ -232,8 +237,17 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     canon = canonical_sources(lake, settings)
     notes: list[str] = []
 
+    # Each address text is parsed once ever: new texts are parsed and added to
+    # silver.address_parses, and every source looks its texts up there.
+    known = lake.read(PARSES) if lake.version(PARSES) is not None else None
+    fresh = address.new_parses(silver.address_texts(canon["voters"], canon["contacts"], canon["digital"]), known)
+    fresh = fresh.persist(StorageLevel.MEMORY_AND_DISK)  # the merge checks its keys, then inserts them
+    parsed_now = lake.merge(fresh, PARSES).metrics.get("rows_inserted", 0)
+    fresh.unpersist()
+    parses = lake.read(PARSES)
+
     # Registrations: every snapshot standardized, then versioned (SCD2).
-    snapshots = silver.registration_snapshots(canon["voters"], state).persist(StorageLevel.MEMORY_AND_DISK)
+    snapshots = silver.registration_snapshots(canon["voters"], state, parses).persist(StorageLevel.MEMORY_AND_DISK)
     versions = silver.registration_history(snapshots).persist(StorageLevel.MEMORY_AND_DISK)
     newest_snapshot = snapshots.agg(F.max("snapshot_date")).first()[0]  # one value: the newest snapshot date
     latest_version = versions.groupBy("registration_key").agg(F.max("version").alias("version"))
@@ -281,7 +295,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
 
     # Contacts and digital events linked to persons.
     targets = link_persons(current)
-    contact_records = silver.contact_records(canon["contacts"], state).persist(StorageLevel.MEMORY_AND_DISK)
+    contact_records = silver.contact_records(canon["contacts"], state, parses).persist(StorageLevel.MEMORY_AND_DISK)
     contact_links = link_to_persons(spark, settings, contact_records, targets, resolution, "contacts")
     written["silver.contacts"] = lake.write(silver.contacts(contact_records, contact_links), "silver.contacts",
                                             "overwrite", staged=True)
@@ -290,7 +304,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     recorded = contact_records.join(contact_links, on="record_id", how="inner").where(
         F.col("person_id").isNotNull()).select("person_id", "phone", "email")
     digital_targets = targets.unionByName(recorded, allowMissingColumns=True).persist(StorageLevel.MEMORY_AND_DISK)
-    digital_records = silver.digital_records(canon["digital"]).persist(StorageLevel.MEMORY_AND_DISK)
+    digital_records = silver.digital_records(canon["digital"], parses).persist(StorageLevel.MEMORY_AND_DISK)
     digital_links = link_to_persons(spark, settings, digital_records, digital_targets, resolution, "digital")
     contact_records.unpersist()
     contact_links.unpersist()
@@ -336,6 +350,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
 
     summary: dict = {name: {"version": r.version, "rows": r.rows} for name, r in written.items()}
     summary["resolution"] = resolution
+    summary["addresses_parsed"] = parsed_now
     summary["as_of_dates"] = [d.isoformat() for d in as_of_dates]
     summary["experiments"] = {
         **experiments,

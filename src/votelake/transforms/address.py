@@ -39,6 +39,7 @@ same address is repeated for everyone living there.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import re
 import unicodedata
 
@@ -67,6 +68,12 @@ ADDRESS_STRUCT = T.StructType([T.StructField(name, T.StringType(), True) for nam
 """The Spark type returned by :func:`parse_address`: all fields are nullable strings."""
 
 STATUS_OK, STATUS_AMBIGUOUS, STATUS_FAILED = "ok", "ambiguous", "failed"
+
+# The parser a stored parse came from: another usaddress model or a change of
+# the rules here parses anew (bump the rules number when this module's output changes).
+PARSER = f"usaddress {importlib.metadata.version('usaddress')}, rules 1"
+# The address text as parsed: upper case, single spaces (see :func:`_parse_key`).
+PARSE_KEY = "parse_key"
 
 # USPS Publication 28, Appendix C1: standard suffix abbreviation, then the
 # spellings it replaces. The abbreviation itself also maps to itself.
@@ -392,17 +399,46 @@ def _parse_key(raw: Column) -> Column:
     return F.coalesce(F.trim(F.regexp_replace(F.upper(raw), r"\s+", " ")), F.lit(""))
 
 
+def parse_keys(texts: DataFrame, col: str) -> DataFrame:
+    """The distinct address texts of a column, folded as the parser sees them.
+
+    Args:
+        texts: any DataFrame.
+        col: its address-text column.
+
+    Returns:
+        One column, :data:`PARSE_KEY`, one row per distinct folded text.
+    """
+    return texts.select(_parse_key(F.col(col)).alias(PARSE_KEY)).distinct()
+
+
+def new_parses(keys: DataFrame, known: DataFrame | None) -> DataFrame:
+    """Parse the address texts that ``known`` holds no parse of by this :data:`PARSER`.
+
+    Args:
+        keys: :func:`parse_keys`.
+        known: stored parses (``silver.address_parses``), or None.
+
+    Returns:
+        ``parse_key, parser`` and the :data:`ADDRESS_FIELDS` of each new text.
+    """
+    todo = keys if known is None else keys.join(
+        known.where(F.col("parser") == PARSER).select(PARSE_KEY), on=PARSE_KEY, how="left_anti")
+    parsed = todo.select(PARSE_KEY, F.lit(PARSER).alias("parser"), parse_address(F.col(PARSE_KEY)).alias("_a"))
+    return parsed.select(PARSE_KEY, "parser", *[F.col(f"_a.{f}").alias(f) for f in ADDRESS_FIELDS])
+
+
 def standardize_addresses(
-    df: DataFrame, col: str, out: str = "address", secondary: str | None = None
+    df: DataFrame, col: str, out: str = "address", secondary: str | None = None, parses: DataFrame | None = None
 ) -> DataFrame:
     """Add the parsed address struct to ``df``, parsing each distinct address once.
 
     Values are first folded to upper case with single spaces (which the parser
     ignores anyway), the distinct folded values are parsed by
-    :func:`parse_address`, and the result is joined back (``how="left"``).
-    The result is the same as ``parse_address`` on every row. ``df`` is read
-    twice (distinct values, then the join): cache it when it is costly to
-    recompute.
+    :func:`parse_address` (or looked up in ``parses``), and the result is
+    joined back (``how="left"``). The result is the same as ``parse_address``
+    on every row. ``df`` is read twice (distinct values, then the join):
+    cache it when it is costly to recompute.
 
     Args:
         df: any DataFrame.
@@ -410,6 +446,9 @@ def standardize_addresses(
         out: name of the struct column to add; must not exist in ``df``.
         secondary: optional name of a second address-line column (apartment,
             suite) appended to ``col`` before parsing, as in FL and OH files.
+        parses: stored parses holding every text of ``df`` (:func:`new_parses`
+            of its :func:`parse_keys`, with those stored before): nothing is
+            parsed here.
 
     Returns:
         ``df`` with its columns unchanged and one more, ``out``, of type
@@ -424,5 +463,9 @@ def standardize_addresses(
     key_col = "__address_parse_key"
     raw = F.col(col) if secondary is None else F.concat_ws(" ", F.col(col), F.col(secondary))
     keyed = df.select("*", _parse_key(raw).alias(key_col))
-    parsed = keyed.select(key_col).distinct().select(key_col, parse_address(F.col(key_col)).alias(out))
+    if parses is None:
+        parsed = keyed.select(key_col).distinct().select(key_col, parse_address(F.col(key_col)).alias(out))
+    else:
+        parsed = parses.where(F.col("parser") == PARSER).select(
+            F.col(PARSE_KEY).alias(key_col), F.struct(*ADDRESS_FIELDS).alias(out))
     return keyed.join(parsed, on=key_col, how="left").drop(key_col)

@@ -13,7 +13,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from votelake.canonical import ACTIVE_STATUSES, NOT_A_VOTE
-from votelake.transforms.address import standardize_addresses
+from votelake.transforms.address import parse_keys, standardize_addresses
 from votelake.transforms.standardize import (
     clean_email,
     clean_name,
@@ -50,7 +50,30 @@ def registration_key(state: Column, registration_id: Column) -> Column:
     return F.concat_ws(":", state, registration_id)
 
 
-def registration_snapshots(voters: DataFrame, state: str) -> DataFrame:
+def _registration_address(voters: DataFrame) -> DataFrame:
+    """The voter records with the address text registrations parse (``_address_raw``: both lines)."""
+    return voters.select("*", F.concat_ws(" ", F.col("res_address1"), F.col("res_address2")).alias("_address_raw"))
+
+
+def address_texts(voters: DataFrame, contacts: DataFrame, digital: DataFrame) -> DataFrame:
+    """Every distinct address text :func:`registration_snapshots`, :func:`contact_records` and
+    :func:`digital_records` parse, as :func:`votelake.transforms.address.parse_keys`.
+
+    Args:
+        voters: canonical ``voters`` records.
+        contacts: canonical ``contacts`` records.
+        digital: canonical ``digital`` records.
+
+    Returns:
+        One column, ``parse_key``, one row per distinct folded text.
+    """
+    texts = (_registration_address(voters).select(F.col("_address_raw").alias("_text"))
+             .unionByName(contacts.select(F.col("res_address1").alias("_text")))
+             .unionByName(digital.select(F.col("res_address1").alias("_text"))))
+    return parse_keys(texts, "_text")
+
+
+def registration_snapshots(voters: DataFrame, state: str, parses: DataFrame | None = None) -> DataFrame:
     """Standardize canonical voter records: one row per registration per snapshot.
 
     Names are cleaned (a generational suffix stored in the last name moves to
@@ -61,17 +84,15 @@ def registration_snapshots(voters: DataFrame, state: str) -> DataFrame:
         voters: canonical ``voters`` records (:func:`canonicalize.canonical_records`),
             possibly of several loads and sources.
         state: the two-letter state code.
+        parses: stored address parses holding every text of :func:`address_texts`
+            (None: each distinct address is parsed here).
 
     Returns:
         ``registration_key``, ``snapshot_date``, ``_load_id`` and
         :data:`REGISTRATION_ATTRIBUTES`.
     """
     last, suffix_in_last = split_name_suffix(F.col("last_name"))
-    records = voters.select(
-        "*",
-        F.concat_ws(" ", F.col("res_address1"), F.col("res_address2")).alias("_address_raw"),
-    )
-    parsed = standardize_addresses(records, "_address_raw", out="_addr")
+    parsed = standardize_addresses(_registration_address(voters), "_address_raw", out="_addr", parses=parses)
     a = lambda part: F.col(f"_addr.{part}")  # noqa: E731 - local shorthand
     return parsed.select(
         registration_key(F.lit(state), F.coalesce("registration_id", "state_voter_id")).alias("registration_key"),
@@ -287,19 +308,20 @@ def votes(history: DataFrame, voter_ids: DataFrame, state: str) -> tuple[DataFra
     return out, keyed.where(F.col("person_id").isNull())
 
 
-def contact_records(contacts: DataFrame, state: str) -> DataFrame:
+def contact_records(contacts: DataFrame, state: str, parses: DataFrame | None = None) -> DataFrame:
     """Standardize canonical contact records for linking (names, address, phone, e-mail).
 
     Args:
         contacts: canonical ``contacts`` records.
         state: the state whose voter ids the export quotes.
+        parses: stored address parses (see :func:`registration_snapshots`).
 
     Returns:
         The contact columns plus the linking columns ``record_id,
         claimed_state_voter_id, first_name, last_name, address_key, zip5,
         phone, email``.
     """
-    return _linking_columns(contacts, "contact_id", F.upper("state_voter_id"),
+    return _linking_columns(contacts, "contact_id", F.upper("state_voter_id"), parses,
                             "channel", "attempted_at", "result", "survey_question", "support_id", "program",
                             "_load_id")
 
@@ -309,7 +331,8 @@ RECORD_LINK_COLUMNS = ("record_id", "claimed_state_voter_id", "first_name", "las
                        "phone", "email")
 
 
-def _linking_columns(records: DataFrame, id_column: str, claimed_voter_id: Column, *keep: Column | str) -> DataFrame:
+def _linking_columns(records: DataFrame, id_column: str, claimed_voter_id: Column, parses: DataFrame | None,
+                     *keep: Column | str) -> DataFrame:
     """Standardize canonical contact or digital records into the linking columns.
 
     Args:
@@ -317,12 +340,13 @@ def _linking_columns(records: DataFrame, id_column: str, claimed_voter_id: Colum
             res_zip, phone, email``.
         id_column: the record's id column (becomes ``record_id``).
         claimed_voter_id: the voter id the record claims (null when none).
+        parses: stored address parses, or None.
         *keep: further columns to carry through.
 
     Returns:
         :data:`RECORD_LINK_COLUMNS` followed by ``keep``.
     """
-    parsed = standardize_addresses(records, "res_address1", out="_addr")
+    parsed = standardize_addresses(records, "res_address1", out="_addr", parses=parses)
     return parsed.select(
         F.col(id_column).alias("record_id"),
         claimed_voter_id.alias("claimed_state_voter_id"),
@@ -336,17 +360,18 @@ def _linking_columns(records: DataFrame, id_column: str, claimed_voter_id: Colum
     )
 
 
-def digital_records(digital: DataFrame) -> DataFrame:
+def digital_records(digital: DataFrame, parses: DataFrame | None = None) -> DataFrame:
     """Standardize canonical digital events for linking (profile name, address, phone, e-mail).
 
     Args:
         digital: canonical ``digital`` records.
+        parses: stored address parses (see :func:`registration_snapshots`).
 
     Returns:
         The event columns plus the linking columns (``claimed_state_voter_id``
         null: platforms do not know voter ids).
     """
-    return _linking_columns(digital, "event_id", F.lit(None).cast("string"),
+    return _linking_columns(digital, "event_id", F.lit(None).cast("string"), parses,
                             "channel", F.lower("event_type").alias("event_type"), "event_ts", "campaign",
                             "_load_id")
 
