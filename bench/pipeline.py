@@ -34,8 +34,19 @@ A run stopped part-way keeps its figures in ``<root>/progress.jsonl``:
 ``--measure-floors`` measures the floors it did not reach on the state it left,
 and ``--from-progress WHY`` writes its results.
 
-Writes ``bench/results/pipeline_<voters/1000>k.{json,md}``; ``python -m bench
-summary`` collects every size into the scaling curve and the ratios.
+Refresh (``--refresh``): after the full run, the state's next delivery
+(:mod:`votelake.synth.next_delivery`: a snapshot a week later with 1% of the
+registrations on the rolls moved, added, removed or renamed, and one more day
+of contacts and digital events) is written into the same landing folder, and
+ingest, build and score run again on it (train does not), each measured as
+the full run's jobs are. The results add the refresh's figures and, per job,
+its seconds against the full run's (the last repetition's, whose state it
+refreshes), with the sum of ingest, build and score and its ratio beside the
+target of :data:`REFRESH_TARGET`.
+
+Writes ``bench/results/pipeline_<voters/1000>k.{json,md}`` (with ``--refresh``,
+``pipeline_refresh_<voters/1000>k``); ``python -m bench summary`` collects
+every size into the scaling curve and the ratios.
 
 Run: ``python -m bench pipeline --voters 1000000 --root /data/bench1m --reps 3 --peers pandas,duckdb``;
 against a standalone cluster add ``--set spark.master=spark://127.0.0.1:7077``
@@ -67,6 +78,7 @@ from votelake.jobs.common import session_for
 from votelake.lakehouse import Lakehouse, load_catalog
 from votelake.landing import list_files
 from votelake.models import propensity as prop
+from votelake.synth.next_delivery import write_next_delivery
 from votelake.transforms.training_sets import election_electorate
 
 from bench import sparkmetrics
@@ -75,6 +87,10 @@ from bench.score_scale import PeakMemory, score_inputs
 from bench.storage_bench import machine
 
 IO_JOBS = ("synth", "ingest", "build", "score")
+# A refresh re-runs these on the next delivery (the models are not retrained).
+REFRESH_JOBS = ("ingest", "build", "score")
+# The share of the full run's ingest + build + score time a refresh should take.
+REFRESH_TARGET = 0.15
 CALL_SITES_SHOWN = 4  # per job, in the Markdown summary (the JSON keeps more)
 
 
@@ -344,6 +360,86 @@ def repetition(spark: SparkSession, settings: Settings, events_dir: Path, app_id
     return run_record({name: without_outputs(job) for name, job in figures.items()}, table_sizes(settings))
 
 
+def refresh(spark: SparkSession, settings: Settings, events_dir: Path, app_id: str,
+            progress: Path | None = None, days: int = 7, rate: float = 0.01) -> dict:
+    """Write the state's next delivery into its landing folder, then run ingest, build and score on it.
+
+    Args:
+        spark: the session.
+        settings: the state a full run left (its landing folder gets the delivery).
+        events_dir: Spark's event-log folder.
+        app_id: the session's application id.
+        progress: the progress file (each refresh job's figures are appended as it ends).
+        days: days from the state's snapshot to the next one.
+        rate: the share of registrations on the rolls that change.
+
+    Returns:
+        ``delivery`` (its dates, changes per kind, rows written, and the seconds it took to write)
+        and ``jobs``: per job its figures, as :func:`run_job` records them.
+    """
+    started = time.perf_counter()
+    delivery = write_next_delivery(spark, settings.landing, settings.layouts, settings.synth.seed,
+                                   settings.synth.partitions, truth=settings.synth.out / "truth", days=days, rate=rate)
+    written = {"seconds": round(time.perf_counter() - started, 1), "previous_snapshot": str(delivery.previous_snapshot),
+               "snapshot": str(delivery.snapshot), "event_day": str(delivery.event_day),
+               "on_rolls": delivery.on_rolls, "changes": delivery.changes, "rows": delivery.rows}
+    print(f"[bench] next delivery: {written['seconds']:,.1f} s, changes {delivery.changes}", flush=True)
+    log_progress(progress, {"refresh_delivery": written})
+    jobs = {}
+    for name in REFRESH_JOBS:
+        jobs[name] = without_outputs(run_job(name, spark, settings, events_dir, app_id))
+        log_progress(progress, {"refresh_job": name, **jobs[name]})
+    return {"delivery": written, "jobs": jobs}
+
+
+def refresh_comparison(full: dict[str, dict], refreshed: dict[str, dict]) -> dict:
+    """Each refreshed job's seconds against the full run's, and the sum of ingest, build and score.
+
+    Args:
+        full: the full run's figures per job (a repetition's ``jobs``).
+        refreshed: the refresh's figures per job.
+
+    Returns:
+        ``jobs``: per refreshed job ``full_seconds``, ``refresh_seconds`` and ``ratio`` (refresh / full;
+        None without a full-run figure); ``ingest_build_score``: the same for their sum (None unless every
+        one of them ran in both); ``target_ratio``: :data:`REFRESH_TARGET`.
+    """
+    def row(full_s: float | None, refresh_s: float | None) -> dict:
+        ratio = round(refresh_s / full_s, 3) if full_s and refresh_s is not None else None
+        return {"full_seconds": full_s, "refresh_seconds": refresh_s, "ratio": ratio}
+
+    jobs = {name: row(full.get(name, {}).get("seconds"), job["seconds"]) for name, job in refreshed.items()}
+    both = all(jobs.get(n, {}).get("full_seconds") is not None for n in REFRESH_JOBS)
+    total = (row(round(sum(jobs[n]["full_seconds"] for n in REFRESH_JOBS), 1),
+                 round(sum(jobs[n]["refresh_seconds"] for n in REFRESH_JOBS), 1)) if both
+             else row(None, None))
+    return {"jobs": jobs, "ingest_build_score": total, "target_ratio": REFRESH_TARGET}
+
+
+def refresh_markdown(refreshed: dict) -> list[str]:
+    """The refresh's lines of the summary: the delivery, and each job's seconds against the full run's."""
+    d, c = refreshed["delivery"], refreshed["comparison"]
+    changes = ", ".join(f"{k} {v:,}" for k, v in d["changes"].items())
+    lines = ["", f"## Refresh: the next delivery ({d['snapshot']}, a snapshot after {d['previous_snapshot']})", "",
+             f"Changed registrations ({sum(d['changes'].values()):,} of {d['on_rolls']:,} on the rolls): {changes}; "
+             f"one more day of events ({d['event_day']}): {d['rows'].get('contacts', 0):,} contacts, "
+             f"{d['rows'].get('digital', 0):,} digital. Written in {d['seconds']:,.1f} s (not counted below). "
+             "Train is not re-run.", "",
+             "| job | full run s | refresh s | refresh / full |", "|---|---:|---:|---:|"]
+
+    def cell(v, fmt):
+        return "—" if v is None else fmt.format(v)
+
+    for name, r in c["jobs"].items():
+        lines.append(f"| {name} | {cell(r['full_seconds'], '{:,.1f}')} | {cell(r['refresh_seconds'], '{:,.1f}')} | "
+                     f"{cell(r['ratio'], '{:.2f}')} |")
+    t = c["ingest_build_score"]
+    lines += [f"| **ingest + build + score** | **{cell(t['full_seconds'], '{:,.1f}')}** | "
+              f"**{cell(t['refresh_seconds'], '{:,.1f}')}** | **{cell(t['ratio'], '{:.2f}')}** |", "",
+              f"Target: a refresh's ingest + build + score within {c['target_ratio']:.0%} of the full run's."]
+    return lines
+
+
 def add_floors(spark: SparkSession, settings: Settings, figures: dict[str, dict], progress: Path | None) -> None:
     """Measure the floor of each job in ``figures`` that has none yet, and log it to ``progress``.
 
@@ -529,6 +625,8 @@ def markdown(result: dict) -> str:
     lines += ["", "Delta tables after the last repetition:", "", "| table | files | MiB | rows |", "|---|---:|---:|---:|"]
     for name, t in sorted(last["table_sizes"].items()):
         lines.append(f"| {name} | {t['files']:,} | {t['bytes'] / 2**20:,.1f} | {t['rows']:,} |")
+    if result.get("refresh"):
+        lines += refresh_markdown(result["refresh"])
     if result.get("peers"):
         lines += ["", "| peer | seconds | peak RSS GiB | AUC (best) | LR AUC | GBT AUC | voters |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
@@ -566,8 +664,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--keep", action="store_true", help="keep the state the run leaves (one repetition)")
     parser.add_argument("--resume", action="store_true",
                         help="run --jobs on the state a --keep run left, and add them to its results")
+    parser.add_argument("--refresh", action="store_true",
+                        help="after the run, write the next delivery and re-run ingest, build and score on it")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--name", default=None, help="results file stem (default pipeline_<voters/1000>k)")
+    parser.add_argument("--name", default=None, help="results file stem (default pipeline_<voters/1000>k, "
+                                                     "pipeline_refresh_<voters/1000>k with --refresh)")
     parser.add_argument("--from-progress", metavar="WHY",
                         help="write the results of a run under --root that stopped part-way, saying why it stopped")
     parser.add_argument("--recount-train-floor", action="store_true",
@@ -578,7 +679,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if (args.resume or args.keep) and args.reps != 1:
         parser.error("--keep and --resume run one repetition")
-    stem = args.name or f"pipeline_{args.voters // 1000}k"
+    stem = args.name or f"pipeline_{'refresh_' if args.refresh else ''}{args.voters // 1000}k"
     root = args.root.resolve()
     progress = root / "progress.jsonl"
     command = "python -m bench pipeline " + " ".join(argv or sys.argv[1:])
@@ -627,9 +728,15 @@ def main(argv: list[str] | None = None) -> dict:
         for engine in filter(None, args.peers.split(",")):
             peers.setdefault(engine, []).append(run_peer(engine, settings.landing, root / "peer"))
             log_progress(progress, {"peer": engine, **peers[engine][-1]})
+    # After the peers, which read the full run's landing files only.
+    refreshed = refresh(spark, settings, events_dir, app_id, progress) if args.refresh else None
     result = result_of(args.voters, command, spark.conf.get("spark.master"), reps, peers)
     if args.resume and (RESULTS / f"{stem}.json").exists():
         result = merged(json.loads((RESULTS / f"{stem}.json").read_text()), result)
+    if refreshed is not None:
+        # Against the repetition whose state it refreshed (after --resume, the merged one).
+        result["refresh"] = {**refreshed, "comparison": refresh_comparison(result["runs"][-1]["jobs"],
+                                                                           refreshed["jobs"])}
     write_results(stem, result, markdown(result))
     if not (args.keep or args.resume):
         shutil.rmtree(root / "state", ignore_errors=True)

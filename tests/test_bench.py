@@ -12,8 +12,9 @@ from deltalake import write_deltalake
 
 from bench import sparkmetrics, summary
 from bench.model_quality import JOBS, settings_for
-from bench.pipeline import (added, kept_event_log, kept_outputs, log_progress, markdown, now_ms, read_progress,
-                            recount_train_floor, result_of, table_files, training_floor)
+from bench.pipeline import (REFRESH_TARGET, added, kept_event_log, kept_outputs, log_progress, markdown, now_ms,
+                            read_progress, recount_train_floor, refresh_comparison, result_of, table_files,
+                            training_floor)
 from bench.summary import exponent, memory_limit_voters
 from votelake.lakehouse import load_catalog
 
@@ -253,3 +254,29 @@ def test_the_event_log_of_a_stopped_run(tmp_path: Path):
     assert kept_event_log(tmp_path, {"app_id": "local-8"}) == tmp_path / "local-8.inprogress"
     with pytest.raises(FileNotFoundError, match="2 event logs"):
         kept_event_log(tmp_path, {})
+
+
+def test_a_refresh_is_reported_against_the_full_run(tmp_path: Path):
+    full = {n: job_figures(s) for n, s in [("synth", 5.0), ("ingest", 20.0), ("build", 60.0), ("train", 30.0),
+                                           ("score", 20.0)]}
+    refreshed = {n: job_figures(s) for n, s in [("ingest", 4.0), ("build", 50.0), ("score", 18.0)]}
+    comparison = refresh_comparison(full, refreshed)
+    assert comparison["jobs"]["ingest"] == {"full_seconds": 20.0, "refresh_seconds": 4.0, "ratio": 0.2}
+    assert comparison["ingest_build_score"] == {"full_seconds": 100.0, "refresh_seconds": 72.0, "ratio": 0.72}
+    assert comparison["target_ratio"] == REFRESH_TARGET
+    # A full run without build (run in parts elsewhere): no sum to compare.
+    partial = refresh_comparison({n: full[n] for n in ("ingest", "score")}, refreshed)
+    assert partial["jobs"]["build"]["ratio"] is None and partial["ingest_build_score"]["ratio"] is None
+
+    result = result_of(1000, "python -m bench pipeline --voters 1000 --refresh", "local[2]",
+                       [{"jobs": full, "table_sizes": {}, "total_seconds": 135.0}], {})
+    delivery = {"seconds": 3.0, "previous_snapshot": "2026-09-01", "snapshot": "2026-09-08",
+                "event_day": "2026-09-01", "on_rolls": 950, "changes": {"move": 3, "new": 3, "removal": 2, "name": 1},
+                "rows": {"ncvoter": 1003, "contacts": 5, "digital": 40}}
+    result["refresh"] = {"delivery": delivery, "jobs": refreshed, "comparison": comparison}
+    text = markdown(result)
+    assert "| build | 60.0 | 50.0 | 0.83 |" in text
+    assert "| **ingest + build + score** | **100.0** | **72.0** | **0.72** |" in text
+    assert "Changed registrations (9 of 950 on the rolls): move 3, new 3, removal 2, name 1" in text
+    # The summary of every size reads a results file with a refresh as before.
+    assert "| ingest | 20.0 |" in summary.markdown([json.loads(json.dumps(result))])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,11 +12,15 @@ from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from conftest import synthetic_state_settings
 from votelake.config import CONF_DIR, SynthSettings
+from votelake.jobs import build, ingest
+from votelake.lakehouse import Lakehouse
 from votelake.layouts import load_layout
 from votelake.synth import SNAPSHOT_DATE, build_frames, campaign, generate
 from votelake.synth.census_names import SLOTS_PER_PERCENT, census_table
 from votelake.synth.generate import read_truth
+from votelake.synth.next_delivery import CHANGE_SHARES, write_next_delivery
 
 LAYOUTS = CONF_DIR / "layouts"
 N = 3000
@@ -296,3 +302,95 @@ def test_names_collide_as_often_as_in_the_census(spark, synth):
 def _census_shares(kind: str) -> list[float]:
     """The percent shares of the names a census table lists at 0.001 % or more."""
     return [slots / SLOTS_PER_PERCENT for _, slots in census_table(kind) if slots]
+
+
+@pytest.fixture(scope="module")
+def next_delivery(spark, synth, tmp_path_factory):
+    """The module's state copied, then its next delivery written beside the first (the state stays as generated)."""
+    settings, report = synth
+    root = tmp_path_factory.mktemp("next")
+    shutil.copytree(Path(settings.out) / "landing", root / "landing")
+    delivery = write_next_delivery(spark, root / "landing", LAYOUTS, settings.seed, settings.partitions,
+                                   truth=root / "truth")
+    return root, delivery
+
+
+def test_the_next_delivery_changes_one_percent_of_registrations_four_ways(spark, synth, next_delivery):
+    _, report = synth
+    root, delivery = next_delivery
+    assert delivery.previous_snapshot == SNAPSHOT_DATE and delivery.snapshot == SNAPSHOT_DATE + dt.timedelta(days=7)
+    assert delivery.paths["ncvoter"] == root / "landing" / "ncvoter" / f"snapshot_{delivery.snapshot:%Y%m%d}"
+    assert _first_line(delivery.paths["ncvoter"]).split("\t") == list(load_layout(LAYOUTS, "nc_ncvoter").columns)
+    # About 1% of the registrations on the rolls, each kind near its share (small counts at 3,000 persons).
+    changed = sum(delivery.changes.values())
+    assert 0.006 <= changed / delivery.on_rolls <= 0.014, delivery.changes
+    for kind, share in CHANGE_SHARES.items():
+        expected = 0.01 * share * delivery.on_rolls
+        assert expected / 3 <= delivery.changes[kind] <= expected * 2.5 + 2, (kind, delivery.changes)
+    # The files say what the truth says: compare the two snapshots registration by registration.
+    key = ["county_id", "voter_reg_num"]
+    old = _tsv(spark, report.paths["ncvoter"]).na.fill("")
+    new = _tsv(spark, delivery.paths["ncvoter"]).na.fill("")
+    assert new.count() == old.count() + delivery.changes["new"] == delivery.rows["ncvoter"]
+    pairs = old.alias("o").join(new.alias("n"), on=key, how="full")
+    differs = [F.col(f"o.{c}") != F.col(f"n.{c}") for c in ("res_street_address", "last_name", "status_cd")]
+    found = pairs.select(
+        *key, F.col("n.ncid").alias("ncid"),
+        F.when(F.col("o.ncid").isNull(), "new").when(differs[0], "move").when(differs[1], "name")
+        .when(differs[2] & (F.col("n.status_cd") == "R"), "removal").alias("change"))
+    truth = spark.read.parquet(str(delivery.paths["changes"])).select("ncid", *key, "change")
+    assertDataFrameEqual(found.where(F.col("change").isNotNull()).select("ncid", *key, "change"), truth)
+    # Nothing else changed, and the new registrations carry new ids.
+    unchanged = pairs.where(F.col("o.ncid").isNotNull()).join(truth, on=key, how="left_anti")
+    cols = [c for c in old.columns if c not in key]
+    assert unchanged.where(F.greatest(*[(F.col(f"o.{c}") != F.col(f"n.{c}")).cast("int") for c in cols]) > 0
+                           ).count() == 0
+    added = new.join(old.select("ncid"), on="ncid", how="left_semi")
+    assert added.join(truth.where(F.col("change") == "new"), on="ncid", how="left_semi").count() == 0
+    assert new.where(~F.col("ncid").rlike("^[A-Z]{2}[0-9]{6,}$")).count() == 0
+    assert new.groupBy("county_id", "voter_reg_num").count().where("count > 1").count() == 0
+
+
+def test_the_next_delivery_adds_one_day_of_campaign_events_in_new_files(spark, synth, next_delivery):
+    _, report = synth
+    root, delivery = next_delivery
+    contacts = _csv(spark, report.paths["contacts"])
+    newest = contacts.agg(F.max(F.to_date(F.substring("attempted_at", 1, 10)))).first()[0]
+    assert delivery.event_day == newest + dt.timedelta(days=1) <= delivery.snapshot
+    for name, fmt in (("contacts", "csv"), ("digital", "json")):
+        assert delivery.paths[name].parent == root / "landing" / name
+        df = _csv(spark, delivery.paths[name]) if fmt == "csv" else spark.read.json(str(delivery.paths[name]))
+        ts = "attempted_at" if name == "contacts" else "event_ts"
+        days = [r[0] for r in df.select(F.to_date(F.substring(ts, 1, 10))).distinct().collect()]
+        assert days == [delivery.event_day] and df.count() == delivery.rows[name] > 0
+    # A new day's contacts are new contact ids, about one average day of the earlier ones.
+    new = _csv(spark, delivery.paths["contacts"])
+    assert new.join(contacts, on="contact_id", how="left_semi").count() == 0
+    assert _first_line(delivery.paths["contacts"]).split(",") == list(load_layout(LAYOUTS, "contacts").columns)
+
+
+@pytest.mark.slow  # two ingests and a build: minutes on two cores
+def test_the_build_runs_on_the_next_snapshot_beside_the_first(spark, synth, next_delivery):
+    """Ingest the first delivery, then the next one, then build: removals end versions, new registrations start."""
+    root, delivery = next_delivery
+    settings = synthetic_state_settings(root / "state", N, f"landing={root / 'landing'}", "synth.partitions=2")
+    # As they arrive: the first delivery alone (each load's rows are checked on their own), then the next.
+    aside = root / "aside"
+    aside.mkdir()
+    for name in ("ncvoter", "contacts", "digital"):
+        delivery.paths[name].rename(aside / name)
+    ingest.run(spark, settings)
+    for name in ("ncvoter", "contacts", "digital"):
+        (aside / name).rename(delivery.paths[name])
+    loaded = ingest.run(spark, settings)
+    assert loaded["ncvoter"]["bronze"] == delivery.rows["ncvoter"]
+    assert loaded["contacts"]["bronze"] == delivery.rows["contacts"]
+    assert loaded["ncvhis"]["skipped"] == "already loaded"
+    build.run(spark, settings)
+    regs = Lakehouse.open(spark, settings).read("silver.registrations")
+    newest = regs.where(F.col("is_current") & (F.col("valid_from") == F.lit(delivery.snapshot)))
+    counts = {r["status"]: r["count"] for r in newest.groupBy("status").count().collect()}
+    # New versions: moves, name changes and new registrations on the rolls, removals off them.
+    assert counts["REMOVED"] == delivery.changes["removal"]
+    assert sum(counts.values()) == sum(delivery.changes.values())
+    assert regs.where(F.col("is_current")).count() == delivery.rows["ncvoter"]

@@ -1,6 +1,7 @@
 """The ``votelake`` command line: the same job functions as ``jobs/*.py``.
 
     votelake synth --voters N --seed S --out DIR
+    votelake synth --next-delivery [--days 7] [--change-rate 0.01] [--out DIR]   # a later snapshot, one more day
     votelake run JOB [--conf FILE] [--set key=value ...]
     votelake pipeline [--conf FILE] [--set key=value ...]
     votelake forget --state-voter-id ID [--email E] [--phone P] --reason R [--purge-now]
@@ -126,6 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_synth.add_argument("--voters", type=int, help="number of voters (synth.voters)")
     p_synth.add_argument("--seed", type=int, help="random seed (synth.seed)")
     p_synth.add_argument("--out", help="output folder (synth.out); landing files go to OUT/landing")
+    p_synth.add_argument("--next-delivery", action="store_true",
+                         help="write the next delivery of the state already under OUT: a later snapshot with "
+                              "--change-rate of its registrations changed, and one more day of contacts and digital")
+    p_synth.add_argument("--days", type=int, default=7, help="days from the newest snapshot to the next (default 7)")
+    p_synth.add_argument("--change-rate", type=float, default=0.01,
+                         help="share of the registrations on the rolls that change (default 0.01)")
     _config_args(p_synth)
     p_run = sub.add_parser("run", help="run one job")
     p_run.add_argument("job", choices=sorted(JOBS))
@@ -171,9 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[votelake] incomplete runs changed {', '.join(incomplete)}: readers stay on the current "
                   "versions until the job is re-run", file=sys.stderr)
         return 0
-    names = {"synth": ["synth"], "run": [getattr(args, "job", "")], "pipeline": list(PIPELINE),
-             "forget": ["forget"]}[args.command]
+    names = {"synth": ["next_delivery" if getattr(args, "next_delivery", False) else "synth"],
+             "run": [getattr(args, "job", "")], "pipeline": list(PIPELINE), "forget": ["forget"]}[args.command]
     jobs = {**JOBS, "forget": functools.partial(forget.run, args=args)}
+    if args.command == "synth":
+        jobs["next_delivery"] = functools.partial(synth.next_delivery, days=args.days, rate=args.change_rate)
     started = time.perf_counter()
     try:
         results = run_jobs(settings, [(n, jobs[n]) for n in names])
