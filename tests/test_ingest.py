@@ -232,7 +232,7 @@ def test_rows_an_erasure_names_are_counted_per_file_and_kept_out_of_bronze(spark
 
 
 def test_a_load_whose_counts_disagree_does_not_reconcile():
-    """Rows read per file must all be written once, and each write's count must be what Delta committed."""
+    """Rows read per file must all be written once, and each table must commit the rows counted for it."""
     good = {"table": "bronze.t", "read": {"/l/a.txt": 3, "/l/b.txt": 2},
             "bronze": {"/l/a.txt": 2, "/l/b.txt": 1}, "quarantined": {"/l/a.txt": 1, "/l/b.txt": 0},
             "erased": {"/l/a.txt": 0, "/l/b.txt": 1}, "committed_bronze": 3, "committed_quarantine": 1}

@@ -231,14 +231,23 @@ class Lakehouse:
     def merge(self, df: DataFrame, name: str) -> WriteResult:
         """Upsert rows into a table by its primary key (Delta MERGE), recorded as this job's commit.
 
+        The table's quality gate then validates the table as merged: its
+        checks (unique keys, a row count that may only grow) are about the
+        whole table, which only exists once merged.
+
         Args:
             df: the rows (keys unique).
             name: the table's catalog name.
 
         Returns:
             What the store committed.
+
+        Raises:
+            QualityGateError: the merged table fails its gate (the job stops there).
         """
-        return self.store.merge(df, self.catalog[name], metadata={"votelake.job": self.job} if self.job else None)
+        result = self.store.merge(df, self.catalog[name], metadata={"votelake.job": self.job} if self.job else None)
+        self.check_quality(self.read(name, version=result.version), name, persist=False)
+        return result
 
     def app_id(self, step: str | None = None) -> str:
         """The application id this job's writes record: ``votelake.<job>[.<step>]``."""

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
-from pyspark.sql import Column, DataFrame, Observation, Row, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.storagelevel import StorageLevel
@@ -299,42 +299,6 @@ def _new_files(delivery: Delivery, loaded: set[str]) -> tuple[list[LandingFile],
     return new, skipped
 
 
-def _counts_per_file(load_ids: dict[str, str], where: Column | None = None) -> list[Column]:
-    """Aggregate Columns counting each file's rows (where ``where`` holds), to observe on a write.
-
-    Args:
-        load_ids: each file's load id (files of one load have distinct contents, so distinct load ids), by uri.
-        where: counts only the rows where it is true (None: every row).
-
-    Returns:
-        One ``count_if`` per file, named by the file's position in ``load_ids``.
-    """
-    return [F.count_if((F.col("_load_id") == F.lit(lid)) & (F.lit(True) if where is None else where)).alias(f"f{i}")
-            for i, lid in enumerate(load_ids.values())]
-
-
-def _observed(observation: Observation | None, load_ids: dict[str, str]) -> dict[str, int]:
-    """What :func:`_counts_per_file` observed on a write.
-
-    Args:
-        observation: the write's observation (None: nothing was to be written).
-        load_ids: the files, as given to :func:`_counts_per_file`.
-
-    Returns:
-        The count per uri (zeros without an observation).
-
-    Raises:
-        RuntimeError: the write did not report the counts (e.g. a client that drops a command's metrics).
-    """
-    if observation is None:
-        return {uri: 0 for uri in load_ids}
-    # Waits for the write that carried the observation (it has run: the write returned).
-    seen = observation.get
-    if len(seen) != len(load_ids):
-        raise RuntimeError(f"a write did not report its row counts per file (observed: {seen})")
-    return {uri: int(seen[f"f{i}"]) for i, uri in enumerate(load_ids)}
-
-
 def reconcile(table: str, read: dict[str, int], bronze: dict[str, int], quarantined: dict[str, int],
               erased: dict[str, int], committed_bronze: int, committed_quarantine: int) -> None:
     """Check that every row read is written once: per file, read = bronze + quarantined + erased.
@@ -342,9 +306,9 @@ def reconcile(table: str, read: dict[str, int], bronze: dict[str, int], quaranti
     Args:
         table: the bronze table (for the message).
         read: rows parsed per file, counted before the rows were split.
-        bronze: rows the bronze write received per file (observed on the write).
-        quarantined: rows the quarantine write received per file (observed on the write).
-        erased: rows an erasure kept out of bronze per file (observed on the bronze write).
+        bronze: usable rows kept for bronze per file, counted on the cached checked rows.
+        quarantined: rows quarantined per file, counted likewise.
+        erased: usable rows an erasure kept out of bronze per file, counted likewise.
         committed_bronze: rows Delta reports inserted into ``table``.
         committed_quarantine: rows Delta reports inserted into the quarantine.
 
@@ -381,9 +345,11 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
 
     The files are parsed, numbered and checked once into a cache that every
     step reads: one aggregate counts the rows read per file (and dates an
-    undated delivery), the quality gate runs, then each table is written once,
-    and what each write received is counted on the write itself
-    (:class:`pyspark.sql.Observation`) and against Delta's commit metrics.
+    undated delivery) and the rows each class of the split holds, the quality
+    gate runs, then each table is written once, and the rows each write
+    committed (Delta's commit metrics) are checked against those counts. (Not
+    a :class:`pyspark.sql.Observation` on the write: once used, it leaves the
+    session unserializable for MLlib models that keep their training summary.)
 
     Args:
         spark: the session.
@@ -424,8 +390,11 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
         dated = _dated(delivery)
         # The one pass before the gate: rows read per file (counted before any split), quarantined,
         # and each file's latest dated row when neither its name nor the config dates it.
+        # Each row counts once in "read" and once in the class its split puts it in (the writes are then checked
+        # against Delta's own counts of what they committed).
         stats = checked.groupBy(SOURCE_FILE).agg(
             F.count("*").alias("read"), F.count_if(~usable()).alias("bad"),
+            F.count_if(usable() & F.col(ERASED)).alias("erased"), F.count_if(usable() & ~F.col(ERASED)).alias("kept"),
             *([F.max(as_of(layout, loaded_at)).alias("as_of")] if dated is None else [])).collect()
         by_uri = _by_file(delivery, {r[SOURCE_FILE]: r for r in stats})
         read = {u: r["read"] if r else 0 for u, (_, r) in by_uri.items()}
@@ -436,29 +405,24 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
         kept = good.where(~F.col(ERASED)).drop(ERASED)
         # The load's quality gate runs before anything of it is written.
         lake.check_quality(kept, delivery.table, persist=False)
-        reasons, quarantine, committed_quarantine = {}, None, 0
+        reasons, committed_quarantine = {}, 0
         these = f"substring_index(_load_id, '-', -1) IN ({', '.join(repr(delivery.ids[f.uri]) for f in files)})"
         with_bad = [u for u, (_, r) in by_uri.items() if r and r["bad"]]
         if with_bad:
             # The report's commonest reasons: a small aggregate over the cached rows.
             reasons = {r["reason"]: r["n"] for r in bad.groupBy("reason").agg(F.count("*").alias("n"))
                        .orderBy(F.desc("n")).limit(20).collect()}
-            quarantine = Observation("quarantined")
-            rows = (bad.join(raw_lines(spark, layout, with_bad), on=[SOURCE_FILE, LINE], how="left")
-                    .observe(quarantine, *_counts_per_file(load_ids)))
+            rows = bad.join(raw_lines(spark, layout, with_bad), on=[SOURCE_FILE, LINE], how="left")
             in_quarantine = lake.replace_where(rows, "bronze.quarantine", f"source = '{src.name}' AND {these}",
                                                LOAD_ATTEMPTS)
             committed_quarantine = in_quarantine.metrics["rows_inserted"] if in_quarantine.committed else 0
-        erased_seen, bronze_seen = Observation("erased"), Observation("bronze")
-        rows = (good.observe(erased_seen, *_counts_per_file(load_ids, F.col(ERASED)))
-                .where(~F.col(ERASED)).drop(ERASED).observe(bronze_seen, *_counts_per_file(load_ids)))
-        written = lake.replace_where(rows, delivery.table, these, LOAD_ATTEMPTS)
+        written = lake.replace_where(kept, delivery.table, these, LOAD_ATTEMPTS)
     finally:
         checked.unpersist()
     # Nothing committed: no row to write (all quarantined or erased); the count check below still holds.
     in_bronze = written.metrics["rows_inserted"] if written.committed else 0
-    bronze, quarantined = _observed(bronze_seen, load_ids), _observed(quarantine, load_ids)
-    erased_rows = _observed(erased_seen, load_ids)
+    bronze, quarantined, erased_rows = ({u: r[key] if r else 0 for u, (_, r) in by_uri.items()}
+                                        for key in ("kept", "bad", "erased"))
     reconcile(delivery.table, read, bronze, quarantined, erased_rows, in_bronze, committed_quarantine)
     # "erased" only where erasures apply, so other sources' reports read as before.
     per_file = {u.rsplit("/", 1)[-1]: {"read": read[u], "bronze": bronze[u], "quarantined": quarantined[u],
