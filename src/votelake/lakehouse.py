@@ -56,6 +56,9 @@ class Lakehouse:
     # Contracts of the published tables, and where their checks are recorded.
     published: dict[str, contracts.Contract] = field(default_factory=dict)
     reports: Path = Path("reports/quality")
+    # Tables a manifest lists, as far as this handle has seen: a table once
+    # listed stays listed, so staged writes need not read the manifest again.
+    listed: set[str] = field(default_factory=set)
 
     @classmethod
     def open(cls, spark: SparkSession, settings: Settings, job: str | None = None) -> "Lakehouse":
@@ -159,13 +162,14 @@ class Lakehouse:
         Args:
             names: the tables the job writes.
         """
-        listed = self.manifest()
-        todo = [name for name in names if name not in listed]
+        self.listed |= set(self.manifest())
+        todo = [name for name in names if name not in self.listed]
         if not todo:
             return
         for name in todo:
             self.store.create(self.catalog[name])
         self.complete(f"baseline-{self.run_version}", {name: self.version(name) for name in todo})
+        self.listed |= set(todo)
 
     def incomplete(self, names: Iterable[str]) -> dict[str, str]:
         """The tables a run has changed without completing: their latest version is past the current one.
@@ -213,7 +217,9 @@ class Lakehouse:
             QualityGateError: the table's quality gate failed; nothing is
                 written, or (staged) the version written is not made current.
         """
-        after = gate and staged and name in self.manifest()
+        if staged and name not in self.listed:
+            self.listed |= set(self.manifest())
+        after = gate and staged and name in self.listed
         if gate and not after:
             self.check_quality(df, name)
         if self.job is None:
