@@ -437,6 +437,14 @@ def refresh_markdown(refreshed: dict) -> list[str]:
     lines += [f"| **ingest + build + score** | **{cell(t['full_seconds'], '{:,.1f}')}** | "
               f"**{cell(t['refresh_seconds'], '{:,.1f}')}** | **{cell(t['ratio'], '{:.2f}')}** |", "",
               f"Target: a refresh's ingest + build + score within {c['target_ratio']:.0%} of the full run's."]
+    resolution = ((refreshed["jobs"].get("build") or {}).get("summary") or {}).get("resolution") or {}
+    if resolution.get("resolved") == "changed":
+        lines += ["", f"Identity resolution resolved again {resolution['registrations_resolved_again']:,} of "
+                      f"{resolution['registrations']:,} registrations (the persons that "
+                      f"{resolution['changed_registrations']:,} changed and "
+                      f"{resolution['removed_registrations']:,} removed registrations reach)."]
+    elif resolution:
+        lines += ["", f"Identity resolution resolved every registration ({resolution.get('method')})."]
     return lines
 
 

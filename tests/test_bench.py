@@ -260,6 +260,9 @@ def test_a_refresh_is_reported_against_the_full_run(tmp_path: Path):
     full = {n: job_figures(s) for n, s in [("synth", 5.0), ("ingest", 20.0), ("build", 60.0), ("train", 30.0),
                                            ("score", 20.0)]}
     refreshed = {n: job_figures(s) for n, s in [("ingest", 4.0), ("build", 50.0), ("score", 18.0)]}
+    refreshed["build"]["summary"] = {"resolution": {
+        "method": "splink", "resolved": "changed", "registrations": 1003, "changed_registrations": 7,
+        "removed_registrations": 0, "registrations_resolved_again": 19}}
     comparison = refresh_comparison(full, refreshed)
     assert comparison["jobs"]["ingest"] == {"full_seconds": 20.0, "refresh_seconds": 4.0, "ratio": 0.2}
     assert comparison["ingest_build_score"] == {"full_seconds": 100.0, "refresh_seconds": 72.0, "ratio": 0.72}
@@ -278,5 +281,7 @@ def test_a_refresh_is_reported_against_the_full_run(tmp_path: Path):
     assert "| build | 60.0 | 50.0 | 0.83 |" in text
     assert "| **ingest + build + score** | **100.0** | **72.0** | **0.72** |" in text
     assert "Changed registrations (9 of 950 on the rolls): move 3, new 3, removal 2, name 1" in text
+    assert ("Identity resolution resolved again 19 of 1,003 registrations (the persons that 7 changed and "
+            "0 removed registrations reach).") in text
     # The summary of every size reads a results file with a refresh as before.
     assert "| ingest | 20.0 |" in summary.markdown([json.loads(json.dumps(result))])

@@ -22,11 +22,12 @@ from pyspark.testing import assertDataFrameEqual
 from conftest import synthetic_state_settings
 from votelake.config import RunSettings, TargetElection, UniverseRule
 from votelake.jobs import allocate, build, ingest, metrics, score, synth, train, universes
-from votelake import publish, readers
+from votelake import publish, readers, resolve
 from votelake.lakehouse import Lakehouse
 from votelake.layouts import LayoutError
 from votelake.models.against_truth import model_quality_against_truth
 from votelake.resolve.evaluate import resolution_against_truth
+from votelake.models import tracking
 from votelake.models.against_truth import active_ids_scored
 from votelake.synth.generate import read_truth
 
@@ -45,7 +46,8 @@ def settings(tmp_path_factory):
     # enough follow-up IDs on a small state; one learner without a search keeps
     # training short (the search and the gate between learners are tested in test_models.py).
     return synthetic_state_settings(root, VOTERS, "synth.seed=11", "synth.partitions=2",
-                                    "synth.experiment_share=0.5", "model.xgb_n_estimators=50", "model.xgb_max_depths=[4]", "model.learners=[xgb]",
+                                    "synth.experiment_share=0.5", "model.xgb_n_estimators=50", "model.xgb_max_depths=[4]",
+                                    "model.learners=[xgb]",
                                     "model.uplift_learners=[two_stage]", "model.tuning=none", "model.bootstrap=100",
                                     f"universes.lists=[{DO_NOT_CONTACT}]", f"universes.exports={root / 'exports'}",
                                     # Less capacity than voters, so the allocation has to choose.
@@ -514,3 +516,33 @@ def test_layout_change_fails_before_writing(spark, settings, pipeline, tmp_path)
     with pytest.raises(LayoutError, match="renamed-looking: middle_name → midl_name"):
         ingest.run(spark, drifted)
     assert (lake.version("bronze.ncvoter"), lake.version("bronze.ncvhis")) == before
+
+
+def test_a_refresh_resolves_only_what_changed_and_equals_resolving_everything(spark, settings, pipeline):
+    """The next delivery (1% of registrations changed, one more day of events): build resolves again only the
+    persons a change reaches, and gives every registration the person id resolving them all gives.
+
+    Last in the module: it lands a new delivery, which the tests above do not expect."""
+    lake = Lakehouse.open(spark, settings)
+    previous = lake.read("silver.person_ids", version=lake.current("silver.person_ids")).persist()
+    previous.count()  # kept as it is now: the build below overwrites the table
+    delivery = synth.next_delivery(spark, settings)
+    ingest.run(spark, settings)
+    refreshed = build.run(spark, settings)
+    resolution = refreshed["resolution"]
+    assert resolution["model"] == "reused" and resolution["resolved"] == "changed", resolution
+    # Moves, new registrations and new names change what resolution compares; a removal is a status
+    # (the registration stays on the file), which it does not compare.
+    compared = sum(n for kind, n in delivery["changes"].items() if kind != "removal")
+    assert resolution["changed_registrations"] >= compared > 0
+    assert resolution["removed_registrations"] == 0
+    assert resolution["registrations_resolved_again"] < resolution["registrations"] / 4, resolution
+
+    # Every registration resolved with the same model, the same previous ids kept.
+    model = tracking.latest_resolution_model(settings.mlflow, "dedupe")
+    everything = build.resolution_input(build.latest_versions(lake.read("silver.registrations")))
+    full = resolve.dedupe_registrations(spark, everything, settings.resolve, model=model)
+    assert full.figures == {"resolved": "all"}
+    assertDataFrameEqual(lake.read("silver.person_ids"), resolve.assign_person_ids(full.clusters, previous))
+    full.unpersist()
+    previous.unpersist()

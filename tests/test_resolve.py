@@ -21,6 +21,7 @@ from pyspark.testing import assertDataFrameEqual
 from votelake.config import CONF_DIR, SynthSettings
 from votelake.resolve import (
     PERSON_SCHEMA,
+    Previous,
     RECORD_SCHEMA,
     REGISTRATION_SCHEMA,
     ResolveSettings,
@@ -215,6 +216,46 @@ def test_synthetic_records_linked(state):
     # Nothing is dropped: one link row per record.
     assert links.count() == contacts.count() + digital.count()
     assert links.select("record_id").distinct().count() == links.count()
+
+
+@pytest.mark.slow  # Splink training on a 5,000-voter state: minutes on 2 cores
+def test_a_refresh_resolves_again_only_what_changed_with_the_clusters_of_resolving_everything(spark, state):
+    """About 4% of the registrations change: removed, moved, renamed, or registered again under a new key."""
+    regs, model, settings = state["regs"], state["dedupe"].model, state["settings"]
+    # The saved model (with its term frequencies) scores every pair as the training run did.
+    again = dedupe_registrations(spark, regs, settings, model=model)
+    assertDataFrameEqual(again.clusters, state["dedupe"].clusters)
+    again.unpersist()
+
+    draw = F.abs(F.xxhash64("registration_key")) % 100
+    changed = regs.where(draw != 0).select(
+        "registration_key", "state_voter_id", "first_name", "middle_name",
+        F.when(draw == 2, F.concat("last_name", F.lit("S"))).otherwise(F.col("last_name")).alias("last_name"),
+        "name_suffix", "birth_year", "birth_date", "gender",
+        F.when(draw == 1, F.concat(F.lit("9"), "address_key")).otherwise(F.col("address_key")).alias("address_key"),
+        "unit", "city", "zip5", "phone", "email")
+    registered_again = regs.where(draw == 3).select(
+        F.concat("registration_key", F.lit("-2")).alias("registration_key"),
+        F.concat(F.lit("NEW"), "state_voter_id").alias("state_voter_id"),
+        *[c for c in REGISTRATION_SCHEMA.fieldNames() if c not in ("registration_key", "state_voter_id")])
+    now = changed.unionByName(registered_again).persist()
+    refreshed = dedupe_registrations(spark, now, settings, model=model,
+                                     previous=Previous(regs, state["ids"]))
+    everything = dedupe_registrations(spark, now, settings, model=model)
+    assertDataFrameEqual(refreshed.clusters, everything.clusters)
+    figures = refreshed.figures
+    assert figures["removed_registrations"] == regs.where(draw == 0).count() > 0
+    edited = ((draw == 1) & F.col("address_key").isNotNull()) | ((draw == 2) & F.col("last_name").isNotNull())
+    assert figures["changed_registrations"] == regs.where(edited).count() + registered_again.count()
+    assert figures["registrations_resolved_again"] < now.count() / 4, figures
+    # Registered again under a new key: most join the person they duplicate.
+    joined = refreshed.clusters.where(F.col("registration_key").endswith("-2")).join(
+        refreshed.clusters.withColumnRenamed("registration_key", "other"), on="cluster_id", how="inner").where(
+        F.col("other") != F.col("registration_key"))
+    assert joined.select("registration_key").distinct().count() >= 0.9 * registered_again.count()
+    for result in (refreshed, everything):
+        result.unpersist()
+    now.unpersist()
 
 
 # --------------------------------------- hand-built data scored with the saved models

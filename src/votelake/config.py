@@ -317,6 +317,10 @@ class ResolveConfig(ResolveSettings):
     # differ by a typo and a move (recall about 0.90).
     method: Literal["rules", "splink"] = "splink"
     retrain: bool = False
+    # With the model the last build used (Splink), resolve again only the
+    # persons a new, changed or removed registration reaches; the clusters
+    # equal resolving every registration (votelake.resolve.dedupe._refresh).
+    incremental: bool = True
 
 
 class CalibrationSettings(_Strict):

@@ -34,7 +34,7 @@ from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
 from votelake import resolve
-from votelake.resolve import rules
+from votelake.resolve import engine, rules
 from votelake.config import Settings
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse, canonical_sources
@@ -49,6 +49,8 @@ from votelake.transforms.households import households, person_households
 SEVERAL_IDS_SAMPLE = 20
 # Every address text parsed so far: a cache, read at its latest version.
 PARSES = "silver.address_parses"
+# Commit metadata of silver.person_ids: the fingerprint of the Splink model that resolved them.
+MODEL_KEY = "votelake.resolution_model"
 
 
 def identity_report(settings: Settings, current: DataFrame, resolution: dict) -> dict:
@@ -113,24 +115,62 @@ def resolution_input(latest: DataFrame) -> DataFrame:
     )
 
 
-def resolve_registrations(spark: SparkSession, settings: Settings, registrations: DataFrame) -> tuple[DataFrame, dict]:
+def latest_versions(versions: DataFrame) -> DataFrame:
+    """The latest version of each registration (rows of ``silver.registrations``' shape)."""
+    latest = versions.groupBy("registration_key").agg(F.max("version").alias("version"))
+    return versions.join(latest, on=["registration_key", "version"], how="inner")
+
+
+def previous_resolution(lake: Lakehouse, settings: Settings, model: str | None) -> resolve.Previous | None:
+    """The resolution the current tables hold, when it was made with ``model``.
+
+    Args:
+        lake: the lakehouse.
+        settings: the run configuration (``resolve.incremental``).
+        model: the Splink model this build scores with (None: it trains one).
+
+    Returns:
+        The registrations and person ids readers see now, or None when this
+        build resolves everything: no model yet, ``resolve.incremental`` off,
+        no previous build, or one that used another model (its commit records
+        the model's fingerprint under :data:`MODEL_KEY`).
+    """
+    if model is None or not settings.resolve.incremental:
+        return None
+    versions = lake.current_versions(("silver.person_ids", "silver.registrations"))
+    at = versions["silver.person_ids"]
+    if at is None or versions["silver.registrations"] is None:
+        return None
+    if lake.latest_metadata("silver.person_ids", MODEL_KEY, at=at) != (engine.fingerprint(model), at):
+        return None
+    registrations = latest_versions(lake.read("silver.registrations", version=versions["silver.registrations"]))
+    return resolve.Previous(resolution_input(registrations), lake.read("silver.person_ids", version=at))
+
+
+def resolve_registrations(spark: SparkSession, settings: Settings, registrations: DataFrame,
+                          lake: Lakehouse) -> tuple[DataFrame, dict]:
     """Cluster registrations into persons with the configured method.
 
     Args:
         spark: the session (Splink runs its SQL through it).
         settings: the run configuration (``resolve``).
         registrations: :func:`resolution_input`.
+        lake: the lakehouse (a refresh reads the previous resolution there).
 
     Returns:
-        ``registration_key, cluster_id`` and a report of the method used.
+        ``registration_key, cluster_id`` and a report of the method used
+        (with Splink, ``model_fingerprint`` for the person ids' commit).
     """
     if settings.resolve.method == "rules":
         clusters = rules.dedupe_by_rules(registrations).persist(StorageLevel.MEMORY_AND_DISK)
         return clusters, {"method": "rules"}
     model = None if settings.resolve.retrain else tracking.latest_resolution_model(settings.mlflow, "dedupe")
-    dedupe = resolve.dedupe_registrations(spark, registrations, settings.resolve, model=model)
-    report: dict = {"method": "splink", "model": "reused" if model else "trained",
-                    "matched_pairs": dedupe.pairs.count()}  # a figure logged to MLflow; the pairs are checkpointed
+    dedupe = resolve.dedupe_registrations(spark, registrations, settings.resolve, model=model,
+                                          previous=previous_resolution(lake, settings, model))
+    report: dict = {"method": "splink", "model": "reused" if model else "trained", **dedupe.figures,
+                    "model_fingerprint": engine.fingerprint(dedupe.model),
+                    # a figure logged to MLflow (the pairs scored this run); the pairs are checkpointed
+                    "matched_pairs": dedupe.pairs.count()}
     if model is None:
         report["model_run_id"] = tracking.log_resolution_model(
             settings.mlflow, "dedupe", dedupe.model, settings.resolve.model_dump(mode="json"),
@@ -250,16 +290,20 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     snapshots = silver.registration_snapshots(canon["voters"], state, parses).persist(StorageLevel.MEMORY_AND_DISK)
     versions = silver.registration_history(snapshots).persist(StorageLevel.MEMORY_AND_DISK)
     newest_snapshot = snapshots.agg(F.max("snapshot_date")).first()[0]  # one value: the newest snapshot date
-    latest_version = versions.groupBy("registration_key").agg(F.max("version").alias("version"))
-    latest = versions.join(latest_version, on=["registration_key", "version"], how="inner")
+    latest = latest_versions(versions)
 
     # Identity resolution: registrations → persons, ids kept stable across refreshes.
-    previous = lake.read("silver.person_ids") if lake.version("silver.person_ids") is not None else None
+    # The person ids readers see now (those of the last complete build) are the ones kept.
+    at = lake.current("silver.person_ids")
+    previous = lake.read("silver.person_ids", version=at) if at is not None else None
     # Every table is then validated as written: readers keep to the listed versions until the manifest below.
     lake.baseline(OUTPUTS)
-    clusters, resolution = resolve_registrations(spark, settings, resolution_input(latest))
+    clusters, resolution = resolve_registrations(spark, settings, resolution_input(latest), lake)
     person_ids = resolve.assign_person_ids(clusters, previous).persist(StorageLevel.MEMORY_AND_DISK)
-    written = {"silver.person_ids": lake.write(person_ids, "silver.person_ids", "overwrite", staged=True)}
+    # The model's fingerprint on the commit tells the next build whether it may resolve only what changed.
+    fingerprint = resolution.pop("model_fingerprint", None)
+    written = {"silver.person_ids": lake.write(person_ids, "silver.person_ids", "overwrite", staged=True,
+                                               metadata={MODEL_KEY: fingerprint} if fingerprint else None)}
     # One row per registration: the write counted them (a re-run's skipped write did not).
     resolution["registrations"] = (written["silver.person_ids"].rows if written["silver.person_ids"].committed
                                    else person_ids.count())

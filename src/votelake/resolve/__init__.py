@@ -1,7 +1,8 @@
 """Identity resolution with Splink on Spark.
 
 * :func:`dedupe_registrations`: which registrations are the same person
-  (same state voter id, or a Splink ``dedupe_only`` model), as clusters;
+  (same state voter id, or a Splink ``dedupe_only`` model), as clusters; on
+  a refresh, only the clusters a change reaches are resolved again;
 * :func:`assign_person_ids`: person ids that stay stable across refreshes;
 * :func:`link_records`: contact-history and digital records to persons
   (claimed id, unique phone / e-mail, then a Splink ``link_only`` model);
@@ -12,7 +13,7 @@ Library code receives the SparkSession and never builds one. Settings live in
 :class:`ResolveSettings` (the ``resolve:`` section of the configuration).
 """
 
-from votelake.resolve.dedupe import DedupeResult, dedupe_registrations
+from votelake.resolve.dedupe import DedupeResult, Previous, dedupe_registrations
 from votelake.resolve.evaluate import (
     PairwiseScores,
     RecordScores,
@@ -38,6 +39,7 @@ __all__ = [
     "LinkSettings",
     "PERSON_SCHEMA",
     "PairwiseScores",
+    "Previous",
     "RECORD_SCHEMA",
     "REGISTRATION_SCHEMA",
     "RecordScores",

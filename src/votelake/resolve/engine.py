@@ -26,6 +26,7 @@ folder is removed before the call returns.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -168,11 +169,12 @@ def model_dict(model: str | Mapping[str, Any]) -> dict[str, Any]:
         model: the model's JSON text, or the dict itself.
 
     Returns:
-        A fresh dict (Splink may mutate what it is given).
+        A fresh dict (Splink may mutate what it is given), without the term
+        frequencies (:func:`frequencies_of` reads those).
     """
-    if isinstance(model, str):
-        return json.loads(model)
-    return json.loads(json.dumps(dict(model)))
+    data = json.loads(model) if isinstance(model, str) else json.loads(json.dumps(dict(model)))
+    data.pop(TF_KEY, None)
+    return data
 
 
 def model_json(linker) -> str:
@@ -185,6 +187,93 @@ def model_json(linker) -> str:
         Pretty-printed JSON text, loadable by :func:`model_dict`.
     """
     return json.dumps(linker.misc.save_model_to_json(), indent=2, sort_keys=True)
+
+
+# The key under which a model's JSON keeps its term frequencies (Splink's own
+# JSON has no place for them; :func:`model_dict` strips the key).
+TF_KEY = "votelake_term_frequencies"
+# Names fewer registrations than this hold could point at a person: they are
+# not stored, and share their mean frequency instead.
+TF_MIN_COUNT = 5
+
+
+def tf_columns(model: Mapping[str, Any]) -> list[str]:
+    """The columns a Splink model adjusts by term frequency."""
+    return sorted({level["tf_adjustment_column"] for comparison in model.get("comparisons", [])
+                   for level in comparison.get("comparison_levels", []) if level.get("tf_adjustment_column")})
+
+
+def term_frequencies(prepared: DataFrame, columns: Iterable[str]) -> dict[str, Any]:
+    """Each column's value frequencies, kept with the model so a pair's score depends only on the pair.
+
+    Splink otherwise counts them anew from each input, so one changed
+    registration would move the score of every pair sharing its name, and a
+    refresh could not keep the pairs it did not rescore.
+
+    Args:
+        prepared: the Splink input the model is trained on.
+        columns: the term-frequency columns (:func:`tf_columns`).
+
+    Returns:
+        ``{"min_count": TF_MIN_COUNT, "columns": {column: {"values": {value: tf}, "rare": tf}}}``;
+        ``tf`` is the value's share of the non-null values, ``rare`` the
+        mean share of the values held by fewer than ``min_count`` rows.
+    """
+    out: dict[str, Any] = {"min_count": TF_MIN_COUNT, "columns": {}}
+    for col in columns:
+        counts = prepared.where(F.col(col).isNotNull()).groupBy(col).agg(F.count("*").alias("n"))
+        frequent = F.col("n") >= TF_MIN_COUNT
+        # One row: the total, and the rare values' rows and count, for the shares below.
+        totals = counts.agg(F.sum("n").alias("total"), F.sum(F.when(~frequent, F.col("n"))).alias("rare_rows"),
+                            F.count(F.when(~frequent, 1)).alias("rare_values")).first()
+        total = int(totals["total"] or 0)
+        if total == 0:
+            continue
+        rows = counts.where(frequent).collect()  # the frequent values go into the model (a few per thousand rows)
+        rare = (int(totals["rare_rows"] or 0) / max(int(totals["rare_values"] or 0), 1)) / total
+        out["columns"][col] = {"values": {r[col]: r["n"] / total for r in rows}, "rare": rare or 1.0 / total}
+    return out
+
+
+def register_term_frequencies(db_api: SparkAPI, linker, prepared: DataFrame, frequencies: Mapping[str, Any]) -> list:
+    """Register a lookup per term-frequency column: the model's frequency of each value in the input.
+
+    Args:
+        db_api: the Splink API of ``linker``.
+        linker: the Linker that will predict.
+        prepared: its input.
+        frequencies: :func:`term_frequencies` of the model.
+
+    Returns:
+        The registered lookup tables (drop them with :func:`close`).
+    """
+    spark = prepared.sparkSession
+    registered = []
+    for col, table in frequencies.get("columns", {}).items():
+        known = spark.createDataFrame(list(table["values"].items()), f"{col} string, _tf double")
+        lookup = (prepared.where(F.col(col).isNotNull()).select(col).distinct()
+                  .join(F.broadcast(known), on=col, how="left")
+                  .select(col, F.coalesce(F.col("_tf"), F.lit(table["rare"])).alias(f"tf_{col}")))
+        sdf = db_api.register(lookup)
+        linker.table_management.register_term_frequency_lookup(sdf, col)
+        registered.append(sdf)
+    return registered
+
+
+def with_frequencies(model_text: str, frequencies: Mapping[str, Any]) -> str:
+    """The model JSON with its term frequencies under :data:`TF_KEY`."""
+    return json.dumps({**json.loads(model_text), TF_KEY: frequencies}, indent=2, sort_keys=True)
+
+
+def frequencies_of(model: str | Mapping[str, Any]) -> dict[str, Any] | None:
+    """The term frequencies a model keeps, or None (a model saved before they were kept)."""
+    data = json.loads(model) if isinstance(model, str) else model
+    return data.get(TF_KEY)
+
+
+def fingerprint(model: str) -> str:
+    """A short hash of a model's JSON: two runs with the same fingerprint score every pair alike."""
+    return hashlib.sha256(model.encode()).hexdigest()[:16]
 
 
 def train(linker, settings: ResolveSettings, prior_rules: Iterable[str], prior_recall: float,
