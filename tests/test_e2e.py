@@ -46,8 +46,8 @@ def settings(tmp_path_factory):
     # enough follow-up IDs on a small state; one learner without a search keeps
     # training short (the search and the gate between learners are tested in test_models.py).
     return synthetic_state_settings(root, VOTERS, "synth.seed=11", "synth.partitions=2",
-                                    "synth.experiment_share=0.5", "model.xgb_n_estimators=50", "model.xgb_max_depths=[4]",
-                                    "model.learners=[xgb]",
+                                    "synth.experiment_share=0.5", "model.learners=[xgb]",
+                                    "model.xgb_n_estimators=50", "model.xgb_max_depths=[4]",
                                     "model.uplift_learners=[two_stage]", "model.tuning=none", "model.bootstrap=100",
                                     f"universes.lists=[{DO_NOT_CONTACT}]", f"universes.exports={root / 'exports'}",
                                     # Less capacity than voters, so the allocation has to choose.

@@ -121,13 +121,16 @@ def latest_versions(versions: DataFrame) -> DataFrame:
     return versions.join(latest, on=["registration_key", "version"], how="inner")
 
 
-def previous_resolution(lake: Lakehouse, settings: Settings, model: str | None) -> resolve.Previous | None:
+def previous_resolution(lake: Lakehouse, settings: Settings, model: str | None, listed: dict[str, int | None],
+                        person_ids: DataFrame | None) -> resolve.Previous | None:
     """The resolution the current tables hold, when it was made with ``model``.
 
     Args:
         lake: the lakehouse.
         settings: the run configuration (``resolve.incremental``).
         model: the Splink model this build scores with (None: it trains one).
+        listed: the versions readers see of ``silver.person_ids`` and ``silver.registrations``.
+        person_ids: ``silver.person_ids`` at its listed version (None before a first build).
 
     Returns:
         The registrations and person ids readers see now, or None when this
@@ -135,20 +138,18 @@ def previous_resolution(lake: Lakehouse, settings: Settings, model: str | None) 
         no previous build, or one that used another model (its commit records
         the model's fingerprint under :data:`MODEL_KEY`).
     """
-    if model is None or not settings.resolve.incremental:
+    if model is None or not settings.resolve.incremental or person_ids is None:
         return None
-    versions = lake.current_versions(("silver.person_ids", "silver.registrations"))
-    at = versions["silver.person_ids"]
-    if at is None or versions["silver.registrations"] is None:
+    at, registrations_at = listed["silver.person_ids"], listed["silver.registrations"]
+    if registrations_at is None or lake.latest_metadata("silver.person_ids", MODEL_KEY, at=at) != (
+            engine.fingerprint(model), at):
         return None
-    if lake.latest_metadata("silver.person_ids", MODEL_KEY, at=at) != (engine.fingerprint(model), at):
-        return None
-    registrations = latest_versions(lake.read("silver.registrations", version=versions["silver.registrations"]))
-    return resolve.Previous(resolution_input(registrations), lake.read("silver.person_ids", version=at))
+    registrations = latest_versions(lake.read("silver.registrations", version=registrations_at))
+    return resolve.Previous(resolution_input(registrations), person_ids)
 
 
-def resolve_registrations(spark: SparkSession, settings: Settings, registrations: DataFrame,
-                          lake: Lakehouse) -> tuple[DataFrame, dict]:
+def resolve_registrations(spark: SparkSession, settings: Settings, registrations: DataFrame, lake: Lakehouse,
+                          listed: dict[str, int | None], person_ids: DataFrame | None) -> tuple[DataFrame, dict]:
     """Cluster registrations into persons with the configured method.
 
     Args:
@@ -156,6 +157,8 @@ def resolve_registrations(spark: SparkSession, settings: Settings, registrations
         settings: the run configuration (``resolve``).
         registrations: :func:`resolution_input`.
         lake: the lakehouse (a refresh reads the previous resolution there).
+        listed: see :func:`previous_resolution`.
+        person_ids: see :func:`previous_resolution`.
 
     Returns:
         ``registration_key, cluster_id`` and a report of the method used
@@ -166,7 +169,7 @@ def resolve_registrations(spark: SparkSession, settings: Settings, registrations
         return clusters, {"method": "rules"}
     model = None if settings.resolve.retrain else tracking.latest_resolution_model(settings.mlflow, "dedupe")
     dedupe = resolve.dedupe_registrations(spark, registrations, settings.resolve, model=model,
-                                          previous=previous_resolution(lake, settings, model))
+                                          previous=previous_resolution(lake, settings, model, listed, person_ids))
     report: dict = {"method": "splink", "model": "reused" if model else "trained", **dedupe.figures,
                     "model_fingerprint": engine.fingerprint(dedupe.model),
                     # a figure logged to MLflow (the pairs scored this run); the pairs are checkpointed
@@ -294,11 +297,12 @@ def run(spark: SparkSession, settings: Settings) -> dict:
 
     # Identity resolution: registrations → persons, ids kept stable across refreshes.
     # The person ids readers see now (those of the last complete build) are the ones kept.
-    at = lake.current("silver.person_ids")
+    listed = lake.current_versions(("silver.person_ids", "silver.registrations"))
+    at = listed["silver.person_ids"]
     previous = lake.read("silver.person_ids", version=at) if at is not None else None
     # Every table is then validated as written: readers keep to the listed versions until the manifest below.
     lake.baseline(OUTPUTS)
-    clusters, resolution = resolve_registrations(spark, settings, resolution_input(latest), lake)
+    clusters, resolution = resolve_registrations(spark, settings, resolution_input(latest), lake, listed, previous)
     person_ids = resolve.assign_person_ids(clusters, previous).persist(StorageLevel.MEMORY_AND_DISK)
     # The model's fingerprint on the commit tells the next build whether it may resolve only what changed.
     fingerprint = resolution.pop("model_fingerprint", None)

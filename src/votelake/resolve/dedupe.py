@@ -200,7 +200,7 @@ def _only_pairs_with(model: dict[str, Any], flag: str) -> dict[str, Any]:
     return {**model, "blocking_rules_to_generate_predictions": rules}
 
 
-def _edge_frame_schema(spark: SparkSession) -> DataFrame:
+def _no_edges(spark: SparkSession) -> DataFrame:
     """No edges, in the audit shape."""
     return spark.createDataFrame([], "registration_key_l string, registration_key_r string, "
                                      "match_probability double, match_weight double, matched_by string")
@@ -324,11 +324,11 @@ def dedupe_registrations(
         else:
             frequencies = engine.frequencies_of(model)
             text = model if isinstance(model, str) else json.dumps(dict(model), indent=2, sort_keys=True)
+            scoring = engine.model_dict(model)
             if previous is not None and frequencies is not None:
-                clusters, pairs, figures = _refresh(splink, prepared, engine.model_dict(model), frequencies,
-                                                    previous)
+                clusters, pairs, figures = _refresh(splink, prepared, scoring, frequencies, previous)
                 return DedupeResult(clusters=clusters, pairs=pairs, model=text, figures=figures)
-            linker = splink.linker(prepared, engine.model_dict(model), frequencies)
+            linker = splink.linker(prepared, scoring, frequencies)
         pairs = _edge_frame(splink.edges(linker), same_id_edges(prepared))
         clusters = splink.clusters(prepared, pairs)
         figures = {"resolved": "all"}
@@ -376,9 +376,10 @@ def _refresh(splink: _Splink, prepared: DataFrame, model: dict[str, Any], freque
         touched = splink.edges(splink.linker(flagged, _only_pairs_with(model, CHANGED), frequencies))
         ids = same_id_edges(prepared)
         seeds += [touched.select(F.col(c).alias("unique_id")) for c in ("registration_key_l", "registration_key_r")]
-        seeds += [ids.join(is_changed.withColumnRenamed("unique_id", side), on=side, how="left_semi")
-                  .select(F.col(end).alias("unique_id"))
-                  for side in ("unique_id_l", "unique_id_r") for end in ("unique_id_l", "unique_id_r")]
+        for side in ("unique_id_l", "unique_id_r"):
+            # Same-voter-id edges with a changed side: both their ends are reached.
+            touching = ids.join(is_changed.withColumnRenamed("unique_id", side), on=side, how="left_semi")
+            seeds += [touching.select(F.col(end).alias("unique_id")) for end in ("unique_id_l", "unique_id_r")]
     owners = previous.person_ids.where(F.col("person_id").isNotNull()).select(
         F.col("registration_key").alias("unique_id"), "person_id")
     reached = reduce(DataFrame.unionByName, seeds).join(owners, on="unique_id", how="inner").select(
@@ -394,7 +395,7 @@ def _refresh(splink: _Splink, prepared: DataFrame, model: dict[str, Any], freque
         pairs = _edge_frame(splink.edges(splink.linker(affected, model, frequencies)), same_id_edges(affected))
         fresh = splink.clusters(affected, pairs)
     else:
-        pairs = engine.materialize(_edge_frame_schema(prepared.sparkSession))
+        pairs = _no_edges(prepared.sparkSession)
         fresh = prepared.sparkSession.createDataFrame([], "registration_key string, cluster_id string")
     kept = placed.join(again, on="unique_id", how="left_anti").select(
         F.col("unique_id").alias("registration_key"),
