@@ -416,6 +416,12 @@ def refresh_comparison(full: dict[str, dict], refreshed: dict[str, dict]) -> dic
     return {"jobs": jobs, "ingest_build_score": total, "target_ratio": REFRESH_TARGET}
 
 
+def with_comparison(refreshed: dict, result: dict) -> dict:
+    """The refresh with its comparison against the repetition whose state it refreshed (the last; after
+    ``--resume``, the merged one)."""
+    return {**refreshed, "comparison": refresh_comparison(result["runs"][-1]["jobs"], refreshed["jobs"])}
+
+
 def refresh_markdown(refreshed: dict) -> list[str]:
     """The refresh's lines of the summary: the delivery, and each job's seconds against the full run's."""
     d, c = refreshed["delivery"], refreshed["comparison"]
@@ -487,14 +493,15 @@ def log_progress(progress: Path | None, record: dict) -> None:
             out.write(json.dumps(record, default=str) + "\n")
 
 
-def read_progress(progress: Path, settings: Settings) -> tuple[dict, list[dict], dict[str, list[dict]]]:
+def read_progress(progress: Path, settings: Settings) -> tuple[dict, list[dict], dict[str, list[dict]], dict]:
     """What a run stopped part-way had measured, from its progress file.
 
     Returns:
         The run's start record (command, master), its repetitions (a job seen
-        again starts the next one), and the peer runs.
+        again starts the next one), the peer runs, and the refresh (``delivery``
+        and the ``jobs`` it finished; empty when the run never reached it).
     """
-    start, runs, peers = {}, [{}], {}
+    start, runs, peers, refreshed = {}, [{}], {}, {}
     for line in progress.read_text().splitlines():
         record = json.loads(line)
         if "run" in record:
@@ -508,8 +515,12 @@ def read_progress(progress: Path, settings: Settings) -> tuple[dict, list[dict],
             runs[-1][record.pop("floor_of")]["floor"] = record
         elif "peer" in record:
             peers.setdefault(record.pop("peer"), []).append(record)
+        elif "refresh_delivery" in record:
+            refreshed = {"delivery": record["refresh_delivery"], "jobs": {}}
+        elif "refresh_job" in record:
+            refreshed["jobs"][record.pop("refresh_job")] = record
     sizes = table_sizes(settings)  # the state as the run left it
-    return start, [run_record(figures, sizes) for figures in runs if figures], peers
+    return start, [run_record(figures, sizes) for figures in runs if figures], peers, refreshed
 
 
 def without_outputs(job: dict) -> dict:
@@ -692,9 +703,12 @@ def main(argv: list[str] | None = None) -> dict:
     progress = root / "progress.jsonl"
     command = "python -m bench pipeline " + " ".join(argv or sys.argv[1:])
     if args.from_progress:
-        start, reps, peers = read_progress(progress, settings_for(args.voters, root / "state", args.overrides))
+        start, reps, peers, refreshed = read_progress(progress, settings_for(args.voters, root / "state",
+                                                                             args.overrides))
         result = result_of(args.voters, start.get("command", command), start.get("master"), reps, peers)
         result["stopped"] = args.from_progress
+        if refreshed:
+            result["refresh"] = with_comparison(refreshed, result)
         write_results(stem, result, markdown(result))
         return result
     events_dir = root / "eventlog"
@@ -706,7 +720,7 @@ def main(argv: list[str] | None = None) -> dict:
         return result
     if args.measure_floors:
         settings = settings_for(args.voters, root / "state", args.overrides)
-        _, reps, _ = read_progress(progress, settings)
+        _, reps, _, _ = read_progress(progress, settings)
         add_floors(session_for(settings), settings, reps[-1]["jobs"], progress)
         return {name: job.get("floor") for name, job in reps[-1]["jobs"].items()}
     events_dir.mkdir(parents=True, exist_ok=True)
@@ -742,9 +756,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.resume and (RESULTS / f"{stem}.json").exists():
         result = merged(json.loads((RESULTS / f"{stem}.json").read_text()), result)
     if refreshed is not None:
-        # Against the repetition whose state it refreshed (after --resume, the merged one).
-        result["refresh"] = {**refreshed, "comparison": refresh_comparison(result["runs"][-1]["jobs"],
-                                                                           refreshed["jobs"])}
+        result["refresh"] = with_comparison(refreshed, result)
     write_results(stem, result, markdown(result))
     if not (args.keep or args.resume):
         shutil.rmtree(root / "state", ignore_errors=True)

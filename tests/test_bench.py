@@ -14,7 +14,7 @@ from bench import sparkmetrics, summary
 from bench.model_quality import JOBS, settings_for
 from bench.pipeline import (REFRESH_TARGET, added, kept_event_log, kept_outputs, log_progress, markdown, now_ms,
                             read_progress, recount_train_floor, refresh_comparison, result_of, table_files,
-                            training_floor)
+                            training_floor, with_comparison)
 from bench.summary import exponent, memory_limit_voters
 from votelake.lakehouse import load_catalog
 
@@ -205,13 +205,13 @@ def test_a_run_stopped_part_way_keeps_what_it_measured(tmp_path: Path):
     log_progress(progress, {"peer": "duckdb", "failed": "exit code -9"})
     log_progress(None, {"job": "ignored"})  # no progress file: nothing written
 
-    start, reps, peers = read_progress(progress, settings_for(1000, tmp_path / "state", []))
+    start, reps, peers, refreshed = read_progress(progress, settings_for(1000, tmp_path / "state", []))
     assert start == {"command": "python -m bench pipeline --voters 1000", "master": "local[2]"}
     assert [list(r["jobs"]) for r in reps] == [["synth", "ingest"], ["synth"]]
     assert reps[0]["jobs"]["ingest"]["floor_ratio"] == 5.0 and "floor_ratio" not in reps[0]["jobs"]["synth"]
     assert [r["total_seconds"] for r in reps] == [30.0, 30.0]
     assert reps[0]["table_sizes"] == {}  # the state folder holds no table
-    assert peers == {"duckdb": [{"failed": "exit code -9"}]}
+    assert peers == {"duckdb": [{"failed": "exit code -9"}]} and refreshed == {}
 
     stopped = {**result_of(1000, start["command"], start["master"], reps[:1], {}), "stopped": "the sitting ended"}
     assert "**Stopped part-way:** the sitting ended" in markdown(stopped)
@@ -285,3 +285,18 @@ def test_a_refresh_is_reported_against_the_full_run(tmp_path: Path):
             "0 removed registrations reach).") in text
     # The summary of every size reads a results file with a refresh as before.
     assert "| ingest | 20.0 |" in summary.markdown([json.loads(json.dumps(result))])
+
+    # A run stopped during its refresh keeps the refresh jobs it finished.
+    progress = tmp_path / "progress.jsonl"
+    log_progress(progress, {"run": {"command": "python -m bench pipeline --voters 1000 --refresh"}})
+    for name, job in full.items():
+        if name != "train":  # (its figures carry the run summary, not needed here)
+            log_progress(progress, {"job": name, **job})
+    log_progress(progress, {"refresh_delivery": delivery})
+    log_progress(progress, {"refresh_job": "ingest", **refreshed["ingest"]})
+    start, reps, _, stopped = read_progress(progress, settings_for(1000, tmp_path / "state", []))
+    assert stopped == {"delivery": delivery, "jobs": {"ingest": refreshed["ingest"]}}
+    result = {**result_of(1000, start["command"], None, reps, {}), "stopped": "killed during the refresh build"}
+    result["refresh"] = with_comparison(stopped, result)
+    text = markdown(result)
+    assert "| ingest | 20.0 | 4.0 | 0.20 |" in text and "| **ingest + build + score** | **—** | **—** | **—** |" in text

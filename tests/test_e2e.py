@@ -519,21 +519,30 @@ def test_layout_change_fails_before_writing(spark, settings, pipeline, tmp_path)
 
 
 def test_a_refresh_resolves_only_what_changed_and_equals_resolving_everything(spark, settings, pipeline):
-    """The next delivery (1% of registrations changed, one more day of events): build resolves again only the
-    persons a change reaches, and gives every registration the person id resolving them all gives.
+    """Two weekly deliveries landed before one ingest (1% of registrations changed in each, a day of events
+    each): the ingest gates each snapshot on its own, and build resolves again only the persons a change
+    reaches, giving every registration the person id resolving them all gives.
 
-    Last in the module: it lands a new delivery, which the tests above do not expect."""
+    Last in the module: it lands new deliveries, which the tests above do not expect."""
     lake = Lakehouse.open(spark, settings)
     previous = lake.read("silver.person_ids", version=lake.current("silver.person_ids")).persist()
     previous.count()  # kept as it is now: the build below overwrites the table
-    delivery = synth.next_delivery(spark, settings)
-    ingest.run(spark, settings)
+    deliveries = [synth.next_delivery(spark, settings) for _ in range(2)]
+    loaded = ingest.run(spark, settings)
+    # One gate per snapshot: a registration is in both, once in each, and each is the size of the one before.
+    gates = [g for g in loaded["quality"]["gates"] if g["table"] == "bronze.ncvoter"]
+    landed = F.col("_snapshot_date") > F.lit(deliveries[0]["previous_snapshot"])
+    snapshots = lake.read("bronze.ncvoter").where(landed).groupBy("_snapshot_date").count().orderBy(
+        "_snapshot_date").collect()
+    assert [str(r["_snapshot_date"]) for r in snapshots] == [d["snapshot"] for d in deliveries]
+    assert [(g["success"], g["rows"]) for g in gates] == [(True, r["count"]) for r in snapshots]
     refreshed = build.run(spark, settings)
     resolution = refreshed["resolution"]
     assert resolution["model"] == "reused" and resolution["resolved"] == "changed", resolution
     # Moves, new registrations and new names change what resolution compares; a removal is a status
-    # (the registration stays on the file), which it does not compare.
-    compared = sum(n for kind, n in delivery["changes"].items() if kind != "removal")
+    # (the registration stays on the file), which it does not compare. One changed in both counts once.
+    changes = spark.read.parquet(*[str(d["paths"]["changes"]) for d in deliveries])
+    compared = changes.where(F.col("change") != "removal").select("county_id", "voter_reg_num").distinct().count()
     assert resolution["changed_registrations"] >= compared > 0
     assert resolution["removed_registrations"] == 0
     assert resolution["registrations_resolved_again"] < resolution["registrations"] / 4, resolution

@@ -104,6 +104,20 @@ def test_model_search_picks_the_best_regularisation(spark, settings):
     assert chosen["validation_auc"] > 0.8
 
 
+@pytest.mark.parametrize("tuning", ["tvs", "cv"])
+def test_a_search_fitting_its_candidates_side_by_side_chooses_what_one_at_a_time_does(spark, settings, tuning):
+    rows = prop.with_weights(prop.model_frame(simulated_voters(spark), GOOD, extra=("label",)), (1.0, 1.0)).cache()
+    tuned = settings.model.model_copy(update={"tuning": tuning, "reg_params": (0.0, 0.5, 5.0), "folds": 2})
+    one, one_chosen = prop.fit_tuned(GOOD, tuned.model_copy(update={"parallel_fits": 1}), rows)
+    side, side_chosen = prop.fit_tuned(GOOD, tuned.model_copy(update={"parallel_fits": 3}), rows)
+    assert side_chosen["regParam"] == one_chosen["regParam"] == 0.0
+    # Equal to rounding: Spark adds the partial sums of a pass in whatever order its tasks finish.
+    assert side_chosen["validation_auc"] == pytest.approx(one_chosen["validation_auc"], abs=1e-5)
+    assert side.stages[-1].coefficients.toArray() == pytest.approx(one.stages[-1].coefficients.toArray(),
+                                                                   rel=1e-4, abs=1e-6)
+    rows.unpersist()
+
+
 def test_xgboost_learns_through_missing_values_and_names_its_inputs(spark, settings):
     """The xgb learner trains on rows with nulls (no imputation), calibrates, and reports gains by input name."""
     spec = replace(GOOD, learner="xgb")
@@ -205,6 +219,19 @@ def _out_of_fold(settings, spec: prop.ModelSpec, rows: DataFrame) -> dict[str, f
     return {"qini": ev.qini_coefficient(y, t, p), "low": low,
             "oracle": ev.qini_coefficient(y, t, joined["true_uplift"].to_numpy()),
             "r": float(np.corrcoef(p, joined["true_uplift"])[0, 1])}
+
+
+def test_cross_fitting_its_folds_side_by_side_scores_as_one_fold_at_a_time(spark, settings):
+    spec = prop.ModelSpec("persuasion", ("x1",), ("grp",), "two_stage")
+    rows = _experiment(spark, 0.25 * _support_uncertainty(), n=3000)
+    weighted = training_sets.arm_weight(rows, rows.agg(F.avg("t")).first()[0]).cache()
+
+    def scores(at_once: int):
+        cfg = settings.model.model_copy(update={"parallel_fits": at_once, "uplift_folds": 4})
+        return lifecycle.cross_fitted_uplift(settings.model_copy(update={"model": cfg}), spec, weighted)
+
+    assertDataFrameEqual(scores(4), scores(1), atol=1e-6)  # to rounding
+    weighted.unpersist()
 
 
 @pytest.mark.parametrize("learner, uplift", [

@@ -194,6 +194,13 @@ class ModelSettings(_Strict):
     # rows; the chosen parameters are then fitted on every row.
     tuning_max_rows: int = Field(500_000, ge=1000)
     folds: int = Field(3, ge=2)
+    # Fits run at once (a search's candidates, the uplift's cross-fitting folds);
+    # None: as many as there are, up to the session's task slots. On a small
+    # state each fit is a chain of short Spark jobs whose scheduling, not their
+    # tasks, takes the time, so fits side by side nearly halve it. Each fit is
+    # seeded: the models are those fitted one at a time (to rounding). xgb fits
+    # one at a time (each holds every slot).
+    parallel_fits: int | None = Field(None, ge=1)
     max_iter: int = Field(50, ge=1)
     reg_params: tuple[float, ...] = (0.001, 0.01)
     elastic_net: float = Field(0.0, ge=0.0, le=1.0)

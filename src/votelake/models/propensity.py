@@ -279,14 +279,16 @@ def fit_tuned(spec: ModelSpec, settings: ModelSettings, train: DataFrame) -> tup
     sampled = rows > settings.tuning_max_rows
     searched = train.sample(fraction=settings.tuning_max_rows / rows, seed=settings.seed) if sampled else train
     evaluator = BinaryClassificationEvaluator(labelCol="label", metricName="areaUnderROC")
+    # Each candidate's fit is seeded: side by side they choose what one at a time would (to rounding).
+    parallelism = 1 if spec.learner == "xgb" else settings.parallel_fits or min(len(maps), workers)
     if settings.tuning == "cv":
         search = CrossValidator(estimator=pipeline, estimatorParamMaps=maps, evaluator=evaluator,
-                                numFolds=settings.folds, seed=settings.seed)
+                                numFolds=settings.folds, seed=settings.seed, parallelism=parallelism)
         fitted = search.fit(searched)
         scores = fitted.avgMetrics
     else:
         search = TrainValidationSplit(estimator=pipeline, estimatorParamMaps=maps, evaluator=evaluator,
-                                      trainRatio=settings.train_ratio, seed=settings.seed)
+                                      trainRatio=settings.train_ratio, seed=settings.seed, parallelism=parallelism)
         fitted = search.fit(searched)
         scores = fitted.validationMetrics
     best = max(range(len(maps)), key=lambda i: scores[i])
