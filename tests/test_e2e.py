@@ -23,13 +23,14 @@ from conftest import synthetic_state_settings
 from votelake.config import RunSettings, TargetElection, UniverseRule
 from votelake.jobs import allocate, build, ingest, metrics, score, synth, train, universes
 from votelake import publish, readers, resolve
-from votelake.lakehouse import Lakehouse
+from votelake.lakehouse import Lakehouse, canonical_sources
 from votelake.layouts import LayoutError
 from votelake.models.against_truth import model_quality_against_truth
 from votelake.resolve.evaluate import resolution_against_truth
 from votelake.models import tracking
 from votelake.models.against_truth import active_ids_scored
 from votelake.synth.generate import read_truth
+from votelake.transforms import silver
 
 pytestmark = pytest.mark.e2e
 
@@ -537,6 +538,20 @@ def test_a_refresh_resolves_only_what_changed_and_equals_resolving_everything(sp
     assert [str(r["_snapshot_date"]) for r in snapshots] == [d["snapshot"] for d in deliveries]
     assert [(g["success"], g["rows"]) for g in gates] == [(True, r["count"]) for r in snapshots]
     refreshed = build.run(spark, settings)
+    # The registrations' history: the listed one extended by the two new snapshots, equal to rebuilding it.
+    assert refreshed["registration_history"] == f"snapshots after {deliveries[0]['previous_snapshot']}"
+    rebuilt = silver.registration_history(silver.registration_snapshots(
+        canonical_sources(lake, settings)["voters"], settings.state, lake.read("silver.address_parses")))
+    assertDataFrameEqual(lake.read("silver.registrations").select(*silver.VERSION_COLUMNS),
+                         rebuilt.select(*silver.VERSION_COLUMNS))
+    # No newer snapshot: the listed history as it is. A late file of a snapshot it covers: rebuilt.
+    listed = lake.current_versions(("silver.person_ids", "silver.registrations"))
+    voters, parses = canonical_sources(lake, settings)["voters"], lake.read("silver.address_parses")
+    late = voters.unionByName(voters.where(F.col("_snapshot_date") == F.lit(deliveries[0]["snapshot"])).limit(1))
+    for loaded, built_from in ((voters, "the listed history"), (late, "every snapshot")):
+        versions, history = build.registration_versions(lake, settings, loaded, parses, listed)
+        assert history["built_from"] == built_from
+        versions.unpersist()
     resolution = refreshed["resolution"]
     assert resolution["model"] == "reused" and resolution["resolved"] == "changed", resolution
     # Moves, new registrations and new names change what resolution compares; a removal is a status

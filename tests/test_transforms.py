@@ -89,6 +89,31 @@ def test_registration_history_is_scd2(spark):
     assertDataFrameEqual(got, expected)
 
 
+S4 = dt.date(2025, 6, 1)
+
+
+@pytest.mark.parametrize("through", [S1, S2, S3])
+def test_a_history_extended_by_newer_snapshots_equals_the_history_of_them_all(spark, through):
+    snaps = _snapshot_rows(spark, [
+        ("NC:R1", S1, "L1", {"party": "DEM"}), ("NC:R1", S2, "L2", {"party": "UNA"}),
+        ("NC:R1", S3, "L3", {"party": "UNA", "phone": "+19195550100"}), ("NC:R1", S4, "L4", {"party": "UNA"}),
+        # absent at S2, back at S3; absent at S2 and S3, back at S4
+        ("NC:R2", S1, "L1", {}), ("NC:R2", S3, "L3", {}), ("NC:R2", S4, "L4", {}),
+        ("NC:R7", S1, "L1", {}), ("NC:R7", S4, "L4", {"last_name": "ROE"}),
+        # the same snapshot loaded twice (the later load wins); gone after S2
+        ("NC:R3", S1, "L1", {}), ("NC:R3", S2, "L2", {}), ("NC:R3", S2, "L2b", {"middle_name": "Q"}),
+        # new at S3; listed at S1 only; a name changed at S3 and changed back at S4
+        ("NC:R4", S3, "L3", {}), ("NC:R4", S4, "L4", {}), ("NC:R5", S1, "L1", {}),
+        ("NC:R6", S1, "L1", {"last_name": "LEE"}), ("NC:R6", S2, "L2", {"last_name": "LEE"}),
+        ("NC:R6", S3, "L3", {"last_name": "KIM"}), ("NC:R6", S4, "L4", {"last_name": "LEE"}),
+    ])
+    before = F.col("snapshot_date") <= F.lit(through)
+    extended = silver.extend_registration_history(silver.registration_history(snaps.where(before)),
+                                                  snaps.where(~before), through)
+    assertDataFrameEqual(extended.select(*silver.VERSION_COLUMNS),
+                         silver.registration_history(snaps).select(*silver.VERSION_COLUMNS))
+
+
 def test_registration_snapshots_standardize_and_keep_raw(spark):
     from votelake.canonical import FIELDS
 

@@ -27,6 +27,8 @@ read the previous build's tables.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
@@ -51,6 +53,9 @@ SEVERAL_IDS_SAMPLE = 20
 PARSES = "silver.address_parses"
 # Commit metadata of silver.person_ids: the fingerprint of the Splink model that resolved them.
 MODEL_KEY = "votelake.resolution_model"
+# Commit metadata of silver.registrations: the newest snapshot its history covers, and how many
+# loaded voter rows there were (all of them dated up to it).
+HISTORY_KEY = "votelake.registration_history"
 
 
 def identity_report(settings: Settings, current: DataFrame, resolution: dict) -> dict:
@@ -119,6 +124,60 @@ def latest_versions(versions: DataFrame) -> DataFrame:
     """The latest version of each registration (rows of ``silver.registrations``' shape)."""
     latest = versions.groupBy("registration_key").agg(F.max("version").alias("version"))
     return versions.join(latest, on=["registration_key", "version"], how="inner")
+
+
+def registration_versions(lake: Lakehouse, settings: Settings, voters: DataFrame, parses: DataFrame,
+                          listed: dict[str, int | None]) -> tuple[DataFrame, dict]:
+    """Every registration's SCD2 versions: the listed history extended by the newer snapshots, or all rebuilt.
+
+    The history readers see (``silver.registrations`` at its listed version)
+    is extended when its commit says which snapshots it covers and the loaded
+    voter rows dated up to its newest snapshot are still exactly those it was
+    built from (same count: a late or reloaded older file, or an erasure,
+    means rebuilding from every snapshot), standardized by the same code and
+    address parser. Then only the newer snapshots are
+    standardized, and the result equals rebuilding
+    (:func:`votelake.transforms.silver.extend_registration_history`).
+
+    Args:
+        lake: the lakehouse.
+        settings: the run configuration (``state``).
+        voters: canonical voter records of every load.
+        parses: ``silver.address_parses``.
+        listed: the versions readers see of ``silver.registrations`` (and ``silver.person_ids``).
+
+    Returns:
+        The versions (:data:`votelake.transforms.silver.VERSION_COLUMNS`, cached: unpersist when done), and
+        ``newest_snapshot``, ``built_from`` (``every snapshot``, ``snapshots after <date>`` or ``the listed
+        history``: no newer snapshot) and the ``metadata`` to commit with ``silver.registrations``.
+    """
+    at = listed["silver.registrations"]
+    # The code and address parser that standardized the rows: another would standardize old snapshots anew.
+    standardized_by = {"code": tracking.code_version(), "parser": address.PARSER}
+    recorded = lake.latest_metadata("silver.registrations", HISTORY_KEY, at=at) if at is not None else None
+    prior = json.loads(recorded[0]) if recorded is not None and recorded[1] == at else None
+    if prior is not None and prior.get("standardized_by") != standardized_by:
+        prior = None
+    through = dt.date.fromisoformat(prior["through"]) if prior else None
+    dated = F.col("_snapshot_date")
+    # One pass over two columns of the loaded rows: the newest snapshot, the rows, those the history covers.
+    counts = voters.agg(F.max(dated).alias("newest"), F.count("*").alias("rows"),
+                        *([F.count_if(dated <= F.lit(through)).alias("covered")] if through else [])).first()
+    newest = counts["newest"]
+    metadata = ({HISTORY_KEY: json.dumps({"through": str(newest), "rows": counts["rows"],
+                                          "standardized_by": standardized_by})} if newest else None)
+    report = {"newest_snapshot": newest, "metadata": metadata}
+    if through is None or counts["covered"] != prior["rows"]:
+        snapshots = silver.registration_snapshots(voters, settings.state, parses)
+        return (silver.registration_history(snapshots).persist(StorageLevel.MEMORY_AND_DISK),
+                {**report, "built_from": "every snapshot"})
+    previous = lake.read("silver.registrations", version=at)
+    if newest == through:
+        return (previous.select(*silver.VERSION_COLUMNS).persist(StorageLevel.MEMORY_AND_DISK),
+                {**report, "built_from": "the listed history"})
+    newer = silver.registration_snapshots(voters.where(dated > F.lit(through)), settings.state, parses)
+    return (silver.extend_registration_history(previous, newer, through).persist(StorageLevel.MEMORY_AND_DISK),
+            {**report, "built_from": f"snapshots after {through}"})
 
 
 def previous_resolution(lake: Lakehouse, settings: Settings, model: str | None, listed: dict[str, int | None],
@@ -289,15 +348,15 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     fresh.unpersist()
     parses = lake.read(PARSES)
 
-    # Registrations: every snapshot standardized, then versioned (SCD2).
-    snapshots = silver.registration_snapshots(canon["voters"], state, parses).persist(StorageLevel.MEMORY_AND_DISK)
-    versions = silver.registration_history(snapshots).persist(StorageLevel.MEMORY_AND_DISK)
-    newest_snapshot = snapshots.agg(F.max("snapshot_date")).first()[0]  # one value: the newest snapshot date
+    # Registrations versioned across snapshots (SCD2): the history readers see, extended by the newer
+    # snapshots only, when it is exactly what rebuilding from every snapshot would give.
+    listed = lake.current_versions(("silver.person_ids", "silver.registrations"))
+    versions, versioning = registration_versions(lake, settings, canon["voters"], parses, listed)
+    newest_snapshot = versioning["newest_snapshot"]
     latest = latest_versions(versions)
 
     # Identity resolution: registrations → persons, ids kept stable across refreshes.
     # The person ids readers see now (those of the last complete build) are the ones kept.
-    listed = lake.current_versions(("silver.person_ids", "silver.registrations"))
     at = listed["silver.person_ids"]
     previous = lake.read("silver.person_ids", version=at) if at is not None else None
     # Every table is then validated as written: readers keep to the listed versions until the manifest below.
@@ -314,8 +373,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     resolution["persons"] = person_ids.select("person_id").distinct().count()  # a figure reported: persons resolved
     registrations = versions.join(person_ids, on="registration_key", how="inner").select(
         *lake.table("silver.registrations").columns)
-    written["silver.registrations"] = lake.write(registrations, "silver.registrations", "overwrite", staged=True)
-    snapshots.unpersist()
+    written["silver.registrations"] = lake.write(registrations, "silver.registrations", "overwrite", staged=True,
+                                                 metadata=versioning["metadata"])
     versions.unpersist()
     registrations = lake.read("silver.registrations")
     current = registrations.where(F.col("is_current"))
@@ -398,6 +457,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
 
     summary: dict = {name: {"version": r.version, "rows": r.rows} for name, r in written.items()}
     summary["resolution"] = resolution
+    summary["registration_history"] = versioning["built_from"]
     summary["addresses_parsed"] = parsed_now
     summary["as_of_dates"] = [d.isoformat() for d in as_of_dates]
     summary["experiments"] = {

@@ -9,6 +9,8 @@ Identity resolution (which registrations and records are the same person) is in
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -173,7 +175,7 @@ def registration_history(snapshots: DataFrame) -> DataFrame:
     ordinal = dates.select("snapshot_date", F.row_number().over(Window.orderBy("snapshot_date")).alias("_idx"))
     following = ordinal.select((F.col("_idx") - 1).alias("_end_idx"), F.col("snapshot_date").alias("valid_to"))
     last_idx = ordinal.agg(F.max("_idx").alias("_last"))
-    record_hash = F.sha2(F.concat_ws("|", *[F.coalesce(F.col(c).cast("string"), F.lit("∅")) for c in TRACKED]), 256)
+    record_hash = _record_hash()
     by_reg = Window.partitionBy("registration_key").orderBy("snapshot_date")
     stamped = rows.join(F.broadcast(ordinal), on="snapshot_date", how="inner").select(
         "*", record_hash.alias("record_hash"))
@@ -203,6 +205,71 @@ def registration_history(snapshots: DataFrame) -> DataFrame:
         *[F.col(f"_v.{c}").alias(c) for c in REGISTRATION_ATTRIBUTES],
         "snapshots",
     )
+
+
+# The columns of a registration version (registration_history's output).
+VERSION_COLUMNS = ("registration_key", "version", "valid_from", "valid_to", "is_current", "record_hash",
+                   *REGISTRATION_ATTRIBUTES, "snapshots")
+
+
+def _record_hash() -> Column:
+    return F.sha2(F.concat_ws("|", *[F.coalesce(F.col(c).cast("string"), F.lit("∅")) for c in TRACKED]), 256)
+
+
+def extend_registration_history(previous: DataFrame, snapshots: DataFrame, through: dt.date) -> DataFrame:
+    """:func:`registration_history` of every snapshot, from the history through ``through`` and the newer snapshots.
+
+    Equal to :func:`registration_history` of all the snapshots: a version
+    current at ``through`` continues while the newer snapshots list the
+    registration unchanged; a change, or a registration back after being
+    absent, opens the version after its latest one. Versions closed before
+    ``through`` are kept as they are. Only the newer snapshots are read.
+
+    Args:
+        previous: :func:`registration_history` of the snapshots through ``through``
+            (the columns of :data:`VERSION_COLUMNS`; others are ignored).
+        snapshots: :func:`registration_snapshots` of snapshots dated after ``through`` only.
+        through: the newest snapshot date ``previous`` covers.
+
+    Returns:
+        The versions, in :data:`VERSION_COLUMNS`.
+    """
+    rows = newest_load(snapshots, "registration_key", "snapshot_date")
+    # Snapshot ordinals: ``through`` is 0, the newer ones 1, 2, ... (a handful of dates).
+    ordinal = rows.select("snapshot_date").distinct().select(
+        "snapshot_date", F.row_number().over(Window.orderBy("snapshot_date")).alias("_idx"))
+    following = ordinal.select((F.col("_idx") - 1).alias("_end_idx"), F.col("snapshot_date").alias("valid_to"))
+    last_idx = ordinal.agg(F.max("_idx").alias("_last"))
+    versions = previous.select(*VERSION_COLUMNS)
+    newest = versions.groupBy("registration_key").agg(F.max("version").alias("_base"))
+    open_now = F.col("is_current")
+    # Each open version enters as a row at ``through`` carrying its span so far.
+    seeds = versions.where(open_now).select(
+        "registration_key", F.lit(through).cast("date").alias("snapshot_date"), F.lit(0).alias("_idx"),
+        "record_hash", *REGISTRATION_ATTRIBUTES, F.col("valid_from").alias("_from"),
+        F.col("snapshots").alias("_count"))
+    fresh = rows.join(F.broadcast(ordinal), on="snapshot_date", how="inner").select(
+        "registration_key", "snapshot_date", "_idx", _record_hash().alias("record_hash"), *REGISTRATION_ATTRIBUTES,
+        F.col("snapshot_date").alias("_from"), F.lit(1).alias("_count"))
+    by_reg = Window.partitionBy("registration_key").orderBy("_idx")
+    changed = ((F.col("_idx") > 0) & (F.coalesce(F.lag("record_hash").over(by_reg) != F.col("record_hash"), F.lit(True))
+                                      | (F.lag("_idx").over(by_reg) != F.col("_idx") - 1))).cast("int")
+    stamped = (seeds.unionByName(fresh).join(newest, on="registration_key", how="left")
+               .select("*", changed.alias("_change")))
+    versioned = stamped.select(
+        "*", (F.coalesce(F.col("_base"), F.lit(0)) + F.sum("_change").over(by_reg)).alias("version"))
+    spans = versioned.groupBy("registration_key", "version").agg(
+        F.min("_from").alias("valid_from"),
+        F.max("_idx").alias("_end_idx"),
+        F.sum("_count").cast("int").alias("snapshots"),
+        F.first("record_hash").alias("record_hash"),
+        F.max_by(F.struct(*REGISTRATION_ATTRIBUTES), "_idx").alias("_v"),
+    )
+    extended = (spans.join(F.broadcast(following), on="_end_idx", how="left").crossJoin(F.broadcast(last_idx))
+                .select("registration_key", F.col("version").cast("int").alias("version"), "valid_from", "valid_to",
+                        (F.col("_end_idx") == F.col("_last")).alias("is_current"), "record_hash",
+                        *[F.col(f"_v.{c}").alias(c) for c in REGISTRATION_ATTRIBUTES], "snapshots"))
+    return versions.where(~open_now).unionByName(extended)
 
 
 def representatives(current: DataFrame) -> DataFrame:
