@@ -53,8 +53,8 @@ SEVERAL_IDS_SAMPLE = 20
 PARSES = "silver.address_parses"
 # Commit metadata of silver.person_ids: the fingerprint of the Splink model that resolved them.
 MODEL_KEY = "votelake.resolution_model"
-# Commit metadata of silver.registrations: the newest snapshot its history covers, and how many
-# loaded voter rows there were (all of them dated up to it).
+# Commit metadata of silver.registrations: the newest snapshot its history covers, how many loaded
+# voter rows there were (all of them dated up to it), and the code and parser that standardized them.
 HISTORY_KEY = "votelake.registration_history"
 
 

@@ -171,10 +171,7 @@ def registration_history(snapshots: DataFrame) -> DataFrame:
         many snapshots the version spans).
     """
     rows = newest_load(snapshots, "registration_key", "snapshot_date")
-    dates = rows.select("snapshot_date").distinct()
-    ordinal = dates.select("snapshot_date", F.row_number().over(Window.orderBy("snapshot_date")).alias("_idx"))
-    following = ordinal.select((F.col("_idx") - 1).alias("_end_idx"), F.col("snapshot_date").alias("valid_to"))
-    last_idx = ordinal.agg(F.max("_idx").alias("_last"))
+    ordinal, following, last_idx = _snapshot_ordinals(rows)
     record_hash = _record_hash()
     by_reg = Window.partitionBy("registration_key").orderBy("snapshot_date")
     stamped = rows.join(F.broadcast(ordinal), on="snapshot_date", how="inner").select(
@@ -216,6 +213,18 @@ def _record_hash() -> Column:
     return F.sha2(F.concat_ws("|", *[F.coalesce(F.col(c).cast("string"), F.lit("∅")) for c in TRACKED]), 256)
 
 
+def _snapshot_ordinals(rows: DataFrame) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """The snapshot dates of ``rows`` numbered from 1 (``snapshot_date, _idx``), each ordinal's following date
+    (``_end_idx, valid_to``: the date after ordinal ``_end_idx``), and the last ordinal (``_last``, one row).
+
+    The window has no partition: it numbers the distinct dates, a handful of rows.
+    """
+    ordinal = rows.select("snapshot_date").distinct().select(
+        "snapshot_date", F.row_number().over(Window.orderBy("snapshot_date")).alias("_idx"))
+    following = ordinal.select((F.col("_idx") - 1).alias("_end_idx"), F.col("snapshot_date").alias("valid_to"))
+    return ordinal, following, ordinal.agg(F.max("_idx").alias("_last"))
+
+
 def extend_registration_history(previous: DataFrame, snapshots: DataFrame, through: dt.date) -> DataFrame:
     """:func:`registration_history` of every snapshot, from the history through ``through`` and the newer snapshots.
 
@@ -235,11 +244,8 @@ def extend_registration_history(previous: DataFrame, snapshots: DataFrame, throu
         The versions, in :data:`VERSION_COLUMNS`.
     """
     rows = newest_load(snapshots, "registration_key", "snapshot_date")
-    # Snapshot ordinals: ``through`` is 0, the newer ones 1, 2, ... (a handful of dates).
-    ordinal = rows.select("snapshot_date").distinct().select(
-        "snapshot_date", F.row_number().over(Window.orderBy("snapshot_date")).alias("_idx"))
-    following = ordinal.select((F.col("_idx") - 1).alias("_end_idx"), F.col("snapshot_date").alias("valid_to"))
-    last_idx = ordinal.agg(F.max("_idx").alias("_last"))
+    # ``through`` is ordinal 0, the newer snapshots 1, 2, ...
+    ordinal, following, last_idx = _snapshot_ordinals(rows)
     versions = previous.select(*VERSION_COLUMNS)
     newest = versions.groupBy("registration_key").agg(F.max("version").alias("_base"))
     open_now = F.col("is_current")
