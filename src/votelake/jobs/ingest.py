@@ -126,25 +126,6 @@ def _dated(delivery: Delivery) -> Column | None:
     return None
 
 
-def _named_snapshots(delivery: Delivery) -> list[dt.date]:
-    """The snapshot dates the delivery's file names (or the config) give, oldest first; empty when its rows date it.
-
-    The same dates :func:`_dated`'s Column gives each file's rows, computed
-    from the names, so no Spark job is needed to know them.
-    """
-    src = delivery.source
-    if _dated(delivery) is None:
-        return []
-    dates = set()
-    for f in delivery.files:
-        found = re.search(src.snapshot_date_pattern, f.uri) if src.snapshot_date_pattern else None
-        try:
-            dates.add(dt.datetime.strptime(found.group(1), "%Y%m%d").date())
-        except (AttributeError, IndexError, ValueError):  # no date in the name: the config's
-            dates.add(src.snapshot_date)
-    return sorted(d for d in dates if d is not None)
-
-
 def _snapshot_from_rows(delivery: Delivery, latest: dict[str, dt.date | None]) -> Column:
     """The snapshot-date Column of a delivery that only its rows date.
 
@@ -408,13 +389,14 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
     try:
         dated = _dated(delivery)
         # The one pass before the gate: rows read per file (counted before any split), quarantined,
-        # and each file's latest dated row when neither its name nor the config dates it.
+        # and each file's latest dated row when neither its name nor the config dates it (else its snapshot date).
         # Each row counts once in "read" and once in the class its split puts it in (the writes are then checked
         # against Delta's own counts of what they committed).
         stats = checked.groupBy(SOURCE_FILE).agg(
             F.count("*").alias("read"), F.count_if(~usable()).alias("bad"),
             F.count_if(usable() & F.col(ERASED)).alias("erased"), F.count_if(usable() & ~F.col(ERASED)).alias("kept"),
-            *([F.max(as_of(layout, loaded_at)).alias("as_of")] if dated is None else [])).collect()
+            *([F.max(as_of(layout, loaded_at)).alias("as_of")] if dated is None else [F.max(dated).alias("snapshot")])
+        ).collect()
         by_uri = _by_file(delivery, {r[SOURCE_FILE]: r for r in stats})
         read = {u: r["read"] if r else 0 for u, (_, r) in by_uri.items()}
         snapshot = dated if dated is not None else _snapshot_from_rows(
@@ -425,7 +407,7 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
         # The load's quality gate runs before anything of it is written, one snapshot at a time when
         # several land together (after a missed week): a registration is unique within a snapshot, and
         # each snapshot's size is compared with the one before it.
-        snapshots = _named_snapshots(delivery)
+        snapshots = sorted({r["snapshot"] for r in stats if dated is not None and r["snapshot"] is not None})
         for part in ([kept.where(F.col("_snapshot_date") == F.lit(d)) for d in snapshots]
                      if len(snapshots) > 1 else [kept]):
             lake.check_quality(part, delivery.table, persist=False)
