@@ -451,6 +451,13 @@ def refresh_markdown(refreshed: dict) -> list[str]:
                       f"{resolution['removed_registrations']:,} removed registrations reach)."]
     elif resolution:
         lines += ["", f"Identity resolution resolved every registration ({resolution.get('method')})."]
+    for kind in ("contacts", "digital"):
+        linked = resolution.get(kind) or {}
+        if isinstance(linked.get("linked_again"), int):
+            lines.append(f"Linking {kind}: {linked['linked_again']:,} of {linked['profiles']:,} profiles linked "
+                         "again (new, or reached by a changed person row).")
+        elif linked:
+            lines.append(f"Linking {kind}: every one of {linked['profiles']:,} profiles linked again.")
     return lines
 
 

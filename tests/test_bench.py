@@ -262,7 +262,8 @@ def test_a_refresh_is_reported_against_the_full_run(tmp_path: Path):
     refreshed = {n: job_figures(s) for n, s in [("ingest", 4.0), ("build", 50.0), ("score", 18.0)]}
     refreshed["build"]["summary"] = {"resolution": {
         "method": "splink", "resolved": "changed", "registrations": 1003, "changed_registrations": 7,
-        "removed_registrations": 0, "registrations_resolved_again": 19}}
+        "removed_registrations": 0, "registrations_resolved_again": 19,
+        "contacts": {"profiles": 1200, "linked_again": 31}, "digital": {"profiles": 2400, "linked_again": "all"}}}
     comparison = refresh_comparison(full, refreshed)
     assert comparison["jobs"]["ingest"] == {"full_seconds": 20.0, "refresh_seconds": 4.0, "ratio": 0.2}
     assert comparison["ingest_build_score"] == {"full_seconds": 100.0, "refresh_seconds": 72.0, "ratio": 0.72}
@@ -283,6 +284,8 @@ def test_a_refresh_is_reported_against_the_full_run(tmp_path: Path):
     assert "Changed registrations (9 of 950 on the rolls): move 3, new 3, removal 2, name 1" in text
     assert ("Identity resolution resolved again 19 of 1,003 registrations (the persons that 7 changed and "
             "0 removed registrations reach).") in text
+    assert "Linking contacts: 31 of 1,200 profiles linked again (new, or reached by a changed person row)." in text
+    assert "Linking digital: every one of 2,400 profiles linked again." in text
     # The summary of every size reads a results file with a refresh as before.
     assert "| ingest | 20.0 |" in summary.markdown([json.loads(json.dumps(result))])
 

@@ -522,7 +522,8 @@ def test_layout_change_fails_before_writing(spark, settings, pipeline, tmp_path)
 def test_a_refresh_resolves_only_what_changed_and_equals_resolving_everything(spark, settings, pipeline):
     """Two weekly deliveries landed before one ingest (1% of registrations changed in each, a day of events
     each): the ingest gates each snapshot on its own, and build resolves again only the persons a change
-    reaches, giving every registration the person id resolving them all gives.
+    reaches, giving every registration the person id resolving them all gives, and links again only the
+    contact and digital profiles a change reaches, giving every record the link linking them all gives.
 
     Last in the module: it lands new deliveries, which the tests above do not expect."""
     lake = Lakehouse.open(spark, settings)
@@ -570,3 +571,25 @@ def test_a_refresh_resolves_only_what_changed_and_equals_resolving_everything(sp
     assertDataFrameEqual(lake.read("silver.person_ids"), resolve.assign_person_ids(full.clusters, previous))
     full.unpersist()
     previous.unpersist()
+
+    # Contacts and digital events: only the new profiles and those a changed person row reaches were linked
+    # again, and every record has the link that linking every profile gives.
+    for kind in ("contacts", "digital"):
+        figures = resolution[kind]
+        assert figures["model"] == "reused" and 0 < figures["linked_again"] < figures["profiles"] / 2, figures
+    canon, parses = canonical_sources(lake, settings), lake.read("silver.address_parses")
+    records = (silver.contact_records(canon["contacts"], settings.state, parses).persist(),
+               silver.digital_records(canon["digital"], parses).persist())
+    current = lake.read("silver.registrations").where(F.col("is_current"))
+    unlisted = {**lake.current_versions(("silver.registrations",)), build.LINKS: None}
+    report: dict = {}
+    *everything, _ = build.link_records_to_persons(spark, settings, lake, unlisted, *records, current, report)
+    assert report["contacts"]["linked_again"] == report["digital"]["linked_again"] == "all"
+    for table, key, links in (("silver.contacts", "contact_id", everything[0]),
+                              ("silver.digital_events", "event_id", everything[1])):
+        stored = lake.read(table).select(F.col(key).alias("record_id"), "person_id", "match_probability",
+                                         "matched_by")
+        assertDataFrameEqual(stored, links)
+        links.unpersist()
+    for frame in records:
+        frame.unpersist()

@@ -7,7 +7,7 @@ import random
 from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
-from votelake.jobs.build import prefer_first
+from votelake.resolve.relink import prefer_first
 from votelake.resolve.rules import MAX_ROUNDS, components, dedupe_by_rules, link_by_rules
 
 REGISTRATIONS = (

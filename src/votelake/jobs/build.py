@@ -7,7 +7,9 @@ columns), contacts and digital events (every load, de-duplicated by id).
 Outputs: ``silver.registrations`` (SCD type 2 over the snapshots),
 ``silver.person_ids`` and ``silver.persons`` (identity resolution),
 ``silver.households``, ``silver.vote_history``, ``silver.contacts``,
-``silver.digital_events``, ``silver.experiment_assignments`` (empty without an
+``silver.digital_events``, ``silver.record_links`` (how each contact and digital
+profile linked, so a refresh links again only what a change reaches),
+``silver.experiment_assignments`` (empty without an
 experiments source); ``silver.address_parses`` (each address text parsed so
 far, so a refresh parses only new ones); ``gold.voter_features`` for the training as-of date (the
 latest general election in the history, when there is one), the pre-treatment
@@ -31,12 +33,12 @@ import datetime as dt
 import json
 from functools import reduce
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
 from votelake import resolve
-from votelake.resolve import engine, rules
+from votelake.resolve import engine, relink, rules
 from votelake.config import Settings
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse, canonical_sources
@@ -56,6 +58,18 @@ MODEL_KEY = "votelake.resolution_model"
 # Commit metadata of silver.registrations: the newest snapshot its history covers, how many loaded
 # voter rows there were (all of them dated up to it), and the code and parser that standardized them.
 HISTORY_KEY = "votelake.registration_history"
+# How each contact and digital profile linked, kept so that a refresh links again only what a change reaches.
+LINKS = "silver.record_links"
+# Commit metadata of silver.record_links: the method, model, code and registrations version it linked with.
+LINKS_KEY = "votelake.record_links"
+# The identifying values of a contact or digital record: records repeat them (every event of a
+# subscriber carries the same profile), so each distinct profile is linked once.
+LINK_KEYS = tuple(c for c in silver.RECORD_LINK_COLUMNS if c != "record_id")
+
+
+def profile_id() -> Column:
+    """A profile's id: a hash of its identifying values (:data:`LINK_KEYS`)."""
+    return F.sha2(F.to_json(F.struct(*LINK_KEYS)), 256)
 
 
 def identity_report(settings: Settings, current: DataFrame, resolution: dict) -> dict:
@@ -107,8 +121,8 @@ def experiment_report(assignments: DataFrame) -> dict:
 
 # The tables build writes (one write each, in this order).
 OUTPUTS = ("silver.person_ids", "silver.registrations", "silver.households", "silver.persons",
-           "silver.vote_history", "silver.contacts", "silver.digital_events", "silver.experiment_assignments",
-           "gold.voter_features")
+           "silver.vote_history", "silver.contacts", "silver.digital_events", LINKS,
+           "silver.experiment_assignments", "gold.voter_features")
 
 
 def resolution_input(latest: DataFrame) -> DataFrame:
@@ -240,74 +254,182 @@ def resolve_registrations(spark: SparkSession, settings: Settings, registrations
     return dedupe.clusters, report
 
 
-def link_to_persons(spark: SparkSession, settings: Settings, records: DataFrame, targets: DataFrame,
-                    report: dict, kind: str) -> DataFrame:
-    """Link contact or digital records to persons with the configured method.
+def record_profiles(records: DataFrame) -> DataFrame:
+    """Each distinct set of identifying values records carry (every event of a subscriber carries the same).
+
+    Args:
+        records: records with the linking columns (:data:`silver.RECORD_LINK_COLUMNS`).
+
+    Returns:
+        The linking columns, ``record_id`` being a hash of the others (the profile's id).
+    """
+    return records.select(*LINK_KEYS).distinct().select(profile_id().alias("record_id"), *LINK_KEYS)
+
+
+def link_model(settings: Settings) -> str | None:
+    """The link model this build links with (None: the build trains one, or ``resolve.method: rules``)."""
+    if settings.resolve.method == "rules" or settings.resolve.retrain:
+        return None
+    return tracking.latest_resolution_model(settings.mlflow, "link")
+
+
+def links_metadata(settings: Settings, model: str | None, registrations: int | None) -> dict:
+    """What :data:`LINKS` records with its commit: a refresh keeps its links only under the same."""
+    return {"method": settings.resolve.method, "model": engine.fingerprint(model) if model else None,
+            "code": tracking.code_version(), "registrations": registrations}
+
+
+def previous_links(lake: Lakehouse, settings: Settings, model: str | None,
+                   listed: dict[str, int | None]) -> DataFrame | None:
+    """The links of the last complete build, when a refresh may keep them.
+
+    Args:
+        lake: the lakehouse.
+        settings: the run configuration (``resolve``).
+        model: :func:`link_model`.
+        listed: the versions readers see of :data:`LINKS` and ``silver.registrations``.
+
+    Returns:
+        :data:`LINKS` at its listed version, or None: ``resolve.incremental`` off,
+        no such table, a model that does not keep its term frequencies (a score
+        would depend on the input), or a commit made with another method, model
+        or code, or against other registrations than those listed (an erasure
+        rewrote them).
+    """
+    at = listed[LINKS]
+    if not settings.resolve.incremental or at is None:
+        return None
+    if settings.resolve.method == "splink" and (model is None or engine.frequencies_of(model) is None):
+        return None
+    recorded = lake.latest_metadata(LINKS, LINKS_KEY, at=at)
+    expected = links_metadata(settings, model, listed["silver.registrations"])
+    if recorded is None or recorded[1] != at or json.loads(recorded[0]) != expected:
+        return None
+    return lake.read(LINKS, version=at)
+
+
+def link_to_persons(spark: SparkSession, settings: Settings, profiles: DataFrame, targets: DataFrame,
+                    report: dict, kind: str, previous: relink.PreviousLinks | None) -> DataFrame:
+    """Link contact or digital profiles to persons with the configured method.
 
     Args:
         spark: the session (Splink runs its SQL through it).
         settings: the run configuration (``resolve``).
-        records: records with the linking columns (:data:`silver.RECORD_LINK_COLUMNS`).
-        targets: :func:`link_persons`.
+        profiles: :func:`record_profiles` (persisted).
+        targets: :func:`link_persons` (digital events: with the keys linked contacts carry).
         report: the resolution report; this link's method and counts are added under ``kind``.
         kind: ``contacts`` or ``digital`` (names the report entry).
+        previous: the last build's links and the person rows changed since (None: link every profile).
 
     Returns:
-        ``record_id, person_id, match_probability, matched_by`` for every record.
+        Per profile (``record_id``): the local parts of its link (:data:`relink.LOCAL_COLUMNS`)
+        and ``person_id, match_probability, matched_by``, materialized.
     """
-    # Records repeat the same identifying values (every event of a subscriber
-    # carries the same profile): link each distinct profile once.
-    link_keys = [c for c in silver.RECORD_LINK_COLUMNS if c != "record_id"]
-    profile_id = F.sha2(F.to_json(F.struct(*link_keys)), 256)
-    profiles = (records.select(*link_keys).distinct().select(profile_id.alias("record_id"), *link_keys)
-                .persist(StorageLevel.MEMORY_AND_DISK))
-    report[kind] = {"profiles": profiles.count()}  # a figure reported; materializes the cache both linkages read
-    rule_links = rules.link_by_rules(profiles, targets)
-    if settings.resolve.method == "rules":
-        profile_links = rule_links
-        report[kind]["method"] = "rules"
-    else:
-        # One link model serves contacts and digital records (same comparisons).
-        # A unique exact key (name and address, ...) is as sure as a phone: the
-        # rules' link wins, the model's fills in the records the rules leave.
-        model = None if settings.resolve.retrain else tracking.latest_resolution_model(settings.mlflow, "link")
-        result = resolve.link_records(spark, profiles, targets, settings.resolve, model=model)
-        profile_links = prefer_first(rule_links, result.links)
-        report[kind].update(method="splink",
-                            model="reused" if model else "trained" if result.model else "not needed")
-        if model is None and result.model is not None:
+    report[kind] = {"profiles": profiles.count()}  # a figure reported; materializes the cache the linkage reads
+    # One link model serves contacts and digital records (same comparisons): digital reuses the one contacts trained.
+    model = link_model(settings)
+    local, trained, figures = relink.relink(spark, profiles, targets, settings.resolve, model, previous)
+    report[kind].update(figures, method=settings.resolve.method)
+    if settings.resolve.method == "splink":
+        report[kind]["model"] = "reused" if model else "trained" if trained else "not needed"
+        if model is None and trained is not None:
             report[kind]["model_run_id"] = tracking.log_resolution_model(
-                settings.mlflow, "link", result.model, settings.resolve.model_dump(mode="json"),
+                settings.mlflow, "link", trained, settings.resolve.model_dump(mode="json"),
                 {"profiles": float(report[kind]["profiles"])})
-    # A record re-exported in a later delivery: its latest copy is the one linked.
-    links = silver.newest_load(records, "record_id").select("record_id", profile_id.alias("_profile")).join(
-        profile_links.withColumnRenamed("record_id", "_profile"), on="_profile", how="inner",
-    ).drop("_profile").persist(StorageLevel.MEMORY_AND_DISK)
-    # One row: the linked and unlinked figures; materializes the cached links.
-    counts = links.agg(F.count("person_id").alias("linked"), F.count("*").alias("records")).first()
-    report[kind]["linked"], report[kind]["unlinked"] = counts["linked"], counts["records"] - counts["linked"]
-    profiles.unpersist()
+    links = engine.materialize(local.join(relink.final_links(local, profiles, targets, settings.resolve),
+                                          on="record_id", how="inner"))
+    local.unpersist()
     return links
 
 
-def prefer_first(first: DataFrame, second: DataFrame) -> DataFrame:
-    """Per record, the first linkage's person where it found one, else the second's.
+def record_links(records: DataFrame, profile_links: DataFrame, report: dict) -> DataFrame:
+    """Each record's link: its latest copy's profile's (a record re-exported in a later delivery).
 
     Args:
-        first: ``record_id, person_id, match_probability, matched_by`` (every record).
-        second: the same columns for the same records.
+        records: the records of every load.
+        profile_links: :func:`link_to_persons`.
+        report: the link's report entry; ``linked`` and ``unlinked`` records are added.
 
     Returns:
-        One row per record in the same columns.
+        ``record_id, person_id, match_probability, matched_by`` per record (persisted).
     """
-    found = F.col("f.person_id").isNotNull()
-    return first.alias("f").join(second.alias("s"), on="record_id", how="left").select(
-        "record_id",
-        *[F.when(found, F.col(f"f.{c}")).otherwise(F.col(f"s.{c}")).alias(c)
-          for c in ("person_id", "match_probability")],
-        F.when(found, F.col("f.matched_by")).otherwise(F.coalesce(F.col("s.matched_by"), F.lit("none")))
-        .alias("matched_by"),
-    )
+    links = silver.newest_load(records, "record_id").select("record_id", profile_id().alias("_profile")).join(
+        profile_links.select(F.col("record_id").alias("_profile"), "person_id", "match_probability", "matched_by"),
+        on="_profile", how="inner",
+    ).drop("_profile").persist(StorageLevel.MEMORY_AND_DISK)
+    # One row: the linked and unlinked figures; materializes the cached links.
+    counts = links.agg(F.count("person_id").alias("linked"), F.count("*").alias("records")).first()
+    report["linked"], report["unlinked"] = counts["linked"], counts["records"] - counts["linked"]
+    return links
+
+
+def recorded_keys(profiles: DataFrame, links: DataFrame) -> DataFrame:
+    """Phones and e-mails linked contacts carry, as person rows (they identify those persons' digital events).
+
+    Args:
+        profiles: contact :func:`record_profiles`.
+        links: ``record_id`` (the profile) and the ``person_id`` it linked to.
+
+    Returns:
+        ``person_id, phone, email`` of each linked profile.
+    """
+    linked = links.where(F.col("person_id").isNotNull()).select("record_id", "person_id")
+    return profiles.join(linked, on="record_id", how="inner").select("person_id", "phone", "email")
+
+
+def link_records_to_persons(spark: SparkSession, settings: Settings, lake: Lakehouse, listed: dict[str, int | None],
+                            contacts: DataFrame, digital: DataFrame, current: DataFrame,
+                            report: dict) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """Link contacts, then digital events, to persons: again only where a change reaches, when allowed.
+
+    Args:
+        spark: the session.
+        settings: the run configuration.
+        lake: the lakehouse.
+        listed: the versions readers see (:data:`LINKS`, ``silver.registrations``).
+        contacts: :func:`silver.contact_records` of every load (persisted).
+        digital: :func:`silver.digital_records` of every load (persisted).
+        current: the current registrations with their person ids.
+        report: the resolution report (``contacts`` and ``digital`` entries are added).
+
+    Returns:
+        The contact links and the digital links per record (persisted; unpersist when written),
+        and the rows of :data:`LINKS`.
+    """
+    targets = link_persons(current)
+    before = previous_links(lake, settings, link_model(settings), listed)
+    profiles = {"contacts": record_profiles(contacts).persist(StorageLevel.MEMORY_AND_DISK),
+                "digital": record_profiles(digital).persist(StorageLevel.MEMORY_AND_DISK)}
+    previous: dict[str, relink.PreviousLinks | None] = {"contacts": None, "digital": None}
+    if before is not None:
+        # The person rows the last build linked to, from the registrations it wrote (listed with it).
+        old_targets = link_persons(lake.read("silver.registrations", version=listed["silver.registrations"])
+                                   .where(F.col("is_current")))
+        kept = {kind: before.where(F.col("kind") == kind).select(
+            F.col("profile_id").alias("record_id"), *relink.LOCAL_COLUMNS, "person_id") for kind in previous}
+        previous["contacts"] = relink.PreviousLinks(kept["contacts"].drop("person_id"),
+                                                    relink.changed_rows(old_targets, targets))
+    links = {"contacts": link_to_persons(spark, settings, profiles["contacts"], targets, report, "contacts",
+                                         previous["contacts"])}
+    # Phones and e-mails canvassers recorded with linked contacts identify those persons' digital events too.
+    digital_targets = targets.unionByName(recorded_keys(profiles["contacts"], links["contacts"]),
+                                          allowMissingColumns=True).persist(StorageLevel.MEMORY_AND_DISK)
+    if before is not None:
+        old_digital_targets = old_targets.unionByName(recorded_keys(profiles["contacts"], kept["contacts"]),
+                                                      allowMissingColumns=True)
+        previous["digital"] = relink.PreviousLinks(kept["digital"].drop("person_id"),
+                                                   relink.changed_rows(old_digital_targets, digital_targets))
+    links["digital"] = link_to_persons(spark, settings, profiles["digital"], digital_targets, report, "digital",
+                                       previous["digital"])
+    digital_targets.unpersist()
+    rows = reduce(DataFrame.unionByName, [
+        links[kind].select(F.lit(kind).alias("kind"), F.col("record_id").alias("profile_id"), *relink.LOCAL_COLUMNS,
+                           "person_id") for kind in links])
+    per_record = (record_links(contacts, links["contacts"], report["contacts"]),
+                  record_links(digital, links["digital"], report["digital"]))
+    for frame in profiles.values():
+        frame.unpersist()
+    return *per_record, rows
 
 
 def link_persons(current: DataFrame) -> DataFrame:
@@ -350,7 +472,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
 
     # Registrations versioned across snapshots (SCD2): the history readers see, extended by the newer
     # snapshots only, when it is exactly what rebuilding from every snapshot would give.
-    listed = lake.current_versions(("silver.person_ids", "silver.registrations"))
+    listed = lake.current_versions(("silver.person_ids", "silver.registrations", LINKS))
     versions, versioning = registration_versions(lake, settings, canon["voters"], parses, listed)
     newest_snapshot = versioning["newest_snapshot"]
     latest = latest_versions(versions)
@@ -400,28 +522,21 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     if history.limit(1).count() == 0:
         notes.append("no vote history: features carry no participation; the turnout model will be skipped")
 
-    # Contacts and digital events linked to persons.
-    targets = link_persons(current)
+    # Contacts and digital events linked to persons: on a refresh, again only the profiles a change reaches.
     contact_records = silver.contact_records(canon["contacts"], state, parses).persist(StorageLevel.MEMORY_AND_DISK)
-    contact_links = link_to_persons(spark, settings, contact_records, targets, resolution, "contacts")
+    digital_records = silver.digital_records(canon["digital"], parses).persist(StorageLevel.MEMORY_AND_DISK)
+    contact_links, digital_links, links = link_records_to_persons(
+        spark, settings, lake, listed, contact_records, digital_records, current, resolution)
     written["silver.contacts"] = lake.write(silver.contacts(contact_records, contact_links), "silver.contacts",
                                             "overwrite", staged=True)
-    # Phones and e-mails canvassers recorded with linked contacts identify
-    # those persons' digital events too.
-    recorded = contact_records.join(contact_links, on="record_id", how="inner").where(
-        F.col("person_id").isNotNull()).select("person_id", "phone", "email")
-    digital_targets = targets.unionByName(recorded, allowMissingColumns=True).persist(StorageLevel.MEMORY_AND_DISK)
-    digital_records = silver.digital_records(canon["digital"], parses).persist(StorageLevel.MEMORY_AND_DISK)
-    digital_links = link_to_persons(spark, settings, digital_records, digital_targets, resolution, "digital")
-    contact_records.unpersist()
-    contact_links.unpersist()
-    digital_targets.unpersist()
-    contacts = lake.read("silver.contacts")
     written["silver.digital_events"] = lake.write(silver.digital_events(digital_records, digital_links),
                                                   "silver.digital_events", "overwrite", staged=True)
-    digital_records.unpersist()
-    digital_links.unpersist()
-    digital = lake.read("silver.digital_events")
+    # Recorded with the links: the next build keeps them only under the same model, code and registrations.
+    written[LINKS] = lake.write(links, LINKS, "overwrite", staged=True, metadata={LINKS_KEY: json.dumps(
+        links_metadata(settings, link_model(settings), written["silver.registrations"].version))})
+    for frame in (contact_records, contact_links, digital_records, digital_links):
+        frame.unpersist()
+    contacts, digital = lake.read("silver.contacts"), lake.read("silver.digital_events")
 
     # Experiment assignments keyed to persons by the exact voter id of any
     # registration; unmatched assignments keep a null person_id.

@@ -207,14 +207,35 @@ def _best_person(scored: DataFrame, person_rows: DataFrame, margin: float, thres
 
 
 def _splink_links(spark: SparkSession, candidates: DataFrame, persons: DataFrame, settings: ResolveSettings,
-                  model: str | Mapping[str, Any] | None) -> tuple[DataFrame, str]:
-    """Score candidate records against persons with Splink (train when no model is given)."""
+                  model: str | Mapping[str, Any] | None, reached_only: bool = False) -> tuple[DataFrame, str]:
+    """Score candidate records against persons with Splink (train when no model is given).
+
+    A trained model keeps the name frequencies it was trained with
+    (:func:`~votelake.resolve.engine.term_frequencies` over both inputs), so
+    that a pair's score depends only on the pair and a refresh can score only
+    the records a change reaches. A model saved without them scores with the
+    frequencies of its input, as Splink does.
+
+    Args:
+        spark: the session.
+        candidates: the records to score.
+        persons: the person rows to score them against.
+        settings: resolution settings (``link``).
+        model: a saved link model, or None to train one.
+        reached_only: return only the ids of the records with a pair at or
+            above ``link.match_threshold`` (``record_id``), not their best person.
+
+    Returns:
+        ``record_id, splink_person, splink_probability`` of the records with a
+        clear best person (or the reached ``record_id``), materialized, and the model JSON.
+    """
     from splink import Linker, SettingsCreator
 
     ls = settings.link
     left = prepare_records(candidates).persist()
     right_full = prepare_persons(persons).persist()
     right = right_full.drop("person_id")
+    both = left.unionByName(right)  # the values term frequencies are counted over (Splink's own choice)
     db_api = engine.spark_api(spark, settings)
     registered = []
     try:
@@ -227,9 +248,11 @@ def _splink_links(spark: SparkSession, candidates: DataFrame, persons: DataFrame
             present = present_l & present_r
             key_u = {"address": engine.key_collision_u(right, "address_key", "zip5")}
             key_u.update({c: engine.key_collision_u(right, c) for c in present})
+            comparisons = [engine.with_default_m(c) for c in link_comparisons(settings, present, key_u)]
+            frequencies = engine.term_frequencies(both, engine.tf_columns({"comparisons": comparisons}))
             creator = SettingsCreator(
                 link_type="link_only",
-                comparisons=[engine.with_default_m(c) for c in link_comparisons(settings, present, key_u)],
+                comparisons=comparisons,
                 blocking_rules_to_generate_predictions=list(ls.blocking_rules),
                 em_convergence=settings.em_convergence,
                 max_iterations=settings.em_max_iterations,
@@ -237,18 +260,127 @@ def _splink_links(spark: SparkSession, candidates: DataFrame, persons: DataFrame
                 retain_intermediate_calculation_columns=False,
             )
             linker = Linker([records_table, persons_table], creator, log_level=None)
+            registered += engine.register_term_frequencies(db_api, linker, both, frequencies)
             engine.train(linker, settings, ls.prior_rules, ls.prior_recall, ls.training_blocking_rules)
         else:
+            frequencies = engine.frequencies_of(model)
             linker = Linker([records_table, persons_table], engine.model_dict(model), log_level=None)
+            if frequencies:
+                registered += engine.register_term_frequencies(db_api, linker, both, frequencies)
         scored = linker.inference.predict(threshold_match_probability=ls.match_threshold).as_spark_dataframe()
-        best = engine.materialize(_best_person(
-            scored, right_full.select("unique_id", "person_id"), ls.ambiguity_margin, ls.match_threshold))
-        trained = engine.model_json(linker)
+        if reached_only:
+            left_is_record = F.col("unique_id_l").startswith(RECORD_PREFIX)
+            uid = F.when(left_is_record, F.col("unique_id_l")).otherwise(F.col("unique_id_r"))
+            best = engine.materialize(scored.where(F.col("match_probability") >= ls.match_threshold).select(
+                F.regexp_replace(uid, f"^{RECORD_PREFIX}", "").alias("record_id")).distinct())
+        else:
+            best = engine.materialize(_best_person(
+                scored, right_full.select("unique_id", "person_id"), ls.ambiguity_margin, ls.match_threshold))
+        trained = engine.with_frequencies(engine.model_json(linker), frequencies) if frequencies else \
+            engine.model_json(linker)
     finally:
         engine.close(db_api, registered)
         left.unpersist()
         right_full.unpersist()
     return best, trained
+
+
+# What the model's pass keeps of each record: it depends on the record and the persons only.
+LOCAL_COLUMNS = ("det_person", "det_rule", "splink_person", "splink_probability")
+
+
+def _named() -> Column:
+    """Records the model can work with: a name. Records with only a phone or an
+    e-mail (digital events) are left to the key rules."""
+    return F.col("last_name").isNotNull() & (F.col("first_name").isNotNull() | F.col("address_key").isNotNull())
+
+
+def _record_columns(records: DataFrame) -> DataFrame:
+    return records.select("record_id", "claimed_state_voter_id", "first_name", "last_name", "address_key",
+                          "zip5", "phone", "email")
+
+
+def local_links(spark: SparkSession, records: DataFrame, persons: DataFrame, settings: ResolveSettings,
+                model: str | Mapping[str, Any] | None = None) -> tuple[DataFrame, str | None]:
+    """Each record's deterministic link and the model's best person: what depends on it and the persons only.
+
+    Args:
+        spark: the running session.
+        records: rows in :data:`~votelake.resolve.inputs.RECORD_SCHEMA`, ``record_id`` unique.
+        persons: rows in :data:`~votelake.resolve.inputs.PERSON_SCHEMA`.
+        settings: resolution settings (``link`` section).
+        model: a saved link model, or None to train one on the records that carry a name.
+
+    Returns:
+        ``record_id`` and :data:`LOCAL_COLUMNS` for every record (materialized),
+        and the model JSON (None when no record needed the model).
+    """
+    first = _deterministic(_record_columns(records), persons, settings).persist()
+    try:
+        trainable = first.where(_named())
+        # A row or none: whether any named record is left for the model.
+        has_candidates = first.where(_named() & F.col("det_person").isNull()).limit(1).count() > 0
+        trained: str | None = None
+        if has_candidates:
+            # Train on every named record (more pairs for EM); only unlinked ones use the result.
+            best, trained = _splink_links(spark, trainable.drop("det_person", "det_rule"), persons, settings, model)
+            local = first.join(best, on="record_id", how="left")
+        else:
+            local = first.select("*", F.lit(None).cast("string").alias("splink_person"),
+                                 F.lit(None).cast("double").alias("splink_probability"))
+        local = engine.materialize(local.select("record_id", *LOCAL_COLUMNS))
+    finally:
+        first.unpersist()
+    return local, trained
+
+
+def finish_links(local: DataFrame, records: DataFrame, persons: DataFrame, settings: ResolveSettings) -> DataFrame:
+    """The links from each record's :func:`local_links`, then the keys linked records carry (over all records).
+
+    Args:
+        local: :func:`local_links` of every record.
+        records: the records (``record_id``, ``phone``, ``email``).
+        persons: the person rows linked to.
+        settings: resolution settings (``link.propagate_record_keys``).
+
+    Returns:
+        ``record_id, person_id, match_probability, matched_by`` for every record.
+    """
+    pass1 = records.select("record_id", "phone", "email").join(local, on="record_id", how="inner").select(
+        "record_id", "phone", "email",
+        F.coalesce("det_person", "splink_person").alias("person_id"),
+        F.when(F.col("det_person").isNotNull(), F.col("det_rule"))
+        .when(F.col("splink_person").isNotNull(), F.lit("splink")).alias("matched_by"),
+        F.when(F.col("det_person").isNotNull(), F.lit(1.0))
+        .otherwise(F.col("splink_probability")).alias("match_probability"),
+    )
+    if settings.link.propagate_record_keys:
+        pass1 = _propagate(pass1, persons)
+    return pass1.select(
+        "record_id",
+        "person_id",
+        "match_probability",
+        F.coalesce(F.col("matched_by"), F.lit("none")).alias("matched_by"),
+    )
+
+
+def reached_records(spark: SparkSession, records: DataFrame, persons: DataFrame, settings: ResolveSettings,
+                    model: str | Mapping[str, Any]) -> DataFrame:
+    """The named records the model scores at or above ``link.match_threshold`` with any of the person rows.
+
+    Args:
+        spark: the running session.
+        records: rows in :data:`~votelake.resolve.inputs.RECORD_SCHEMA`.
+        persons: person rows (a refresh passes those that changed).
+        settings: resolution settings.
+        model: the link model (keeping its term frequencies, so a score depends only on the pair).
+
+    Returns:
+        ``record_id`` of each such record, materialized.
+    """
+    reached, _ = _splink_links(spark, _record_columns(records).where(_named()), persons, settings, model,
+                               reached_only=True)
+    return reached
 
 
 def link_records(
@@ -274,43 +406,9 @@ def link_records(
         A :class:`LinkResult`: one link row per record (see the module
         docstring for the rules and their order) and the model JSON.
     """
-    ls = settings.link
-    recs = records.select("record_id", "claimed_state_voter_id", "first_name", "last_name", "address_key",
-                          "zip5", "phone", "email")
-    first = _deterministic(recs, persons, settings).persist()
-    try:
-        # The model needs a name to work with: records with only a phone or an
-        # e-mail (digital events) are left to the key rules.
-        named = F.col("last_name").isNotNull() & (F.col("first_name").isNotNull() | F.col("address_key").isNotNull())
-        trainable = first.where(named)
-        # A row or none: whether any named record is left for the model.
-        has_candidates = first.where(named & F.col("det_person").isNull()).limit(1).count() > 0
-        trained: str | None = None
-        if has_candidates:
-            # Train on every named record (more pairs for EM); only unlinked ones use the result.
-            best, trained = _splink_links(spark, trainable.drop("det_person", "det_rule"), persons, settings, model)
-            pass1 = first.join(best, on="record_id", how="left")
-        else:
-            pass1 = first.select("*", F.lit(None).cast("string").alias("splink_person"),
-                                 F.lit(None).cast("double").alias("splink_probability"))
-        pass1 = pass1.select(
-            *recs.columns,
-            F.coalesce("det_person", "splink_person").alias("person_id"),
-            F.when(F.col("det_person").isNotNull(), F.col("det_rule"))
-            .when(F.col("splink_person").isNotNull(), F.lit("splink")).alias("matched_by"),
-            F.when(F.col("det_person").isNotNull(), F.lit(1.0))
-            .otherwise(F.col("splink_probability")).alias("match_probability"),
-        )
-        if ls.propagate_record_keys:
-            pass1 = _propagate(pass1, persons)
-        links = engine.materialize(pass1.select(
-            "record_id",
-            "person_id",
-            "match_probability",
-            F.coalesce(F.col("matched_by"), F.lit("none")).alias("matched_by"),
-        ))
-    finally:
-        first.unpersist()
+    local, trained = local_links(spark, records, persons, settings, model)
+    links = engine.materialize(finish_links(local, records, persons, settings))
+    local.unpersist()
     return LinkResult(links=links, model=trained)
 
 

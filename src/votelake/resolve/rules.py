@@ -204,12 +204,31 @@ def _unique_owner(targets: DataFrame, key: Column, name: str) -> DataFrame:
             .where(F.col("_n") == 1).drop("_n"))
 
 
-def link_by_rules(records: DataFrame, persons: DataFrame) -> DataFrame:
-    """Link records to persons by the first of :data:`LINK_KEYS` that belongs to exactly one person.
+def with_link_keys(df: DataFrame, *keep: str) -> DataFrame:
+    """``keep`` and every :data:`LINK_KEYS` value of the rows (null unless all its fields are present).
 
-    Phones and e-mails carried by records linked in the first pass become
-    person keys too (when they point at one person), so a web event keyed by an
-    e-mail a canvasser recorded with a matched contact links to that person.
+    Args:
+        df: rows with ``state_voter_id, first_name, last_name, address_key, zip5, phone, email``.
+        keep: columns to carry through.
+
+    Returns:
+        ``keep`` followed by one column per key of :data:`LINK_KEYS`.
+    """
+    df = df.select("*", F.substring("first_name", 1, 1).alias("first_initial"))
+    return df.select(*keep, *[_composite_key(fields).alias(name) for name, fields in LINK_KEYS.items()])
+
+
+def claimed_keys(records: DataFrame, *keep: str) -> DataFrame:
+    """:func:`with_link_keys` of records, their claimed state voter id standing for ``state_voter_id``."""
+    return with_link_keys(records.drop("state_voter_id").withColumnRenamed("claimed_state_voter_id", "state_voter_id"),
+                          *keep)
+
+
+def link_by_person_keys(records: DataFrame, persons: DataFrame) -> DataFrame:
+    """The rules' first pass: the first of :data:`LINK_KEYS` that belongs to exactly one person.
+
+    It depends on each record and the persons only, so a refresh keeps it for
+    records no changed person row shares a key with.
 
     Args:
         records: ``record_id, claimed_state_voter_id, first_name, last_name,
@@ -218,26 +237,29 @@ def link_by_rules(records: DataFrame, persons: DataFrame) -> DataFrame:
             address_key, zip5, phone, email`` (one row per registration).
 
     Returns:
-        ``record_id, person_id, match_probability, matched_by`` for every record
-        (``person_id`` null and ``matched_by`` ``none`` when nothing matched).
+        ``record_id, person_id, matched_by`` for every record (``none`` when no key matched).
     """
-    def with_keys(df: DataFrame, *keep: str) -> DataFrame:
-        df = df.select("*", F.substring("first_name", 1, 1).alias("first_initial"))
-        return df.select(*keep, *[_composite_key(fields).alias(name) for name, fields in LINK_KEYS.items()])
-
-    person_rows = with_keys(persons, "person_id")
-    person_keys = {name: _unique_owner(person_rows, F.col(name), name) for name in LINK_KEYS}
-    keyed = with_keys(records.drop("state_voter_id").withColumnRenamed("claimed_state_voter_id", "state_voter_id"),
-                      "record_id")
-    for name, owners in person_keys.items():
-        keyed = keyed.join(owners, on=name, how="left")
-    rules = list(person_keys)
-    first = keyed.select(
-        "record_id", "phone", "email",
+    person_rows = with_link_keys(persons, "person_id")
+    keyed = claimed_keys(records, "record_id")
+    for name in LINK_KEYS:
+        keyed = keyed.join(_unique_owner(person_rows, F.col(name), name), on=name, how="left")
+    rules = list(LINK_KEYS)
+    return keyed.select(
+        "record_id",
         F.coalesce(*[F.col(f"_{r}_person") for r in rules]).alias("person_id"),
         _rule_name(rules).alias("matched_by"),
-    ).localCheckpoint()  # read three times below: the learnt keys and the second pass
-    # Second pass: keys learnt from linked records.
+    )
+
+
+def link_by_learnt_keys(first: DataFrame) -> DataFrame:
+    """The rules' second pass: phones and e-mails of records the first pass linked become person keys.
+
+    Args:
+        first: :func:`link_by_person_keys` with each record's ``phone`` and ``email``.
+
+    Returns:
+        ``record_id, person_id, match_probability, matched_by`` for every record.
+    """
     linked = first.where(F.col("person_id").isNotNull())
     learnt = {
         "phone": _unique_owner(linked, F.col("phone"), "phone"),
@@ -256,6 +278,29 @@ def link_by_rules(records: DataFrame, persons: DataFrame) -> DataFrame:
         .when(F.col("_email_learnt").isNotNull(), F.lit("email_from_records"))
         .otherwise(F.lit("none")).alias("matched_by"),
     )
+
+
+def link_by_rules(records: DataFrame, persons: DataFrame) -> DataFrame:
+    """Link records to persons by the first of :data:`LINK_KEYS` that belongs to exactly one person.
+
+    Phones and e-mails carried by records linked in the first pass become
+    person keys too (when they point at one person), so a web event keyed by an
+    e-mail a canvasser recorded with a matched contact links to that person.
+
+    Args:
+        records: ``record_id, claimed_state_voter_id, first_name, last_name,
+            address_key, zip5, phone, email``.
+        persons: ``person_id, state_voter_id, first_name, last_name,
+            address_key, zip5, phone, email`` (one row per registration).
+
+    Returns:
+        ``record_id, person_id, match_probability, matched_by`` for every record
+        (``person_id`` null and ``matched_by`` ``none`` when nothing matched).
+    """
+    first = link_by_person_keys(records, persons).join(
+        records.select("record_id", "phone", "email"), on="record_id", how="inner",
+    ).localCheckpoint()  # read three times by the second pass: the learnt keys and the records
+    return link_by_learnt_keys(first)
 
 
 def _rule_name(rules: list[str]) -> Column:
