@@ -7,8 +7,10 @@ import random
 from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
-from votelake.resolve.relink import prefer_first
+from votelake.resolve.engine import blocking_keys
+from votelake.resolve.relink import PreviousLinks, changed_rows, final_links, prefer_first, relink
 from votelake.resolve.rules import MAX_ROUNDS, components, dedupe_by_rules, link_by_rules
+from votelake.resolve.settings import ResolveSettings
 
 REGISTRATIONS = (
     "registration_key string, state_voter_id string, first_name string, middle_name string, last_name string, "
@@ -113,3 +115,49 @@ def test_rule_links_win_and_the_model_fills_the_rest(spark):
     expected = spark.createDataFrame([("r1", "p1", 1.0, "name_address"), ("r2", "p2", 0.99, "splink"),
                                       ("r3", None, None, "none")], schema)
     assertDataFrameEqual(prefer_first(by_rules, by_model), expected)
+
+
+def test_a_refresh_links_again_only_the_records_a_changed_person_row_reaches(spark):
+    settings = ResolveSettings()
+    before = spark.createDataFrame([
+        ("p1", "N1", "ANNA", "BELL", "1 OAK ST", "27510", "+19195550101", "anna@x.org"),
+        ("p2", "N2", "JOHN", "SMITH", "40 ELM ST", "27510", None, None),
+        ("p3", "N3", "JOHN", "SMITH", "9 PINE RD", "27510", None, None),
+    ], PERSONS)
+    # John Smith of Elm Street moves; Zoe King registers.
+    now = before.where("person_id != 'p2'").unionByName(spark.createDataFrame([
+        ("p2", "N2", "JOHN", "SMITH", "7 ASH CT", "27510", None, None),
+        ("p4", "N4", "ZOE", "KING", "1 BAY ST", "27510", None, None),
+    ], PERSONS))
+    records = spark.createDataFrame([
+        ("r1", "N1", None, None, None, None, None, None),                       # claimed voter id
+        ("r2", None, None, None, None, None, "+19195550101", "anna@x.org"),     # phone
+        ("r4", None, "JOHN", "SMITH", "40 ELM ST", "27510", None, None),        # the old address: reached
+        ("r5", None, "ZOE", "KING", "1 BAY ST", "27510", None, None),           # the new person: reached
+    ], RECORDS)
+    # A new record: Anna Bell's e-mail.
+    records_now = records.unionByName(spark.createDataFrame([
+        ("r6", None, None, None, None, None, None, "anna@x.org")], RECORDS))
+    kept, _, figures = relink(spark, records, before, settings, None, "rules")
+    assert figures == {"linked_again": "all"}
+    previous = PreviousLinks(kept, changed_rows(before, now))
+    local, _, figures = relink(spark, records_now, now, settings, None, "rules", previous)
+    assert figures == {"linked_again": 3}  # r4, r5 and the new r6
+    everything, _, _ = relink(spark, records_now, now, settings, None, "rules")
+    assertDataFrameEqual(local, everything)
+    expected = spark.createDataFrame([
+        Row("r1", "p1", 1.0, "state_voter_id"), Row("r2", "p1", 1.0, "phone"),
+        Row("r4", None, None, "none"), Row("r5", "p4", 1.0, "name_address"),
+        Row("r6", "p1", 1.0, "email"),
+    ], "record_id string, person_id string, match_probability double, matched_by string")
+    assertDataFrameEqual(final_links(local, records_now, now, settings, "rules"), expected)
+    assertDataFrameEqual(link_by_rules(records_now, now), expected)
+
+
+def test_blocking_rules_are_read_as_key_equalities_or_refused():
+    assert blocking_keys("l.last_name = r.last_name and l.zip5 = r.zip5") == [("last_name", "last_name"),
+                                                                            ("zip5", "zip5")]
+    assert blocking_keys({"blocking_rule": "r.phone = l.phone"}) == [("phone", "phone")]
+    for rule in ("l.last_name = r.last_name or l.zip5 = r.zip5", "substr(l.zip5, 1, 3) = substr(r.zip5, 1, 3)",
+                 "l.zip5 = '27510'", "l.birth_year <= r.birth_year"):
+        assert blocking_keys(rule) is None, rule

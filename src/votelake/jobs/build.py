@@ -328,15 +328,16 @@ def link_to_persons(spark: SparkSession, settings: Settings, profiles: DataFrame
     report[kind] = {"profiles": profiles.count()}  # a figure reported; materializes the cache the linkage reads
     # One link model serves contacts and digital records (same comparisons): digital reuses the one contacts trained.
     model = link_model(settings)
-    local, trained, figures = relink.relink(spark, profiles, targets, settings.resolve, model, previous)
-    report[kind].update(figures, method=settings.resolve.method)
-    if settings.resolve.method == "splink":
+    method = settings.resolve.method
+    local, trained, figures = relink.relink(spark, profiles, targets, settings.resolve, model, method, previous)
+    report[kind].update(figures, method=method)
+    if method == "splink":
         report[kind]["model"] = "reused" if model else "trained" if trained else "not needed"
         if model is None and trained is not None:
             report[kind]["model_run_id"] = tracking.log_resolution_model(
                 settings.mlflow, "link", trained, settings.resolve.model_dump(mode="json"),
                 {"profiles": float(report[kind]["profiles"])})
-    links = engine.materialize(local.join(relink.final_links(local, profiles, targets, settings.resolve),
+    links = engine.materialize(local.join(relink.final_links(local, profiles, targets, settings.resolve, method),
                                           on="record_id", how="inner"))
     local.unpersist()
     return links

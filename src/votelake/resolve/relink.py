@@ -21,7 +21,7 @@ result is what linking every record gives.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -29,6 +29,7 @@ from pyspark.sql import functions as F
 from votelake.resolve import engine, link, rules
 from votelake.resolve.settings import ResolveSettings
 
+Method = Literal["rules", "splink"]
 # What a record's link keeps between builds: the rules' first pass and the model's local pass.
 LOCAL_COLUMNS = ("rule_person", "rule_matched_by", *link.LOCAL_COLUMNS)
 
@@ -62,15 +63,16 @@ def changed_rows(before: DataFrame, now: DataFrame) -> DataFrame:
 
 
 def local_links(spark: SparkSession, records: DataFrame, persons: DataFrame, settings: ResolveSettings,
-                model: str | Mapping[str, Any] | None) -> tuple[DataFrame, str | None]:
+                model: str | Mapping[str, Any] | None, method: Method) -> tuple[DataFrame, str | None]:
     """The local part of each record's link (the rules' first pass; with Splink, its deterministic and model pass).
 
     Args:
         spark: the session.
         records: rows in :data:`~votelake.resolve.inputs.RECORD_SCHEMA`, ``record_id`` unique.
         persons: the person rows.
-        settings: resolution settings (``method``, ``link``).
-        model: the link model (None: Splink trains one; unused with ``method: rules``).
+        settings: resolution settings (``link``).
+        model: the link model (None: Splink trains one; unused with ``rules``).
+        method: ``splink`` (the rules' link, then the model's) or ``rules``.
 
     Returns:
         ``record_id`` and :data:`LOCAL_COLUMNS` for every record (materialized),
@@ -78,7 +80,7 @@ def local_links(spark: SparkSession, records: DataFrame, persons: DataFrame, set
     """
     by_keys = rules.link_by_person_keys(records, persons).select(
         "record_id", F.col("person_id").alias("rule_person"), F.col("matched_by").alias("rule_matched_by"))
-    if settings.method == "rules":
+    if method == "rules":
         nulls = [F.lit(None).cast("double" if c == "splink_probability" else "string").alias(c)
                  for c in link.LOCAL_COLUMNS]
         return engine.materialize(by_keys.select("*", *nulls)), None
@@ -89,7 +91,8 @@ def local_links(spark: SparkSession, records: DataFrame, persons: DataFrame, set
     return local, trained
 
 
-def final_links(local: DataFrame, records: DataFrame, persons: DataFrame, settings: ResolveSettings) -> DataFrame:
+def final_links(local: DataFrame, records: DataFrame, persons: DataFrame, settings: ResolveSettings,
+                method: Method) -> DataFrame:
     """Each record's link from the local parts of all records.
 
     Args:
@@ -97,6 +100,7 @@ def final_links(local: DataFrame, records: DataFrame, persons: DataFrame, settin
         records: the records (``record_id``, ``phone``, ``email``).
         persons: the person rows.
         settings: resolution settings.
+        method: see :func:`local_links`.
 
     Returns:
         ``record_id, person_id, match_probability, matched_by`` for every record.
@@ -105,7 +109,7 @@ def final_links(local: DataFrame, records: DataFrame, persons: DataFrame, settin
                          F.col("rule_matched_by").alias("matched_by")).join(
         records.select("record_id", "phone", "email"), on="record_id", how="inner")
     by_rules = rules.link_by_learnt_keys(first)
-    if settings.method == "rules":
+    if method == "rules":
         return by_rules
     return prefer_first(by_rules, link.finish_links(local, records, persons, settings))
 
@@ -134,7 +138,7 @@ def prefer_first(first: DataFrame, second: DataFrame) -> DataFrame:
 
 
 def reached(spark: SparkSession, records: DataFrame, changed: DataFrame, settings: ResolveSettings,
-            model: str | Mapping[str, Any] | None) -> DataFrame:
+            model: str | Mapping[str, Any] | None, method: Method) -> DataFrame:
     """The records whose local part a changed person row can change.
 
     Args:
@@ -142,7 +146,8 @@ def reached(spark: SparkSession, records: DataFrame, changed: DataFrame, setting
         records: the records kept from the last build.
         changed: :func:`changed_rows` of the person rows.
         settings: resolution settings.
-        model: the link model (with ``method: splink``; it keeps its term frequencies).
+        model: the link model (with ``splink``; it keeps its term frequencies).
+        method: see :func:`local_links`.
 
     Returns:
         ``record_id`` of each record sharing a key of :data:`~votelake.resolve.rules.LINK_KEYS`
@@ -159,14 +164,14 @@ def reached(spark: SparkSession, records: DataFrame, changed: DataFrame, setting
     by_key = long(rules.claimed_keys(records, "record_id"), "record_id").join(
         keys, on=["key", "value"], how="left_semi").select("record_id")
     # A row or none: with no changed row, the model has nothing to score.
-    if settings.method == "rules" or changed.limit(1).count() == 0:
+    if method == "rules" or changed.limit(1).count() == 0:
         return by_key.distinct()
     by_model = link.reached_records(spark, records, changed, settings, model)
     return by_key.unionByName(by_model).distinct()
 
 
 def relink(spark: SparkSession, records: DataFrame, persons: DataFrame, settings: ResolveSettings,
-           model: str | Mapping[str, Any] | None, previous: PreviousLinks | None = None,
+           model: str | Mapping[str, Any] | None, method: Method = "splink", previous: PreviousLinks | None = None,
            ) -> tuple[DataFrame, str | None, dict[str, Any]]:
     """The local part of every record's link: kept from ``previous`` where no change reaches it.
 
@@ -176,6 +181,7 @@ def relink(spark: SparkSession, records: DataFrame, persons: DataFrame, settings
         persons: the person rows now.
         settings: resolution settings.
         model: the link model (None: train one); a refresh needs one that keeps its term frequencies.
+        method: see :func:`local_links`.
         previous: the last build's links, or None to link every record.
 
     Returns:
@@ -184,16 +190,16 @@ def relink(spark: SparkSession, records: DataFrame, persons: DataFrame, settings
         (``linked_again``: ``all``, or the count of records linked again).
     """
     if previous is None:
-        local, trained = local_links(spark, records, persons, settings, model)
+        local, trained = local_links(spark, records, persons, settings, model, method)
         return local, trained, {"linked_again": "all"}
     kept = previous.local.join(records.select("record_id"), on="record_id", how="left_semi")
     again = records.join(kept.select("record_id"), on="record_id", how="left_anti").select("record_id").unionByName(
         reached(spark, records.join(kept.select("record_id"), on="record_id", how="left_semi"), previous.changed,
-                settings, model)).distinct()
+                settings, model, method)).distinct()
     again = engine.materialize(again)
     figures = {"linked_again": again.count()}  # a figure reported; materialized, read twice below
     fresh, trained = local_links(spark, records.join(again, on="record_id", how="left_semi"), persons, settings,
-                                 model)
+                                 model, method)
     local = engine.materialize(fresh.unionByName(kept.join(again, on="record_id", how="left_anti").select(
         "record_id", *LOCAL_COLUMNS)))
     fresh.unpersist()
