@@ -7,7 +7,6 @@ import random
 from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
-from votelake.resolve.engine import blocking_keys
 from votelake.resolve.relink import PreviousLinks, changed_rows, final_links, prefer_first, relink
 from votelake.resolve.rules import MAX_ROUNDS, components, dedupe_by_rules, link_by_rules
 from votelake.resolve.settings import ResolveSettings
@@ -153,11 +152,3 @@ def test_a_refresh_links_again_only_the_records_a_changed_person_row_reaches(spa
     assertDataFrameEqual(final_links(local, records_now, now, settings, "rules"), expected)
     assertDataFrameEqual(link_by_rules(records_now, now), expected)
 
-
-def test_blocking_rules_are_read_as_key_equalities_or_refused():
-    assert blocking_keys("l.last_name = r.last_name and l.zip5 = r.zip5") == [("last_name", "last_name"),
-                                                                            ("zip5", "zip5")]
-    assert blocking_keys({"blocking_rule": "r.phone = l.phone"}) == [("phone", "phone")]
-    for rule in ("l.last_name = r.last_name or l.zip5 = r.zip5", "substr(l.zip5, 1, 3) = substr(r.zip5, 1, 3)",
-                 "l.zip5 = '27510'", "l.birth_year <= r.birth_year"):
-        assert blocking_keys(rule) is None, rule

@@ -32,7 +32,6 @@ import logging
 import shutil
 import tempfile
 import uuid
-from functools import reduce
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -270,72 +269,6 @@ def frequencies_of(model: str | Mapping[str, Any]) -> dict[str, Any] | None:
     """The term frequencies a model keeps, or None (a model saved before they were kept)."""
     data = json.loads(model) if isinstance(model, str) else model
     return data.get(TF_KEY)
-
-
-def blocking_keys(rule: str | Mapping[str, Any]) -> list[tuple[str, str]] | None:
-    """The column pairs a blocking rule requires equal, when it is only such equalities joined by AND.
-
-    Parsed with sqlglot (the parser Splink itself uses), so any other form
-    (a function, an OR, a comparison) is recognised as one and refused.
-
-    Args:
-        rule: a blocking rule (SQL over ``l.`` and ``r.``), or Splink's dict of one.
-
-    Returns:
-        ``[(left column, right column), ...]``, or None when the rule is anything else.
-    """
-    import sqlglot
-    from sqlglot import exp
-
-    sql = rule["blocking_rule"] if isinstance(rule, Mapping) else rule
-    try:
-        tree = sqlglot.parse_one(sql, read="spark")
-    except sqlglot.errors.ParseError:
-        return None
-    terms = list(tree.flatten()) if isinstance(tree, exp.And) else [tree]
-    pairs = []
-    for term in terms:
-        if not (isinstance(term, exp.EQ) and isinstance(term.this, exp.Column)
-                and isinstance(term.expression, exp.Column)):
-            return None
-        sides = {term.this.table: term.this.name, term.expression.table: term.expression.name}
-        if set(sides) != {"l", "r"}:
-            return None
-        pairs.append((sides["l"], sides["r"]))
-    return pairs
-
-
-def blocked_candidates(left: DataFrame, right: DataFrame, rules: Iterable[str | Mapping[str, Any]],
-                       ) -> tuple[DataFrame, DataFrame] | None:
-    """Each side's rows that some blocking rule can pair with a row of the other side.
-
-    A pair is scored only when a blocking rule holds for it, so scoring
-    these rows gives every pair scoring all of them gives, when each score
-    depends only on the pair (a model that keeps its term frequencies).
-    Splink would otherwise prepare every row of a large side to score a few.
-
-    Args:
-        left: the left input (prepared).
-        right: the right input (prepared).
-        rules: the blocking rules.
-
-    Returns:
-        ``(left rows, right rows)`` that share a rule's keys with the other side,
-        or None when a rule is not a plain conjunction of equalities.
-    """
-    keys = [blocking_keys(rule) for rule in rules]
-    if not keys or any(k is None for k in keys):
-        return None
-
-    def reachable(side: DataFrame, other: DataFrame, pairs: list[tuple[str, str]]) -> DataFrame:
-        present = [F.col(a).isNotNull() for a, _ in pairs]
-        values = other.select(*[F.col(b).alias(a) for a, b in pairs]).where(
-            reduce(lambda x, y: x & y, present)).distinct()
-        return side.join(values, on=[a for a, _ in pairs], how="left_semi")
-
-    flipped = [[(b, a) for a, b in pairs] for pairs in keys]
-    return (reduce(DataFrame.unionByName, [reachable(left, right, pairs) for pairs in keys]).distinct(),
-            reduce(DataFrame.unionByName, [reachable(right, left, pairs) for pairs in flipped]).distinct())
 
 
 def fingerprint(model: str) -> str:

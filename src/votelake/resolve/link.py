@@ -22,7 +22,6 @@ nothing is dropped. Deterministic links carry ``match_probability`` 1.0.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -233,23 +232,9 @@ def _splink_links(spark: SparkSession, candidates: DataFrame, persons: DataFrame
     from splink import Linker, SettingsCreator
 
     ls = settings.link
-    left, right_full = prepare_records(candidates), prepare_persons(persons)
+    left = prepare_records(candidates).persist()
+    right_full = prepare_persons(persons).persist()
     frequencies = engine.frequencies_of(model) if model is not None else None
-    if frequencies:
-        # Scores depend only on the pair: score only the rows a blocking rule can pair (a refresh's few).
-        narrowed = engine.blocked_candidates(
-            left, right_full, engine.model_dict(model).get("blocking_rules_to_generate_predictions", []))
-        if narrowed is not None:
-            left, right_full = narrowed
-    left, right_full = left.persist(), right_full.persist()
-    # A row or none on each side: with nothing to pair, there is nothing to score.
-    if frequencies and (left.limit(1).count() == 0 or right_full.limit(1).count() == 0):
-        left.unpersist()
-        right_full.unpersist()
-        schema = "record_id string" if reached_only else \
-            "record_id string, splink_person string, splink_probability double"
-        return spark.createDataFrame([], schema), engine.with_frequencies(
-            json.dumps(engine.model_dict(model), indent=2, sort_keys=True), frequencies)
     right = right_full.drop("person_id")
     both = left.unionByName(right)  # the values term frequencies are counted over (Splink's own choice)
     db_api = engine.spark_api(spark, settings)

@@ -288,10 +288,8 @@ def link_by_rules(records: DataFrame, persons: DataFrame) -> DataFrame:
     e-mail a canvasser recorded with a matched contact links to that person.
 
     Args:
-        records: ``record_id, claimed_state_voter_id, first_name, last_name,
-            address_key, zip5, phone, email``.
-        persons: ``person_id, state_voter_id, first_name, last_name,
-            address_key, zip5, phone, email`` (one row per registration).
+        records: the records, as :func:`link_by_person_keys` takes them.
+        persons: the person rows, as :func:`link_by_person_keys` takes them.
 
     Returns:
         ``record_id, person_id, match_probability, matched_by`` for every record
