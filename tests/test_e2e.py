@@ -583,13 +583,13 @@ def test_a_refresh_resolves_only_what_changed_and_equals_resolving_everything(sp
     current = lake.read("silver.registrations").where(F.col("is_current"))
     unlisted = {**lake.current_versions(("silver.registrations",)), build.LINKS: None}
     report: dict = {}
-    *everything, _ = build.link_records_to_persons(spark, settings, lake, unlisted, *records, current, report)
+    *everything, _, profiles = build.link_records_to_persons(spark, settings, lake, unlisted, *records, current,
+                                                             report)
     assert report["contacts"]["linked_again"] == report["digital"]["linked_again"] == "all"
     for table, key, links in (("silver.contacts", "contact_id", everything[0]),
                               ("silver.digital_events", "event_id", everything[1])):
         stored = lake.read(table).select(F.col(key).alias("record_id"), "person_id", "match_probability",
                                          "matched_by")
         assertDataFrameEqual(stored, links)
-        links.unpersist()
-    for frame in records:
+    for frame in (*everything, *profiles, *records):
         frame.unpersist()

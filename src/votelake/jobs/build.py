@@ -380,7 +380,7 @@ def recorded_keys(profiles: DataFrame, links: DataFrame) -> DataFrame:
 
 def link_records_to_persons(spark: SparkSession, settings: Settings, lake: Lakehouse, listed: dict[str, int | None],
                             contacts: DataFrame, digital: DataFrame, current: DataFrame,
-                            report: dict) -> tuple[DataFrame, DataFrame, DataFrame]:
+                            report: dict) -> tuple[DataFrame, DataFrame, DataFrame, list[DataFrame]]:
     """Link contacts, then digital events, to persons: again only where a change reaches, when allowed.
 
     Args:
@@ -394,8 +394,8 @@ def link_records_to_persons(spark: SparkSession, settings: Settings, lake: Lakeh
         report: the resolution report (``contacts`` and ``digital`` entries are added).
 
     Returns:
-        The contact links and the digital links per record (persisted; unpersist when written),
-        and the rows of :data:`LINKS`.
+        The contact links and the digital links per record (persisted), the rows of :data:`LINKS`,
+        and the profiles' links they are computed from (materialized): unpersist them all when written.
     """
     targets = link_persons(current)
     before = previous_links(lake, settings, link_model(settings), listed)
@@ -430,7 +430,7 @@ def link_records_to_persons(spark: SparkSession, settings: Settings, lake: Lakeh
                   record_links(digital, links["digital"], report["digital"]))
     for frame in profiles.values():
         frame.unpersist()
-    return *per_record, rows
+    return *per_record, rows, list(links.values())
 
 
 def link_persons(current: DataFrame) -> DataFrame:
@@ -526,7 +526,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     # Contacts and digital events linked to persons: on a refresh, again only the profiles a change reaches.
     contact_records = silver.contact_records(canon["contacts"], state, parses).persist(StorageLevel.MEMORY_AND_DISK)
     digital_records = silver.digital_records(canon["digital"], parses).persist(StorageLevel.MEMORY_AND_DISK)
-    contact_links, digital_links, links = link_records_to_persons(
+    contact_links, digital_links, links, profile_links = link_records_to_persons(
         spark, settings, lake, listed, contact_records, digital_records, current, resolution)
     written["silver.contacts"] = lake.write(silver.contacts(contact_records, contact_links), "silver.contacts",
                                             "overwrite", staged=True)
@@ -535,7 +535,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     # Recorded with the links: the next build keeps them only under the same model, code and registrations.
     written[LINKS] = lake.write(links, LINKS, "overwrite", staged=True, metadata={LINKS_KEY: json.dumps(
         links_metadata(settings, link_model(settings), written["silver.registrations"].version))})
-    for frame in (contact_records, contact_links, digital_records, digital_links):
+    for frame in (contact_records, contact_links, digital_records, digital_links, *profile_links):
         frame.unpersist()
     contacts, digital = lake.read("silver.contacts"), lake.read("silver.digital_events")
 

@@ -193,9 +193,10 @@ def relink(spark: SparkSession, records: DataFrame, persons: DataFrame, settings
         local, trained = local_links(spark, records, persons, settings, model, method)
         return local, trained, {"linked_again": "all"}
     kept = previous.local.join(records.select("record_id"), on="record_id", how="left_semi")
-    again = records.join(kept.select("record_id"), on="record_id", how="left_anti").select("record_id").unionByName(
-        reached(spark, records.join(kept.select("record_id"), on="record_id", how="left_semi"), previous.changed,
-                settings, model, method)).distinct()
+    seen = kept.select("record_id")
+    new = records.join(seen, on="record_id", how="left_anti").select("record_id")
+    again = new.unionByName(reached(spark, records.join(seen, on="record_id", how="left_semi"), previous.changed,
+                                    settings, model, method)).distinct()
     again = engine.materialize(again)
     figures = {"linked_again": again.count()}  # a figure reported; materialized, read twice below
     fresh, trained = local_links(spark, records.join(again, on="record_id", how="left_semi"), persons, settings,
