@@ -34,9 +34,7 @@ from votelake.resolve import (
     pairwise_precision_recall,
     record_precision_recall,
 )
-from votelake.resolve.engine import blocking_keys
 from votelake.resolve.ids import HASH_CHARS
-from votelake.resolve.link import blocked_records, reached_records
 from votelake.synth.generate import build_outputs, build_registrations
 
 LAYOUTS = CONF_DIR / "layouts"
@@ -152,42 +150,6 @@ def test_record_scores(spark):
     assert scores.precision == pytest.approx(0.5) and scores.recall == pytest.approx(1 / 3)
 
 
-@pytest.mark.parametrize(("rule", "columns"), [
-    ("l.last_name = r.last_name and l.zip5 = r.zip5", ["last_name", "zip5"]),
-    ({"blocking_rule": "l.zip5 = r.zip5", "sql_dialect": "spark"}, ["zip5"]),
-    ("l.a = r.a AND l.b = r.b AND l.c = r.c", ["a", "b", "c"]),
-    ("l.last_name = r.last_name or l.zip5 = r.zip5", None),
-    ("substr(l.zip5, 1, 3) = substr(r.zip5, 1, 3)", None),
-    ("l.last_name = r.first_name", None),
-    ("l.zip5 = r.zip5 and l.birth_year > r.birth_year", None),
-    ("l.zip5 = l.zip5", None),
-    ({"blocking_rule": "l.tokens = r.tokens", "arrays_to_explode": ["tokens"]}, None),
-])
-def test_blocking_keys_reads_only_equalities_of_one_column(rule, columns):
-    assert blocking_keys(rule) == columns
-
-
-def test_the_records_a_blocking_rule_pairs_with_a_person_row_are_found_by_joins(spark):
-    persons = spark.createDataFrame([
-        ("P1", "AA1", "JOHN", "SMITH", "12 OAK ST", "27601", None, None),
-        ("P2", "BB2", "MARY", "JONES", None, "27701", None, None),
-    ], PERSON_SCHEMA)
-    records = spark.createDataFrame([
-        ("c1", None, "JON", "SMITH", "9 ELM ST", "27601", None, None),     # last name and ZIP
-        ("c2", None, "JOHN", "SMYTHE", "12 OAK ST", "27601", None, None),  # address and ZIP
-        ("c3", None, "MARY", "JONES", None, "27999", None, None),          # last name only
-        ("c4", None, "MARY", "JONES", None, None, None, None),             # no ZIP: a null pairs nothing
-        ("d1", None, None, None, None, "27601", "+19195550001", None),     # no name: not for the model
-    ], RECORD_SCHEMA)
-    model = {"link_type": "link_only", "blocking_rules_to_generate_predictions": [
-        {"blocking_rule": "l.last_name = r.last_name and l.zip5 = r.zip5", "sql_dialect": "spark"},
-        {"blocking_rule": "l.address_key = r.address_key and l.zip5 = r.zip5", "sql_dialect": "spark"}]}
-    assertDataFrameEqual(blocked_records(records, persons, model),
-                         spark.createDataFrame([("c1",), ("c2",)], "record_id string"))
-    fuzzy = {**model, "blocking_rules_to_generate_predictions": ["levenshtein(l.last_name, r.last_name) < 2"]}
-    assert blocked_records(records, persons, fuzzy) is None
-
-
 # ------------------------------------------------- 5,000-voter synthetic state
 
 
@@ -294,23 +256,6 @@ def test_a_refresh_resolves_again_only_what_changed_with_the_clusters_of_resolvi
     for result in (refreshed, everything):
         result.unpersist()
     now.unpersist()
-
-
-@pytest.mark.slow  # Splink training on a 5,000-voter state: minutes on 2 cores
-def test_the_records_blocked_with_changed_rows_include_every_record_the_model_scores_with_them(spark, state):
-    """A refresh finds by joins the records a change can reach; Splink's scoring finds no other."""
-    model, settings = state["linked"].model, state["settings"]
-    records = contact_records(state["data"]["contacts"]).unionByName(digital_records(state["data"]["digital"]))
-    persons = state["regs"].join(state["ids"], on="registration_key", how="inner").select(
-        *PERSON_SCHEMA.fieldNames())
-    changed = persons.where(F.abs(F.xxhash64("registration_key")) % 50 == 0)
-    blocked = blocked_records(records, persons=changed, model=model).persist()
-    scored = reached_records(spark, records, changed, settings, model)
-    assert scored.count() > 0
-    assert scored.subtract(blocked).count() == 0
-    assert blocked.count() < records.count() / 10
-    blocked.unpersist()
-    scored.unpersist()
 
 
 # --------------------------------------- hand-built data scored with the saved models

@@ -271,42 +271,6 @@ def frequencies_of(model: str | Mapping[str, Any]) -> dict[str, Any] | None:
     return data.get(TF_KEY)
 
 
-def blocking_keys(rule: str | Mapping[str, Any]) -> list[str] | None:
-    """The columns a blocking rule requires equal on both sides, when it is only ``l.c = r.c`` terms joined by AND.
-
-    Parsed with sqlglot (the parser Splink itself uses), so that anything else
-    (a function, an OR, a comparison, two different columns, exploded arrays)
-    is recognised and refused rather than misread.
-
-    Args:
-        rule: a blocking rule (SQL over ``l.`` and ``r.``), or Splink's dict of one.
-
-    Returns:
-        The column names, or None when the rule has any other form.
-    """
-    import sqlglot
-    from sqlglot import exp
-
-    if isinstance(rule, Mapping):
-        if set(rule) - {"blocking_rule", "sql_dialect", "salting_partitions"}:
-            return None  # e.g. arrays_to_explode: pairs a plain join would not find
-        rule = rule["blocking_rule"]
-    try:
-        tree = sqlglot.parse_one(rule, read="spark")
-    except sqlglot.errors.ParseError:
-        return None
-    columns = []
-    for term in (tree.flatten() if isinstance(tree, exp.And) else [tree]):
-        if not (isinstance(term, exp.EQ) and isinstance(term.this, exp.Column)
-                and isinstance(term.expression, exp.Column)):
-            return None
-        sides = {term.this.table: term.this.name, term.expression.table: term.expression.name}
-        if set(sides) != {"l", "r"} or sides["l"] != sides["r"]:
-            return None
-        columns.append(sides["l"])
-    return columns
-
-
 def fingerprint(model: str) -> str:
     """A short hash of a model's JSON: two runs with the same fingerprint score every pair alike."""
     return hashlib.sha256(model.encode()).hexdigest()[:16]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import reduce
 from typing import Any, Mapping
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -382,36 +381,6 @@ def reached_records(spark: SparkSession, records: DataFrame, persons: DataFrame,
     reached, _ = _splink_links(spark, _record_columns(records).where(_named()), persons, settings, model,
                                reached_only=True)
     return reached
-
-
-def blocked_records(records: DataFrame, persons: DataFrame, model: str | Mapping[str, Any]) -> DataFrame | None:
-    """The named records a blocking rule of the model pairs with one of the person rows, found by joins.
-
-    Splink scores only the pairs its blocking rules generate, so these
-    include every record the model scores at or above any threshold with
-    those rows (and its best person can change only for them); a join on the
-    rules' columns finds them without running Splink.
-
-    Args:
-        records: rows in :data:`~votelake.resolve.inputs.RECORD_SCHEMA`.
-        persons: person rows (a refresh passes those that changed).
-        model: the link model.
-
-    Returns:
-        ``record_id`` of each such record, or None when a rule is not only
-        equalities of one column on both sides (then use :func:`reached_records`).
-    """
-    rules = [engine.blocking_keys(rule) for rule in
-             engine.model_dict(model).get("blocking_rules_to_generate_predictions", [])]
-    if not rules or any(columns is None for columns in rules):
-        return None
-    left = prepare_records(_record_columns(records).where(_named()))
-    right = prepare_persons(persons)
-    # The join's equality is Splink's (SQL's): a null key pairs nothing.
-    paired = [left.join(right.select(*columns).distinct(), on=columns, how="left_semi").select("unique_id")
-              for columns in rules]
-    return reduce(DataFrame.unionByName, paired).select(
-        F.regexp_replace("unique_id", f"^{RECORD_PREFIX}", "").alias("record_id")).distinct()
 
 
 def link_records(

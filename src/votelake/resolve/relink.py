@@ -12,10 +12,8 @@ A record's link comes in two parts:
 
 A refresh keeps the local part of every record no change reaches and computes
 it for the others: new records, records sharing a key value with a person row
-that changed (added, removed, or now another person's), and records a
-blocking rule of the model pairs with such a row (old or new): only those can
-score at or above its threshold with it (found by joins on the rules' columns,
-or by Splink when a rule is more than equalities). The global part
+that changed (added, removed, or now another person's), and records the model
+scores at or above its threshold with such a row (old or new). The global part
 is then computed over all records, as it is cheap (joins, no scoring). The
 result is what linking every record gives.
 """
@@ -153,7 +151,7 @@ def reached(spark: SparkSession, records: DataFrame, changed: DataFrame, setting
 
     Returns:
         ``record_id`` of each record sharing a key of :data:`~votelake.resolve.rules.LINK_KEYS`
-        with a changed row, or paired with one by a blocking rule of the model.
+        with a changed row, or scored at or above the threshold with one.
     """
     def long(df: DataFrame, *keep: str) -> DataFrame:
         # One row per present key value, so that one join finds every shared key.
@@ -168,9 +166,7 @@ def reached(spark: SparkSession, records: DataFrame, changed: DataFrame, setting
     # A row or none: with no changed row, the model has nothing to score.
     if method == "rules" or changed.limit(1).count() == 0:
         return by_key.distinct()
-    by_model = link.blocked_records(records, changed, model)
-    if by_model is None:  # a blocking rule a join cannot follow: Splink scores the pairs
-        by_model = link.reached_records(spark, records, changed, settings, model)
+    by_model = link.reached_records(spark, records, changed, settings, model)
     return by_key.unionByName(by_model).distinct()
 
 
