@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import deltalake
 import pytest
+import yaml
 
 from votelake.config import Settings, SparkSettings, load_settings
 from votelake.session import build_spark
@@ -93,13 +97,8 @@ def served_lakehouse(tmp_path_factory) -> dict[str, Path]:
     Returns:
         ``conf`` (the YAML config), ``metastore``, ``lakehouse`` and ``root``.
     """
-    import subprocess
-    import sys
-
     root = tmp_path_factory.mktemp("served")
     conf = root / "conf.yaml"
-    import yaml
-
     # conf/local.yaml (its universes, allocation and rules, so every job has work
     # to do) with every path under root, a tiny state and a tiny model.
     settings = yaml.safe_load((REPO / "conf" / "local.yaml").read_text())
@@ -120,3 +119,153 @@ def served_lakehouse(tmp_path_factory) -> dict[str, Path]:
                               cwd=REPO, capture_output=True, text=True, timeout=3600)
         assert done.returncode == 0, f"votelake {command[0]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     return {"root": root, "conf": conf, "metastore": root / "metastore", "lakehouse": root / "lakehouse"}
+
+
+# --- the installed command, as a user runs it ------------------------------------------------------------------
+
+VOTELAKE = Path(sys.executable).parent / "votelake"
+
+
+def cli_config(root: Path, landing: Path) -> Path:
+    """A config for a tiny state under ``root``, as a user writes one: ``extends: local`` and what differs.
+
+    Args:
+        root: the temporary folder (lakehouse, MLflow store, reports, exports).
+        landing: the landing folder.
+
+    Returns:
+        The config file's path.
+    """
+    tree = {
+        "extends": "local",
+        "storage": {"lakehouse": str(root / "lakehouse"), "metastore": str(root / "metastore")},
+        "spark": {"master": "local[2]", "driver_memory": "2g", "shuffle_partitions": 2,
+                  "conf": {"spark.ui.enabled": "false", "spark.default.parallelism": "2"}},
+        "mlflow": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "artifact_root": str(root / "mlartifacts")},
+        "quality": {"results_dir": str(root / "quality")},
+        "synth": {"partitions": 2, "experiment_share": 0.5},  # enough follow-up IDs for the uplift model
+        "landing": str(landing),
+        "universes": {"exports": str(root / "exports")},
+        # Calibration to precinct results and the default (Splink) resolver are
+        # tested in test_e2e.py; here they would only lengthen a run about exit codes.
+        "calibration": {"results": None},
+        "resolve": {"method": "rules"},
+        "model": {"gbt_max_iter": 5, "gbt_max_depths": [3], "reg_params": [0.01], "tuning": "none",
+                  "bootstrap": 50, "uplift_folds": 2, "uplift_learners": ["two_stage"]},
+    }
+    path = root / "votelake.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def votelake_cli(cwd: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """Run the installed console script in ``cwd``, with no ``VOTELAKE__*`` overrides from this environment.
+
+    Its temporary folder is ``cwd/tmp``, so a test can see what a run leaves there.
+
+    Args:
+        cwd: the folder it runs in.
+        *args: the command line after ``votelake``.
+        timeout: seconds before the run is stopped (and the test fails).
+
+    Returns:
+        The finished process, its output captured as text.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOTELAKE__")}
+    env["PYARROW_IGNORE_TIMEZONE"] = "1"
+    (cwd / "tmp").mkdir(exist_ok=True)
+    env["TMPDIR"] = str(cwd / "tmp")
+    return subprocess.run([str(VOTELAKE), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# Run in its own process after the pipeline has exited (the embedded metastore admits one process).
+CATALOG_CHECK = """
+import sys
+from votelake.config import load_settings
+from votelake.jobs.common import session_for
+
+spark = session_for(load_settings(sys.argv[1]))
+history = spark.sql("DESCRIBE HISTORY gold.voter_scores").orderBy("version").collect()
+# Maintenance ran after the publish: the publish is the last WRITE.
+last = [h for h in history if h["operation"] == "WRITE"][-1]
+inserted = spark.sql(f"SELECT count(*) FROM table_changes('gold.voter_scores', {last['version']}, "
+                     f"{last['version']}) WHERE _change_type = 'insert'").first()[0]
+print(f"by_name={spark.table('gold.voter_scores').count()}")
+print(f"history={len(history)}")
+print(f"inserted_by_last_publish={inserted}")
+"""
+
+@pytest.fixture(scope="session")
+def cli_project(tmp_path_factory) -> dict:
+    """A user's project made with the installed command: ``votelake synth`` (3,000 voters), ``votelake pipeline``,
+    ``votelake run maintain``, then its tables read by name in a fresh process.
+
+    The CLI's tests check the run; erasure's tests go on to change the lake. So what the CLI's tests check is
+    recorded here, as the run left it, before anything else touches it. Both files run on one worker
+    (:data:`FILES_SHARING_FIXTURES`), so the project is made once.
+
+    Returns:
+        ``root`` and ``conf`` (the config file); the finished ``synth``, ``pipeline``, ``maintain`` and ``check``
+        processes (the last two None when the pipeline failed); ``modes``, the permission bits of what the
+        pipeline wrote; ``scratch``, the Spark folders left in the run's temporary folder; ``scores``, the rows of
+        ``gold.voter_scores`` after maintenance, read with deltalake.
+    """
+    root = tmp_path_factory.mktemp("cli_project")
+    conf = cli_config(root, root / "synth" / "landing")
+    made = {"root": root, "conf": conf, "maintain": None, "check": None}
+    made["synth"] = votelake_cli(root, "synth", "--voters", "3000", "--seed", "1", "--out", str(root / "synth"),
+                                 "--conf", str(conf))
+    made["pipeline"] = votelake_cli(root, "pipeline", "--conf", str(conf))
+    # What the run wrote is its owner's alone (its folders, and the files Python writes),
+    # and Spark's scratch folder went with the process.
+    wrote = [root / "lakehouse", root / "exports", root / "quality", root / "mlartifacts", root / "mlflow.db",
+             *(root / "quality").rglob("*.json")]
+    made["modes"] = {str(p): p.stat().st_mode if p.exists() else None for p in wrote}
+    made["scratch"] = [*(root / "tmp").glob("votelake-spark-*"), *(root / "tmp").glob("blockmgr-*")]
+    if made["pipeline"].returncode == 0:
+        # Maintenance runs on what the pipeline wrote, and keeps every row.
+        made["maintain"] = votelake_cli(root, "run", "maintain", "--conf", str(conf), timeout=900)
+        check = root / "check.py"
+        check.write_text(CATALOG_CHECK)
+        made["check"] = subprocess.run([sys.executable, str(check), str(conf)], cwd=root, capture_output=True,
+                                       text=True, timeout=900)
+        # The rows a Spark-free reader sees, to compare with what Spark read by name.
+        scores = deltalake.DeltaTable(str(root / "lakehouse" / "gold" / "voter_scores"))
+        made["scores"] = scores.to_pyarrow_table().num_rows
+    return made
+
+
+# The slowest files (each takes a small state through the pipeline), run first: `make test` keeps this
+# order (--no-loadscope-reorder), so the two workers start on the long ones and end about together.
+SLOWEST_FIRST = ("tests/test_e2e.py", "tests/test_cli.py", "tests/test_erasure.py", "tests/test_notebooks.py",
+                 "tests/test_models.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Put the files of :data:`SLOWEST_FIRST` first, in that order; the rest keep theirs."""
+    rank = {file: i for i, file in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+# Test files sharing a session fixture, each set one unit of `make test`'s scheduling: file to unit.
+FILES_SHARING_FIXTURES = {"tests/test_cli.py": "cli_project", "tests/test_erasure.py": "cli_project"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`make test`'s ``--dist loadfile``, with the files of :data:`FILES_SHARING_FIXTURES` as one unit.
+
+    Each xdist worker makes its own session fixtures, so files sharing an expensive one go to one worker.
+    (xdist's own ``loadgroup`` marks would do it, but 3.8 cannot rename pytest 9's node ids to group them.)
+    """
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesSharingFixtures(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = super()._split_scope(nodeid)
+            return FILES_SHARING_FIXTURES.get(file, file)
+
+    return FilesSharingFixtures(config, log)

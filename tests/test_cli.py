@@ -15,80 +15,27 @@ import time
 import zipfile
 from pathlib import Path
 
-import deltalake
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO
+from conftest import REPO, cli_config, votelake_cli
 from votelake.config import CONF_DIR, load_settings
 
 VOTELAKE = Path(sys.executable).parent / "votelake"
 KINDS = ("turnout", "support", "persuasion")
 
 
-def _write_config(root: Path, landing: Path) -> Path:
-    """A config for a tiny state under ``root``, as a user writes one: ``extends: local`` and what differs.
-
-    Args:
-        root: the temporary folder (lakehouse, MLflow store, reports, exports).
-        landing: the landing folder.
-
-    Returns:
-        The config file's path.
-    """
-    tree = {
-        "extends": "local",
-        "storage": {"lakehouse": str(root / "lakehouse"), "metastore": str(root / "metastore")},
-        "spark": {"master": "local[2]", "driver_memory": "2g", "shuffle_partitions": 2,
-                  "conf": {"spark.ui.enabled": "false", "spark.default.parallelism": "2"}},
-        "mlflow": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "artifact_root": str(root / "mlartifacts")},
-        "quality": {"results_dir": str(root / "quality")},
-        "synth": {"partitions": 2, "experiment_share": 0.5},  # enough follow-up IDs for the uplift model
-        "landing": str(landing),
-        "universes": {"exports": str(root / "exports")},
-        # Calibration to precinct results and the default (Splink) resolver are
-        # tested in test_e2e.py; here they would only lengthen a run about exit codes.
-        "calibration": {"results": None},
-        "resolve": {"method": "rules"},
-        "model": {"gbt_max_iter": 5, "gbt_max_depths": [3], "reg_params": [0.01], "tuning": "none",
-                  "bootstrap": 50, "uplift_folds": 2, "uplift_learners": ["two_stage"]},
-    }
-    path = root / "votelake.yaml"
-    path.write_text(yaml.safe_dump(tree))
-    return path
-
-
-def _votelake(cwd: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """Run the installed console script in ``cwd``, with no ``VOTELAKE__*`` overrides from this environment.
-
-    Its temporary folder is ``cwd/tmp``, so a test can see what a run leaves there.
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOTELAKE__")}
-    env["PYARROW_IGNORE_TIMEZONE"] = "1"
-    (cwd / "tmp").mkdir(exist_ok=True)
-    env["TMPDIR"] = str(cwd / "tmp")
-    return subprocess.run([str(VOTELAKE), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
 @pytest.mark.e2e
-def test_pipeline_exits_zero_and_names_each_champion_run(tmp_path: Path):
-    conf = _write_config(tmp_path, tmp_path / "synth" / "landing")
-    synth = _votelake(tmp_path, "synth", "--voters", "3000", "--seed", "1", "--out", str(tmp_path / "synth"),
-                      "--conf", str(conf))
+def test_pipeline_exits_zero_and_names_each_champion_run(cli_project):
+    synth, done = cli_project["synth"], cli_project["pipeline"]
     assert synth.returncode == 0, synth.stderr[-3000:]
-    assert (tmp_path / "synth" / "landing" / "ncvoter").is_dir()
-
-    done = _votelake(tmp_path, "pipeline", "--conf", str(conf))
+    assert (cli_project["root"] / "synth" / "landing" / "ncvoter").is_dir()
     assert done.returncode == 0, done.stderr[-3000:]
-    settings = load_settings(conf, environ={})
-    # What the run wrote is its owner's alone (its folders, and the files Python writes),
-    # and Spark's scratch folder went with the process.
-    private = [settings.storage.lakehouse, tmp_path / "exports", tmp_path / "quality", tmp_path / "mlartifacts",
-               tmp_path / "mlflow.db", *(tmp_path / "quality").rglob("*.json")]
-    assert all(p.stat().st_mode & 0o077 == 0 for p in private), {str(p): oct(p.stat().st_mode) for p in private}
-    assert not list((tmp_path / "tmp").glob("votelake-spark-*")) and not list((tmp_path / "tmp").glob("blockmgr-*"))
+    settings = load_settings(cli_project["conf"], environ={})
+    # What the run wrote is its owner's alone, and Spark's scratch folder went with the process.
+    modes = cli_project["modes"]
+    assert all(m is not None and m & 0o077 == 0 for m in modes.values()), {p: m and oct(m) for p, m in modes.items()}
+    assert cli_project["scratch"] == []
     out = done.stdout
     assert re.search(r"^\[votelake\] scores: \S*" + re.escape(str(settings.storage.lakehouse)) + r"\S* \(\d+ rows",
                      out, re.M), out[-3000:]
@@ -101,46 +48,25 @@ def test_pipeline_exits_zero_and_names_each_champion_run(tmp_path: Path):
         assert line is not None, out[-3000:]
         assert line.group(1).startswith(f"{name}/{champion.version}, run {champion.run_id}, learner "), line.group(0)
 
-    # Maintenance runs on what the pipeline wrote, and keeps every row.
-    maintained = _votelake(tmp_path, "run", "maintain", "--conf", str(conf), timeout=900)
+    # Maintenance ran on what the pipeline wrote, and kept every row.
+    maintained = cli_project["maintain"]
     assert maintained.returncode == 0, maintained.stderr[-3000:]
 
     # A fresh process, a session from the factory: the tables by name, their history and changes.
-    check = tmp_path / "check.py"
-    check.write_text(CATALOG_CHECK)
-    checked = subprocess.run([sys.executable, str(check), str(conf)], cwd=tmp_path, capture_output=True, text=True,
-                             timeout=900)
+    checked = cli_project["check"]
     assert checked.returncode == 0, checked.stderr[-3000:]
     found = dict(line.split("=", 1) for line in checked.stdout.splitlines() if "=" in line)
-    rows = deltalake.DeltaTable(str(settings.storage.lakehouse / "gold" / "voter_scores")).to_pyarrow_table().num_rows
+    rows = cli_project["scores"]
     assert int(found["by_name"]) == rows > 0
     assert int(found["history"]) >= 2
     assert int(found["inserted_by_last_publish"]) == rows
 
 
-# Run in its own process after the pipeline has exited (the embedded metastore admits one process).
-CATALOG_CHECK = """
-import sys
-from votelake.config import load_settings
-from votelake.jobs.common import session_for
-
-spark = session_for(load_settings(sys.argv[1]))
-history = spark.sql("DESCRIBE HISTORY gold.voter_scores").orderBy("version").collect()
-# Maintenance ran after the publish: the publish is the last WRITE.
-last = [h for h in history if h["operation"] == "WRITE"][-1]
-inserted = spark.sql(f"SELECT count(*) FROM table_changes('gold.voter_scores', {last['version']}, "
-                     f"{last['version']}) WHERE _change_type = 'insert'").first()[0]
-print(f"by_name={spark.table('gold.voter_scores').count()}")
-print(f"history={len(history)}")
-print(f"inserted_by_last_publish={inserted}")
-"""
-
-
 def test_a_failing_job_exits_non_zero_naming_the_job_and_the_error(tmp_path: Path):
     landing = tmp_path / "landing"
     landing.mkdir()  # a delivery folder with nothing in it
-    conf = _write_config(tmp_path, landing)
-    failed = _votelake(tmp_path, "run", "ingest", "--conf", str(conf), timeout=600)
+    conf = cli_config(tmp_path, landing)
+    failed = votelake_cli(tmp_path, "run", "ingest", "--conf", str(conf), timeout=600)
     assert failed.returncode == 1
     last = failed.stderr.strip().splitlines()[-1]
     assert last.startswith("votelake: job ingest failed: LayoutError: nothing was loaded"), failed.stderr[-3000:]
@@ -149,7 +75,7 @@ def test_a_failing_job_exits_non_zero_naming_the_job_and_the_error(tmp_path: Pat
 
 
 def test_a_jvm_that_dies_is_reported_as_such_with_the_memory_setting(tmp_path: Path):
-    conf = _write_config(tmp_path, tmp_path / "synth" / "landing")
+    conf = cli_config(tmp_path, tmp_path / "synth" / "landing")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOTELAKE__")}
     job = subprocess.Popen([str(VOTELAKE), "synth", "--voters", "200000", "--out", str(tmp_path / "synth"),
                             "--conf", str(conf)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
@@ -228,7 +154,7 @@ def test_spark_scratch_is_private_and_a_killed_runs_is_removed_by_the_next(tmp_p
                                                       "storage.allow_outside"]),
 ])
 def test_a_bad_config_exits_two_before_spark(tmp_path: Path, job, override, named):
-    done = _votelake(tmp_path, "run", job, "--set", override, timeout=120)
+    done = votelake_cli(tmp_path, "run", job, "--set", override, timeout=120)
     assert done.returncode == 2
     assert all(n in done.stderr for n in named)
 

@@ -1,6 +1,7 @@
 """Erasure: ``votelake forget`` removes a person from every table version, export and artifact, for good.
 
-A small synthetic state goes through the pipeline; three people are then
+The project the installed command made (``cli_project``: a small synthetic
+state through ``votelake pipeline``, shared with the CLI's tests); three people are then
 forgotten (one by state voter id through the installed CLI with
 ``--purge-now``, one by e-mail and one by phone in-process), and every file
 under the project is searched for what identified them. Then a new voter-file
@@ -11,32 +12,23 @@ the person is back in the public record (silver) but in no universe or export.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
-from conftest import synthetic_state_settings
+from conftest import votelake_cli
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from votelake import erasure
-from votelake.jobs import build, forget, ingest, score, synth, train, universes
+from votelake.config import load_settings
+from votelake.jobs import build, forget, ingest, score, universes
 from votelake.lakehouse import Lakehouse, canonical_sources
 from votelake.transforms import erasure as er
 
 pytestmark = pytest.mark.e2e
-
-VOTERS = 1500
-VOTELAKE = Path(sys.executable).parent / "votelake"
-OVERRIDES = ("synth.seed=5", "synth.partitions=2", "synth.experiment_share=0.5", "model.learners=[lr]",
-             "model.tuning=none", "model.reg_params=[0.01]", "model.bootstrap=50", "model.uplift_folds=2",
-             "model.uplift_learners=[two_stage]", "calibration.results=null", "resolve.method=rules")
 
 
 # --- the pure parts ---------------------------------------------------------------------------------------------
@@ -100,24 +92,11 @@ def test_masks_cover_every_written_form():
 # --- end to end -------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory):
-    root = tmp_path_factory.mktemp("erasure")
-    return synthetic_state_settings(root, VOTERS, *OVERRIDES, f"universes.exports={root / 'exports'}")
-
-
-def _config(settings, root: Path) -> Path:
-    """The same project as a config file for the CLI (with a metastore of its own: Derby admits one process)."""
-    tree = {"extends": "local",
-            "storage": {"lakehouse": str(settings.storage.lakehouse), "metastore": str(root / "cli-metastore")},
-            "spark": {"master": "local[2]", "driver_memory": "2g", "shuffle_partitions": 2,
-                      "conf": {"spark.ui.enabled": "false"}},
-            "mlflow": {"tracking_uri": settings.mlflow.tracking_uri,
-                       "artifact_root": str(settings.mlflow.artifact_root)},
-            "quality": {"results_dir": str(settings.quality.results_dir)}, "landing": str(settings.landing),
-            "universes": {"exports": str(settings.universes.exports)}}
-    path = root / "votelake.yaml"
-    path.write_text(yaml.safe_dump(tree))
-    return path
+def settings(cli_project):
+    """The project's settings, read from the config file the installed command ran with."""
+    made = cli_project["pipeline"]
+    assert made.returncode == 0, f"votelake pipeline failed:\n{made.stderr[-3000:]}"
+    return load_settings(cli_project["conf"], environ={})
 
 
 def _pick(spark, settings) -> dict:
@@ -162,18 +141,14 @@ def _found(root: Path, patterns: list[re.Pattern], skip: tuple[Path, ...]) -> li
 
 
 @pytest.fixture(scope="module")
-def forgotten(spark, settings, tmp_path_factory):
-    """The pipeline, three people picked, then forgotten; returns who they were and each summary."""
-    for job in (synth, ingest, build, train, score, universes):
-        job.run(spark, settings)
+def forgotten(spark, settings, cli_project, tmp_path_factory):
+    """Three people picked from the project, then forgotten; returns who they were and each summary."""
     picked = _pick(spark, settings)
-    root = Path(str(settings.storage.lakehouse)).parent
+    root = cli_project["root"]
     before = _found(root, _patterns(picked), skip=(Path(str(settings.landing)).parent,))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOTELAKE__")}
-    cli = subprocess.run([str(VOTELAKE), "forget", "--state-voter-id", picked["voter_ids"][0], "--reason",
-                          f"asked by phone to be forgotten, said id {picked['voter_ids'][0]}", "--purge-now",
-                          "--conf", str(_config(settings, tmp_path_factory.mktemp("cli")))],
-                         cwd=root, env=env, capture_output=True, text=True, timeout=1800)
+    cli = votelake_cli(root, "forget", "--state-voter-id", picked["voter_ids"][0], "--reason",
+                       f"asked by phone to be forgotten, said id {picked['voter_ids'][0]}", "--purge-now",
+                       "--conf", str(cli_project["conf"]))
     ids = tmp_path_factory.mktemp("request") / "ids.csv"
     ids.write_text(f"email,phone\n{picked['email']},\n,{picked['phone']}\n")
     args = forget.build_args(["--from-file", str(ids), "--reason", "opt-out", "--purge-now"])

@@ -10,6 +10,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 from deltalake import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
@@ -302,3 +303,16 @@ def test_check_constraints_from_the_declaration(store, spark, tmp_path):
     with pytest.raises(ConstraintViolationError, match="score_range"):
         store.write(people(spark, [(3, "Cy", 1.5)]), table, "append")
     assert store.read(table).count() == 2
+
+
+@pytest.mark.parametrize("checks, error", [
+    ({"score range": "score BETWEEN 0 AND 1"}, ValueError),  # not a plain identifier
+    ({"score_range": "scor BETWEEN 0 AND 1"}, AnalysisException),  # no such column
+    ({"score_range": "score + 1"}, AnalysisException),  # not a condition
+])
+def test_a_declared_check_that_cannot_hold_fails_the_create(store, tmp_path, checks, error):
+    """Checks are given to a new table at its creation: one that could never be a constraint stops it there."""
+    table = spec(tmp_path, checks=checks)
+    with pytest.raises(error):
+        store.create(table)
+    assert not store.exists(table)
