@@ -196,6 +196,7 @@ print(f"history={len(history)}")
 print(f"inserted_by_last_publish={inserted}")
 """
 
+
 @pytest.fixture(scope="session")
 def cli_project(tmp_path_factory) -> dict:
     """A user's project made with the installed command: ``votelake synth`` (3,000 voters), ``votelake pipeline``,
@@ -252,7 +253,7 @@ def pytest_collection_modifyitems(config, items):
 FILES_SHARING_FIXTURES = {"tests/test_cli.py": "cli_project", "tests/test_erasure.py": "cli_project"}
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # optional: plain pytest runs without xdist too
 def pytest_xdist_make_scheduler(config, log):
     """`make test`'s ``--dist loadfile``, with the files of :data:`FILES_SHARING_FIXTURES` as one unit.
 
