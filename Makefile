@@ -18,7 +18,8 @@ run: setup
 
 # Two test files at a time, each in its own process and SparkSession: tiny
 # Spark jobs wait on scheduling more than on the CPU, so two overlap well on 2 cores.
-# The slowest files go first, in tests/conftest.py's order (SLOWEST_FIRST).
+# Files sharing a session fixture run as one (tests/conftest.py, FILES_SHARING_FIXTURES),
+# and the slowest go first, in conftest's order (SLOWEST_FIRST).
 test: setup
 	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 

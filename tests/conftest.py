@@ -208,15 +208,17 @@ def cli_project(tmp_path_factory) -> dict:
 
     Returns:
         ``root`` and ``conf`` (the config file); the finished ``synth``, ``pipeline``, ``maintain`` and ``check``
-        processes (the last two None when the pipeline failed); ``modes``, the permission bits of what the
+        processes (None after a step that failed); ``modes``, the permission bits of what the
         pipeline wrote; ``scratch``, the Spark folders left in the run's temporary folder; ``scores``, the rows of
         ``gold.voter_scores`` after maintenance, read with deltalake.
     """
     root = tmp_path_factory.mktemp("cli_project")
     conf = cli_config(root, root / "synth" / "landing")
-    made = {"root": root, "conf": conf, "maintain": None, "check": None}
+    made = {"root": root, "conf": conf, "pipeline": None, "maintain": None, "check": None}
     made["synth"] = votelake_cli(root, "synth", "--voters", "3000", "--seed", "1", "--out", str(root / "synth"),
                                  "--conf", str(conf))
+    if made["synth"].returncode != 0:
+        return made  # the CLI's test reports it
     made["pipeline"] = votelake_cli(root, "pipeline", "--conf", str(conf))
     # What the run wrote is its owner's alone (its folders, and the files Python writes),
     # and Spark's scratch folder went with the process.

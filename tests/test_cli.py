@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, cli_config, votelake_cli
+from conftest import REPO, VOTELAKE, cli_config, votelake_cli
 from votelake.config import CONF_DIR, load_settings
 
-VOTELAKE = Path(sys.executable).parent / "votelake"
 KINDS = ("turnout", "support", "persuasion")
 
 

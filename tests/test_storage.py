@@ -309,6 +309,7 @@ def test_check_constraints_from_the_declaration(store, spark, tmp_path):
     ({"score range": "score BETWEEN 0 AND 1"}, ValueError),  # not a plain identifier
     ({"score_range": "scor BETWEEN 0 AND 1"}, AnalysisException),  # no such column
     ({"score_range": "score + 1"}, AnalysisException),  # not a condition
+    ({"score_range": "score <= 1", "Score_Range": "score >= 0"}, ValueError),  # one name to Delta
 ])
 def test_a_declared_check_that_cannot_hold_fails_the_create(store, tmp_path, checks, error):
     """Checks are given to a new table at its creation: one that could never be a constraint stops it there."""

@@ -158,12 +158,15 @@ class DeltaStore:
         """
         if (table.name, table.uri) in self._ready and self.exists(table):
             return
+        checks = self._constraint_properties(table)  # before any attempt: a check that cannot hold is no race
         created = False
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             if self.exists(table):
                 break
             try:
-                self._builder(table, DeltaTable.createIfNotExists(self.spark)).location(table.uri).execute()
+                self._builder(table, DeltaTable.createIfNotExists(self.spark), checks).location(table.uri).execute()
+                # Or found it made a moment ago by another writer of the same declarations (one that
+                # declared otherwise makes Delta refuse this create, and the retry syncs instead).
                 created = True
                 break
             except Exception:
@@ -179,14 +182,14 @@ class DeltaStore:
             self._sync_declarations(table)
         self._ready.add((table.name, table.uri))
 
-    def _builder(self, table: TableSpec, builder):
+    def _builder(self, table: TableSpec, builder, checks: dict[str, str]):
         for f in table.schema.fields:
             builder = builder.addColumn(f.name, f.dataType, nullable=f.nullable, comment=table.comments.get(f.name))
         if table.partition_by:
             builder = builder.partitionedBy(*table.partition_by)
         if table.description:
             builder = builder.comment(table.description)
-        for key, value in {**table.properties, **self._constraint_properties(table)}.items():
+        for key, value in {**table.properties, **checks}.items():
             builder = builder.property(key, value)
         return builder
 
@@ -196,16 +199,25 @@ class DeltaStore:
         Given at creation they cost nothing more; added one by one, each was a commit of its own (~0.7 s,
         about 30 s of a small state's pipeline). Delta enforces them on every write either way.
 
+        Returns:
+            ``delta.constraints.<name>`` (Delta's names are lower case) to the expression.
+
         Raises:
-            ValueError: a name that is not a plain identifier.
+            ValueError: a name that is not a plain identifier, or two that differ only in case.
             AnalysisException: an expression that is not a condition on the table's columns.
         """
+        if not table.checks:
+            return {}
         empty = self.spark.createDataFrame([], table.schema)
         for name, expression in table.checks.items():
             if not _CONSTRAINT_NAME.match(name):
                 raise ValueError(f"table {table.name}: constraint name {name!r} must be a plain identifier")
-            empty.where(expression)  # analysed now: an unknown column or a non-condition fails here
-        return {CONSTRAINT_PREFIX + name.lower(): expression for name, expression in table.checks.items()}
+            # Analysed now (.schema: also over Spark Connect): an unknown column or a non-condition fails here.
+            empty.where(expression).schema  # noqa: B018
+        properties = {CONSTRAINT_PREFIX + name.lower(): expression for name, expression in table.checks.items()}
+        if len(properties) < len(table.checks):
+            raise ValueError(f"table {table.name}: constraint names differ only in case: {sorted(table.checks)}")
+        return properties
 
     def register(self, table: TableSpec) -> None:
         """Point the catalog's ``<layer>.<table>`` at the table's location.
