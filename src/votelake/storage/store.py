@@ -69,6 +69,13 @@ CONSTRAINT_PREFIX = "delta.constraints."
 _CONSTRAINT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HOURS_PER_UNIT = {"second": 1 / 3600, "minute": 1 / 60, "hour": 1.0, "day": 24.0, "week": 168.0}
 
+
+def _require_plain_name(table: TableSpec, name: str) -> None:
+    """Refuse a CHECK constraint name that is not a plain identifier (SQL could not name it unquoted)."""
+    if not _CONSTRAINT_NAME.match(name):
+        raise ValueError(f"table {table.name}: constraint name {name!r} must be a plain identifier")
+
+
 # Session settings that carry commit metadata and the txn id into DML commands
 # (DeltaTable's merge and delete builders take no writer options).
 _TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
@@ -210,8 +217,7 @@ class DeltaStore:
             return {}
         empty = self.spark.createDataFrame([], table.schema)
         for name, expression in table.checks.items():
-            if not _CONSTRAINT_NAME.match(name):
-                raise ValueError(f"table {table.name}: constraint name {name!r} must be a plain identifier")
+            _require_plain_name(table, name)
             # Analysed now (.schema: also over Spark Connect): an unknown column or a non-condition fails here.
             empty.where(expression).schema  # noqa: B018
         properties = {CONSTRAINT_PREFIX + name.lower(): expression for name, expression in table.checks.items()}
@@ -662,8 +668,7 @@ class DeltaStore:
             ValueError: a name that is not a plain identifier.
             ConstraintViolationError: existing rows break it.
         """
-        if not _CONSTRAINT_NAME.match(name):
-            raise ValueError(f"table {table.name}: constraint name {name!r} must be a plain identifier")
+        _require_plain_name(table, name)
         self._delta_table(table)
         try:
             self.spark.sql(f"ALTER TABLE {self._path_sql(table)} ADD CONSTRAINT {name} CHECK ({expression})")
