@@ -336,6 +336,16 @@ def test_gate_promotes_only_a_gain_beyond_the_noise_of_the_held_out_rows(spark, 
     assert lifecycle.train_classifier(usual, GOOD, voters, 0, {"label": "simulated"})["lr"]["promoted"]
 
 
+def test_a_gain_of_rounding_alone_promotes_nothing(tmp_path):
+    """The same model retrained scores the held-out rows the same; its metric may differ in the last bits."""
+    settings = synthetic_state_settings(tmp_path, 100)
+    champion = 0.7711312889528577
+    assert lifecycle.beats(settings, "turnout", champion + 6e-16, champion, 0.0) == (False, "gain +0.0000")
+    assert lifecycle.beats(settings, "persuasion", 0.0071, 0.0069, 0.0)[0]
+    assert lifecycle.beats(settings, "turnout", champion + 0.02, champion, 0.005)[0]
+    assert not lifecycle.beats(settings, "turnout", champion + 0.004, champion, 0.005)[0]
+
+
 def test_the_backtest_champion_is_the_gates_choice_on_the_held_out_rows(spark, tmp_path):
     """Candidates meet the gate in order: a later one replaces the first only by a gain beyond the noise."""
     voters = simulated_voters(spark)

@@ -48,6 +48,8 @@ CALIBRATION_SALT = 101
 # many held-out rows (a state's voter × election rows run to millions); the
 # standard error found on a sample is scaled to the whole held-out set.
 PAIRED_ROWS = 300_000
+# A metric gain no larger than this is rounding, not a better model (see beats()).
+METRIC_NOISE = 1e-9
 HOLDOUT_ROW = "_holdout_row"
 
 
@@ -276,7 +278,9 @@ def beats(settings: Settings, kind: str, challenger: float, champion: float, se:
     """
     lower_is_better = kind != "persuasion" and settings.model.gate_metric == "log_loss"
     gain = champion - challenger if lower_is_better else challenger - champion
-    margin = settings.model.gate_min_se * se
+    # At least more than rounding: the same model retrained scores the same rows the same, but its metric
+    # can differ from the champion's in the last bits (summed in another order), and that is no gain.
+    margin = max(settings.model.gate_min_se * se, METRIC_NOISE)
     evidence = f"gain {gain:+.4f}"
     if se > 0:
         evidence += f", needed > {margin:.4f}: {settings.model.gate_min_se:g} × its standard error {se:.4f}"
