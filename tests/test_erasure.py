@@ -1,13 +1,11 @@
 """Erasure: ``votelake forget`` removes a person from every table version, export and artifact, for good.
 
-The project the installed command made (``cli_project``: a small synthetic
-state through ``votelake pipeline``, shared with the CLI's tests); three people are then
-forgotten by one run of the installed CLI with ``--purge-now`` (one by state
-voter id on the command line, one by e-mail and one by phone in a request
-file), and every file
-under the project is searched for what identified them. Then a new voter-file
-snapshot that still lists the first person is loaded and everything rebuilt:
-the person is back in the public record (silver) but in no universe or export.
+The project the installed command made (``cli_project``: a small synthetic state through
+``votelake pipeline``, shared with the CLI's tests); three people are then forgotten by one run of
+the installed CLI with ``--purge-now`` (one by state voter id on the command line, one by e-mail and
+one by phone in a request file), and every file under the project is searched for what identified
+them. Then a new voter-file snapshot that still lists the first person is loaded and everything
+rebuilt: the person is back in the public record (silver) but in no universe or export.
 """
 
 from __future__ import annotations
@@ -142,7 +140,7 @@ def _found(root: Path, patterns: list[re.Pattern], skip: tuple[Path, ...]) -> li
 
 
 @pytest.fixture(scope="module")
-def forgotten(settings, cli_project, tmp_path_factory, spark):
+def forgotten(spark, settings, cli_project, tmp_path_factory):
     """Three people picked from the project, then forgotten by one run of the installed command (one named
     on the command line, two in a request file); returns who they were and the command's result."""
     picked = _pick(spark, settings)
