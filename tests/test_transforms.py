@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import reduce
 
 import pytest
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
@@ -222,6 +224,17 @@ def test_features_use_only_events_before_as_of(spark):
         "contact_attempts int, digital_events int",
     )
     assertDataFrameEqual(out, expected)
+
+
+def test_features_at_several_dates_in_one_pass_are_those_at_each_date(spark):
+    """The build's one pass over the sources equals computing each date on its own, schema included."""
+    voters, history, contacts, digital = _feature_inputs(spark)
+    dates = [G16, G20, dt.date(2024, 6, 1), G24]
+    each = [feat.voter_features(voters, history, contacts, digital, d, ELECTIONS) for d in dates]
+    together = feat.voter_features_as_of(voters, history, contacts, digital, dates, ELECTIONS)
+    assert together.schema == each[0].schema
+    assertDataFrameEqual(together, reduce(DataFrame.unionByName, each))
+    assert {r["as_of_date"] for r in together.select("as_of_date").distinct().collect()} == set(dates)
 
 
 def test_a_registration_dated_after_a_vote_counts_from_that_vote(spark):

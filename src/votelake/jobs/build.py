@@ -564,8 +564,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         notes.append(f"the first experiment assignment ({first_assigned}) is not before the scoring date "
                      f"({score_date}): the scoring features are already pre-treatment")
     as_of_dates = sorted(dates)
-    features = reduce(DataFrame.unionByName, [
-        feat.voter_features(persons, history, contacts, digital, d, elections) for d in as_of_dates])
+    features = feat.voter_features_as_of(persons, history, contacts, digital, as_of_dates, elections)
     written["gold.voter_features"] = lake.write(features, "gold.voter_features", "overwrite", staged=True)
     person_ids.unpersist()
     # Written last: readers (train, score, universes, metrics) move to this build's tables together.

@@ -52,13 +52,13 @@ def rule_groups(registrations: DataFrame, rules: tuple[tuple[str, ...], ...] = D
     Returns:
         ``registration_key, group`` (a group is a rule and its values).
     """
-    rows = _alias_rows(registrations)
-    parts = []
+    keys = []
     for i, fields in enumerate(rules):
         complete = reduce(lambda a, b: a & b, [F.col(f).isNotNull() for f in fields])
-        key = F.concat_ws("|", F.lit(f"r{i}"), *[F.col(f).cast("string") for f in fields])
-        parts.append(rows.where(complete).select("registration_key", key.alias("group")))
-    return reduce(DataFrame.unionByName, parts).distinct()
+        keys.append(F.when(complete, F.concat_ws("|", F.lit(f"r{i}"), *[F.col(f).cast("string") for f in fields])))
+    # Every rule's key from one pass over the rows (a union would read them once per rule).
+    return (_alias_rows(registrations).select("registration_key", F.explode(F.array(*keys)).alias("group"))
+            .where(F.col("group").isNotNull()).distinct())
 
 
 def _linking(memberships: DataFrame) -> DataFrame:

@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from functools import reduce
 from operator import add
+from typing import Callable, Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -178,39 +179,78 @@ def _rate(voted: str, eligible: str) -> Column:
     return F.when(F.col(eligible) > 0, F.least(F.lit(1.0), F.col(voted) / F.col(eligible)))
 
 
-def history_aggregates(history: DataFrame, as_of: dt.date, elections: list[Election]) -> DataFrame:
-    """Per-voter vote-history aggregates before ``as_of``.
+AS_OF = "as_of_date"
+
+
+def _at_each(dates: Sequence[dt.date]) -> Column:
+    """One copy of a row per as-of date (a row is read once for all of them)."""
+    return F.explode(F.array(*[F.lit(d) for d in dates])).alias(AS_OF)
+
+
+def _before_each(rows: DataFrame, dated: str, dates: Sequence[dt.date]) -> DataFrame:
+    """``rows`` with an ``as_of_date`` column: one copy per as-of date that ``dated`` is before."""
+    # The literal bound first: the scan skips what no date keeps (Delta file statistics).
+    return (rows.where(F.col(dated) < F.lit(max(dates))).select("*", _at_each(dates))
+            .where(F.col(dated) < F.col(AS_OF)))
+
+
+def _per_date(dates: Sequence[dt.date], value: Callable[[dt.date], Column]) -> Column:
+    """``value(d)`` for each row's as-of date ``d`` (``value(d)`` itself when there is one date)."""
+    *earlier, last = dates
+    if not earlier:
+        return value(last)
+    # The last date as the ELSE branch: every row has one of the dates, and the column keeps value()'s nullability.
+    first, *rest = earlier
+    case = reduce(lambda case, d: case.when(F.col(AS_OF) == F.lit(d), value(d)), rest,
+                  F.when(F.col(AS_OF) == F.lit(first), value(first)))
+    return case.otherwise(value(last))
+
+
+def history_aggregates(history: DataFrame, dates: Sequence[dt.date], elections: list[Election]) -> DataFrame:
+    """Per-voter vote-history aggregates before each as-of date, in one pass over the history.
 
     Args:
         history: ``silver.vote_history``.
-        as_of: the cutoff (exclusive).
+        dates: the cutoffs (each exclusive).
         elections: every known election.
 
     Returns:
-        One row per person_id that voted at least once before ``as_of``.
+        ``person_id``, ``as_of_date`` and the aggregates: one row per person and
+        date before which they voted at least once.
     """
-    last_general = elections_before(elections, as_of, "GENERAL")
-    last_primary = elections_before(elections, as_of, "PRIMARY")
-    last_general_date = last_general[-1].date if last_general else None
-    last_primary_date = last_primary[-1].date if last_primary else None
-    of_level = {level: [e.date for e in november_generals(elections, as_of, level)] for level in GENERAL_LEVELS}
-    last_of_level = {level: days[-1] if days else None for level, days in of_level.items()}
+    def last(kind: str) -> Callable[[dt.date], dt.date | None]:
+        """The date of the last election of a type before an as-of date (None: none)."""
+        return lambda d: ([e.date for e in elections_before(elections, d, kind)] or [None])[-1]
+
+    def generals_of(level: str) -> Callable[[dt.date], list[dt.date]]:
+        return lambda d: [e.date for e in november_generals(elections, d, level)]
+
+    def last_general_of(level: str) -> Callable[[dt.date], dt.date | None]:
+        return lambda d: (generals_of(level)(d) or [None])[-1]
+
+    def voted_on(day_of: Callable[[dt.date], dt.date | None]) -> Column:
+        """Voted in the election ``day_of`` names for the row's as-of date (none named: no)."""
+        return _per_date(dates, lambda d: F.col("election_date") == F.lit(day_of(d)) if day_of(d) else F.lit(False))
+
+    def voted_in_general_of(level: str) -> Column:
+        return _per_date(dates, lambda d: F.col("election_date").isin(*[F.lit(day) for day in generals_of(level)(d)]))
+
     is_type = lambda kind: election_family(F.col("election_type")) == kind  # noqa: E731 - local shorthand
-    on_date = lambda day: F.col("election_date") == F.lit(day) if day else F.lit(False)  # noqa: E731
     is_primary_ballot = lambda party: is_type("PRIMARY") & (F.col("voted_party") == party)  # noqa: E731
     return (
-        history.where(F.col("election_date") < F.lit(as_of))
-        .groupBy("person_id")
+        _before_each(history.select("person_id", "election_date", "election_type", "voting_method", "voted_party"),
+                     "election_date", dates)
+        .groupBy("person_id", AS_OF)
         .agg(
             F.sum(is_type("GENERAL").cast("int")).alias("generals_voted"),
             F.sum(is_type("PRIMARY").cast("int")).alias("primaries_voted"),
             F.sum(is_type("MUNICIPAL").cast("int")).alias("municipals_voted"),
-            *[F.sum((is_type("GENERAL") & F.col("election_date").isin(*[F.lit(d) for d in of_level[level]]))
-                    .cast("int")).alias(f"{level}_voted") for level in GENERAL_LEVELS],
-            F.max(on_date(last_general_date).cast("int")).alias("voted_last_general"),
-            F.max(on_date(last_of_level["presidential"]).cast("int")).alias("voted_last_presidential"),
-            F.max(on_date(last_of_level["midterm"]).cast("int")).alias("voted_last_midterm"),
-            F.max(on_date(last_primary_date).cast("int")).alias("voted_last_primary"),
+            *[F.sum((is_type("GENERAL") & voted_in_general_of(level)).cast("int")).alias(f"{level}_voted")
+              for level in GENERAL_LEVELS],
+            F.max(voted_on(last("GENERAL")).cast("int")).alias("voted_last_general"),
+            F.max(voted_on(last_general_of("presidential")).cast("int")).alias("voted_last_presidential"),
+            F.max(voted_on(last_general_of("midterm")).cast("int")).alias("voted_last_midterm"),
+            F.max(voted_on(last("PRIMARY")).cast("int")).alias("voted_last_primary"),
             F.max("election_date").alias("last_vote_date"),
             F.min("election_date").alias("first_vote_date"),
             F.avg(F.col("voting_method").isin(*EARLY_OR_MAIL_METHODS).cast("double")).alias("early_or_mail_share"),
@@ -220,11 +260,12 @@ def history_aggregates(history: DataFrame, as_of: dt.date, elections: list[Elect
     )
 
 
-def contact_aggregates(contacts: DataFrame, as_of: dt.date) -> DataFrame:
-    """Per-voter contact attempts and contacts made before ``as_of``."""
+def contact_aggregates(contacts: DataFrame, dates: Sequence[dt.date]) -> DataFrame:
+    """Per-voter contact attempts and contacts made before each as-of date (``person_id, as_of_date``)."""
     return (
-        contacts.where(F.col("person_id").isNotNull() & (F.col("attempted_at") < F.lit(as_of)))
-        .groupBy("person_id")
+        _before_each(contacts.where(F.col("person_id").isNotNull()).select("person_id", "attempted_at", "is_contact"),
+                     "attempted_at", dates)
+        .groupBy("person_id", AS_OF)
         .agg(
             F.count("*").alias("contact_attempts"),
             F.sum(F.col("is_contact").cast("int")).alias("contacts_made"),
@@ -232,11 +273,12 @@ def contact_aggregates(contacts: DataFrame, as_of: dt.date) -> DataFrame:
     )
 
 
-def digital_aggregates(digital: DataFrame, as_of: dt.date) -> DataFrame:
-    """Per-voter digital events and engaged events (clicks, replies, sign-ups) before ``as_of``."""
+def digital_aggregates(digital: DataFrame, dates: Sequence[dt.date]) -> DataFrame:
+    """Per-voter digital events and engaged events (clicks, replies, sign-ups) before each as-of date."""
     return (
-        digital.where(F.col("person_id").isNotNull() & (F.col("event_ts") < F.lit(as_of)))
-        .groupBy("person_id")
+        _before_each(digital.where(F.col("person_id").isNotNull()).select("person_id", "event_ts", "event_type"),
+                     "event_ts", dates)
+        .groupBy("person_id", AS_OF)
         .agg(
             F.count("*").alias("digital_events"),
             F.sum(F.col("event_type").isin(*ENGAGED_EVENT_TYPES).cast("int")).alias("digital_clicks"),
@@ -248,7 +290,7 @@ def digital_aggregates(digital: DataFrame, as_of: dt.date) -> DataFrame:
 MIN_PRECINCT_HALF = 10
 
 
-def precinct_party_shares(voters: DataFrame) -> DataFrame:
+def precinct_party_shares(voters: DataFrame, by: Sequence[str] = ()) -> DataFrame:
     """Each voter's neighbours' party registration: DEM and REP shares in their precinct.
 
     Voters are split in two halves by a hash of ``person_id``, and each voter
@@ -260,23 +302,26 @@ def precinct_party_shares(voters: DataFrame) -> DataFrame:
 
     Args:
         voters: one row per voter with ``person_id``, ``county_id``,
-            ``precinct`` and ``party``.
+            ``precinct`` and ``party`` (and the columns of ``by``).
+        by: columns whose every value is a separate set of voters (the as-of date).
 
     Returns:
-        ``person_id, precinct_dem_share, precinct_rep_share``; null for a
+        ``by``, ``person_id, precinct_dem_share, precinct_rep_share``; null for a
         voter without a precinct or whose precinct's other half has fewer than
         ``MIN_PRECINCT_HALF`` registrants.
     """
     half = F.pmod(F.xxhash64(F.col("person_id")), F.lit(2)).alias("half")
-    keyed = voters.where(F.col("precinct").isNotNull()).select("person_id", "county_id", "precinct", "party", half)
-    other = keyed.groupBy("county_id", "precinct", (1 - F.col("half")).alias("half")).agg(
+    keyed = voters.where(F.col("precinct").isNotNull()).select(*by, "person_id", "county_id", "precinct", "party",
+                                                               half)
+    other = keyed.groupBy(*by, "county_id", "precinct", (1 - F.col("half")).alias("half")).agg(
         F.count("*").alias("n"),
         # An unknown party counts as neither (avg would skip it).
         F.avg(F.coalesce(F.col("party") == "DEM", F.lit(False)).cast("double")).alias("dem"),
         F.avg(F.coalesce(F.col("party") == "REP", F.lit(False)).cast("double")).alias("rep"),
     )
     enough = F.col("n") >= MIN_PRECINCT_HALF
-    return keyed.join(other, on=["county_id", "precinct", "half"], how="left").select(
+    return keyed.join(other, on=[*by, "county_id", "precinct", "half"], how="left").select(
+        *by,
         "person_id",
         F.when(enough, F.col("dem")).alias("precinct_dem_share"),
         F.when(enough, F.col("rep")).alias("precinct_rep_share"),
@@ -304,21 +349,51 @@ def voter_features(
     Returns:
         DataFrame in the ``gold.voter_features`` schema.
     """
-    generals = elections_before(elections, as_of, "GENERAL")
-    primaries = elections_before(elections, as_of, "PRIMARY")
-    municipals = elections_before(elections, as_of, "MUNICIPAL")
+    return voter_features_as_of(voters, history, contacts, digital, [as_of], elections)
+
+
+def voter_features_as_of(
+    voters: DataFrame,
+    history: DataFrame,
+    contacts: DataFrame,
+    digital: DataFrame,
+    dates: Sequence[dt.date],
+    elections: list[Election],
+) -> DataFrame:
+    """:func:`voter_features` at several as-of dates, each source read once for all of them.
+
+    Each row is copied once per date and aggregated per person and date, so
+    the plan is one pass per source, not one per date (the vote history is a
+    state's largest table; a build wants features at half a dozen dates).
+
+    Args:
+        voters: ``silver.persons``.
+        history: ``silver.vote_history``.
+        contacts: ``silver.contacts``.
+        digital: ``silver.digital_events``.
+        dates: the feature cutoffs (distinct); nothing dated on or after a row's is used.
+        elections: every known election (from the vote history).
+
+    Returns:
+        DataFrame in the ``gold.voter_features`` schema: the rows of
+        :func:`voter_features` at each date.
+    """
+    def eligible(kind: str) -> Column:
+        return _per_date(dates, lambda d: _count_eligible(elections_before(elections, d, kind)))
+
     # A person registered several times (moved, duplicate) counts from their first
     # registration, and a registration dated after a vote is a re-registration
     # (Ohio's file dates a voter's latest move): registered by that vote's deadline at least.
     # One pass over the history gives the first vote and every other aggregate.
-    votes = history_aggregates(history, as_of, elections)
-    vote_columns = [c for c in votes.columns if c not in ("person_id", "first_vote_date")]
-    voters = voters.join(votes, on="person_id", how="left").select(
-        *[c for c in voters.columns if c not in ("registration_date", "first_registered")], *vote_columns,
+    votes = history_aggregates(history, dates, elections)
+    vote_columns = [c for c in votes.columns if c not in ("person_id", AS_OF, "first_vote_date")]
+    voters = voters.select("*", _at_each(dates)).join(votes, on=["person_id", AS_OF], how="left").select(
+        *[c for c in voters.columns if c not in ("registration_date", "first_registered")], AS_OF, *vote_columns,
         F.least("first_registered", F.date_sub("first_vote_date", REGISTRATION_DEADLINE_DAYS))
         .alias("registration_date"))
-    registered_before = F.coalesce(F.col("registration_date") < F.lit(as_of), F.lit(True))
+    registered_before = F.coalesce(F.col("registration_date") < F.col(AS_OF), F.lit(True))
     base = voters.where(registered_before).select(
+        AS_OF,
         "person_id",
         "state_voter_id",
         "state_voter_ids",
@@ -338,16 +413,17 @@ def voter_features(
         "registration_date",
         F.col("phone").isNotNull().cast("int").alias("has_phone"),
         *vote_columns,
-        _count_eligible(generals).alias("generals_eligible"),
-        _count_eligible(primaries).alias("primaries_eligible"),
-        _count_eligible(municipals).alias("municipals_eligible"),
-        *[_count_eligible(november_generals(elections, as_of, level)).alias(f"{level}_eligible")
-          for level in GENERAL_LEVELS],
+        eligible("GENERAL").alias("generals_eligible"),
+        eligible("PRIMARY").alias("primaries_eligible"),
+        eligible("MUNICIPAL").alias("municipals_eligible"),
+        *[_per_date(dates, lambda d, level=level: _count_eligible(november_generals(elections, d, level)))
+          .alias(f"{level}_eligible") for level in GENERAL_LEVELS],
     )
+    by_person = ["person_id", AS_OF]
     joined = (
-        base.join(contact_aggregates(contacts, as_of), on="person_id", how="left")
-        .join(digital_aggregates(digital, as_of), on="person_id", how="left")
-        .join(precinct_party_shares(base), on="person_id", how="left")
+        base.join(contact_aggregates(contacts, dates), on=by_person, how="left")
+        .join(digital_aggregates(digital, dates), on=by_person, how="left")
+        .join(precinct_party_shares(base, by=[AS_OF]), on=by_person, how="left")
         .fillna(
             0,
             subset=[
@@ -358,10 +434,10 @@ def voter_features(
             ],
         )
     )
-    years_since = lambda c: F.datediff(F.lit(as_of), F.col(c)) / F.lit(365.25)  # noqa: E731
+    years_since = lambda c: F.datediff(F.col(AS_OF), F.col(c)) / F.lit(365.25)  # noqa: E731
     return joined.select(
         "person_id",
-        F.lit(as_of).alias("as_of_date"),
+        AS_OF,
         "state_voter_id",
         "state_voter_ids",
         "state",
@@ -372,7 +448,7 @@ def voter_features(
         "state_house",
         "is_active",
         "status",
-        (F.lit(as_of.year) - F.col("birth_year")).cast("int").alias("age"),
+        (F.year(AS_OF) - F.col("birth_year")).cast("int").alias("age"),
         "gender",
         "race",
         "ethnicity",
