@@ -32,8 +32,8 @@ TEST_SPARK = SparkSettings(
         "spark.ui.enabled": "false",  # no UI port to bind, faster start
         "spark.ui.showConsoleProgress": "false",  # keeps pytest output readable
         # Adaptive execution re-plans after every shuffle stage, worth it for real data; on a few thousand
-        # rows it is pure overhead (a 6,000-voter pipeline runs 20% faster without it). The commands the
-        # tests run as users do (the CLI's, spark-submit's) keep the product's setting, adaptive on.
+        # rows it is pure overhead (a 6,000-voter pipeline runs 20% faster without it). The notebook, the
+        # concurrent ingests and the lakehouse the Connect and Thrift tests serve keep the product's setting.
         "spark.sql.adaptive.enabled": "false",
         "spark.default.parallelism": "2",  # tiny inputs need no more tasks
         # JIT-compile Spark's large generated methods too; parallel GC suits short runs
@@ -142,8 +142,11 @@ def cli_config(root: Path, landing: Path) -> Path:
     tree = {
         "extends": "local",
         "storage": {"lakehouse": str(root / "lakehouse"), "metastore": str(root / "metastore")},
+        # Sized for a few thousand rows, as the test session is (adaptive execution off); the notebook and
+        # the served lakehouse run the product's own settings.
         "spark": {"master": "local[2]", "driver_memory": "2g", "shuffle_partitions": 2,
-                  "conf": {"spark.ui.enabled": "false", "spark.default.parallelism": "2"}},
+                  "conf": {"spark.ui.enabled": "false", "spark.default.parallelism": "2",
+                           "spark.sql.adaptive.enabled": "false"}},
         "mlflow": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "artifact_root": str(root / "mlartifacts")},
         "quality": {"results_dir": str(root / "quality")},
         "synth": {"partitions": 2, "experiment_share": 0.5},  # enough follow-up IDs for the uplift model
