@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
-from functools import reduce
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -103,11 +102,10 @@ def turnout_backtest(settings: Settings, persons: DataFrame, history: DataFrame,
     generals = feat.training_generals(elections, election.date, settings.model.turnout_generals_per_level)
     if not generals:
         raise ValueError(f"no general election before {election.date} to learn turnout from")
-    # Each date's features materialised once: the examples read them per election,
-    # and one plan of every date's aggregates would be re-planned for each.
-    features = reduce(DataFrame.unionByName, [
-        feat.voter_features(persons, history, contacts, digital, day, elections).localCheckpoint()
-        for day in [g.date for g in generals] + [election.date]])
+    # Every date's features in one pass, materialised once: the examples read them per election.
+    features = feat.voter_features_as_of(persons, history, contacts, digital,
+                                         sorted({g.date for g in generals} | {election.date}), elections
+                                         ).localCheckpoint()
     training = turnout_training_set(features, history, generals)
     # Split as the train job splits: the held-out voters of the past generals pick the
     # champion, so the backtest judges the model a run would have published.
