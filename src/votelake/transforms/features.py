@@ -22,6 +22,8 @@ EARLY_OR_MAIL_METHODS = ("EARLY", "MAIL", "CURBSIDE")
 # Election types counted together (a presidential preference primary is a primary).
 ELECTION_FAMILY = {"PRESIDENTIAL_PRIMARY": "PRIMARY"}
 ENGAGED_EVENT_TYPES = ("click", "reply", "signup")
+# The features' cutoff column (one row per person and as-of date).
+AS_OF = "as_of_date"
 
 
 def election_family(election_type: Column) -> Column:
@@ -179,8 +181,6 @@ def _rate(voted: str, eligible: str) -> Column:
     return F.when(F.col(eligible) > 0, F.least(F.lit(1.0), F.col(voted) / F.col(eligible)))
 
 
-AS_OF = "as_of_date"
-
 
 def _at_each(dates: Sequence[dt.date]) -> Column:
     """One copy of a row per as-of date (a row is read once for all of them)."""
@@ -218,15 +218,15 @@ def history_aggregates(history: DataFrame, dates: Sequence[dt.date], elections: 
         ``person_id``, ``as_of_date`` and the aggregates: one row per person and
         date before which they voted at least once.
     """
-    def last(kind: str) -> Callable[[dt.date], dt.date | None]:
-        """The date of the last election of a type before an as-of date (None: none)."""
-        return lambda d: ([e.date for e in elections_before(elections, d, kind)] or [None])[-1]
+    def dates_of(kind: str) -> Callable[[dt.date], list[dt.date]]:
+        return lambda d: [e.date for e in elections_before(elections, d, kind)]
 
     def generals_of(level: str) -> Callable[[dt.date], list[dt.date]]:
         return lambda d: [e.date for e in november_generals(elections, d, level)]
 
-    def last_general_of(level: str) -> Callable[[dt.date], dt.date | None]:
-        return lambda d: (generals_of(level)(d) or [None])[-1]
+    def last(days_at: Callable[[dt.date], list[dt.date]]) -> Callable[[dt.date], dt.date | None]:
+        """The latest of the days before an as-of date (None: none)."""
+        return lambda d: (days_at(d) or [None])[-1]
 
     def voted_on(day_of: Callable[[dt.date], dt.date | None]) -> Column:
         """Voted in the election ``day_of`` names for the row's as-of date (none named: no)."""
@@ -247,10 +247,10 @@ def history_aggregates(history: DataFrame, dates: Sequence[dt.date], elections: 
             F.sum(is_type("MUNICIPAL").cast("int")).alias("municipals_voted"),
             *[F.sum((is_type("GENERAL") & voted_in_general_of(level)).cast("int")).alias(f"{level}_voted")
               for level in GENERAL_LEVELS],
-            F.max(voted_on(last("GENERAL")).cast("int")).alias("voted_last_general"),
-            F.max(voted_on(last_general_of("presidential")).cast("int")).alias("voted_last_presidential"),
-            F.max(voted_on(last_general_of("midterm")).cast("int")).alias("voted_last_midterm"),
-            F.max(voted_on(last("PRIMARY")).cast("int")).alias("voted_last_primary"),
+            F.max(voted_on(last(dates_of("GENERAL"))).cast("int")).alias("voted_last_general"),
+            F.max(voted_on(last(generals_of("presidential"))).cast("int")).alias("voted_last_presidential"),
+            F.max(voted_on(last(generals_of("midterm"))).cast("int")).alias("voted_last_midterm"),
+            F.max(voted_on(last(dates_of("PRIMARY"))).cast("int")).alias("voted_last_primary"),
             F.max("election_date").alias("last_vote_date"),
             F.min("election_date").alias("first_vote_date"),
             F.avg(F.col("voting_method").isin(*EARLY_OR_MAIL_METHODS).cast("double")).alias("early_or_mail_share"),
