@@ -156,7 +156,8 @@ def cli_config(root: Path, landing: Path) -> Path:
         # tested in test_e2e.py; here they would only lengthen a run about exit codes.
         "calibration": {"results": None},
         "resolve": {"method": "rules"},
-        "model": {"gbt_max_iter": 5, "gbt_max_depths": [3], "reg_params": [0.01], "tuning": "none",
+        # One learner, no search: the search and the gate between learners are tested in test_models.py.
+        "model": {"learners": ["lr"], "reg_params": [0.01], "tuning": "none",
                   "bootstrap": 50, "uplift_folds": 2, "uplift_learners": ["two_stage"]},
     }
     path = root / "votelake.yaml"

@@ -179,7 +179,7 @@ class Lakehouse:
         """
         manifest, pending = self.manifest(), {}
         for name in names:
-            if self.version(name) is None:
+            if not self.store.exists(self.catalog[name]):
                 continue
             history = self.store.history(self.catalog[name])  # newest first
             if self._current(name, manifest, history) != history[0]["version"]:

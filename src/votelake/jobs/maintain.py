@@ -50,7 +50,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
             table, retention_hours=options.retention_hours, dry_run=False)
         tables[table.name] = {"files_added": compacted["files_added"], "files_removed": compacted["files_removed"],
                               "zorder_by": list(zorder), "vacuumed_files": len(vacuumed),
-                              "version": lake.store.version(table)}
+                              # A vacuum that deleted files committed after the compaction.
+                              "version": lake.store.version(table) if vacuumed else compacted["version"]}
         if table.name in pending:
             tables[table.name]["not_vacuumed"] = f"an incomplete {pending[table.name]} run: re-run it"
     return {"tables": tables, "retention_hours": options.retention_hours,

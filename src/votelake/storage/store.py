@@ -782,7 +782,9 @@ class DeltaStore:
         with self._session_conf(settings):
             # Only a dry run lists the paths; the real run reports just the location.
             listed = [row["path"] for row in self.spark.sql(statement + " DRY RUN").collect()]
-            if not dry_run:
+            # Nothing to delete: the real run would list the table again to delete nothing (and commit
+            # its start and end). A file left in between waits for the next vacuum.
+            if listed and not dry_run:
                 self.spark.sql(statement).collect()
         base = _bare(table.uri)
         return sorted(_bare(p)[len(base) + 1:] if _bare(p).startswith(base + "/") else p for p in listed)
