@@ -153,6 +153,18 @@ def test_vacuum_removes_files_left_by_killed_writers(store, spark, tmp_path):
     assertDataFrameEqual(store.read(table), people(spark, [(1, "Ann", 0.5), (2, "Bo", 1.0)]))
 
 
+def test_vacuum_keeps_what_a_retention_longer_than_the_tables_needs(store, spark, tmp_path):
+    table = spec(tmp_path)
+    store.write(people(spark, [(1, "Ann", 0.5)]).coalesce(1), table, "append")
+    orphan = table.path / "part-00000-orphan.c000.snappy.parquet"
+    orphan.write_bytes(next(table.path.glob("*.parquet")).read_bytes())
+    age(orphan)  # ten days: past the table's week, within a fortnight
+
+    assert store.vacuum(table, retention_hours=14 * 24, dry_run=False) == []
+    assert orphan.exists()
+    assert store.vacuum(table, retention_hours=9 * 24) == [orphan.name]
+
+
 # -- CHECK constraints ------------------------------------------------------------------
 
 

@@ -774,6 +774,9 @@ class DeltaStore:
         settings = {
             # Checked above with a clearer message; Delta's own check would refuse a forced run.
             "spark.databricks.delta.retentionDurationCheck.enabled": "false",
+            # Delta ignores any retention but 0 h in favour of the table's property unless told not to;
+            # a longer retention asked for must hold, or time travel ends sooner than promised.
+            "spark.databricks.delta.vacuum.retentionWindowIgnore.enabled": "false",
             # Vacuum lists and matches files in this many tasks (Spark's default: 10,000,
             # minutes of scheduling on a small machine); the shuffle's width suits the table.
             "spark.sql.sources.parallelPartitionDiscovery.parallelism": self.spark.conf.get(
