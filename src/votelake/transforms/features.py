@@ -181,7 +181,6 @@ def _rate(voted: str, eligible: str) -> Column:
     return F.when(F.col(eligible) > 0, F.least(F.lit(1.0), F.col(voted) / F.col(eligible)))
 
 
-
 def _at_each(dates: Sequence[dt.date]) -> Column:
     """One copy of a row per as-of date (a row is read once for all of them)."""
     return F.explode(F.array(*[F.lit(d) for d in dates])).alias(AS_OF)
