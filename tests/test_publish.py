@@ -18,9 +18,10 @@ from votelake import contracts, publish
 from votelake.config import CONF_DIR, PublishSettings
 from votelake.lakehouse import Lakehouse, load_catalog
 from votelake.models.propensity import bounded_uplift
+from votelake.models.tracking import ChampionModel
 from votelake.publish import SCORING_RUN_KEY, distribution_gate, published_run
 from votelake.quality import QualityGateError
-from votelake.transforms.scores import with_deciles
+from votelake.transforms.scores import scoring_run_id, with_deciles
 
 CONTRACTS = contracts.load_contracts(CONF_DIR / "contracts")
 SCORES = CONTRACTS["gold.voter_scores"]
@@ -306,3 +307,13 @@ def test_uplift_estimates_beyond_a_probability_change_are_clipped(spark):
     rows = spark.createDataFrame([(1, 1.27), (2, 0.05), (3, -1.5), (4, None)], "id int, uplift double")
     expected = spark.createDataFrame([(1, 1.0), (2, 0.05), (3, -1.0), (4, None)], "id int, uplift double")
     assertDataFrameEqual(rows.select("id", bounded_uplift(F.col("uplift")).alias("uplift")), expected)
+
+
+def test_a_scoring_run_is_known_by_its_models_runs_and_code():
+    """Re-scoring is a no-op only for the same inputs: another store's 'v1', or new code, scores anew."""
+    def run_id(run: str, code: str) -> str:
+        models = {"turnout": ChampionModel("votelake-turnout", "1", run, model=None)}
+        return scoring_run_id(3, dt.date(2026, 9, 1), models, {"results": None}, {"date": "2026-11-03"}, code)
+
+    assert run_id("run-a", "c1") == run_id("run-a", "c1")
+    assert len({run_id("run-a", "c1"), run_id("run-b", "c1"), run_id("run-a", "c2")}) == 3

@@ -402,6 +402,22 @@ def test_with_target_election_carries_the_voters_record_at_that_level(spark):
         spark.createDataFrame([("p1", "presidential", 1.0, 1), ("p2", "presidential", 0.5, 0)], schema))
 
 
+def test_with_target_election_ages_voters_to_the_election_day(spark):
+    """Training examples measure age and tenure on their election day; a score two years ahead does too."""
+    schema = "person_id string, as_of_date date, age int, reg_tenure_years double, " \
+        "presidential_rate double, midterm_rate double, voted_last_presidential int, voted_last_midterm int"
+    rows = spark.createDataFrame([("p1", dt.date(2026, 9, 1), 40, 2.0, 1.0, 0.5, 1, 0),
+                                  ("p2", dt.date(2026, 9, 1), None, None, None, None, 0, 0)], schema)
+    ahead = feat.with_target_election(rows, feat.Target(dt.date(2028, 11, 7), "presidential"))
+    tenure = 2.0 + (dt.date(2028, 11, 7) - dt.date(2026, 9, 1)).days / 365.25
+    assertDataFrameEqual(ahead.select(*rows.columns), spark.createDataFrame(
+        [("p1", dt.date(2026, 9, 1), 42, tenure, 1.0, 0.5, 1, 0),
+         ("p2", dt.date(2026, 9, 1), None, None, None, None, 0, 0)], schema))
+    # On its election day (a training example), the features are those measured.
+    assertDataFrameEqual(
+        feat.with_target_election(rows, feat.Target(dt.date(2026, 9, 1), "midterm")).select(*rows.columns), rows)
+
+
 def test_a_person_answers_for_every_active_voter_id_it_holds(spark):
     current = spark.createDataFrame([
         ("P1", "r1", "A2", True, dt.date(2010, 1, 1)),

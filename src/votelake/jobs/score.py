@@ -48,7 +48,7 @@ from votelake import publish
 from votelake.config import Settings
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse
-from votelake.models import scoring
+from votelake.models import scoring, tracking
 from votelake.transforms import features as feat
 from votelake.transforms import scores
 from votelake.transforms.training_sets import feature_dates
@@ -90,7 +90,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     models, specs, missing = scoring.load_champions(settings)
     target_json = scoring.target_summary(settings, target)
     scoring_run = scores.scoring_run_id(feature_version, as_of, models, settings.calibration.model_dump(mode="json"),
-                                        target_json)
+                                        target_json, tracking.code_version())
     published = publish.published_run(lake)
     done = lake.run_versions(TABLES, publish.SCORING_RUN_KEY, scoring_run)
     if all(v is not None for v in done.values()):

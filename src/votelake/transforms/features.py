@@ -24,6 +24,7 @@ ELECTION_FAMILY = {"PRESIDENTIAL_PRIMARY": "PRIMARY"}
 ENGAGED_EVENT_TYPES = ("click", "reply", "signup")
 # The features' cutoff column (one row per person and as-of date).
 AS_OF = "as_of_date"
+DAYS_PER_YEAR = 365.25
 
 
 def election_family(election_type: Column) -> Column:
@@ -123,15 +124,34 @@ def with_target_election(features: DataFrame, target: Target) -> DataFrame:
         features: ``gold.voter_features`` rows (one as-of date).
         target: the election predicted for these rows.
 
+    Age and registration tenure are those at the election: every training
+    example measured them on its election day, while a score's as-of date can
+    be two years before the general it predicts, and voters scored two years
+    young read as less likely to vote. The rest stays as known at the as-of
+    date: whether a voter votes in between is not known.
+
+    Args:
+        features: ``gold.voter_features`` rows (one as-of date).
+        target: the election predicted for these rows.
+
     Returns:
-        The rows plus ``target_level``, ``same_level_rate`` (share of the
-        earlier generals of that level voted, null with none) and
-        ``voted_last_same_level`` (off-year: the last general of any level).
+        The rows (``age`` and ``reg_tenure_years`` at the election when it is
+        after the as-of date) plus ``target_level``, ``same_level_rate``
+        (share of the earlier generals of that level voted, null with none)
+        and ``voted_last_same_level`` (off-year: the last general of any level).
     """
     last = {"presidential": "voted_last_presidential", "midterm": "voted_last_midterm"}.get(
         target.level, "voted_last_general")
+    election = F.lit(target.date)
+    at_election = {
+        # age is counted in calendar years (the year less the birth year), as the features count it
+        "age": F.col("age") + F.greatest(F.year(election) - F.year(AS_OF), F.lit(0)),
+        "reg_tenure_years": F.col("reg_tenure_years")
+        + F.greatest(F.datediff(election, F.col(AS_OF)), F.lit(0)) / F.lit(DAYS_PER_YEAR),
+    }
     return features.select(
-        "*",
+        *[at_election[c].cast(features.schema[c].dataType).alias(c) if c in at_election else F.col(c)
+          for c in features.columns],
         F.lit(target.level).alias(TARGET_LEVEL),
         F.col(f"{target.level}_rate").alias("same_level_rate"),
         F.col(last).alias("voted_last_same_level"),
@@ -433,7 +453,7 @@ def voter_features_as_of(
             ],
         )
     )
-    years_since = lambda c: F.datediff(F.col(AS_OF), F.col(c)) / F.lit(365.25)  # noqa: E731
+    years_since = lambda c: F.datediff(F.col(AS_OF), F.col(c)) / F.lit(DAYS_PER_YEAR)  # noqa: E731
     return joined.select(
         "person_id",
         AS_OF,

@@ -99,23 +99,27 @@ def with_deciles(scores: DataFrame, values: dict[str, str]) -> DataFrame:
 
 
 def scoring_run_id(feature_version: int, as_of: dt.date, models: dict[str, ChampionModel],
-                   calibration: dict, target: dict | None = None) -> str:
+                   calibration: dict, target: dict | None = None, code: str | None = None) -> str:
     """The identity of a scoring run: a hash of everything that determines its scores.
 
     Args:
         feature_version: Delta version of ``gold.voter_features`` read.
         as_of: the scoring as-of date.
-        models: the champion models by kind.
+        models: the champion models by kind (each known by its MLflow run too:
+            another tracking store numbers its registered versions from 1 again).
         calibration: the calibration settings (as JSON-able values).
         target: the election the turnout scores predict (``date``, ``type``).
+        code: the version of the code scoring (new code may score differently).
 
     Returns:
         16 hex digits; the same inputs give the same id, so re-publishing a run is a no-op.
     """
     inputs = {"feature_version": feature_version, "as_of": as_of.isoformat(),
-              "models": {k: m.label for k, m in sorted(models.items())}, "calibration": calibration}
+              "models": {k: [m.label, m.run_id] for k, m in sorted(models.items())}, "calibration": calibration}
     if target is not None:
         inputs["target_election"] = target
+    if code is not None:
+        inputs["code"] = code
     return publish.fingerprint(inputs)
 
 
