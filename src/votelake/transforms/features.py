@@ -120,10 +120,6 @@ def with_target_election(features: DataFrame, target: Target) -> DataFrame:
     record at that level: presidential-only voters turn out in presidential
     years and not in midterms, which no all-generals rate can tell.
 
-    Args:
-        features: ``gold.voter_features`` rows (one as-of date).
-        target: the election predicted for these rows.
-
     Age and registration tenure are those at the election: every training
     example measured them on its election day, while a score's as-of date can
     be two years before the general it predicts, and voters scored two years
