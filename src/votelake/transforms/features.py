@@ -140,14 +140,14 @@ def with_target_election(features: DataFrame, target: Target) -> DataFrame:
         target.level, "voted_last_general")
     election = F.lit(target.date)
     at_election = {
-        # age is counted in calendar years (the year less the birth year), as the features count it
+        # age is counted in calendar years (the year less the birth year), as the features count it;
+        # both sums keep their column's type (int + int, double + double)
         "age": F.col("age") + F.greatest(F.year(election) - F.year(AS_OF), F.lit(0)),
         "reg_tenure_years": F.col("reg_tenure_years")
         + F.greatest(F.datediff(election, F.col(AS_OF)), F.lit(0)) / F.lit(DAYS_PER_YEAR),
     }
     return features.select(
-        *[at_election[c].cast(features.schema[c].dataType).alias(c) if c in at_election else F.col(c)
-          for c in features.columns],
+        *[at_election[c].alias(c) if c in at_election else F.col(c) for c in features.columns],
         F.lit(target.level).alias(TARGET_LEVEL),
         F.col(f"{target.level}_rate").alias("same_level_rate"),
         F.col(last).alias("voted_last_same_level"),
