@@ -254,6 +254,15 @@ def test_score_distribution_and_shift(spark):
     assertDataFrameEqual(shift, expected, rtol=1e-3)
 
 
+def test_a_constant_score_rounded_differently_has_not_moved(spark):
+    """A county where every voter has the same score: a std of 1e-16 against 0 is rounding, not a spread."""
+    schema = "state string, county_id int, score string, n bigint, mean double, std double"
+    old = spark.createDataFrame([("NC", 41, "persuasion_score", 8465, 4.0, 0.0)], schema)
+    new = spark.createDataFrame([("NC", 41, "persuasion_score", 8465, 4.000000000000001, 8.9e-16)], schema)
+    shift = publish.distribution_shift(new, old, 500).select("mean_shift", "spread_ratio").first()
+    assert (shift["mean_shift"], shift["spread_ratio"]) == (0.0, 1.0)
+
+
 def test_publish_gate_blocks_a_shifted_run_unless_forced(spark, lake, tmp_path):
     lakehouse, settings = lake
     lakehouse.publish(_scores(spark), "gold.voter_scores", metadata={SCORING_RUN_KEY: "run-a"})

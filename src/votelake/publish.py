@@ -75,6 +75,10 @@ def score_distribution(scores: DataFrame) -> DataFrame:
     return by_county.unionByName(statewide).where(F.col("n") > 0)
 
 
+# Differences of means and standard deviations this small are floating-point rounding.
+ROUNDING = 1e-9
+
+
 def distribution_shift(current: DataFrame, published: DataFrame, min_voters: int) -> DataFrame:
     """Compare two :func:`score_distribution` tables.
 
@@ -93,12 +97,16 @@ def distribution_shift(current: DataFrame, published: DataFrame, min_voters: int
     old = published.select("state", "county_id", "score", F.col("n").alias("published_n"),
                            F.col("mean").alias("published_mean"), F.col("std").alias("published_std"))
     joined = current.join(old, on=["state", "county_id", "score"], how="inner")
-    spread = F.coalesce(F.col("published_std"), F.lit(0.0))
-    moved = F.col("mean") - F.col("published_mean")
+    # A constant score's mean and standard deviation carry rounding (about 1e-16, from summing equal
+    # values in another order), which must not read as a spread out of nothing; scores are whole
+    # numbers, so any real spread or move is far above ROUNDING.
+    spread = F.when(F.col("published_std") > ROUNDING, F.col("published_std")).otherwise(0.0)
+    moved = F.when(F.abs(F.col("mean") - F.col("published_mean")) > ROUNDING,
+                   F.col("mean") - F.col("published_mean")).otherwise(0.0)
     # A constant published score (spread 0): any move is infinitely many deviations.
     mean_shift = (F.when(spread > 0, moved / spread).when(moved == 0, 0.0)
                   .otherwise(F.lit(float("inf")) * F.signum(moved)))
-    new_spread = F.coalesce(F.col("std"), F.lit(0.0))
+    new_spread = F.when(F.col("std") > ROUNDING, F.col("std")).otherwise(0.0)
     spread_ratio = F.when(spread > 0, new_spread / spread).when(new_spread == 0, 1.0).otherwise(float("inf"))
     large_enough = (F.col("county_id") == STATEWIDE) | (
         (F.col("n") >= min_voters) & (F.col("published_n") >= min_voters))
