@@ -77,6 +77,27 @@ def test_builtin_similarity_mode_needs_no_jar():
     assert "jaro" not in sql and "levenshtein(first_name_l, first_name_r) <= 1" in sql
 
 
+def test_splink_tables_are_local_checkpoints_unless_a_work_folder_is_set(spark, tmp_path):
+    from votelake.resolve import engine
+
+    pairs = spark.range(8).where("id % 2 = 0")
+    # The default: the tables Splink breaks lineage after are local checkpoints; no folder, nothing shared.
+    local = engine.spark_api(spark, ResolveSettings(string_similarity="levenshtein"))
+    broken = local._break_lineage_and_repartition(pairs, "__splink__df_predict", "__splink__df_predict_t")
+    kept = local._break_lineage_and_repartition(pairs, "__splink__m_u_counts", "__splink__m_u_counts_t")
+    assert local.work_dir is None and local.checkpoints == [broken] and kept is pairs
+    assertDataFrameEqual(broken, pairs)
+    engine.close(local)
+    # With a work folder: Splink's Parquet in a per-run folder there, removed on close.
+    parquet = engine.spark_api(spark, ResolveSettings(string_similarity="levenshtein", work_dir=tmp_path))
+    written = parquet._break_lineage_and_repartition(pairs, "__splink__df_predict", "__splink__df_predict_t")
+    run_folder = tmp_path / parquet.work_dir.rsplit("/", 1)[-1]
+    assert [p.name for p in run_folder.iterdir()] == ["__splink__df_predict_t"] and not parquet.checkpoints
+    assertDataFrameEqual(written, pairs)
+    engine.close(parquet)
+    assert not run_folder.exists()
+
+
 # ------------------------------------------------------------- person ids
 
 

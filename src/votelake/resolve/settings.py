@@ -125,9 +125,11 @@ class ResolveSettings(_Strict):
     # Partitions Splink repartitions large intermediate tables into; default
     # half of spark.sql.shuffle.partitions (Splink's own default).
     num_partitions: int | None = Field(None, ge=1)
-    # Folder for Splink's intermediate Parquet (a per-run subfolder, removed
-    # when the call returns). None: a system temporary folder, fine on one
-    # machine; on a cluster use storage every executor can read.
+    # Where Splink's intermediate tables go. None: local checkpoints on the
+    # executors' local disks (nothing shared; an executor lost mid-run fails
+    # the build, to be run again). A folder: Splink's Parquet in a per-run
+    # subfolder, removed when the call returns; it must be storage every
+    # executor can read (for clusters that lose executors).
     work_dir: Path | None = None
     dedupe: DedupeSettings = DedupeSettings()
     link: LinkSettings = LinkSettings()
