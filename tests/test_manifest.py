@@ -125,6 +125,8 @@ def test_a_run_killed_between_commits_is_not_seen_until_completed(spark, tmp_pat
     assert rerun.complete("3", finished)
     assert rerun.incomplete([IDS, HOMES]) == {}
     assert readers.current_versions(root) == finished
+    # A handle that read the manifest before sees the completion (it reads the manifest again when it changed).
+    assert killed.current(IDS) == finished[IDS] and killed.manifest()[IDS]["run_id"] == "3"
     # A later commit that keeps the run's content (an erasure) moves readers with it.
     rerun.store.delete(rerun.table(HOMES), "household_id = 'h1'")
     assert rerun.current(HOMES) == rerun.version(HOMES) == finished[HOMES] + 1

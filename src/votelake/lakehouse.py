@@ -59,6 +59,8 @@ class Lakehouse:
     # Tables a manifest lists, as far as this handle has seen: a table once
     # listed stays listed, so staged writes need not read the manifest again.
     listed: set[str] = field(default_factory=set)
+    # The manifest as last read, with the version of ``audit.runs`` it was read at.
+    _manifest: tuple[int, dict[str, dict]] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def open(cls, spark: SparkSession, settings: Settings, job: str | None = None) -> "Lakehouse":
@@ -121,11 +123,17 @@ class Lakehouse:
 
     def manifest(self) -> dict[str, dict]:
         """The newest ``audit.runs`` row of every table listed there (``run_id``, ``job``, ``version``)."""
-        if MANIFEST not in self.catalog or self.version(MANIFEST) is None:
+        at = self.version(MANIFEST) if MANIFEST in self.catalog else None
+        if at is None:
             return {}
-        # One row per table per completed run.
-        rows = self.read(MANIFEST).select("table_name", "version", "completed_at", "job", "run_id").collect()
-        return readers.manifest_versions(r.asDict() for r in rows)
+        # Read again only when a run has completed since (a look at the Delta log): jobs ask before
+        # their reads and writes, and each read of the rows is a Spark job of seconds.
+        if self._manifest is None or self._manifest[0] != at:
+            # One row per table per completed run.
+            rows = self.read(MANIFEST, version=at).select("table_name", "version", "completed_at", "job",
+                                                          "run_id").collect()
+            self._manifest = (at, readers.manifest_versions(r.asDict() for r in rows))
+        return dict(self._manifest[1])
 
     def complete(self, run_id: str, versions: dict[str, int]) -> bool:
         """Record a run's tables as the current complete set: one ``audit.runs`` commit, after its last table.

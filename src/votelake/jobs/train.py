@@ -44,6 +44,8 @@ from votelake.lakehouse import Lakehouse
 from votelake.models import lifecycle
 from votelake.transforms.training_sets import feature_dates
 
+INPUTS = ("gold.voter_features", "silver.vote_history", "silver.contacts", "silver.experiment_assignments")
+
 
 def run(spark: SparkSession, settings: Settings) -> dict:
     """Train, evaluate, log, register and gate the turnout, support and persuasion models.
@@ -57,11 +59,12 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     """
     lake = Lakehouse.open(spark, settings, job="train")
     cfg = settings.model
-    # The latest complete build's tables (a build killed part-way is not read).
-    feature_version = lake.current("gold.voter_features")
+    # The latest complete build's tables (a build killed part-way is not read), from one read of the manifest.
+    current = lake.current_versions(INPUTS)
+    feature_version = current["gold.voter_features"]
     features = lake.read("gold.voter_features", version=feature_version)
-    history = lake.read_current("silver.vote_history")
-    contacts = lake.read_current("silver.contacts")
+    history = lake.read("silver.vote_history", version=current["silver.vote_history"])
+    contacts = lake.read("silver.contacts", version=current["silver.contacts"])
     dates = feature_dates(features)
     score_date = dates[-1]
     results: dict = {}
@@ -71,8 +74,8 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     if "support" in cfg.kinds:
         results["support"] = lifecycle.train_support(settings, features, contacts, score_date, feature_version)
     if "persuasion" in cfg.kinds:
-        assignments = (lake.read_current("silver.experiment_assignments")
-                       if lake.version("silver.experiment_assignments") is not None else None)
+        at = current["silver.experiment_assignments"]
+        assignments = lake.read("silver.experiment_assignments", version=at) if at is not None else None
         results["persuasion"] = lifecycle.train_experiments(settings, features, assignments, contacts,
                                                             feature_version)
     return results
