@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from votelake import quality
@@ -79,6 +79,11 @@ def score_distribution(scores: DataFrame) -> DataFrame:
 ROUNDING = 1e-9
 
 
+def _beyond_rounding(value: Column) -> Column:
+    """The value, or 0 where it is within :data:`ROUNDING` of 0 or null."""
+    return F.when(F.abs(value) > ROUNDING, value).otherwise(0.0)
+
+
 def distribution_shift(current: DataFrame, published: DataFrame, min_voters: int) -> DataFrame:
     """Compare two :func:`score_distribution` tables.
 
@@ -100,13 +105,12 @@ def distribution_shift(current: DataFrame, published: DataFrame, min_voters: int
     # A constant score's mean and standard deviation carry rounding (about 1e-16, from summing equal
     # values in another order), which must not read as a spread out of nothing; scores are whole
     # numbers, so any real spread or move is far above ROUNDING.
-    spread = F.when(F.col("published_std") > ROUNDING, F.col("published_std")).otherwise(0.0)
-    moved = F.when(F.abs(F.col("mean") - F.col("published_mean")) > ROUNDING,
-                   F.col("mean") - F.col("published_mean")).otherwise(0.0)
+    spread = _beyond_rounding(F.col("published_std"))
+    moved = _beyond_rounding(F.col("mean") - F.col("published_mean"))
     # A constant published score (spread 0): any move is infinitely many deviations.
     mean_shift = (F.when(spread > 0, moved / spread).when(moved == 0, 0.0)
                   .otherwise(F.lit(float("inf")) * F.signum(moved)))
-    new_spread = F.when(F.col("std") > ROUNDING, F.col("std")).otherwise(0.0)
+    new_spread = _beyond_rounding(F.col("std"))
     spread_ratio = F.when(spread > 0, new_spread / spread).when(new_spread == 0, 1.0).otherwise(float("inf"))
     large_enough = (F.col("county_id") == STATEWIDE) | (
         (F.col("n") >= min_voters) & (F.col("published_n") >= min_voters))
