@@ -128,9 +128,14 @@ def markdown(result: dict) -> str:
         lines += ["", f"Identity: duplicate registrations precision {d['precision']:.4f}, recall {d['recall']:.4f} "
                   f"({i['method']}); active voter ids scored {scored['scored']:,} of {scored['active_ids']:,} "
                   f"({scored['share']:.4%}); score rows answering for several ids {scored['multi_id_rows']:,}."]
+    if "horizon_days" in quality["turnout"]:
+        lines.append(f"Turnout learnt from examples measured {quality['turnout']['horizon_days']} days ahead of "
+                     "their general (the configured target's horizon); both elections below are scored by it.")
     for t in quality["turnout"].get("targets", []):
         lines.append(f"Turnout for the {t['type']} general of {t['date']}: mean {t['mean_p']:.4f} against the true "
-                     f"{t['mean_true']:.4f}, ECE against the true probabilities {t['ece']:.4f}.")
+                     f"{t['mean_true']:.4f}, ECE against the true probabilities {t['ece']:.4f}"
+                     + (f"; at the voters' ages on that day (the generator's law for past generals) true mean "
+                        f"{t['mean_true_aged']:.4f}, ECE {t['ece_aged']:.4f}" if "ece_aged" in t else "") + ".")
     r = quality["support"].get("ranking")
     if r:
         published = r.get("published_spearman")

@@ -217,7 +217,8 @@ def cli_project(tmp_path_factory) -> dict:
         ``root`` and ``conf`` (the config file); the finished ``synth``, ``pipeline``, ``maintain`` and ``check``
         processes (None after a step that failed); ``modes``, the permission bits of what the
         pipeline wrote; ``scratch``, the Spark folders left in the run's temporary folder; ``scores``, the rows of
-        ``gold.voter_scores`` after maintenance, read with deltalake.
+        ``gold.voter_scores`` after maintenance, read with deltalake; ``other_target``, ``votelake run train``
+        for a target election the build wrote no features for.
     """
     root = tmp_path_factory.mktemp("cli_project")
     conf = cli_config(root, root / "synth" / "landing")
@@ -243,6 +244,9 @@ def cli_project(tmp_path_factory) -> dict:
         # The rows a Spark-free reader sees, to compare with what Spark read by name.
         scores = deltalake.DeltaTable(str(root / "lakehouse" / "gold" / "voter_scores"))
         made["scores"] = scores.to_pyarrow_table().num_rows
+        # A target election the build did not write features for: train stops before fitting anything.
+        made["other_target"] = votelake_cli(root, "run", "train", "--conf", str(conf),
+                                            "--set", "model.target_election.date=2030-11-05", timeout=900)
     return made
 
 

@@ -61,6 +61,16 @@ def test_pipeline_exits_zero_and_names_each_champion_run(cli_project):
     assert int(found["inserted_by_last_publish"]) == rows
 
 
+@pytest.mark.e2e
+def test_training_for_another_target_than_the_build_fails_naming_the_rebuild(cli_project):
+    trained = cli_project.get("other_target")
+    assert trained is not None, "the pipeline did not complete"
+    assert trained.returncode == 1, trained.stderr[-3000:]
+    last = trained.stderr.strip().splitlines()[-1]
+    assert last.startswith("votelake: job train failed: ValueError: gold.voter_features holds no features"), last
+    assert "run build with this configuration" in last
+
+
 def test_a_failing_job_exits_non_zero_naming_the_job_and_the_error(tmp_path: Path):
     landing = tmp_path / "landing"
     landing.mkdir()  # a delivery folder with nothing in it

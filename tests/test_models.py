@@ -3,6 +3,7 @@ uplift, and the champion gate against a real MLflow store."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 
 import numpy as np
@@ -426,6 +427,18 @@ def test_champion_gate_keeps_the_better_model(spark, settings):
     assert run.data.params["protected_excluded"] == "race,ethnicity,gender"
     artifacts = {a.path for a in client.list_artifacts(worse["run_id"], "report")}
     assert {"report/report.html", "report/roc.png", "report/calibration.png"} <= artifacts
+
+
+def test_scoring_names_a_turnout_champion_trained_for_another_horizon(spark, tmp_path, capsys):
+    settings = synthetic_state_settings(tmp_path, 100, "model.learners=[lr]", "model.tuning=none",
+                                        "model.bootstrap=50")
+    lifecycle.train_classifier(settings, GOOD, simulated_voters(spark), 0, {"horizon_days": 63})
+    # 2026-09-01 is 63 days before the next general (2026-11-03): no word.
+    models, _, _ = scoring.load_champions(settings, dt.date(2026, 9, 1))
+    assert "turnout" in models and "learnt from examples" not in capsys.readouterr().out
+    scoring.load_champions(settings, dt.date(2026, 6, 1))
+    assert ("learnt from examples 63 days ahead of their election; the target is 155 days ahead"
+            in capsys.readouterr().out)
 
 
 def test_gate_replaces_a_champion_that_uses_excluded_attributes(spark, settings):

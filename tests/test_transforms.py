@@ -387,6 +387,36 @@ def test_turnout_examples_leave_out_registrations_off_the_rolls(spark):
         [("p1", 1.0), ("p2", 0.0), ("p5", 0.0)], "person_id string, label double"))
 
 
+def test_turnout_examples_are_measured_as_far_ahead_as_the_target(spark):
+    """A score 61 days ahead learns from features 61 days ahead of each past general, aged to its day."""
+    day, ahead = dt.date(2022, 11, 8), dt.date(2022, 9, 8)
+    schema = ("person_id string, as_of_date date, age int, reg_tenure_years double, status string, "
+              "general_rate double, presidential_rate double, midterm_rate double, off_year_rate double, "
+              "voted_last_presidential int, voted_last_midterm int, voted_last_general int")
+    features = spark.createDataFrame([
+        ("p1", ahead, 40, 1.0, "ACTIVE", 0.5, 1.0, 0.0, None, 1, 0, 1),
+        ("p1", day, 40, 1.2, "ACTIVE", 0.6, 1.0, 0.5, None, 1, 1, 1),  # voted in the primary in between
+        ("p2", ahead, 18, 0.1, "ACTIVE", None, None, None, None, None, None, None),  # no history yet
+        ("p2", day, 18, 0.3, "ACTIVE", None, None, None, None, None, None, None),
+        ("p3", day, 50, 0.0, "ACTIVE", None, None, None, None, None, None, None),  # registered in between
+        ("p4", ahead, 16, 0.1, "ACTIVE", None, None, None, None, None, None, None),  # pre-registered at 16
+    ], schema)
+    history = spark.createDataFrame([("p1", day, "GENERAL")],
+                                    "person_id string, election_date date, election_type string")
+    general = feat.Election(day, "GENERAL")
+    examples = training_sets.turnout_training_set(features, history, [general], horizon_days=61)
+    assertDataFrameEqual(
+        examples.select("person_id", "as_of_date", "age", "reg_tenure_years", "same_level_rate", "label"),
+        spark.createDataFrame([("p1", ahead, 40, 1.0 + 61 / 365.25, 0.0, 1.0),
+                               ("p2", ahead, 18, 0.1 + 61 / 365.25, None, 0.0)],
+                              "person_id string, as_of_date date, age int, reg_tenure_years double, "
+                              "same_level_rate double, label double"))
+    dates = [ahead, day, dt.date(2023, 1, 1)]
+    assert training_sets.turnout_generals(dates, history, per_level=2, horizon_days=61) == [general]
+    with pytest.raises(ValueError, match="30 days before the past generals"):
+        training_sets.turnout_generals(dates, history, per_level=2, horizon_days=30)
+
+
 def test_with_target_election_carries_the_voters_record_at_that_level(spark):
     rows = spark.createDataFrame(
         [("p1", 1.0, 0.0, None, 1, 0, 1), ("p2", 0.5, None, None, 0, None, 0)],

@@ -549,13 +549,19 @@ def run(spark: SparkSession, settings: Settings) -> dict:
         notes.append(f"{experiments['unmatched']} experiment assignments name a voter id in no registration "
                      "(kept in silver.experiment_assignments with a null person_id)")
 
-    # Point-in-time features: at the past generals turnout learns from, before
-    # the first experiment assignment (uplift: pre-treatment covariates) and now (scoring).
+    # Point-in-time features: ahead of the past generals turnout learns from (as far
+    # ahead as the scores are of the target election), on the latest general's day
+    # (precinct calibration's electorate), before the first experiment assignment
+    # (uplift: pre-treatment covariates) and now (scoring).
     elections = feat.known_elections(history)
     score_date = feat.scoring_as_of(history, contacts, digital, newest_snapshot)
-    scoring.target_of(settings, score_date)  # fails when the data are dated after a declared target election
-    dates = {score_date, *(g.date for g in feat.training_generals(
+    horizon = scoring.turnout_horizon(settings, score_date)  # fails when the data are dated after a declared target
+    dates = {score_date, *(feat.at_horizon(g.date, horizon) for g in feat.training_generals(
         elections, score_date, settings.model.turnout_generals_per_level))}
+    past_generals = feat.elections_before(elections, score_date, "GENERAL")
+    calibration_day = settings.calibration.election_date or (past_generals[-1].date if past_generals else None)
+    if calibration_day is not None and calibration_day < score_date:
+        dates.add(calibration_day)
     first_assigned = experiments["first_assigned"]
     pretreatment = first_assigned if first_assigned is not None and first_assigned < score_date else None
     if pretreatment is not None:
@@ -575,6 +581,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     summary["registration_history"] = versioning["built_from"]
     summary["addresses_parsed"] = parsed_now
     summary["as_of_dates"] = [d.isoformat() for d in as_of_dates]
+    summary["turnout_horizon_days"] = horizon
     summary["experiments"] = {
         **experiments,
         "first_assigned": first_assigned.isoformat() if first_assigned else None,

@@ -87,7 +87,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     target = scoring.target_of(settings, as_of)
     current = feat.with_target_election(features.where((F.col("as_of_date") == F.lit(as_of)) & F.col("is_active")),
                                         target)
-    models, specs, missing = scoring.load_champions(settings)
+    models, specs, missing = scoring.load_champions(settings, as_of)
     target_json = scoring.target_summary(settings, target)
     scoring_run = scores.scoring_run_id(feature_version, as_of, models, settings.calibration.model_dump(mode="json"),
                                         target_json, tracking.code_version())

@@ -25,7 +25,9 @@ from votelake.config import Settings
 from votelake.lakehouse import Lakehouse
 from votelake.models import evaluation as ev
 from votelake.models import propensity as prop
-from votelake.models.scoring import apply_model, load_champion
+from votelake.models.scoring import apply_model, load_champion, turnout_horizon
+from votelake.synth.rand import logit, sigmoid
+from votelake.synth.voters import turnout_age_term, turnout_tenure_term
 from votelake.transforms import features as feat
 from votelake.transforms import training_sets
 
@@ -106,20 +108,33 @@ def target_quality(settings: Settings, current: DataFrame, truth: DataFrame, tar
 
     Returns:
         ``date``, ``type``, ``n``, ``mean_p``, ``mean_true``, ``ece`` (against
-        the true probabilities) and ``auc`` against outcomes drawn from them.
+        the true probabilities) and ``auc`` against outcomes drawn from them;
+        ``mean_true_aged`` and ``ece_aged``: the same against the truth moved
+        to the voters' age and tenure on the election's day.
     """
     champion, _, spec = load_champion(settings, "turnout")
+    now = current.select("person_id", F.col("age").alias("age_now"), F.col("reg_tenure_years").alias("tenure_now"))
     rows = (feat.with_target_election(current, target).join(truth, "state_voter_id", "inner")
+            .join(now, "person_id", "inner")
             .select("*", _true_turnout(F.lit(target.level)).alias("oracle")))
-    scored = apply_model(champion.model, spec, rows, ("person_id", "oracle")).cache()
+    # The generator draws each past general at the voter's age and tenure then
+    # (synth.history.vote_events); the same law gives the truth at a general ahead.
+    then = (turnout_age_term(F.col("age")) - turnout_age_term(F.col("age_now"))
+            + turnout_tenure_term(F.col("reg_tenure_years")) - turnout_tenure_term(F.col("tenure_now")))
+    rows = rows.select("*", sigmoid(logit(F.col("oracle")) + F.coalesce(then, F.lit(0.0))).alias("oracle_aged"))
+    scored = apply_model(champion.model, spec, rows, ("person_id", "oracle", "oracle_aged")).cache()
     # One row: the means and count reported (cached rows).
-    means = scored.agg(F.avg("p").alias("p"), F.avg("oracle").alias("t"), F.count("*").alias("n")).first()
+    means = scored.agg(F.avg("p").alias("p"), F.avg("oracle").alias("t"), F.avg("oracle_aged").alias("ta"),
+                       F.count("*").alias("n")).first()
     # One draw of outcomes from the true probabilities, for a ranking figure beside the calibration.
     drawn = scored.select("p", (F.rand(settings.model.seed) < F.col("oracle")).cast("double").alias("label"))
     result = {"date": target.date.isoformat(), "type": target.level, "n": int(means["n"]),
               "mean_p": float(means["p"]), "mean_true": float(means["t"]),
               "ece": ev.expected_calibration_error(ev.reliability(
                   scored.select("p", F.col("oracle").alias("label")), "p")),
+              "mean_true_aged": float(means["ta"]),
+              "ece_aged": ev.expected_calibration_error(ev.reliability(
+                  scored.select("p", F.col("oracle_aged").alias("label")), "p")),
               "auc": prop.auc(drawn, "p")}
     scored.unpersist()
     return result
@@ -234,9 +249,10 @@ def model_quality_against_truth(spark: SparkSession, settings: Settings, truth: 
     truth = truth_by_voter_id(truth)
     dates = training_sets.feature_dates(features)
     score_date = dates[-1]
-    generals = training_sets.turnout_generals(dates, history, settings.model.turnout_generals_per_level)
+    horizon = turnout_horizon(settings, score_date)
+    generals = training_sets.turnout_generals(dates, history, settings.model.turnout_generals_per_level, horizon)
     # State voter ids are unique per person in the features; the truth of a person's registrations agrees.
-    turnout = (training_sets.turnout_training_set(features, history, generals)
+    turnout = (training_sets.turnout_training_set(features, history, generals, horizon)
                .join(truth, "state_voter_id", "inner").select("*", _true_turnout(F.col(feat.TARGET_LEVEL)).alias("oracle")))
     current = features.where((F.col("as_of_date") == F.lit(score_date)) & F.col("is_active"))
     scores = lake.read_current("gold.voter_scores") if lake.version("gold.voter_scores") is not None else None
@@ -251,7 +267,7 @@ def model_quality_against_truth(spark: SparkSession, settings: Settings, truth: 
         features, lake.read_current("silver.experiment_assignments"), contacts,
         settings.model.persuasion_outcome_program).join(truth, "state_voter_id", "inner")
     evaluations = {
-        "turnout": lambda: {**classifier_quality(settings, "turnout", turnout),
+        "turnout": lambda: {**classifier_quality(settings, "turnout", turnout), "horizon_days": horizon,
                             "targets": [target_quality(settings, current, truth, t)
                                         for t in next_of_each_level(score_date)]},
         "support": lambda: {**classifier_quality(settings, "support", support),

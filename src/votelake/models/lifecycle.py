@@ -32,7 +32,7 @@ from votelake.models import evaluation as ev
 from votelake.models import propensity as prop
 from votelake.models import tracking
 from votelake.models.report import ReportData, write_report
-from votelake.models.scoring import apply_model, spec_from_run
+from votelake.models.scoring import apply_model, spec_from_run, turnout_horizon
 from votelake.session import task_slots
 from votelake.transforms import features as feat
 from votelake.transforms.training_sets import (arm_weight, party_training_set, persuasion_training_set,
@@ -535,11 +535,12 @@ def _uplift_report(title: str, metrics: dict, params: dict, oof: tuple, model, s
 
 def train_turnout(settings: Settings, features: DataFrame, history: DataFrame, dates: list[dt.date],
                   feature_version: int) -> dict:
-    """Turnout learnt from several past generals at their own levels, with features as of each.
+    """Turnout learnt from several past generals at their own levels, each measured as far ahead as the target.
 
     Args:
-        settings: the run configuration (``model.turnout_generals_per_level``).
-        features: ``gold.voter_features`` (the build writes the training generals' dates).
+        settings: the run configuration (``model.turnout_generals_per_level``, ``model.target_election``).
+        features: ``gold.voter_features`` (the build writes the training generals' dates less the
+            target's horizon).
         history: ``silver.vote_history``.
         dates: the feature table's as-of dates, oldest first (the newest is the scoring date).
         feature_version: Delta version of ``gold.voter_features`` read.
@@ -548,15 +549,17 @@ def train_turnout(settings: Settings, features: DataFrame, history: DataFrame, d
         :func:`train_classifier`'s results, or ``skipped`` without a general
         election in the history (or without features as of any).
     """
-    generals = turnout_generals(dates, history, settings.model.turnout_generals_per_level)
+    horizon = turnout_horizon(settings, dates[-1])
+    generals = turnout_generals(dates, history, settings.model.turnout_generals_per_level, horizon)
     if not generals:
         print("[votelake] train: no general election with features as of its date; turnout model skipped",
               flush=True)
         return {"skipped": "no general election in the vote history with features as of its date"}
     elections = ", ".join(f"{g.date} ({feat.general_level(g.date)})" for g in generals)
     return train_classifier(
-        settings, prop.TURNOUT, turnout_training_set(features, history, generals), feature_version,
-        {"label": "voted in the general", "elections": elections, "as_of_date": str(generals[-1].date),
+        settings, prop.TURNOUT, turnout_training_set(features, history, generals, horizon), feature_version,
+        {"label": "voted in the general", "elections": elections, "horizon_days": horizon,
+         "as_of_date": str(feat.at_horizon(generals[-1].date, horizon)),
          "baseline": "share of earlier generals voted while registered"})
 
 

@@ -77,12 +77,15 @@ def apply_model(model, spec: prop.ModelSpec, rows: DataFrame, passthrough: tuple
                       prop.positive_probability(out, raw=True).alias("p_raw"))
 
 
-def load_champions(settings: Settings) -> tuple[dict[str, tracking.ChampionModel], dict[str, prop.ModelSpec],
-                                                dict[str, str]]:
+def load_champions(settings: Settings, as_of: dt.date | None = None
+                   ) -> tuple[dict[str, tracking.ChampionModel], dict[str, prop.ModelSpec], dict[str, str]]:
     """Load the champion of every model type with the input spec it was fitted with.
 
     Args:
         settings: the run configuration (``mlflow``).
+        as_of: the scoring as-of date: with it, a turnout champion trained for
+            another horizon than the target's is named in a warning (its scores
+            are still published: it is the registered champion).
 
     Returns:
         ``(models, specs, missing)``: the champions and their specs by kind,
@@ -96,9 +99,17 @@ def load_champions(settings: Settings) -> tuple[dict[str, tracking.ChampionModel
     missing = {}
     for kind in prop.SPECS:
         try:
-            models[kind], _, specs[kind] = load_champion(settings, kind)
+            models[kind], run, specs[kind] = load_champion(settings, kind)
         except RuntimeError as exc:
             missing[kind] = str(exc)
+            continue
+        if kind != "turnout" or as_of is None:
+            continue
+        trained_for, horizon = run.data.params.get("horizon_days"), turnout_horizon(settings, as_of)
+        if trained_for is not None and trained_for != str(horizon):
+            print(f"[votelake] score: the turnout champion {models[kind].label} learnt from examples {trained_for} "
+                  f"days ahead of their election; the target is {horizon} days ahead: run build and train with "
+                  "this target election", flush=True)
     if not models:
         raise RuntimeError("no champion model to score with: " + "; ".join(missing.values()))
     return models, specs, missing
@@ -130,6 +141,19 @@ def target_of(settings: Settings, as_of: dt.date) -> feat.Target:
     """
     declared = settings.model.target_election
     return feat.target_election(declared.date if declared else None, declared.type if declared else None, as_of)
+
+
+def turnout_horizon(settings: Settings, as_of: dt.date) -> int:
+    """Days from the scoring as-of date to the target election: how far ahead turnout's examples are measured.
+
+    Args:
+        settings: the run configuration (``model.target_election``).
+        as_of: the scoring as-of date.
+
+    Returns:
+        The days (0 when the target is on the as-of date).
+    """
+    return (target_of(settings, as_of).date - as_of).days
 
 
 def calibration_election(settings: Settings, lake: Lakehouse, as_of: dt.date) -> dt.date:

@@ -159,6 +159,16 @@ def elections_before(elections: list[Election], as_of: dt.date, kind: str) -> li
     return sorted((e for e in elections if e.type == kind and e.date < as_of), key=lambda e: e.date)
 
 
+def at_horizon(election: dt.date, horizon_days: int) -> dt.date:
+    """The as-of date ``horizon_days`` before an election: where turnout's examples of it are measured.
+
+    A score for an election two months or two years ahead knows nothing of what
+    happens in between (a primary, a midterm), so the examples it learns from
+    are measured as far ahead of their own election.
+    """
+    return election - dt.timedelta(days=horizon_days)
+
+
 def training_generals(elections: list[Election], as_of: dt.date, per_level: int) -> list[Election]:
     """The past generals a turnout model learns from: the newest ``per_level`` of each level, oldest first.
 

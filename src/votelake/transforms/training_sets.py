@@ -30,23 +30,36 @@ def feature_dates(features: DataFrame) -> list[dt.date]:
     return dates
 
 
-def turnout_generals(dates: list[dt.date], history: DataFrame, per_level: int) -> list[feat.Election]:
-    """The generals turnout learns from that the feature table holds as of their own date.
+def turnout_generals(dates: list[dt.date], history: DataFrame, per_level: int,
+                     horizon_days: int = 0) -> list[feat.Election]:
+    """The generals turnout learns from that the feature table holds ``horizon_days`` before their own date.
 
     Args:
         dates: the feature table's as-of dates, oldest first (:func:`feature_dates`); the newest is the scoring date.
         history: ``silver.vote_history``.
         per_level: ``model.turnout_generals_per_level``.
+        horizon_days: days from the scoring date to the election it predicts
+            (:func:`votelake.models.scoring.turnout_horizon`).
 
     Returns:
-        :func:`votelake.transforms.features.training_generals` before the scoring date, with features.
+        :func:`votelake.transforms.features.training_generals` before the scoring date, with features at that horizon.
+
+    Raises:
+        ValueError: there are such generals but the table holds none of their
+            dates at this horizon: it was built for another target election.
     """
     present = set(dates)
-    return [g for g in feat.training_generals(feat.known_elections(history), dates[-1], per_level) if g.date in present]
+    generals = feat.training_generals(feat.known_elections(history), dates[-1], per_level)
+    at_horizon = [g for g in generals if feat.at_horizon(g.date, horizon_days) in present]
+    if generals and not at_horizon and horizon_days:
+        raise ValueError(f"gold.voter_features holds no features {horizon_days} days before the past generals "
+                         "(the target election's horizon): it was built for another target election; run build "
+                         "with this configuration")
+    return at_horizon
 
 
-def election_electorate(features: DataFrame, election_date: dt.date) -> DataFrame:
-    """The voters of an election: feature rows as of its date of voters 18 or older (or of unknown age).
+def election_electorate(features: DataFrame, election_date: dt.date, as_of: dt.date | None = None) -> DataFrame:
+    """The voters of an election: feature rows as of a date of voters 18 or older at it (or of unknown age).
 
     Active or not today, and removed or not: precinct calibration compares them
     with results that counted the votes of voters removed since. The turnout
@@ -55,33 +68,40 @@ def election_electorate(features: DataFrame, election_date: dt.date) -> DataFram
 
     Args:
         features: ``gold.voter_features``.
-        election_date: the election (an as-of date of the features).
+        election_date: the election.
+        as_of: the as-of date of the rows (an as-of date of the features); None: the election's own date.
 
     Returns:
         The feature rows, with the inputs saying which election they are for
-        (:func:`votelake.transforms.features.with_target_election`).
+        (:func:`votelake.transforms.features.with_target_election`: age and
+        tenure at the election).
     """
-    adult = F.coalesce(F.col("age") >= 18, F.lit(True))
-    voters = features.where((F.col("as_of_date") == F.lit(election_date)) & adult)
-    return feat.with_target_election(voters, feat.Target(election_date, feat.general_level(election_date)))
+    voters = features.where(F.col("as_of_date") == F.lit(as_of or election_date))
+    target = feat.with_target_election(voters, feat.Target(election_date, feat.general_level(election_date)))
+    return target.where(F.coalesce(F.col("age") >= 18, F.lit(True)))
 
 
-def turnout_training_set(features: DataFrame, history: DataFrame, elections: list[feat.Election]) -> DataFrame:
-    """Voter × election examples: for each past general, its voters with features as of its date and the label.
+def turnout_training_set(features: DataFrame, history: DataFrame, elections: list[feat.Election],
+                         horizon_days: int = 0) -> DataFrame:
+    """Voter × election examples: for each past general, its voters with features ahead of it and the label.
 
     Learning from several generals, midterm and presidential, each example
     marked with its level (:func:`votelake.transforms.features.with_target_election`),
     lets one model predict the election ahead at its own level instead of the
-    level of whichever general came last.
+    level of whichever general came last. Each example is measured as far
+    ahead of its election as the scores are of theirs (``horizon_days``), so
+    the model learns what a voter's record says that far ahead.
 
     Registrations now off the rolls (:data:`votelake.canonical.CLOSED_STATUSES`)
     are left out: a removed voter's zeros after a removal the file does not
     date are not abstentions, and the voters scored are those still registered.
 
     Args:
-        features: ``gold.voter_features`` (holding each election's date as an as-of date).
+        features: ``gold.voter_features`` (holding each election's date less
+            ``horizon_days`` as an as-of date).
         history: ``silver.vote_history``.
         elections: the general elections to learn from.
+        horizon_days: days between an example's as-of date and its election (0: on election day).
 
     Returns:
         Feature rows with ``election_date``, ``label`` 1.0 (voted) or 0.0, and
@@ -91,7 +111,8 @@ def turnout_training_set(features: DataFrame, history: DataFrame, elections: lis
     on_the_rolls = ~F.coalesce(F.col("status").isin(*CLOSED_STATUSES), F.lit(False))
 
     def examples(election: feat.Election) -> DataFrame:
-        return (election_electorate(features, election.date).where(on_the_rolls)
+        voters = election_electorate(features, election.date, feat.at_horizon(election.date, horizon_days))
+        return (voters.where(on_the_rolls)
                 .join(feat.turnout_labels(history, election), on="person_id", how="left")
                 .fillna(0.0, subset=["label"])
                 .select("*", F.lit(election.date).alias("election_date"),
