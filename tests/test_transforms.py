@@ -415,6 +415,12 @@ def test_turnout_examples_are_measured_as_far_ahead_as_the_target(spark):
     assert training_sets.turnout_generals(dates, history, per_level=2, horizon_days=61) == [general]
     with pytest.raises(ValueError, match="30 days before the past generals"):
         training_sets.turnout_generals(dates, history, per_level=2, horizon_days=30)
+    # Built for a target a cycle away, the table holds one general's date at this horizon, not both: no model
+    # learns from what happens to be there.
+    earlier = feat.Election(dt.date(2020, 11, 3), "GENERAL")
+    both = history.unionByName(spark.createDataFrame([("p1", earlier.date, "GENERAL")], history.schema))
+    with pytest.raises(ValueError, match=r"1 of 2 dates missing, e.g. 2020-09-03"):
+        training_sets.turnout_generals(dates, both, per_level=2, horizon_days=61)
 
 
 def test_with_target_election_carries_the_voters_record_at_that_level(spark):

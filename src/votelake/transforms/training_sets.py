@@ -42,20 +42,21 @@ def turnout_generals(dates: list[dt.date], history: DataFrame, per_level: int,
             (:func:`votelake.models.scoring.turnout_horizon`).
 
     Returns:
-        :func:`votelake.transforms.features.training_generals` before the scoring date, with features at that horizon.
+        :func:`votelake.transforms.features.training_generals` before the scoring date.
 
     Raises:
-        ValueError: there are such generals but the table holds none of their
-            dates at this horizon: it was built for another target election.
+        ValueError: the table lacks one of those dates: it was built for
+            another target election (one it happens to hold, a cycle apart,
+            would leave the model fewer generals, or one level only).
     """
-    present = set(dates)
     generals = feat.training_generals(feat.known_elections(history), dates[-1], per_level)
-    at_horizon = [g for g in generals if feat.at_horizon(g.date, horizon_days) in present]
-    if generals and not at_horizon and horizon_days:
+    missing = sorted({feat.at_horizon(g.date, horizon_days) for g in generals} - set(dates))
+    if missing:
         raise ValueError(f"gold.voter_features holds no features {horizon_days} days before the past generals "
-                         "(the target election's horizon): it was built for another target election; run build "
-                         "with this configuration")
-    return at_horizon
+                         f"(the target election's horizon; {len(missing)} of {len(generals)} dates missing, "
+                         f"e.g. {missing[0]}): it was built for another target election; run build with this "
+                         "configuration")
+    return generals
 
 
 def election_electorate(features: DataFrame, election_date: dt.date, as_of: dt.date | None = None) -> DataFrame:
