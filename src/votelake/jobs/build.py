@@ -558,8 +558,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     horizon = scoring.turnout_horizon(settings, score_date)  # fails when the data are dated after a declared target
     dates = {score_date, *(feat.at_horizon(g.date, horizon) for g in feat.training_generals(
         elections, score_date, settings.model.turnout_generals_per_level))}
-    past_generals = feat.elections_before(elections, score_date, "GENERAL")
-    calibration_day = settings.calibration.election_date or (past_generals[-1].date if past_generals else None)
+    calibration_day = scoring.calibration_day(settings, elections, score_date)
     if calibration_day is not None and calibration_day < score_date:
         dates.add(calibration_day)
     first_assigned = experiments["first_assigned"]

@@ -156,29 +156,33 @@ def turnout_horizon(settings: Settings, as_of: dt.date) -> int:
     return (target_of(settings, as_of).date - as_of).days
 
 
-def calibration_election(settings: Settings, lake: Lakehouse, as_of: dt.date) -> dt.date:
-    """The election the results are for: ``calibration.election_date``, else the latest general in the history.
+def calibration_day(settings: Settings, elections: list[feat.Election], as_of: dt.date) -> dt.date | None:
+    """The election the results are for: ``calibration.election_date``, else the latest general before ``as_of``.
 
     Args:
         settings: the run configuration (``calibration.election_date``).
-        lake: the lakehouse (``silver.vote_history`` is read only without that date).
-        as_of: the scoring as-of date; the election is before it.
+        elections: the known elections (:func:`votelake.transforms.features.known_elections`).
+        as_of: the scoring as-of date.
 
     Returns:
-        The election date.
+        The election date; None without either.
+    """
+    generals = feat.elections_before(elections, as_of, "GENERAL")
+    return settings.calibration.election_date or (generals[-1].date if generals else None)
+
+
+def calibration_election(settings: Settings, lake: Lakehouse, as_of: dt.date) -> dt.date:
+    """:func:`calibration_day` of the lakehouse's vote history (read only without ``calibration.election_date``).
 
     Raises:
         ValueError: neither is available.
     """
-    if settings.calibration.election_date is not None:
-        return settings.calibration.election_date
-    generals = []
-    if lake.version("silver.vote_history") is not None:
-        generals = feat.elections_before(feat.known_elections(lake.read_current("silver.vote_history")), as_of,
-                                         "GENERAL")
-    if not generals:
+    read = settings.calibration.election_date is None and lake.version("silver.vote_history") is not None
+    day = calibration_day(settings, feat.known_elections(lake.read_current("silver.vote_history")) if read else [],
+                          as_of)
+    if day is None:
         raise ValueError("calibration.election_date must be set: silver.vote_history holds no general election")
-    return generals[-1].date
+    return day
 
 
 def calibrated_probabilities(
