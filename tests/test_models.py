@@ -112,8 +112,9 @@ def test_a_search_fitting_its_candidates_side_by_side_chooses_what_one_at_a_time
     one, one_chosen = prop.fit_tuned(GOOD, tuned.model_copy(update={"parallel_fits": 1}), rows)
     side, side_chosen = prop.fit_tuned(GOOD, tuned.model_copy(update={"parallel_fits": 3}), rows)
     assert side_chosen["regParam"] == one_chosen["regParam"] == 0.0
-    # Equal to rounding: Spark adds the partial sums of a pass in whatever order its tasks finish.
-    assert side_chosen["validation_auc"] == pytest.approx(one_chosen["validation_auc"], abs=1e-5)
+    # Equal to rounding: Spark adds the partial sums of a pass in whatever order its tasks finish, and the
+    # evaluator's AUC bins the scores, so a score moved by rounding across a bin edge moves it by ~1e-5.
+    assert side_chosen["validation_auc"] == pytest.approx(one_chosen["validation_auc"], abs=1e-4)
     assert side.stages[-1].coefficients.toArray() == pytest.approx(one.stages[-1].coefficients.toArray(),
                                                                    rel=1e-4, abs=1e-6)
     rows.unpersist()
