@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from votelake.config import CONF_DIR, DEFAULT_CONF, ConfigError, load_settings
-from votelake.session import slots_of
+from votelake.session import slots_of, stated_slots
 
 
 def test_default_config_is_the_embedded_local_one():
@@ -163,3 +163,9 @@ def test_overrides_are_text_unless_the_schema_types_them():
 ])
 def test_boosting_trains_in_the_task_slots_the_configuration_states(conf, slots):
     assert slots_of(conf) == slots
+
+
+def test_slots_a_configuration_does_not_state_are_unknown_not_one():
+    # Model rows are merged to the stated slots; a cluster that does not say keeps its partitions.
+    assert stated_slots({"spark.master": "spark://127.0.0.1:7077"}) is None
+    assert stated_slots({"spark.master": "spark://127.0.0.1:7077", "spark.cores.max": "8"}) == 8

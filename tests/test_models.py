@@ -21,6 +21,7 @@ from votelake.models import evaluation as ev
 from votelake.models import lifecycle
 from votelake.models import propensity as prop
 from votelake.models import scoring
+from votelake.session import task_slots
 from votelake.transforms import training_sets
 
 ROWS = 6000
@@ -486,3 +487,11 @@ def test_persuasion_rows_take_the_outcome_after_assignment(spark):
     expected = spark.createDataFrame(
         [("p1", 40, 1.0, 1.0), ("p2", 50, 0.0, 0.0)], "person_id string, age int, t double, label double")
     assertDataFrameEqual(rows.select("person_id", "age", "t", "label"), expected)
+
+
+def test_model_rows_are_merged_to_one_partition_per_task_slot(spark):
+    """Every MLlib pass is a Spark job over each partition: the rows fitted are merged to the slots, unchanged."""
+    rows = spark.createDataFrame([(i, float(i % 3)) for i in range(64)], "person_id long, x double").repartition(8)
+    merged = lifecycle.per_slot(rows)
+    assert merged.rdd.getNumPartitions() == min(8, task_slots(spark))
+    assertDataFrameEqual(merged, rows)

@@ -270,6 +270,18 @@ def task_slots(spark: SparkSession) -> int:
     return slots_of({key: spark.conf.get(key, None) for key in SLOT_KEYS})
 
 
+def stated_task_slots(spark: SparkSession) -> int | None:
+    """:func:`task_slots`, or None when the session's configuration does not state them.
+
+    Args:
+        spark: the session.
+
+    Returns:
+        :func:`stated_slots` of the session's configuration.
+    """
+    return stated_slots({key: spark.conf.get(key, None) for key in SLOT_KEYS})
+
+
 SLOT_KEYS = ("spark.master", "spark.cores.max", "spark.executor.instances", "spark.executor.cores",
              "spark.task.cpus")
 
@@ -281,9 +293,21 @@ def slots_of(conf: dict[str, str | None]) -> int:
         conf: values of :data:`SLOT_KEYS` (None where unset).
 
     Returns:
+        :func:`stated_slots`, or 1 when the configuration does not say.
+    """
+    return stated_slots(conf) or 1
+
+
+def stated_slots(conf: dict[str, str | None]) -> int | None:
+    """Concurrent tasks a configuration states, if it does.
+
+    Args:
+        conf: values of :data:`SLOT_KEYS` (None where unset).
+
+    Returns:
         ``local[N]``'s N (``local[*]``: this machine's cores), else
         ``spark.cores.max`` or executors × cores when set, divided by
-        ``spark.task.cpus``; 1 when the configuration does not say.
+        ``spark.task.cpus`` (at least 1); None when the configuration does not say.
     """
     master = conf.get("spark.master") or ""
     local = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\d+)?\])?", master)
@@ -294,5 +318,5 @@ def slots_of(conf: dict[str, str | None]) -> int:
     elif conf.get("spark.executor.instances") and conf.get("spark.executor.cores"):
         cores = int(conf["spark.executor.instances"]) * int(conf["spark.executor.cores"])
     else:
-        cores = 1
+        return None
     return max(1, cores // int(conf.get("spark.task.cpus") or 1))

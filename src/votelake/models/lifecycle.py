@@ -33,7 +33,7 @@ from votelake.models import propensity as prop
 from votelake.models import tracking
 from votelake.models.report import ReportData, write_report
 from votelake.models.scoring import apply_model, spec_from_run, turnout_horizon
-from votelake.session import task_slots
+from votelake.session import stated_task_slots, task_slots
 from votelake.transforms import features as feat
 from votelake.transforms.training_sets import (arm_weight, party_training_set, persuasion_training_set,
                                                support_training_set, turnout_generals, turnout_training_set)
@@ -137,6 +137,25 @@ class Prepared:
     method: str
 
 
+def per_slot(rows: DataFrame) -> DataFrame:
+    """``rows`` in at most one partition per task slot the configuration states (as they are when it does not).
+
+    Each MLlib pass (a GBT tree level, an L-BFGS step) is a Spark job over every
+    partition of its input, and at several partitions per slot the tasks' setup
+    and the merging of their partial sums cost more than the rows: 264k turnout
+    rows on 2 cores fit GBT in 24 s instead of 37 and LR in 4.8 s instead of 7.3
+    in 2 partitions instead of 8. ``coalesce`` only merges partitions (no shuffle).
+
+    Args:
+        rows: model rows about to be cached and fitted.
+
+    Returns:
+        The same rows.
+    """
+    slots = stated_task_slots(rows.sparkSession)
+    return rows.coalesce(slots) if slots else rows
+
+
 def prepare(settings: Settings, spec: prop.ModelSpec, fit: DataFrame, calibration: DataFrame) -> Prepared:
     """Drop excluded and empty inputs, weigh the classes, and cache the fit and calibration rows.
 
@@ -153,8 +172,8 @@ def prepare(settings: Settings, spec: prop.ModelSpec, fit: DataFrame, calibratio
     spec, empty = prop.informative(spec.without(cfg.excluded_inputs), fit)
     fit_rows = prop.model_frame(fit, spec, extra=("person_id", "label"))
     weights = prop.class_weights(fit_rows, cfg.class_weight)
-    fit_rows = prop.with_weights(fit_rows, weights).cache()
-    calibration_rows = prop.model_frame(calibration, spec, extra=("label",)).cache()
+    fit_rows = per_slot(prop.with_weights(fit_rows, weights)).cache()
+    calibration_rows = per_slot(prop.model_frame(calibration, spec, extra=("label",))).cache()
     return Prepared(spec, empty, fit_rows, calibration_rows, weights,
                     prop.calibration_method(cfg, calibration_rows.count()))  # materializes the cache; picks the method
 
@@ -454,7 +473,7 @@ def train_persuasion(settings: Settings, labelled: DataFrame, feature_version: i
         its interval, the held-out Qini and the gate's verdict; and ``champion``.
     """
     cfg = settings.model
-    labelled = labelled.cache()
+    labelled = per_slot(labelled).cache()
     treated_share = labelled.agg(F.avg("t")).first()[0]  # one value: the treated share
     rows = arm_weight(labelled, treated_share)
     spec, empty = prop.informative(prop.PERSUASION.without(cfg.excluded_inputs), rows)
