@@ -267,7 +267,7 @@ def task_slots(spark: SparkSession) -> int:
     Returns:
         :func:`slots_of` the session's configuration.
     """
-    return slots_of({key: spark.conf.get(key, None) for key in SLOT_KEYS})
+    return slots_of(_slot_conf(spark))
 
 
 def stated_task_slots(spark: SparkSession) -> int | None:
@@ -279,7 +279,12 @@ def stated_task_slots(spark: SparkSession) -> int | None:
     Returns:
         :func:`stated_slots` of the session's configuration.
     """
-    return stated_slots({key: spark.conf.get(key, None) for key in SLOT_KEYS})
+    return stated_slots(_slot_conf(spark))
+
+
+def _slot_conf(spark: SparkSession) -> dict[str, str | None]:
+    """The session's values of :data:`SLOT_KEYS` (None where unset)."""
+    return {key: spark.conf.get(key, None) for key in SLOT_KEYS}
 
 
 SLOT_KEYS = ("spark.master", "spark.cores.max", "spark.executor.instances", "spark.executor.cores",

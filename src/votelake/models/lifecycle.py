@@ -474,7 +474,7 @@ def train_persuasion(settings: Settings, labelled: DataFrame, feature_version: i
         its interval, the held-out Qini and the gate's verdict; and ``champion``.
     """
     cfg = settings.model
-    labelled = per_slot(labelled).cache()
+    labelled = labelled.cache()
     treated_share = labelled.agg(F.avg("t")).first()[0]  # one value: the treated share
     rows = arm_weight(labelled, treated_share)
     spec, empty = prop.informative(prop.PERSUASION.without(cfg.excluded_inputs), rows)
@@ -635,7 +635,8 @@ def train_experiments(settings: Settings, features: DataFrame, assignments: Data
     cfg = settings.model
     if assignments is None:
         return {"skipped": "no experiment assignments"}
-    experiment = persuasion_training_set(features, assignments, contacts, cfg.persuasion_outcome_program).cache()
+    experiment = per_slot(persuasion_training_set(features, assignments, contacts,
+                                                  cfg.persuasion_outcome_program)).cache()
     try:
         outcomes = experiment.count()  # materializes the cache; too few outcomes skip the model
         if outcomes < cfg.min_labels:
