@@ -144,6 +144,11 @@ def test_identity_resolution_against_ground_truth(spark, settings, pipeline):
     assert quality.dedupe.precision >= 0.99 and quality.dedupe.recall >= 0.97
     for links in (quality.contacts, quality.digital):
         assert links.precision >= 0.98 and links.recall >= 0.95
+    # The model scores only the named profiles no key links (a key's person wins over the model's).
+    stored = lake.read("silver.record_links")
+    keyed_and_scored = stored.where(F.col("det_person").isNotNull() & F.col("splink_probability").isNotNull())
+    assert keyed_and_scored.limit(1).count() == 0
+    assert stored.where(F.col("splink_person").isNotNull()).limit(1).count() == 1
 
 
 def test_build_reports_persons_holding_several_voter_ids_in_mlflow(spark, settings, pipeline):

@@ -35,6 +35,7 @@ from votelake.resolve import (
     record_precision_recall,
 )
 from votelake.resolve.ids import HASH_CHARS
+from votelake.resolve.link import local_links
 from votelake.synth.generate import build_outputs, build_registrations
 
 LAYOUTS = CONF_DIR / "layouts"
@@ -342,3 +343,21 @@ def test_records_linked_by_rule_and_unmatched_kept(spark, state):
     assert probabilities["c1"] == 1.0 and probabilities["d3"] is None
     assert probabilities["c3"] >= state["settings"].link.match_threshold
     result.unpersist()
+
+
+@pytest.mark.slow  # Splink training on a 5,000-voter state: minutes on 2 cores
+def test_the_model_scores_only_the_named_records_no_key_links(spark, state):
+    """A key's person wins over the model's, so the model's columns stay empty where a key linked."""
+    persons = spark.createDataFrame([
+        ("P1", "AA1", "JOHN", "SMITH", "12 OAK ST", "27601", "+19195550001", None),
+        ("P2", "BB2", "MARY", "JONES", "400 PINE DR", "27701", "+19195550002", None),
+    ], PERSON_SCHEMA)
+    records = spark.createDataFrame([
+        ("c1", "AA1", "JOHN", "SMITH", "12 OAK ST", "27601", None, None),  # claimed id, and a name the model matches
+        ("c2", None, "JOHN", "SMITH", "12 OAK ST", "27601", None, None),   # the same name alone
+    ], RECORD_SCHEMA)
+    local, _ = local_links(spark, records, persons, state["settings"], model=state["linked"].model)
+    expected = spark.createDataFrame([("c1", "P1", "state_voter_id", None), ("c2", None, None, "P1")],
+                                     "record_id string, det_person string, det_rule string, splink_person string")
+    assertDataFrameEqual(local.select("record_id", "det_person", "det_rule", "splink_person"), expected)
+    local.unpersist()

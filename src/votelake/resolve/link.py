@@ -22,6 +22,7 @@ nothing is dropped. Deterministic links carry ``match_probability`` 1.0.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -194,9 +195,9 @@ def _best_person(scored: DataFrame, person_rows: DataFrame, margin: float, thres
         "match_probability",
     ).join(person_rows, on="unique_id", how="inner")
     per_person = pairs.groupBy("record_uid", "person_id").agg(F.max("match_probability").alias("p"))
-    ranked = per_person.withColumn(
-        "_rank", F.row_number().over(Window.partitionBy("record_uid").orderBy(F.col("p").desc(), "person_id"))
-    ).withColumn("_runner_up", F.lead("p").over(Window.partitionBy("record_uid").orderBy(F.col("p").desc(), "person_id")))
+    by_score = Window.partitionBy("record_uid").orderBy(F.col("p").desc(), "person_id")
+    ranked = per_person.select("*", F.row_number().over(by_score).alias("_rank"),
+                               F.lead("p").over(by_score).alias("_runner_up"))
     clear = (F.col("_rank") == 1) & (F.col("p") >= threshold) & (
         F.col("_runner_up").isNull() | (F.col("p") - F.col("_runner_up") > margin))
     return ranked.where(clear).select(
@@ -206,8 +207,52 @@ def _best_person(scored: DataFrame, person_rows: DataFrame, margin: float, thres
     )
 
 
+def _train_link_model(db_api, records: DataFrame, persons: DataFrame, persons_table, settings: ResolveSettings,
+                      registered: list) -> str:
+    """Train the record-to-person model on ``records`` against the person rows.
+
+    Args:
+        db_api: the Splink API (:func:`~votelake.resolve.engine.spark_api`).
+        records: :func:`prepare_records` of the records to train on.
+        persons: :func:`prepare_persons` without ``person_id``.
+        persons_table: ``persons`` registered with ``db_api``.
+        settings: resolution settings (``link``).
+        registered: the tables registered here are added to it (for :func:`~votelake.resolve.engine.close`).
+
+    Returns:
+        The model JSON with the term frequencies it was trained with.
+    """
+    from splink import Linker, SettingsCreator
+
+    ls = settings.link
+    records_table = db_api.register(records, dataset_display_name=f"__votelake_training_records_{db_api.id}")
+    registered.append(records_table)
+    keys = ["phone", "email"]
+    present = engine.present_columns(records, keys) & engine.present_columns(persons, keys)
+    key_u = {"address": engine.key_collision_u(persons, "address_key", "zip5")}
+    key_u.update({c: engine.key_collision_u(persons, c) for c in present})
+    comparisons = [engine.with_default_m(c) for c in link_comparisons(settings, present, key_u)]
+    both = records.unionByName(persons)  # the values term frequencies are counted over (Splink's own choice)
+    frequencies = engine.term_frequencies(both, engine.tf_columns({"comparisons": comparisons}))
+    creator = SettingsCreator(
+        link_type="link_only",
+        comparisons=comparisons,
+        blocking_rules_to_generate_predictions=list(ls.blocking_rules),
+        em_convergence=settings.em_convergence,
+        max_iterations=settings.em_max_iterations,
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=False,
+    )
+    linker = Linker([records_table, persons_table], creator, log_level=None)
+    registered += engine.register_term_frequencies(db_api, linker, both, frequencies)
+    engine.train(linker, settings, ls.prior_rules, ls.prior_recall, ls.training_blocking_rules)
+    return engine.with_frequencies(engine.model_json(linker), frequencies) if frequencies else \
+        engine.model_json(linker)
+
+
 def _splink_links(spark: SparkSession, candidates: DataFrame, persons: DataFrame, settings: ResolveSettings,
-                  model: str | Mapping[str, Any] | None, reached_only: bool = False) -> tuple[DataFrame, str]:
+                  model: str | Mapping[str, Any] | None, reached_only: bool = False,
+                  train_on: DataFrame | None = None) -> tuple[DataFrame, str]:
     """Score candidate records against persons with Splink (train when no model is given).
 
     A trained model keeps the name frequencies it was trained with
@@ -224,49 +269,33 @@ def _splink_links(spark: SparkSession, candidates: DataFrame, persons: DataFrame
         model: a saved link model, or None to train one.
         reached_only: return only the ids of the records with a pair at or
             above ``link.match_threshold`` (``record_id``), not their best person.
+        train_on: the records to train on when no model is given (default: the candidates).
 
     Returns:
         ``record_id, splink_person, splink_probability`` of the records with a
         clear best person (or the reached ``record_id``), materialized, and the model JSON.
     """
-    from splink import Linker, SettingsCreator
+    from splink import Linker
 
     ls = settings.link
     left = prepare_records(candidates).persist()
     right_full = prepare_persons(persons).persist()
-    frequencies = engine.frequencies_of(model) if model is not None else None
     right = right_full.drop("person_id")
-    both = left.unionByName(right)  # the values term frequencies are counted over (Splink's own choice)
+    training = left if train_on is None or model is not None else prepare_records(train_on).persist()
     db_api = engine.spark_api(spark, settings)
-    registered = []
+    registered: list = []
     try:
-        records_table = db_api.register(left, dataset_display_name=f"__votelake_records_{db_api.id}")
         persons_table = db_api.register(right, dataset_display_name=f"__votelake_persons_{db_api.id}")
-        registered += [records_table, persons_table]
+        registered.append(persons_table)
         if model is None:
-            present_l = engine.present_columns(left, ["phone", "email"])
-            present_r = engine.present_columns(right, ["phone", "email"])
-            present = present_l & present_r
-            key_u = {"address": engine.key_collision_u(right, "address_key", "zip5")}
-            key_u.update({c: engine.key_collision_u(right, c) for c in present})
-            comparisons = [engine.with_default_m(c) for c in link_comparisons(settings, present, key_u)]
-            frequencies = engine.term_frequencies(both, engine.tf_columns({"comparisons": comparisons}))
-            creator = SettingsCreator(
-                link_type="link_only",
-                comparisons=comparisons,
-                blocking_rules_to_generate_predictions=list(ls.blocking_rules),
-                em_convergence=settings.em_convergence,
-                max_iterations=settings.em_max_iterations,
-                retain_matching_columns=False,
-                retain_intermediate_calculation_columns=False,
-            )
-            linker = Linker([records_table, persons_table], creator, log_level=None)
-            registered += engine.register_term_frequencies(db_api, linker, both, frequencies)
-            engine.train(linker, settings, ls.prior_rules, ls.prior_recall, ls.training_blocking_rules)
-        else:
-            linker = Linker([records_table, persons_table], engine.model_dict(model), log_level=None)
-            if frequencies:
-                registered += engine.register_term_frequencies(db_api, linker, both, frequencies)
+            model = _train_link_model(db_api, training, right, persons_table, settings, registered)
+        # The candidates are scored by the model as saved, whether trained now or before: the same scores.
+        records_table = db_api.register(left, dataset_display_name=f"__votelake_records_{db_api.id}")
+        registered.append(records_table)
+        linker = Linker([records_table, persons_table], engine.model_dict(model), log_level=None)
+        frequencies = engine.frequencies_of(model)
+        if frequencies:
+            registered += engine.register_term_frequencies(db_api, linker, left.unionByName(right), frequencies)
         scored = linker.inference.predict(threshold_match_probability=ls.match_threshold).as_spark_dataframe()
         if reached_only:
             left_is_record = F.col("unique_id_l").startswith(RECORD_PREFIX)
@@ -276,13 +305,12 @@ def _splink_links(spark: SparkSession, candidates: DataFrame, persons: DataFrame
         else:
             best = engine.materialize(_best_person(
                 scored, right_full.select("unique_id", "person_id"), ls.ambiguity_margin, ls.match_threshold))
-        trained = engine.with_frequencies(engine.model_json(linker), frequencies) if frequencies else \
-            engine.model_json(linker)
+        model_text = model if isinstance(model, str) else json.dumps(dict(model), indent=2, sort_keys=True)
     finally:
         engine.close(db_api, registered)
-        left.unpersist()
-        right_full.unpersist()
-    return best, trained
+        for frame in (left, training, right_full):  # training may be left: unpersisting twice is harmless
+            frame.unpersist()
+    return best, model_text
 
 
 # What the model's pass keeps of each record: it depends on the record and the persons only.
@@ -312,18 +340,22 @@ def local_links(spark: SparkSession, records: DataFrame, persons: DataFrame, set
         model: a saved link model, or None to train one on the records that carry a name.
 
     Returns:
-        ``record_id`` and :data:`LOCAL_COLUMNS` for every record (materialized),
-        and the model JSON (None when no record needed the model).
+        ``record_id`` and :data:`LOCAL_COLUMNS` for every record (materialized; the model's
+        columns are null where a key linked the record), and the model JSON (None when no
+        record needed the model).
     """
     first = _deterministic(_record_columns(records), persons, settings).persist()
     try:
-        trainable = first.where(_named())
+        named = first.where(_named()).drop("det_person", "det_rule")
+        # The model scores only the named records no key links: a key's person wins over the model's
+        # (finish_links), so scoring the others would be work whose result is never used.
+        unlinked = first.where(_named() & F.col("det_person").isNull()).drop("det_person", "det_rule")
         # A row or none: whether any named record is left for the model.
-        has_candidates = first.where(_named() & F.col("det_person").isNull()).limit(1).count() > 0
+        has_candidates = unlinked.limit(1).count() > 0
         trained: str | None = None
         if has_candidates:
-            # Train on every named record (more pairs for EM); only unlinked ones use the result.
-            best, trained = _splink_links(spark, trainable.drop("det_person", "det_rule"), persons, settings, model)
+            # Trained on every named record (more pairs for EM).
+            best, trained = _splink_links(spark, unlinked, persons, settings, model, train_on=named)
             local = first.join(best, on="record_id", how="left")
         else:
             local = first.select("*", F.lit(None).cast("string").alias("splink_person"),
