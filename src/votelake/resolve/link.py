@@ -269,7 +269,7 @@ def _splink_links(spark: SparkSession, candidates: DataFrame, persons: DataFrame
         model: a saved link model, or None to train one.
         reached_only: return only the ids of the records with a pair at or
             above ``link.match_threshold`` (``record_id``), not their best person.
-        train_on: the records to train on when no model is given (default: the candidates).
+        train_on: the records to train on, when no model is given.
 
     Returns:
         ``record_id, splink_person, splink_probability`` of the records with a
@@ -281,7 +281,7 @@ def _splink_links(spark: SparkSession, candidates: DataFrame, persons: DataFrame
     left = prepare_records(candidates).persist()
     right_full = prepare_persons(persons).persist()
     right = right_full.drop("person_id")
-    training = left if train_on is None or model is not None else prepare_records(train_on).persist()
+    training = prepare_records(train_on).persist() if model is None else None
     db_api = engine.spark_api(spark, settings)
     registered: list = []
     try:
@@ -308,8 +308,9 @@ def _splink_links(spark: SparkSession, candidates: DataFrame, persons: DataFrame
         model_text = model if isinstance(model, str) else json.dumps(dict(model), indent=2, sort_keys=True)
     finally:
         engine.close(db_api, registered)
-        for frame in (left, training, right_full):  # training may be left: unpersisting twice is harmless
-            frame.unpersist()
+        for frame in (left, right_full, training):
+            if frame is not None:
+                frame.unpersist()
     return best, model_text
 
 
