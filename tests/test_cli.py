@@ -114,6 +114,44 @@ def test_a_jvm_that_dies_before_pyspark_connects_is_reported_too():
     assert jvm_death(error).startswith("the Spark JVM exited while starting: if memory ran out, spark.driver_memory")
 
 
+def test_a_broadcast_without_memory_names_the_memory_setting():
+    from votelake.jobs.common import jvm_death
+
+    settings = load_settings(None, ["spark.driver_memory=3g"], environ={})
+    cause = RuntimeError("org.apache.spark.SparkException: Not enough memory to build and broadcast the table")
+    assert jvm_death(cause, settings) == ("the Spark driver had too little memory to broadcast a table to the join: "
+                                          "raise spark.driver_memory (now 3g), e.g. --set spark.driver_memory=12g")
+
+
+def _spark_submit(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the wheel's ``spark-submit`` in ``cwd`` as docs/cluster.md does, with no ``VOTELAKE__*`` overrides."""
+    import pyspark
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOTELAKE__")}
+    env.update(PYSPARK_PYTHON=sys.executable, PYARROW_IGNORE_TIMEZONE="1", TMPDIR=str(cwd / "tmp"))
+    (cwd / "tmp").mkdir(exist_ok=True)
+    submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    return subprocess.run([str(submit), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_spark_submit_gets_the_configs_driver_memory_from_submit_args(tmp_path: Path):
+    conf = cli_config(tmp_path, tmp_path / "synth" / "landing")  # spark.driver_memory: 2g
+    job = [str(REPO / "jobs" / "synth.py"), "--conf", str(conf), "--set", "synth.voters=300"]
+    printed = subprocess.run([sys.executable, "-m", "votelake.jars", "submit-args", "--conf", str(conf)],
+                             cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
+    assert printed[-2:] == ["--driver-memory", "2g"] and printed[0] in ("--jars", "--packages")
+    done = _spark_submit(tmp_path, *printed, *job)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # spark-submit runs the Python driver with its stderr joined to stdout.
+    assert "--driver-memory" not in done.stdout + done.stderr
+    # Without it, spark-submit's driver has Spark's 1g, which no config key can raise: the job says so.
+    jars_only = printed[:-2]
+    done = _spark_submit(tmp_path, *jars_only, *job, "--set", f"synth.out={tmp_path / 'again'}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = done.stdout + done.stderr
+    assert "started this local-mode driver with 1g" in said and "add `--driver-memory 2g`" in said, said[-3000:]
+
+
 def _is_spark_jvm(pid: int) -> bool:
     """The driver JVM itself, not the short-lived launcher JVM that spark-class runs first to build its command."""
     try:

@@ -81,12 +81,20 @@ def spark_jar_conf(folder: Path | None = None) -> dict[str, str]:
     return {"spark.jars.packages": delta_coordinate()}
 
 
-def submit_args(folder: Path | None = None) -> list[str]:
-    """The ``spark-submit`` arguments that bring delta-spark: ``--jars A,B`` or ``--packages C``."""
+def submit_args(folder: Path | None = None, driver_memory: str | None = None) -> list[str]:
+    """The ``spark-submit`` arguments that bring delta-spark, and the driver's memory when given.
+
+    Args:
+        folder: the fetched jars' folder (default :func:`jar_dir`).
+        driver_memory: a config's ``spark.driver_memory``: under spark-submit only
+            ``--driver-memory`` can set it, and in local mode it is all the job has.
+
+    Returns:
+        ``--jars A,B`` or ``--packages C``, then ``--driver-memory M`` when asked.
+    """
     conf = spark_jar_conf(folder)
-    if "spark.jars" in conf:
-        return ["--jars", conf["spark.jars"]]
-    return ["--packages", conf["spark.jars.packages"]]
+    args = ["--jars", conf["spark.jars"]] if "spark.jars" in conf else ["--packages", conf["spark.jars.packages"]]
+    return args + (["--driver-memory", driver_memory] if driver_memory else [])
 
 
 def fetch(folder: Path | None = None, mvn: str = "mvn") -> list[Path]:
@@ -135,10 +143,15 @@ def fetch(folder: Path | None = None, mvn: str = "mvn") -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m votelake.jars fetch|conf|submit-args [--dir DIR]``."""
+    """``python -m votelake.jars fetch|conf|submit-args [--dir DIR] [--conf FILE] [--set KEY=VALUE]``."""
     parser = argparse.ArgumentParser(prog="python -m votelake.jars", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["fetch", "conf", "submit-args"])
     parser.add_argument("--dir", type=Path, default=None, help=f"jar folder (default {jar_dir()})")
+    parser.add_argument("--conf", default=None,
+                        help="submit-args: also print --driver-memory, the spark.driver_memory of this YAML config")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="submit-args: a config override, as a job takes it (implies the packaged config "
+                             "without --conf)")
     args = parser.parse_args(argv)
     if args.action == "fetch":
         for jar in fetch(args.dir):
@@ -147,7 +160,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key, value in spark_jar_conf(args.dir).items():
             print(f"{key}={value}")
     else:
-        print(" ".join(submit_args(args.dir)))
+        memory = None
+        if args.conf is not None or args.overrides:
+            # Imported here: fetching the jars (make setup) needs no config.
+            from votelake.config import ConfigError, load_settings
+
+            try:
+                memory = load_settings(args.conf, args.overrides).spark.driver_memory
+            except ConfigError as exc:
+                print(f"python -m votelake.jars: {exc}", file=sys.stderr)
+                return 2
+        print(" ".join(submit_args(args.dir, memory)))
     return 0
 
 

@@ -6,6 +6,8 @@ Library code receives the session it is given and never builds one.
 from __future__ import annotations
 
 import atexit
+import functools
+import logging
 import os
 import re
 import shutil
@@ -18,6 +20,8 @@ from pyspark.sql import SparkSession
 
 from votelake import jars
 from votelake.config import SparkSettings
+
+logger = logging.getLogger(__name__)
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
@@ -178,9 +182,11 @@ def build_spark(spark_settings: SparkSettings, metastore: Path | None = None) ->
         conf.update(metastore_conf(metastore))
     if launched_by_spark_submit():
         # Its --master, --driver-memory and --jars stand: the JVM is already up.
-        if "delta-spark" not in _submitted_jars():
+        submitted = _submitted_conf()
+        if "delta-spark" not in submitted.get("spark.jars", "") + "," + submitted.get("spark.jars.packages", ""):
             raise RuntimeError("delta-spark's jars are not on this spark-submit's classpath; add "
                                f"`{' '.join(jars.submit_args())}` (`python -m votelake.jars submit-args` prints it)")
+        _warn_of_small_local_driver(submitted, spark_settings.driver_memory)
     else:
         check_java()
         builder = builder.master(spark_settings.master)
@@ -240,8 +246,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _submitted_jars() -> str:
-    """What spark-submit put in ``spark.jars``/``spark.jars.packages`` (Java system properties it passes as env)."""
+@functools.cache  # one spark-submit, one JVM: read once, and still known after the JVM died
+def _submitted_conf() -> dict[str, str]:
+    """What spark-submit resolved from its command line: spark.jars, spark.master, spark.driver.memory..."""
     # spark-submit hands its resolved options to the Python driver through the JVM's
     # system properties; the Python side sees them as the SparkConf defaults, but
     # only once it is connected to that JVM: before the gateway is up, SparkConf()
@@ -250,8 +257,48 @@ def _submitted_jars() -> str:
     from pyspark.context import SparkContext
 
     SparkContext._ensure_initialized()
-    conf = SparkConf()
-    return conf.get("spark.jars", "") + "," + conf.get("spark.jars.packages", "")
+    return dict(SparkConf().getAll())
+
+
+# What Spark gives the driver when nothing sets spark.driver.memory.
+SPARK_DEFAULT_DRIVER_MEMORY = "1g"
+
+
+def submitted_driver_memory() -> str | None:
+    """The driver memory this spark-submit started the JVM with, or None when not under spark-submit.
+
+    Returns:
+        Its ``--driver-memory`` (``spark.driver.memory``), else Spark's default, 1g.
+    """
+    if not launched_by_spark_submit():
+        return None
+    try:
+        return _submitted_conf().get("spark.driver.memory", SPARK_DEFAULT_DRIVER_MEMORY)
+    except Exception:  # the JVM died before the session read its settings
+        return "unknown"
+
+
+def mebibytes(size: str) -> float:
+    """A JVM memory size (``512m``, ``8g``, ``2048``: MiB without a unit, as Spark reads driver memory) in MiB."""
+    units = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
+    size = size.strip().lower()
+    return float(size[:-1]) * units[size[-1]] if size[-1] in units else float(size)
+
+
+def _warn_of_small_local_driver(submitted: dict[str, str], wanted: str) -> None:
+    """Warn when spark-submit gave a local-mode driver less memory than the config asks for.
+
+    In local mode the driver is also the executor, so its heap is all the job
+    has; under spark-submit only ``--driver-memory`` sets it, and the config's
+    ``spark.driver_memory`` cannot (the JVM is up before the config is read).
+    """
+    given = submitted.get("spark.driver.memory", SPARK_DEFAULT_DRIVER_MEMORY)
+    if submitted.get("spark.master", "local[*]").startswith("local") and mebibytes(given) < mebibytes(wanted):
+        logger.warning(
+            "spark-submit started this local-mode driver with %s of memory (--driver-memory) and the config "
+            "asks for %s (spark.driver_memory), which under spark-submit only --driver-memory can give: add "
+            "`--driver-memory %s` (`python -m votelake.jars submit-args --conf FILE` prints it with the jars)",
+            given, wanted, wanted)
 
 
 def task_slots(spark: SparkSession) -> int:

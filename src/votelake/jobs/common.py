@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 from pyspark.sql import SparkSession
 
 from votelake.config import ConfigError, Settings, load_settings
-from votelake.session import build_spark
+from votelake.session import build_spark, submitted_driver_memory
 
 
 JobRun = Callable[[SparkSession, Settings], dict]
@@ -87,11 +87,20 @@ def jvm_death(error: BaseException, settings: Settings | None = None) -> str | N
         chain.append(error)
         error = error.__cause__ or error.__context__
     texts = [f"{type(e).__module__}.{type(e).__name__}: {e}" for e in chain]
-    memory = settings.spark.driver_memory if settings is not None else "its default"
+    # Under spark-submit the JVM's memory is its --driver-memory, whatever the config says.
+    submitted = submitted_driver_memory()
+    if submitted is not None:
+        setting = f"spark-submit's --driver-memory (now {submitted})"
+        raise_it = f"raise {setting}, e.g. --driver-memory 8g"
+    else:
+        setting = f"spark.driver_memory (now {settings.spark.driver_memory if settings else 'its default'})"
+        raise_it = f"raise {setting}, e.g. --set spark.driver_memory=12g"
     if any("java.lang.OutOfMemoryError" in t for t in texts):
-        return (f"the Spark JVM ran out of memory (java.lang.OutOfMemoryError): raise spark.driver_memory "
-                f"(now {memory}), e.g. --set spark.driver_memory=12g; on a cluster, "
+        return (f"the Spark JVM ran out of memory (java.lang.OutOfMemoryError): {raise_it}; on a cluster, "
                 "spark.conf.spark.executor.memory")
+    if any("Not enough memory to build and broadcast" in t for t in texts):
+        # Spark's own advice (turn broadcasts off) would slow every join of every job.
+        return f"the Spark driver had too little memory to broadcast a table to the join: {raise_it}"
     # Died before PySpark connected to it: PySpark keeps no process to ask for a signal.
     starting = any("JAVA_GATEWAY_EXITED" in t for t in texts)
     link_lost = starting or any(type(e).__name__ == "Py4JNetworkError" for e in chain) \
@@ -105,7 +114,7 @@ def jvm_death(error: BaseException, settings: Settings | None = None) -> str | N
            else f"was killed by signal {-status}" if status is not None and status < 0
            else f"exited with status {status}" if status is not None
            else "exited while starting" if starting else "stopped answering")
-    return (f"the Spark JVM {how}: if memory ran out, spark.driver_memory (now {memory}) must fit in the "
+    return (f"the Spark JVM {how}: if memory ran out, {setting} must fit in the "
             "machine's free memory with room for Python workers (lower it, or raise it for a larger state "
             "on a larger machine); its own log above says more")
 
