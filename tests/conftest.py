@@ -129,19 +129,24 @@ def served_lakehouse(tmp_path_factory) -> dict[str, Path]:
 VOTELAKE = Path(sys.executable).parent / "votelake"
 
 
-def cli_config(root: Path, landing: Path) -> Path:
+def cli_config(root: Path, landing: Path, uris: bool = False) -> Path:
     """A config for a tiny state under ``root``, as a user writes one: ``extends: local`` and what differs.
 
     Args:
         root: the temporary folder (lakehouse, MLflow store, reports, exports).
         landing: the landing folder.
+        uris: name the lakehouse and the landing folder by ``file://`` URIs, as a cluster names
+            its store's (``s3a://...``): the same folders, through every URI code path.
 
     Returns:
         The config file's path.
     """
+    def located(path: Path) -> str:
+        return f"file://{path}" if uris else str(path)
+
     tree = {
         "extends": "local",
-        "storage": {"lakehouse": str(root / "lakehouse"), "metastore": str(root / "metastore")},
+        "storage": {"lakehouse": located(root / "lakehouse"), "metastore": str(root / "metastore")},
         # Sized for a few thousand rows, as the test session is (adaptive execution off); the notebook and
         # the served lakehouse run the product's own settings.
         "spark": {"master": "local[2]", "driver_memory": "2g", "shuffle_partitions": 2,
@@ -150,7 +155,7 @@ def cli_config(root: Path, landing: Path) -> Path:
         "mlflow": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "artifact_root": str(root / "mlartifacts")},
         "quality": {"results_dir": str(root / "quality")},
         "synth": {"partitions": 2, "experiment_share": 0.5},  # enough follow-up IDs for the uplift model
-        "landing": str(landing),
+        "landing": located(landing),
         "universes": {"exports": str(root / "exports")},
         # Calibration to precinct results and the default (Splink) resolver are
         # tested in test_e2e.py; here they would only lengthen a run about exit codes.
@@ -221,7 +226,7 @@ def cli_project(tmp_path_factory) -> dict:
         for a target election the build wrote no features for.
     """
     root = tmp_path_factory.mktemp("cli_project")
-    conf = cli_config(root, root / "synth" / "landing")
+    conf = cli_config(root, root / "synth" / "landing", uris=True)
     made = {"root": root, "conf": conf, "pipeline": None, "maintain": None, "check": None}
     made["synth"] = votelake_cli(root, "synth", "--voters", "3000", "--seed", "1", "--out", str(root / "synth"),
                                  "--conf", str(conf))

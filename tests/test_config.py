@@ -169,3 +169,23 @@ def test_slots_a_configuration_does_not_state_are_unknown_not_one():
     # Model rows are merged to the stated slots; a cluster that does not say keeps its partitions.
     assert stated_slots({"spark.master": "spark://127.0.0.1:7077"}) is None
     assert stated_slots({"spark.master": "spark://127.0.0.1:7077", "spark.cores.max": "8"}) == 8
+
+
+def test_a_lakehouse_and_landing_on_a_store_keep_their_uris(tmp_path: Path):
+    from votelake.lakehouse import load_catalog
+
+    settings = load_settings(None, ["storage.lakehouse=s3a://bucket/lake/", "landing=s3a://bucket/landing",
+                                    "storage.metastore=null", "resolve.work_dir=abfss://box@acct.dfs.core/x",
+                                    "calibration.results=results"], environ={})
+    assert settings.storage.lakehouse == "s3a://bucket/lake/"  # not s3a:/bucket, nor made relative to the CWD
+    assert load_catalog(settings)["silver.persons"].uri == "s3a://bucket/lake/silver/persons"
+    assert [settings.source_path(s) for s in settings.sources][:2] == ["s3a://bucket/landing/ncvoter",
+                                                                      "s3a://bucket/landing/ncvhis"]
+    assert settings.calibration.results == "s3a://bucket/landing/results"
+    assert settings.resolve.work_dir == "abfss://box@acct.dfs.core/x"
+    # A file: URI names a folder of this machine: the same confinement as a path.
+    with pytest.raises(ConfigError, match="storage.lakehouse: /etc/lake is inside the system folder /etc"):
+        load_settings(None, ["storage.lakehouse=file:///tmp/../etc/lake", "storage.allow_outside=true"],
+                      environ={})
+    lake = load_settings(None, [f"storage.lakehouse=file://{tmp_path}/lake"], environ={}).storage.lakehouse
+    assert lake == f"file:{tmp_path}/lake"  # as Hadoop names it, which Delta compares a new table's location with

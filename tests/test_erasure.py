@@ -25,6 +25,7 @@ from votelake import erasure
 from votelake.config import load_settings
 from votelake.jobs import build, ingest, score, universes
 from votelake.lakehouse import Lakehouse, canonical_sources
+from votelake.locations import local_path
 from votelake.transforms import erasure as er
 
 pytestmark = pytest.mark.e2e
@@ -145,7 +146,7 @@ def forgotten(spark, settings, cli_project, tmp_path_factory):
     on the command line, two in a request file); returns who they were and the command's result."""
     picked = _pick(spark, settings)
     root = cli_project["root"]
-    before = _found(root, _patterns(picked), skip=(Path(str(settings.landing)).parent,))
+    before = _found(root, _patterns(picked), skip=(local_path(settings.landing).parent,))
     ids = tmp_path_factory.mktemp("request") / "ids.csv"
     ids.write_text(f"email,phone\n{picked['email']},\n,{picked['phone']}\n")
     cli = votelake_cli(root, "forget", "--state-voter-id", picked["voter_ids"][0], "--from-file", str(ids),
@@ -172,7 +173,7 @@ def test_no_table_version_export_report_or_artifact_holds_them(forgotten, settin
     assert any("lakehouse" in hit for hit in forgotten["before"])
     assert any("exports" in hit for hit in forgotten["before"])
     # Now nowhere under the project but the delivered landing files, which are the sender's.
-    hits = _found(forgotten["root"], _patterns(forgotten["picked"]), skip=(Path(str(settings.landing)).parent,))
+    hits = _found(forgotten["root"], _patterns(forgotten["picked"]), skip=(local_path(settings.landing).parent,))
     assert hits == []
 
 
@@ -197,14 +198,14 @@ def test_the_audit_trail_holds_hashes_only_and_cannot_be_rewritten(spark, settin
 def test_a_later_voter_file_brings_them_back_to_the_record_but_never_into_a_universe(spark, settings, forgotten):
     picked = forgotten["picked"]
     # Next month's snapshot still lists everyone (the same rows, in another order, so new bytes).
-    old = sorted((Path(str(settings.landing)) / "ncvoter").glob("snapshot_*"))[-1]
+    old = sorted((local_path(settings.landing) / "ncvoter").glob("snapshot_*"))[-1]
     new = old.with_name("snapshot_20261101")
     new.mkdir()
     for part in sorted(old.glob("*.csv")):
         header, *lines = part.read_text().splitlines(keepends=True)
         (new / part.name).write_text(header + "".join(reversed(lines)))
     # And the field tool sends the forgotten phone's contact rows again, in a new file.
-    contacts = Path(str(settings.landing)) / "contacts"
+    contacts = local_path(settings.landing) / "contacts"
     header, again = None, []
     for part in sorted(contacts.glob("*.csv")):
         first, *lines = part.read_text().splitlines(keepends=True)

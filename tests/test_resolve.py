@@ -78,7 +78,8 @@ def test_builtin_similarity_mode_needs_no_jar():
     assert "jaro" not in sql and "levenshtein(first_name_l, first_name_r) <= 1" in sql
 
 
-def test_splink_tables_are_local_checkpoints_unless_a_work_folder_is_set(spark, tmp_path):
+@pytest.mark.parametrize("as_uri", [False, True], ids=["path", "file-uri"])
+def test_splink_tables_are_local_checkpoints_unless_a_work_folder_is_set(spark, tmp_path, as_uri):
     from votelake.resolve import engine
 
     pairs = spark.range(8).where("id % 2 = 0")
@@ -90,7 +91,10 @@ def test_splink_tables_are_local_checkpoints_unless_a_work_folder_is_set(spark, 
     assertDataFrameEqual(broken, pairs)
     engine.close(local)
     # With a work folder: Splink's Parquet in a per-run folder there, removed on close.
-    parquet = engine.spark_api(spark, ResolveSettings(string_similarity="levenshtein", work_dir=tmp_path))
+    # A folder every executor reads is a URI on a cluster (s3a://, abfss://): kept as written, and removed too.
+    work_dir = f"file://{tmp_path}" if as_uri else tmp_path
+    parquet = engine.spark_api(spark, ResolveSettings(string_similarity="levenshtein", work_dir=work_dir))
+    assert parquet.work_dir.startswith("file:/" if as_uri else "/")
     written = parquet._break_lineage_and_repartition(pairs, "__splink__df_predict", "__splink__df_predict_t")
     run_folder = tmp_path / parquet.work_dir.rsplit("/", 1)[-1]
     assert [p.name for p in run_folder.iterdir()] == ["__splink__df_predict_t"] and not parquet.checkpoints

@@ -21,6 +21,7 @@ import yaml
 from pyspark.sql import types as T
 
 from votelake.layouts import Layout, load_layout
+from votelake.locations import Location, join
 
 _SIMPLE_TYPES: dict[str, T.DataType] = {
     "string": T.StringType(),
@@ -145,7 +146,7 @@ class TableSpec:
 
     name: str
     layer: str
-    path: Path
+    path: Location  # a local folder, or a URI
     schema: T.StructType
     partition_by: tuple[str, ...] = ()
     primary_key: tuple[str, ...] = ()
@@ -245,7 +246,7 @@ class Catalog:
             tables[name] = TableSpec(
                 name=name,
                 layer=layer,
-                path=Path(lakehouse) / layer / short,
+                path=join(lakehouse, layer, short),
                 schema=schema,
                 partition_by=partition_by,
                 primary_key=primary_key,

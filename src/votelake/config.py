@@ -34,6 +34,7 @@ from typing import Any, Literal, Mapping, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from votelake.locations import Location, LocationSetting, is_uri, join, local_path
 from votelake.resolve.settings import ResolveSettings
 from votelake.rules import parse as parse_rule
 
@@ -76,7 +77,8 @@ class SparkSettings(_Strict):
 class StorageSettings(_Strict):
     """Where tables live and the catalog that names them (delta-spark writes every table)."""
 
-    lakehouse: Path = Path("lakehouse")
+    # A local folder, or a URI every node reaches on a cluster (s3a://, abfss://, hdfs://).
+    lakehouse: LocationSetting = Path("lakehouse")
     # The embedded Hive metastore (Derby) that registers every table as bronze.*,
     # silver.*, gold.*. One process at a time can open it. null: the cluster's own
     # metastore or catalog, named in spark.conf (hive.metastore.uris, Glue, Unity Catalog).
@@ -279,8 +281,8 @@ class SourceSettings(_Strict):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     layout: str
-    # A folder (every data file under it) or a single file; relative to ``landing``.
-    path: Path
+    # A folder (every data file under it) or a single file; relative to ``landing``, or absolute, or a URI.
+    path: LocationSetting
     # Only file names matching this glob are read (e.g. ``???_H_*.txt``).
     files: str = "*"
     required: bool = True
@@ -342,7 +344,7 @@ class CalibrationSettings(_Strict):
 
     # A MEDSL precinct-results CSV, or a folder of them. A relative path is
     # resolved against ``landing``, like a source's path.
-    results: Path | None = None
+    results: LocationSetting | None = None
     # The contest the support scores are calibrated to, and its district
     # (None: every district of the office in the results).
     office: str = Field("US HOUSE", min_length=1)
@@ -422,7 +424,7 @@ class UniverseSettings(_Strict):
     definitions: dict[str, UniverseRule] = Field(default_factory=dict)
     # Do-not-contact lists: CSV files with state_voter_id and reason columns
     # (relative paths against landing); they suppress every channel.
-    lists: tuple[Path, ...] = ()
+    lists: tuple[LocationSetting, ...] = ()
     # Contact results and digital events that suppress one channel.
     contact_results: dict[Channel, tuple[str, ...]] = Field(default_factory=lambda: {
         "door": ("MOVED",), "phone": ("WRONG_NUMBER",), "text": ("OPTED_OUT",)})
@@ -510,7 +512,7 @@ class Settings(_Strict):
     # The state whose voters this lakehouse models (two-letter code); contact
     # exports quote this state's voter ids.
     state: str = Field("NC", pattern=r"^[A-Z]{2}$")
-    landing: Path = Path("data/synth/landing")
+    landing: LocationSetting = Path("data/synth/landing")  # a local folder or a URI
     layouts: Path = CONF_DIR / "layouts"
     sources: tuple[SourceSettings, ...] = DEFAULT_SOURCES
 
@@ -522,9 +524,9 @@ class Settings(_Strict):
             raise ValueError(f"sources: duplicate name(s) {dupes}")
         return self
 
-    def source_path(self, source: SourceSettings) -> Path:
-        """Absolute location of a source's files."""
-        return source.path if source.path.is_absolute() else self.landing / source.path
+    def source_path(self, source: SourceSettings) -> Location:
+        """Absolute location of a source's files (a path, or a URI)."""
+        return _against(self.landing, source.path)
 
     def outputs(self) -> dict[str, Path]:
         """Every local folder or file jobs write, by its config key."""
@@ -533,7 +535,9 @@ class Settings(_Strict):
                "mlflow.artifact_root": self.mlflow.artifact_root, "synth.out": self.synth.out}
         if self.mlflow.tracking_uri.startswith("sqlite:///"):
             out["mlflow.tracking_uri"] = Path(self.mlflow.tracking_uri[len("sqlite:///"):])
-        return {k: v for k, v in out.items() if v is not None}
+        # A file: URI is checked as the folder it names; any other URI (a cluster's store) is not of this machine.
+        local = {k: local_path(v) for k, v in out.items() if v is not None}
+        return {k: v if not is_uri(out[k]) else v.resolve() for k, v in local.items() if v is not None}
 
     def confined(self) -> "Settings":
         """Check that every output lies under ``storage.roots`` (or the temporary folder), never in a system folder.
@@ -570,16 +574,15 @@ class Settings(_Strict):
         tracking = self.mlflow.tracking_uri
         if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):
             tracking = "sqlite:///" + str(Path(tracking[len("sqlite:///"):]).resolve())
-        landing = self.landing.expanduser().resolve()
+        landing = _absolute(self.landing)
         results = self.calibration.results
         if results is not None:
-            results = results.expanduser()
-            results = (results if results.is_absolute() else landing / results).resolve()
+            results = _absolute(_against(landing, results))
         return self.model_copy(
             update={
                 "storage": self.storage.model_copy(
                     update={
-                        "lakehouse": self.storage.lakehouse.expanduser().resolve(),
+                        "lakehouse": _absolute(self.storage.lakehouse),
                         "metastore": (self.storage.metastore.expanduser().resolve()
                                       if self.storage.metastore is not None else None),
                         "catalog": self.storage.catalog.expanduser().resolve(),
@@ -596,8 +599,7 @@ class Settings(_Strict):
                 "landing": landing,
                 "calibration": self.calibration.model_copy(update={"results": results}),
                 "universes": self.universes.model_copy(update={
-                    "lists": tuple((p if p.is_absolute() else landing / p).resolve()
-                                   for p in (q.expanduser() for q in self.universes.lists)),
+                    "lists": tuple(_absolute(_against(landing, p)) for p in self.universes.lists),
                     "exports": self.universes.exports.expanduser().resolve()}),
                 "quality": self.quality.model_copy(
                     update={
@@ -611,6 +613,18 @@ class Settings(_Strict):
                 ),
             }
         )
+
+
+def _absolute(location: Location) -> Location:
+    """A local path made absolute against the CWD; a URI as it is."""
+    return location if is_uri(location) else Path(location).expanduser().resolve()
+
+
+def _against(base: Location, location: Location) -> Location:
+    """``location``, relative to ``base`` when it is a relative local path."""
+    if is_uri(location) or Path(location).expanduser().is_absolute():
+        return location if is_uri(location) else Path(location).expanduser()
+    return join(base, location)
 
 
 # Keys under this section are Spark's own dotted keys: the rest of an override's key is one key.

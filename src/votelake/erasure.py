@@ -41,6 +41,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from votelake.config import Settings
+from votelake import locations
 from votelake.lakehouse import Lakehouse, operator
 from votelake.layouts import load_layout
 from votelake.transforms import erasure as er
@@ -69,7 +70,10 @@ def salt(settings: Settings) -> str:
     """
     if os.environ.get(SALT_ENV):
         return os.environ[SALT_ENV]
-    path = Path(settings.storage.lakehouse) / SALT_FILE
+    lakehouse = locations.local_path(settings.storage.lakehouse)
+    if lakehouse is None:  # on an object store
+        return _stored_salt(locations.join(settings.storage.lakehouse, *SALT_FILE.parts))
+    path = lakehouse / SALT_FILE
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -83,6 +87,23 @@ def salt(settings: Settings) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_hex(32))
     return path.read_text().strip()
+
+
+def _stored_salt(location: str) -> str:
+    """The salt file of a lakehouse on an object store (a URI), written by the first job that needs it.
+
+    An object store has no exclusive create, so two jobs making the file at the
+    same moment could each keep their own salt: on a cluster, prefer
+    ``VOTELAKE_ERASURE_SALT`` from the scheduler's secrets.
+    """
+    if locations.kind(location) == "file":
+        text = locations.read_bytes(location).decode().strip()
+        if text:
+            return text
+    fs, path = locations.filesystem(location)
+    with fs.open_output_stream(path) as out:
+        out.write(secrets.token_hex(32).encode())
+    return locations.read_bytes(location).decode().strip()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import pyarrow.fs as pafs
 
 from votelake.layouts import Layout, LayoutError, header_difference
+from votelake.locations import filesystem as _fs
+from votelake.locations import is_uri, join
 
 _COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
 _CHUNK = 1 << 22
@@ -27,10 +29,6 @@ class LandingFile:
     uri: str
     size: int
     mtime_ns: int
-
-
-def _fs(location: str) -> tuple[pafs.FileSystem, str]:
-    return pafs.FileSystem.from_uri(location) if "://" in location else (pafs.LocalFileSystem(), location)
 
 
 def list_files(location: str, pattern: str = "*") -> list[LandingFile]:
@@ -57,8 +55,26 @@ def list_files(location: str, pattern: str = "*") -> list[LandingFile]:
             continue
         if not fnmatch.fnmatchcase(name, pattern):
             continue
-        files.append(LandingFile(uri=info.path, size=info.size, mtime_ns=info.mtime_ns or 0))
+        files.append(LandingFile(uri=_named_as(location, root, info.path), size=info.size,
+                                 mtime_ns=info.mtime_ns or 0))
     return sorted(files, key=lambda f: f.uri)
+
+
+def _named_as(location: str, root: str, path: str) -> str:
+    """A listed file named as its location was: under a URI, the URI's scheme and host with the file's path.
+
+    pyarrow names a file on a store by its path in the store (``bucket/key``),
+    which Spark would read as a local path.
+    """
+    if not is_uri(location):
+        return path
+    rest = path[len(root):].strip("/") if path.startswith(root) else path
+    return join(location, rest) if rest else location
+
+
+def listing_key(uri: str) -> str:
+    """A listed file's uri without scheme, host marker or leading slashes: how checks match it to Spark's URI."""
+    return (uri.split(":", 1)[1] if is_uri(uri) else uri).lstrip("/")
 
 
 def legacy_fingerprint(files: list[LandingFile]) -> str:

@@ -21,6 +21,8 @@ import json
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from votelake.locations import join
+
 MANIFEST = "audit.runs"
 # Commit metadata naming the job that made a commit (every job write records it).
 JOB_KEY = "votelake.job"
@@ -30,10 +32,10 @@ JOB_KEY = "votelake.job"
 CONTENT_KEEPING_JOBS = frozenset({"forget", "maintain", ""})
 
 
-def table_path(lakehouse: str | Path, name: str) -> Path:
-    """The folder of ``<layer>.<table>`` under a lakehouse root."""
+def table_path(lakehouse: str | Path, name: str) -> str | Path:
+    """The folder of ``<layer>.<table>`` under a lakehouse root (a local folder or a URI)."""
     layer, short = name.split(".", 1)
-    return Path(lakehouse) / layer / short
+    return join(lakehouse, layer, short)
 
 
 def manifest_versions(rows: Iterable[Mapping]) -> dict[str, dict]:

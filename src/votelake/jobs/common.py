@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 from pyspark.sql import SparkSession
 
 from votelake.config import ConfigError, Settings, load_settings
+from votelake.locations import local_path
 from votelake.session import build_spark, submitted_driver_memory
 
 
@@ -177,7 +178,8 @@ def output_roots(settings: Settings) -> list[Path]:
     """The local folders jobs write into: the lakehouse, exports, quality reports, MLflow artifacts."""
     roots = [settings.storage.lakehouse, settings.universes.exports, settings.quality.results_dir,
              settings.mlflow.artifact_root]
-    return [Path(str(r)) for r in roots if r is not None and "://" not in str(r)]
+    local = [local_path(r) for r in roots if r is not None]  # a file: URI too; not a store's
+    return [p for p in local if p is not None]
 
 
 def run_jobs(settings: Settings, jobs: Sequence[tuple[str, JobRun]]) -> dict[str, dict]:

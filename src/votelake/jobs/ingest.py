@@ -41,7 +41,7 @@ from votelake import erasure
 from votelake.config import Settings, SourceSettings
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse
-from votelake.landing import LandingFile, check_files, content_id, legacy_fingerprint, list_files
+from votelake.landing import LandingFile, check_files, content_id, legacy_fingerprint, list_files, listing_key
 from votelake.layouts import Layout, LayoutError, load_layout
 from votelake.transforms import erasure as er
 from votelake.transforms.bronze import (BLOCK_START, FILE_LINES, LINE, ROW_ID, SOURCE_FILE, as_of,
@@ -192,7 +192,7 @@ def _by_file(delivery: Delivery, rows: dict[str, Row]) -> dict[str, tuple[str | 
     Raises:
         RuntimeError: a row's file is none of the delivery's (nothing is written then).
     """
-    by_path = {f.uri.lstrip("/"): f.uri for f in delivery.files}
+    by_path = {listing_key(f.uri): f.uri for f in delivery.files}
     found = {by_path.get(_spark_path(spark_uri)): (spark_uri, row) for spark_uri, row in rows.items()}
     if None in found:
         raise RuntimeError(f"{delivery.table}: rows of {found[None][0]}, a file the load does not name; "
@@ -276,7 +276,7 @@ def _cut_last_line(delivery: Delivery, path: Column) -> Column | None:
         delivery: the files.
         path: each row's file as the landing listing names it (:func:`_landing_path`).
     """
-    unterminated = sorted(u.lstrip("/") for u in delivery.unterminated if u in {f.uri for f in delivery.files})
+    unterminated = sorted(listing_key(u) for u in delivery.unterminated if u in {f.uri for f in delivery.files})
     if not unterminated or delivery.layout.format != "delimited":
         return None
     # The line number first: the path is decoded on each file's last line only.

@@ -32,10 +32,11 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from votelake import erasure, publish
+from votelake import erasure, locations, publish
 from votelake.config import Settings, UniverseRule
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse
+from votelake.locations import Location
 from votelake.transforms import erasure as er
 from votelake.transforms import universes as uni
 
@@ -49,10 +50,11 @@ EXPORT_COLUMNS = ("county_id", "precinct", "turf_rank", "state_voter_id", "house
                   "priority")
 
 
-def sha256(path: Path) -> str:
-    """The SHA-256 of a file."""
+def sha256(path: Location) -> str:
+    """The SHA-256 of a file (a local path or a URI)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    fs, inner = locations.filesystem(path)
+    with fs.open_input_stream(inner) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -61,7 +63,7 @@ def sha256(path: Path) -> str:
 def suppression_settings(settings: Settings) -> dict:
     """The suppression configuration as recorded with a build (lists by path and SHA-256)."""
     cfg = settings.universes
-    missing = [str(p) for p in cfg.lists if not p.is_file()]
+    missing = [str(p) for p in cfg.lists if locations.kind(p) != "file"]
     if missing:
         raise FileNotFoundError(f"universes.lists: no such file(s): {missing}")
     return {"lists": [{"path": str(p), "sha256": sha256(p)} for p in cfg.lists],

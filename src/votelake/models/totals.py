@@ -58,11 +58,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import reduce
-from pathlib import Path
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+
+from votelake import locations
+from votelake.locations import Location
 
 DEM = "DEMOCRAT"
 REP = "REPUBLICAN"
@@ -806,12 +808,12 @@ def calibration_report(cal: Calibration, max_names: int = 20) -> dict:
     return report
 
 
-def read_results(spark: SparkSession, path: Path) -> DataFrame:
+def read_results(spark: SparkSession, path: Location) -> DataFrame:
     """Read MEDSL precinct results: one CSV file, or every ``*.csv`` file of a folder, as strings.
 
     Args:
         spark: the session.
-        path: the file or folder (``calibration.results``).
+        path: the file or folder (``calibration.results``; a local path or a URI).
 
     Returns:
         The rows, every column a string (:func:`precinct_results` parses them).
@@ -819,9 +821,10 @@ def read_results(spark: SparkSession, path: Path) -> DataFrame:
     Raises:
         FileNotFoundError: the path does not exist.
     """
-    if not path.exists():
+    found = locations.kind(path)
+    if found == "missing":
         raise FileNotFoundError(f"calibration.results: {path} does not exist")
     reader = spark.read.option("header", True)
-    if path.is_dir():
+    if found == "dir":
         reader = reader.option("pathGlobFilter", "*.csv").option("recursiveFileLookup", True)
     return reader.csv(str(path))

@@ -36,7 +36,6 @@ import hashlib
 import json
 import logging
 import re
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -46,6 +45,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from splink.backends.spark import SparkAPI
 
+from votelake import locations
 from votelake.resolve.settings import ResolveSettings
 
 logger = logging.getLogger(__name__)
@@ -133,8 +133,9 @@ def spark_api(spark: SparkSession, settings: ResolveSettings) -> CheckpointingSp
         ensure_similarity_functions(spark)
     work_dir = None
     if settings.work_dir is not None:
-        work_dir = str(Path(settings.work_dir) / f"resolve-{uuid.uuid4().hex[:12]}")
-        Path(work_dir).mkdir(parents=True, exist_ok=True)
+        work_dir = str(locations.join(settings.work_dir, f"resolve-{uuid.uuid4().hex[:12]}"))
+        if not locations.is_uri(work_dir):  # on a store, Spark's writer makes the folder
+            Path(work_dir).mkdir(parents=True, exist_ok=True)
     return CheckpointingSparkAPI(
         spark_session=spark,
         work_dir=work_dir,
@@ -156,7 +157,7 @@ def close(db_api: CheckpointingSparkAPI, registered: Iterable[Any] = ()) -> None
     for checkpoint in db_api.checkpoints:
         checkpoint.unpersist()
     if db_api.work_dir is not None:
-        shutil.rmtree(db_api.work_dir, ignore_errors=True)
+        locations.remove_tree(db_api.work_dir)
 
 
 def materialize(df: DataFrame) -> DataFrame:

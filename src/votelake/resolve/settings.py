@@ -17,10 +17,11 @@ below only decide thresholds and the deterministic rules.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from votelake.locations import LocationSetting
 
 
 class _Strict(BaseModel):
@@ -130,7 +131,7 @@ class ResolveSettings(_Strict):
     # the build, to be run again). A folder: Splink's Parquet in a per-run
     # subfolder, removed when the call returns; it must be storage every
     # executor can read (for clusters that lose executors).
-    work_dir: Path | None = None
+    work_dir: LocationSetting | None = None
     dedupe: DedupeSettings = DedupeSettings()
     link: LinkSettings = LinkSettings()
 
