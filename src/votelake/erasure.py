@@ -40,8 +40,8 @@ import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from votelake.config import Settings
 from votelake import locations
+from votelake.config import Settings
 from votelake.lakehouse import Lakehouse, operator
 from votelake.layouts import load_layout
 from votelake.transforms import erasure as er
