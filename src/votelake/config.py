@@ -622,9 +622,10 @@ def _absolute(location: Location) -> Location:
 
 def _against(base: Location, location: Location) -> Location:
     """``location``, relative to ``base`` when it is a relative local path."""
-    if is_uri(location) or Path(location).expanduser().is_absolute():
-        return location if is_uri(location) else Path(location).expanduser()
-    return join(base, location)
+    if is_uri(location):
+        return location
+    path = Path(location).expanduser()
+    return path if path.is_absolute() else join(base, path)
 
 
 # Keys under this section are Spark's own dotted keys: the rest of an override's key is one key.

@@ -37,12 +37,6 @@ def is_uri(location: Location) -> bool:
     return _URI.match(str(location)) is not None
 
 
-def _split(uri: str) -> tuple[str, str]:
-    """``(scheme, the rest after the colon)``."""
-    scheme, rest = uri.split(":", 1)
-    return scheme, rest
-
-
 def local_path(location: Location) -> Path | None:
     """The folder of this machine a location names: a path, or a ``file:`` URI's path; None on a store.
 
@@ -52,7 +46,7 @@ def local_path(location: Location) -> Path | None:
     text = str(location)
     if not is_uri(text):
         return Path(text)
-    scheme, rest = _split(text)
+    scheme, rest = text.split(":", 1)
     if scheme != "file" or (rest.startswith("//") and not rest.startswith("///")):
         return None  # a store's, or file://host/a, another host's
     return Path(unquote("/" + rest.lstrip("/")))
@@ -74,7 +68,7 @@ def as_location(value: Location) -> Location:
     text = str(value)
     if not is_uri(text):
         return Path(text)
-    scheme, rest = _split(text)
+    scheme, rest = text.split(":", 1)
     return f"{scheme}:{rest[2:]}" if rest.startswith("///") else text
 
 
@@ -115,7 +109,7 @@ def filesystem(location: Location) -> tuple[pafs.FileSystem, str]:
     text = str(location)
     if not is_uri(text):
         return pafs.LocalFileSystem(), text
-    scheme, rest = _split(text)
+    scheme, rest = text.split(":", 1)
     return pafs.FileSystem.from_uri(f"{_PYARROW_SCHEMES.get(scheme, scheme)}:{rest}")
 
 
@@ -148,6 +142,8 @@ def remove_tree(location: Location) -> None:
     if not is_uri(location):
         shutil.rmtree(location, ignore_errors=True)
         return
-    if kind(location) != "missing":
-        fs, path = filesystem(location)
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(location)  # one client for the look and the delete
+    if fs.get_file_info(path).type != pafs.FileType.NotFound:
         fs.delete_dir(path)

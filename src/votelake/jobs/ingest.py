@@ -175,8 +175,8 @@ def _landing_path(spark_uri: Column) -> Column:
 
 
 def _spark_path(spark_uri: str) -> str:
-    """:func:`_landing_path` of one URI, in Python."""
-    return unquote(spark_uri.split(":", 1)[1]).lstrip("/")
+    """:func:`_landing_path` of one URI, in Python: the listing's key (:func:`listing_key`) of the decoded URI."""
+    return listing_key(unquote(spark_uri))
 
 
 def _by_file(delivery: Delivery, rows: dict[str, Row]) -> dict[str, tuple[str | None, Row | None]]:
