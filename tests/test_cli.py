@@ -13,12 +13,14 @@ import subprocess
 import sys
 import time
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import REPO, VOTELAKE, cli_config, votelake_cli
+from votelake.cli import PIPELINE
 from votelake.config import CONF_DIR, load_settings
 
 KINDS = ("turnout", "support", "persuasion")
@@ -59,6 +61,45 @@ def test_pipeline_exits_zero_and_names_each_champion_run(cli_project):
     assert int(found["by_name"]) == rows > 0
     assert int(found["history"]) >= 2
     assert int(found["inserted_by_last_publish"]) == rows
+
+
+# Known noise: each used to print on every run (or once per Spark task), and is now fixed or filtered.
+NOISE = ("WindowExec", "ObjectStore", "replaced a previously registered function", "Successfully registered model",
+         "Created version", "Downloading artifacts", "regParam is zero", "Broadcasting large task binary",
+         "Using Spark's default log4j profile", "NativeCodeLoader", "locally checkpointed")
+
+
+@pytest.mark.e2e
+def test_pipeline_prints_a_short_log_and_a_table_of_its_jobs(cli_project):
+    done = cli_project["pipeline"]
+    assert done.returncode == 0, done.stderr[-3000:]
+    out, err = done.stdout.splitlines(), done.stderr.splitlines()
+    header = next(i for i, line in enumerate(out) if line.startswith("job "))
+    assert out[header].split() == ["job", "seconds", "rows", "written", "tables"]
+    table = [line.split() for line in out[header + 1:header + 1 + len(PIPELINE)]]
+    assert [row[0] for row in table] == list(PIPELINE)
+    assert all(int(row[2].replace(",", "")) > 0 for row in table if row[0] != "train"), out
+    # Every log line has the one format (ours, or the JVM's warnings), and each job says when it finished.
+    dated = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|WARN|ERROR) \S+: ")
+    assert [line for line in err if not dated.match(line)] == ["WARNING: Using incubator modules: "
+                                                               "jdk.incubator.vector"], done.stderr[-3000:]
+    for job in PIPELINE:
+        assert any(re.match(rf"^\S+ INFO {job}: finished in ", line) for line in err), job
+    assert not [noise for noise in NOISE if noise in done.stderr], done.stderr[-3000:]
+    assert len(out) + len(err) <= 45, done.stdout + done.stderr
+
+
+def test_version_and_help_read_as_plain_words():
+    version = subprocess.run([str(VOTELAKE), "--version"], capture_output=True, text=True, timeout=120)
+    assert version.returncode == 0 and version.stdout.strip() == f"votelake {metadata.version('votelake')}"
+    for args in ([], ["run"], ["pipeline"], ["forget"]):
+        shown = subprocess.run([str(VOTELAKE), *args, "--help"], capture_output=True, text=True, timeout=120)
+        assert shown.returncode == 0, shown.stderr
+        assert not re.search(r"``|:func:|:class:", shown.stdout), shown.stdout
+        if args:
+            assert "--log-level" in shown.stdout and "--json-logs" in shown.stdout
+    listed = subprocess.run([str(VOTELAKE), "run", "--help"], capture_output=True, text=True, timeout=120).stdout
+    assert all(re.search(rf"^  {job} +\S", listed, re.M) for job in PIPELINE), listed
 
 
 @pytest.mark.e2e
@@ -144,6 +185,9 @@ def test_spark_submit_gets_the_configs_driver_memory_from_submit_args(tmp_path: 
     assert done.returncode == 0, done.stderr[-3000:]
     # spark-submit runs the Python driver with its stderr joined to stdout.
     assert "--driver-memory" not in done.stdout + done.stderr
+    # The driver logs warnings only (spark-submit's own default is every INFO line of Spark).
+    assert not re.search(r" INFO (SparkContext|SparkSubmit|DAGScheduler|Executor):", done.stdout + done.stderr)
+    assert re.search(r"^\d\d:\d\d:\d\d INFO synth: finished in ", done.stdout + done.stderr, re.M)
     # Without it, spark-submit's driver has Spark's 1g, which no config key can raise: the job says so.
     jars_only = printed[:-2]
     done = _spark_submit(tmp_path, *jars_only, *job, "--set", f"synth.out={tmp_path / 'again'}")

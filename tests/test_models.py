@@ -4,6 +4,7 @@ uplift, and the champion gate against a real MLflow store."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import replace
 
 import numpy as np
@@ -20,7 +21,7 @@ from votelake.models import backtest
 from votelake.models import evaluation as ev
 from votelake.models import lifecycle
 from votelake.models import propensity as prop
-from votelake.models import scoring
+from votelake.models import predict, scoring, tracking
 from votelake.session import task_slots
 from votelake.transforms import training_sets
 
@@ -432,17 +433,30 @@ def test_champion_gate_keeps_the_better_model(spark, settings):
     artifacts = {a.path for a in client.list_artifacts(worse["run_id"], "report")}
     assert {"report/report.html", "report/roc.png", "report/calibration.png"} <= artifacts
 
+    # One documented way to predict: rows typed as a table stores them (a float, not the double the
+    # model was fitted on) in, the champion's probabilities out; or a version's, when one is named.
+    stored = voters.select("person_id", F.col("x1").cast("float").alias("x1"), "x2", "noise", "grp")
+    champion = prop.model_frame(stored, GOOD, extra=("person_id",))
+    expected = scoring.apply_model(tracking.load_version(name, good["model"].split("/")[1]), GOOD, champion)
+    assertDataFrameEqual(predict(stored, "turnout", settings=settings, keep=("person_id",)), expected)
+    by_version = predict(stored, "turnout", settings=settings, version=worse["model"].split("/")[1],
+                         keep=("person_id",))
+    assert by_version.columns == ["person_id", "p", "p_raw"] and by_version.count() == ROWS
+    assert by_version.agg(F.stddev("p")).first()[0] < expected.agg(F.stddev("p")).first()[0]
+    with pytest.raises(ValueError, match="kind must be one of turnout, support, persuasion"):
+        predict(stored, "turnuot", settings=settings)
 
-def test_scoring_names_a_turnout_champion_trained_for_another_horizon(spark, tmp_path, capsys):
+
+def test_scoring_names_a_turnout_champion_trained_for_another_horizon(spark, tmp_path, caplog):
     settings = synthetic_state_settings(tmp_path, 100, "model.learners=[lr]", "model.tuning=none",
                                         "model.bootstrap=50")
     lifecycle.train_classifier(settings, GOOD, simulated_voters(spark), 0, {"horizon_days": 63})
     # 2026-09-01 is 63 days before the next general (2026-11-03): no word.
-    models, _, _ = scoring.load_champions(settings, dt.date(2026, 9, 1))
-    assert "turnout" in models and "learnt from examples" not in capsys.readouterr().out
-    scoring.load_champions(settings, dt.date(2026, 6, 1))
-    assert ("learnt from examples 63 days ahead of their election; the target is 155 days ahead"
-            in capsys.readouterr().out)
+    with caplog.at_level(logging.WARNING, logger="votelake.models.scoring"):
+        models, _, _ = scoring.load_champions(settings, dt.date(2026, 9, 1))
+        assert "turnout" in models and "learnt from examples" not in caplog.text
+        scoring.load_champions(settings, dt.date(2026, 6, 1))
+    assert "learnt from examples 63 days ahead of their election; the target is 155 days ahead" in caplog.text
 
 
 def test_gate_replaces_a_champion_that_uses_excluded_attributes(spark, settings):

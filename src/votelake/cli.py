@@ -7,6 +7,8 @@
     votelake forget --state-voter-id ID [--email E] [--phone P] --reason R [--purge-now]
     votelake contracts render [--out FILE]   # the data dictionary of the published tables
     votelake tables [--conf FILE]            # each table's current version and run (Spark-free)
+
+Every command takes ``--log-level`` and ``--json-logs``; ``votelake --version`` prints the version.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import json
 import logging
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
-from votelake import contracts, readers
+from votelake import contracts, logs, progress, readers
 from votelake.config import ConfigError, Settings, load_settings
 from votelake.jobs import allocate, backtest, build, forget, ingest, maintain, metrics, score, synth, train, universes
 from votelake.jobs.common import JobFailed, report_failure, run_jobs
@@ -32,6 +35,14 @@ JOBS = {"synth": synth.run, "ingest": ingest.run, "build": build.run, "train": t
 PIPELINE = ("ingest", "build", "train", "score", "universes", "allocate", "metrics")
 # Relative to the current directory: in a checkout, the repository's copy.
 DATA_DICTIONARY = Path("docs") / "data_dictionary.md"
+DESCRIPTION = "votelake: voter files, contacts and digital signals in; per-voter scores out, on Spark and Delta Lake."
+EPILOG = """examples:
+  votelake synth --voters 20000 --out data/synth    a synthetic state to try it on
+  votelake pipeline --conf conf/local.yaml          every job, in order
+  votelake run score --set spark.driver_memory=12g  one job, one setting changed
+  votelake tables                                   what readers see now
+
+Each job's inputs and outputs: docs/ in the repository, or `votelake run --help`."""
 
 log = logging.getLogger(__name__)
 
@@ -89,27 +100,39 @@ def _registry_run_id(settings: Settings, label: str) -> str | None:
         return None
 
 
-def _print_summary(settings: Settings, results: dict[str, dict], seconds: float) -> None:
-    """The pipeline's closing lines: the scores table, each kind's champion run, the MLflow store."""
-    print(f"[votelake] pipeline finished in {seconds:.1f}s")
+def _print_summary(settings: Settings, results: dict[str, dict], seconds: float, pipeline: bool) -> None:
+    """The run's closing lines: a table of its jobs; for the pipeline, the scores, each champion run, MLflow."""
+    print(progress.summary_table(results))
+    if not pipeline:
+        return
+    print(f"[votelake] pipeline finished in {seconds:.1f}s; tables under {settings.storage.lakehouse}")
     scored = results.get("score") if isinstance(results.get("score"), dict) else {}
     if "table" in scored:
         state = f"{scored['rows']} rows" if "rows" in scored else "unchanged"
         if scored.get("published") is False and scored.get("reason"):
             state += f"; not published: {scored['reason']}"
         print(f"[votelake] scores: {scored['table']} ({state})")
-    print(f"[votelake] MLflow: {settings.mlflow.tracking_uri}")
     for kind, champ in champion_runs(results.get("train"), scored.get("models")).items():
         run_id = champ["run_id"] or (_registry_run_id(settings, champ["model"]) if champ["model"] else None)
         named = f"{champ['model']}, run {run_id or 'unknown'}, " if champ["model"] else ""
         print(f"[votelake]   {kind} champion: {named}{champ['note']}")
-    print(f"[votelake] browse runs: mlflow ui --backend-store-uri {settings.mlflow.tracking_uri}")
+    print(f"[votelake] MLflow runs: mlflow ui --backend-store-uri {settings.mlflow.tracking_uri}")
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conf", default=None, help="YAML config (default: the packaged conf/local.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set synth.voters=5000 (repeatable)")
+    logs.add_arguments(parser)
+
+
+def _job_lines() -> str:
+    """One line per job for ``votelake run --help``: its module's first docstring line."""
+    modules = {"synth": synth, "ingest": ingest, "build": build, "train": train, "score": score,
+               "universes": universes, "allocate": allocate, "metrics": metrics, "maintain": maintain,
+               "backtest": backtest}
+    return "jobs:\n" + "\n".join(f"  {name:<10} {modules[name].__doc__.splitlines()[0].split(': ', 1)[-1]}"
+                                  for name in JOBS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,8 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The process exit code.
     """
-    parser = argparse.ArgumentParser(prog="votelake", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="votelake", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"votelake {metadata.version('votelake')}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p_synth = sub.add_parser("synth", help="generate a synthetic state's landing files and ground truth")
     p_synth.add_argument("--voters", type=int, help="number of voters (synth.voters)")
     p_synth.add_argument("--seed", type=int, help="random seed (synth.seed)")
@@ -134,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_synth.add_argument("--change-rate", type=float, default=0.01,
                          help="share of the registrations on the rolls that change (default 0.01)")
     _config_args(p_synth)
-    p_run = sub.add_parser("run", help="run one job")
+    p_run = sub.add_parser("run", help="run one job", epilog=_job_lines(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     p_run.add_argument("job", choices=sorted(JOBS))
     _config_args(p_run)
     p_pipe = sub.add_parser("pipeline", help="run " + " → ".join(PIPELINE))
@@ -150,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_tables = sub.add_parser("tables", help="each table's current version (what readers see) and its run")
     _config_args(p_tables)
     args = parser.parse_args(argv)
+    logs.configure(args.log_level, args.json_logs)
 
     overrides = list(args.overrides)
     if args.command == "synth":
@@ -192,8 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # outside the jobs, e.g. the Spark session could not start
         report_failure(exc, args.command, settings)
         return 1
-    if args.command == "pipeline":
-        _print_summary(settings, results, time.perf_counter() - started)
+    _print_summary(settings, results, time.perf_counter() - started, pipeline=args.command == "pipeline")
     return 0
 
 

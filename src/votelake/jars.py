@@ -27,6 +27,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
+from votelake.logs import LOG4J_CONFIG
+
 SCALA_VERSION = "2.13"
 # Groups that Spark itself ships: copying them again would put two versions on the classpath.
 PROVIDED_GROUPS = ("org.scala-lang", "org.slf4j", "org.apache.logging.log4j", "com.google.code.findbugs")
@@ -82,7 +84,7 @@ def spark_jar_conf(folder: Path | None = None) -> dict[str, str]:
 
 
 def submit_args(folder: Path | None = None, driver_memory: str | None = None) -> list[str]:
-    """The ``spark-submit`` arguments that bring delta-spark, and the driver's memory when given.
+    """The ``spark-submit`` arguments that bring delta-spark and the driver's log settings, and its memory when given.
 
     Args:
         folder: the fetched jars' folder (default :func:`jar_dir`).
@@ -90,10 +92,13 @@ def submit_args(folder: Path | None = None, driver_memory: str | None = None) ->
             ``--driver-memory`` can set it, and in local mode it is all the job has.
 
     Returns:
-        ``--jars A,B`` or ``--packages C``, then ``--driver-memory M`` when asked.
+        ``--jars A,B`` or ``--packages C``, ``--driver-java-options`` naming the
+        packaged Spark log settings (warnings, without the known noise: spark-submit's
+        own default is every INFO line), then ``--driver-memory M`` when asked.
     """
     conf = spark_jar_conf(folder)
     args = ["--jars", conf["spark.jars"]] if "spark.jars" in conf else ["--packages", conf["spark.jars.packages"]]
+    args += ["--driver-java-options", f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}"]
     return args + (["--driver-memory", driver_memory] if driver_memory else [])
 
 

@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
-from votelake import contracts, quality, readers
+from votelake import contracts, progress, quality, readers
 from votelake.canonical import FIELDS
 from votelake.catalog import Catalog, TableSpec
 from votelake.config import QualitySettings, Settings
@@ -225,6 +225,8 @@ class Lakehouse:
             QualityGateError: the table's quality gate failed; nothing is
                 written, or (staged) the version written is not made current.
         """
+        # Spark computes a table's rows when they are written: this is where the job's time goes.
+        progress.stage(f"writing {name}")
         if staged and name not in self.listed:
             self.listed |= set(self.manifest())
         after = gate and staged and name in self.listed
@@ -259,6 +261,7 @@ class Lakehouse:
         Raises:
             QualityGateError: the merged table fails its gate (the job stops there).
         """
+        progress.stage(f"merging into {name}")
         result = self.store.merge(df, self.catalog[name], metadata={"votelake.job": self.job} if self.job else None)
         self.check_quality(self.read(name, version=result.version), name, persist=False)
         return result
@@ -443,6 +446,7 @@ class Lakehouse:
         suite = quality.load_suite(self.quality.expectations, name)
         if suite is None:
             return
+        progress.stage(f"checking {name}")
         previous = quality.previous_row_count(self.quality.results_dir, name)
         quality.enforce(self.validate(df, suite, f"{self.job}-{self.run_version}", previous, persist))
 
@@ -469,6 +473,7 @@ class Lakehouse:
             What the store committed.
         """
         policy = RetryPolicy(attempts=attempts) if attempts else None
+        progress.stage(f"writing {name}")
         return self.store.overwrite_where(df, self.catalog[name], predicate, retry_policy=policy,
                                           metadata={"votelake.job": str(self.job)})
 

@@ -20,6 +20,7 @@ from pyspark.sql import SparkSession
 
 from votelake import jars
 from votelake.config import SparkSettings
+from votelake.logs import LOG4J_CONFIG
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,9 @@ BASE_CONF = {
     # Spark's _SUCCESS marker is not part of a Delta table.
     "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
     # Wide generated code (the synthetic generator, feature selects) exceeds the
-    # JVM's 8 KB JIT limit and would otherwise run interpreted, 2-3x slower.
-    "spark.driver.extraJavaOptions": "-XX:-DontCompileHugeMethods",
+    # JVM's 8 KB JIT limit and would otherwise run interpreted, 2-3x slower. The
+    # driver logs warnings, without the known noise (conf/log4j2.properties).
+    "spark.driver.extraJavaOptions": f"-XX:-DontCompileHugeMethods -Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}",
     "spark.executor.extraJavaOptions": "-XX:-DontCompileHugeMethods",
 }
 

@@ -30,6 +30,7 @@ read the previous build's tables.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import json
 from functools import reduce
 
@@ -37,7 +38,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
-from votelake import resolve
+from votelake import progress, resolve
 from votelake.resolve import engine, relink, rules
 from votelake.config import Settings
 from votelake.jobs.common import job_main
@@ -47,6 +48,8 @@ from votelake.transforms import address
 from votelake.transforms import features as feat
 from votelake.transforms import silver
 from votelake.transforms.households import households, person_households
+
+log = logging.getLogger(__name__)
 
 
 # Persons holding several voter ids that the report lists (ids only).
@@ -94,8 +97,8 @@ def identity_report(settings: Settings, current: DataFrame, resolution: dict) ->
     run_id = tracking.log_identity_report(settings.mlflow, {
         "registrations": float(resolution["registrations"]), "persons": float(persons),
         "persons_with_several_voter_ids": float(count), "several_voter_ids_share": share}, sample)
-    print(f"[votelake] build: {count} of {persons} persons ({share:.2%}) hold more than one statewide voter id "
-          f"(sample of their ids in MLflow run {run_id})", flush=True)
+    log.info("%d of %d persons (%.2f%%) hold more than one statewide voter id (sample of their ids in MLflow "
+             "run %s)", count, persons, 100 * share, run_id)
     return {"persons_with_several_voter_ids": count, "several_voter_ids_share": round(share, 5),
             "several_voter_ids_sample": sample[:5], "identity_run_id": run_id}
 
@@ -241,6 +244,7 @@ def resolve_registrations(spark: SparkSession, settings: Settings, registrations
         clusters = rules.dedupe_by_rules(registrations).persist(StorageLevel.MEMORY_AND_DISK)
         return clusters, {"method": "rules"}
     model = None if settings.resolve.retrain else tracking.latest_resolution_model(settings.mlflow, "dedupe")
+    progress.stage("resolving registrations into persons (Splink" + (")" if model else ", training its model)"))
     dedupe = resolve.dedupe_registrations(spark, registrations, settings.resolve, model=model,
                                           previous=previous_resolution(lake, settings, model, listed, person_ids))
     report: dict = {"method": "splink", "model": "reused" if model else "trained", **dedupe.figures,
@@ -410,6 +414,7 @@ def link_records_to_persons(spark: SparkSession, settings: Settings, lake: Lakeh
             F.col("profile_id").alias("record_id"), *relink.LOCAL_COLUMNS, "person_id") for kind in previous}
         previous["contacts"] = relink.PreviousLinks(kept["contacts"].drop("person_id"),
                                                     relink.changed_rows(old_targets, targets))
+    progress.stage("linking contact profiles to persons")
     links = {"contacts": link_to_persons(spark, settings, profiles["contacts"], targets, report, "contacts",
                                          previous["contacts"])}
     # Phones and e-mails canvassers recorded with linked contacts identify those persons' digital events too.
@@ -420,6 +425,7 @@ def link_records_to_persons(spark: SparkSession, settings: Settings, lake: Lakeh
                                                       allowMissingColumns=True)
         previous["digital"] = relink.PreviousLinks(kept["digital"].drop("person_id"),
                                                    relink.changed_rows(old_digital_targets, digital_targets))
+    progress.stage("linking digital profiles to persons")
     links["digital"] = link_to_persons(spark, settings, profiles["digital"], digital_targets, report, "digital",
                                        previous["digital"])
     digital_targets.unpersist()
@@ -453,7 +459,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     lake = Lakehouse.open(spark, settings, job="build")
     if lake.run_already_committed(OUTPUTS):
         # Every write below would be skipped: stop before recomputing them.
-        print(f"[votelake] build: run version {lake.run_version} already committed", flush=True)
+        log.info("run version %s already committed", lake.run_version)
         versions = {name: lake.version(name) for name in OUTPUTS}
         lake.complete(str(lake.run_version), versions)  # a run killed after its last write gets its manifest now
         return {**{name: {"version": version, "rows": None} for name, version in versions.items()},
@@ -591,7 +597,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     if notes:
         summary["notes"] = notes
         for note in notes:
-            print(f"[votelake] build: {note}", flush=True)
+            log.warning("%s", note)
     return summary
 
 

@@ -11,13 +11,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Callable, Sequence
 
 from pyspark.sql import SparkSession
 
+from votelake import logs, progress
 from votelake.config import ConfigError, Settings, load_settings
 from votelake.locations import local_path
 from votelake.session import build_spark, submitted_driver_memory
@@ -157,6 +157,7 @@ def parse_args(description: str, argv: Sequence[str] | None,
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override one config key, e.g. --set synth.voters=5000 (repeatable)",
     )
+    logs.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -183,26 +184,31 @@ def output_roots(settings: Settings) -> list[Path]:
 
 
 def run_jobs(settings: Settings, jobs: Sequence[tuple[str, JobRun]]) -> dict[str, dict]:
-    """Run jobs in order on one session, timing each.
+    """Run jobs in order on one session, showing each one's progress and logging its end.
 
     Args:
         settings: the validated configuration.
         jobs: ``(name, run)`` pairs.
 
     Returns:
-        Each job's summary, with ``seconds`` added.
+        Each job's summary, with ``seconds``, ``rows_written`` and ``tables_written`` added.
     """
     spark = session_for(settings)
     results: dict[str, dict] = {}
     for name, run in jobs:
-        started = time.perf_counter()
-        try:
-            summary = run(spark, settings)
-        except Exception as exc:
-            raise JobFailed(name) from exc
-        summary["seconds"] = round(time.perf_counter() - started, 1)
+        with progress.job(name) as tracked:
+            try:
+                summary = run(spark, settings)
+            except Exception as exc:
+                raise JobFailed(name) from exc
+        summary.update(seconds=tracked.seconds, rows_written=sum(tracked.rows.values()),
+                       tables_written=list(tracked.rows))
         results[name] = summary
-        print(f"[votelake] {name}: " + json.dumps(summary, default=str), flush=True)
+        # The whole summary goes to JSON logs; a person reads the run's table at the end (--log-level DEBUG: all).
+        job_log = progress.job_logger(name)
+        job_log.info("finished in %.1f s, %s rows written to %d table(s)", tracked.seconds,
+                     f"{summary['rows_written']:,}", len(tracked.rows), extra={"job": name, "summary": summary})
+        job_log.debug("%s", json.dumps(summary, default=str))
     return results
 
 
@@ -222,6 +228,7 @@ def job_main(name: str, run: Callable[..., dict], description: str, argv: Sequen
         The job's summary.
     """
     args = parse_args(description, argv, options)
+    logs.configure(args.log_level, args.json_logs)
     if options is not None:
         run = functools.partial(run, args=args)
     try:

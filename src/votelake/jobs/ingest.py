@@ -37,7 +37,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.storagelevel import StorageLevel
 
-from votelake import erasure
+from votelake import erasure, progress
 from votelake.config import Settings, SourceSettings
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse
@@ -374,6 +374,7 @@ def load_delivery(spark: SparkSession, lake: Lakehouse, delivery: Delivery, load
     if not files:
         return {"files": len(delivery.files), "skipped": "already loaded", "skipped_files": skipped}
     delivery = replace(delivery, files=files)
+    progress.stage(f"parsing and checking {len(files)} {src.name} file(s)")
     load_ids = {f.uri: f"{loaded_at:%Y%m%dT%H%M%S}-{delivery.ids[f.uri]}" for f in files}
     parsed = with_line_numbers(read_landing(spark, layout, files, delivery.election_columns),
                                header=layout.header and layout.format == "delimited", file_lines=True)

@@ -44,7 +44,7 @@ import datetime as dt
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from votelake import publish
+from votelake import progress, publish
 from votelake.config import Settings
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse
@@ -87,6 +87,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     target = scoring.target_of(settings, as_of)
     current = feat.with_target_election(features.where((F.col("as_of_date") == F.lit(as_of)) & F.col("is_active")),
                                         target)
+    progress.stage("loading the champion models")
     models, specs, missing = scoring.load_champions(settings, as_of)
     target_json = scoring.target_summary(settings, target)
     scoring_run = scores.scoring_run_id(feature_version, as_of, models, settings.calibration.model_dump(mode="json"),

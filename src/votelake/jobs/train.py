@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
+from votelake import progress
 from votelake.config import Settings
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse
@@ -70,10 +71,13 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     results: dict = {}
 
     if "turnout" in cfg.kinds:
+        progress.stage(f"training turnout models ({', '.join(cfg.learners)})")
         results["turnout"] = lifecycle.train_turnout(settings, features, history, dates, feature_version)
     if "support" in cfg.kinds:
+        progress.stage(f"training support models ({', '.join(cfg.learners)})")
         results["support"] = lifecycle.train_support(settings, features, contacts, score_date, feature_version)
     if "persuasion" in cfg.kinds:
+        progress.stage("training the persuasion (uplift) model")
         at = current["silver.experiment_assignments"]
         assignments = lake.read("silver.experiment_assignments", version=at) if at is not None else None
         results["persuasion"] = lifecycle.train_experiments(settings, features, assignments, contacts,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import logging
 import math
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,8 @@ from votelake.session import stated_task_slots, task_slots
 from votelake.transforms import features as feat
 from votelake.transforms.training_sets import (arm_weight, party_training_set, persuasion_training_set,
                                                support_training_set, turnout_generals, turnout_training_set)
+
+log = logging.getLogger(__name__)
 
 SIGNATURE_ROWS = 5
 FAIRNESS_ATTRIBUTES = ("age_band", "gender", "race")
@@ -218,8 +221,8 @@ def _log_model(model, spec: prop.ModelSpec, example: DataFrame, output: DataFram
         # Its booster stage is a Python class: loading the model imports xgboost.
         requirements.append(f"xgboost-cpu=={importlib.metadata.version('xgboost-cpu')}")
     info = mlflow.spark.log_model(model, artifact_path="model", signature=signature, input_example=sample,
-                                  registered_model_name=name, pip_requirements=requirements)
-    return str(info.registered_model_version)
+                                  pip_requirements=requirements)
+    return tracking.register(name, info)
 
 
 def _run_params(settings: Settings, spec: prop.ModelSpec, feature_version: int, empty: tuple[str, ...],
@@ -572,8 +575,7 @@ def train_turnout(settings: Settings, features: DataFrame, history: DataFrame, d
     horizon = turnout_horizon(settings, dates[-1])
     generals = turnout_generals(dates, history, settings.model.turnout_generals_per_level, horizon)
     if not generals:
-        print("[votelake] train: no general election with features as of its date; turnout model skipped",
-              flush=True)
+        log.warning("no general election with features as of its date; turnout model skipped")
         return {"skipped": "no general election in the vote history with features as of its date"}
     elections = ", ".join(f"{g.date} ({feat.general_level(g.date)})" for g in generals)
     return train_classifier(
@@ -607,8 +609,8 @@ def train_support(settings: Settings, features: DataFrame, contacts: DataFrame, 
                 {"label": "support ID 1-2 vs 4-5", "as_of_date": str(score_date),
                  "baseline": "party registration (DEM 1, REP 0, other 0.5)"})
         if cfg.support_proxy == "party":
-            print(f"[votelake] train: {survey_labels} survey IDs (< {cfg.min_labels}); "
-                  f"support learnt from party registration ({cfg.our_party} vs the other main party)", flush=True)
+            log.info("%d survey IDs (< %d); support learnt from party registration (%s vs the other main party)",
+                     survey_labels, cfg.min_labels, cfg.our_party)
             return train_classifier(
                 settings, prop.PARTISANSHIP, party_training_set(features, score_date, cfg.our_party), feature_version,
                 {"label": f"registered {cfg.our_party} vs the other main party (partisanship proxy)",

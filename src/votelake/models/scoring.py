@@ -8,6 +8,7 @@ predictions; the train and score jobs and the quality checks all use it.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING
 
 from mlflow.entities import Run
@@ -21,6 +22,8 @@ from votelake.models import tracking
 from votelake.transforms import features as feat
 from votelake.transforms.scores import KEYS, calibration_rows, county_names, probability_frame
 from votelake.transforms.training_sets import election_electorate, feature_dates
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from votelake.lakehouse import Lakehouse
@@ -107,9 +110,9 @@ def load_champions(settings: Settings, as_of: dt.date | None = None
             continue
         trained_for, horizon = run.data.params.get("horizon_days"), turnout_horizon(settings, as_of)
         if trained_for is not None and trained_for != str(horizon):
-            print(f"[votelake] score: the turnout champion {models[kind].label} learnt from examples {trained_for} "
-                  f"days ahead of their election; the target is {horizon} days ahead: run build and train with "
-                  "this target election", flush=True)
+            log.warning("the turnout champion %s learnt from examples %s days ahead of their election; the target "
+                        "is %s days ahead: run build and train with this target election", models[kind].label,
+                        trained_for, horizon)
     if not models:
         raise RuntimeError("no champion model to score with: " + "; ".join(missing.values()))
     return models, specs, missing
@@ -247,8 +250,7 @@ def calibrated_probabilities(
     report = totals.calibration_report(calibration)
     for kind, figures in report.items():
         if figures.get("matched_precincts") == 0:
-            print(f"[votelake] score: no result precinct matches a voter-file precinct; {kind} not shifted",
-                  flush=True)
+            log.warning("no result precinct matches a voter-file precinct; %s not shifted", kind)
     summary = {"results": str(cfg.results), "office": cfg.office, "district": cfg.district,
                "election_date": election_date.isoformat(), "election_rows": election_rows, **report}
     rows = calibration_rows(calibration, counties, election_date, str(cfg.results), models, scoring_run, scored_at)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from votelake import __version__
@@ -42,6 +44,29 @@ def configure(settings: MlflowSettings) -> MlflowClient:
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     return MlflowClient(settings.tracking_uri, settings.tracking_uri)
+
+
+def register(name: str, model_info) -> str:
+    """Register a logged model as a new version of ``name``, creating the registered model once.
+
+    The registry's client calls, not ``log_model(registered_model_name=...)``:
+    that path prints its progress to standard error, outside logging.
+
+    Args:
+        name: the registered model's name.
+        model_info: what ``mlflow.<flavor>.log_model`` returned.
+
+    Returns:
+        The new version's number.
+    """
+    client = MlflowClient()
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+    return str(client.create_model_version(name, model_info.model_uri, run_id=model_info.run_id,
+                                           model_id=model_info.model_id).version)
 
 
 def experiment_id(settings: MlflowSettings, kind: str) -> str:

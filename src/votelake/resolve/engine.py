@@ -129,7 +129,9 @@ def spark_api(spark: SparkSession, settings: ResolveSettings) -> CheckpointingSp
         A :class:`CheckpointingSparkAPI`; release it with :func:`close`.
     """
     use_jar = settings.string_similarity == "jaro_winkler"
-    if use_jar:
+    # Splink registers its functions again for each API, and Spark warns of each one replaced: once a session.
+    registered = use_jar and spark.catalog.functionExists(JAR_FUNCTION)
+    if use_jar and not registered:
         ensure_similarity_functions(spark)
     work_dir = None
     if settings.work_dir is not None:
@@ -140,7 +142,7 @@ def spark_api(spark: SparkSession, settings: ResolveSettings) -> CheckpointingSp
         spark_session=spark,
         work_dir=work_dir,
         num_partitions_on_repartition=settings.num_partitions,
-        register_udfs_automatically=use_jar,
+        register_udfs_automatically=use_jar and not registered,
     )
 
 

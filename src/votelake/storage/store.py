@@ -33,6 +33,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from votelake import progress
 from votelake.catalog import TableSpec
 from votelake.storage.base import (
     APP_ID_KEY,
@@ -632,7 +633,9 @@ class DeltaStore:
             "version", "userMetadata", "operationMetrics").collect()
         for row in recent:
             if token in (row["userMetadata"] or ""):
-                return True, int(row["version"]), dict(row["operationMetrics"] or {})
+                metrics = dict(row["operationMetrics"] or {})
+                progress.committed(table.name, _metric(metrics, "numOutputRows"))
+                return True, int(row["version"]), metrics
         return False, int(recent[0]["version"]), {}
 
     @contextmanager

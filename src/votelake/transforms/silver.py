@@ -217,10 +217,14 @@ def _snapshot_ordinals(rows: DataFrame) -> tuple[DataFrame, DataFrame, DataFrame
     """The snapshot dates of ``rows`` numbered from 1 (``snapshot_date, _idx``), each ordinal's following date
     (``_end_idx, valid_to``: the date after ordinal ``_end_idx``), and the last ordinal (``_last``, one row).
 
-    The window has no partition: it numbers the distinct dates, a handful of rows.
+    A date's ordinal counts the dates on or before it: a join of the handful of
+    distinct dates with themselves, where a numbering window would have no
+    partition to run in.
     """
-    ordinal = rows.select("snapshot_date").distinct().select(
-        "snapshot_date", F.row_number().over(Window.orderBy("snapshot_date")).alias("_idx"))
+    dates = rows.select("snapshot_date").distinct()
+    on_or_before = F.col("_earlier") <= F.col("snapshot_date")
+    ordinal = (dates.join(dates.select(F.col("snapshot_date").alias("_earlier")), on_or_before, how="inner")
+               .groupBy("snapshot_date").agg(F.count("*").cast("int").alias("_idx")))
     following = ordinal.select((F.col("_idx") - 1).alias("_end_idx"), F.col("snapshot_date").alias("valid_to"))
     return ordinal, following, ordinal.agg(F.max("_idx").alias("_last"))
 
