@@ -6,6 +6,7 @@ started in a temporary folder, with a config file written there.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -122,6 +123,13 @@ def test_a_failing_job_exits_non_zero_naming_the_job_and_the_error(tmp_path: Pat
     assert last.startswith("votelake: job ingest failed: LayoutError: nothing was loaded"), failed.stderr[-3000:]
     assert "ncvoter" in last  # the missing required source is named on the same line
     assert not (tmp_path / "lakehouse" / "bronze").exists()
+    # For a log collector: JSON records, the traceback in the failure's, and the same last line.
+    failed = votelake_cli(tmp_path, "run", "ingest", "--json-logs", "--conf", str(conf), timeout=600)
+    lines = failed.stderr.strip().splitlines()
+    assert failed.returncode == 1 and lines[-1] == last
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    error = next(r for r in records if r["level"] == "ERROR" and r["logger"] == "votelake")
+    assert error["message"] == last.removeprefix("votelake: ") and "Traceback" in error["error"]
 
 
 def test_a_jvm_that_dies_is_reported_as_such_with_the_memory_setting(tmp_path: Path):

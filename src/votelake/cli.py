@@ -127,12 +127,9 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _job_lines() -> str:
-    """One line per job for ``votelake run --help``: its module's first docstring line."""
-    modules = {"synth": synth, "ingest": ingest, "build": build, "train": train, "score": score,
-               "universes": universes, "allocate": allocate, "metrics": metrics, "maintain": maintain,
-               "backtest": backtest}
-    return "jobs:\n" + "\n".join(f"  {name:<10} {modules[name].__doc__.splitlines()[0].split(': ', 1)[-1]}"
-                                  for name in JOBS)
+    """One line per job for ``votelake run --help``: the first line of its module's docstring."""
+    said = {name: sys.modules[run.__module__].__doc__.splitlines()[0].split(": ", 1)[-1] for name, run in JOBS.items()}
+    return "jobs:\n" + "\n".join(f"  {name:<10} {line}" for name, line in said.items())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

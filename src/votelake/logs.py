@@ -84,11 +84,17 @@ class TextFormatter(logging.Formatter):
 
 
 _terminal = False
+_json = False
 
 
 def in_terminal() -> bool:
     """True when text lines go to a terminal, where progress can be drawn in place."""
     return _terminal
+
+
+def in_json() -> bool:
+    """True when lines are JSON objects (``--json-logs``)."""
+    return _json
 
 
 def configure(level: str = "INFO", json_logs: bool = False, stream: IO[str] | None = None) -> None:
@@ -105,12 +111,12 @@ def configure(level: str = "INFO", json_logs: bool = False, stream: IO[str] | No
     """
     if level.upper() not in LEVELS:
         raise ValueError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
-    global _terminal
+    global _terminal, _json
     numeric = getattr(logging, level.upper())
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if json_logs else TextFormatter())
-    _terminal = not json_logs and stream.isatty()
+    _terminal, _json = not json_logs and stream.isatty(), json_logs
     handler.set_name("votelake")
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "votelake"]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -54,6 +55,8 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
 def report_failure(error: BaseException, what: str, settings: Settings | None = None) -> None:
     """Print the traceback, then one last line saying what failed and why (what a scheduler's log shows).
 
+    With ``--json-logs`` the traceback is a field of one ERROR record instead.
+
     A Spark JVM that died (out of memory, killed by a signal) is named as such,
     with the setting to change, instead of the bare Py4J error it surfaces as.
 
@@ -62,8 +65,11 @@ def report_failure(error: BaseException, what: str, settings: Settings | None = 
         what: what failed, e.g. ``job ingest``.
         settings: the run's configuration, to quote its memory setting.
     """
-    traceback.print_exception(error, file=sys.stderr)
     death = jvm_death(error, settings)
+    if logs.in_json():  # a log collector gets the traceback as a field of one record
+        logging.getLogger("votelake").error("%s failed: %s", what, death or one_line(error), exc_info=error)
+    else:
+        traceback.print_exception(error, file=sys.stderr)
     print(f"votelake: {what} failed: {death or one_line(error)}", file=sys.stderr)
 
 
