@@ -20,6 +20,7 @@ import dataclasses
 
 from pyspark.sql import SparkSession
 
+from votelake import progress
 from votelake.config import Settings
 from votelake.jobs.common import job_main
 from votelake.synth import generate
@@ -36,6 +37,7 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     Returns:
         Row counts per output and where they were written.
     """
+    progress.stage(f"writing {settings.synth.voters:,} voters' landing files")
     report = generate(spark, settings.synth, settings.layouts)
     return {k: str(v) if not isinstance(v, (int, float, dict)) else v for k, v in dataclasses.asdict(report).items()}
 
@@ -53,6 +55,7 @@ def next_delivery(spark: SparkSession, settings: Settings, days: int = 7, rate: 
     Returns:
         The delivery's dates, changes per kind, rows and folders written.
     """
+    progress.stage("writing the next delivery")
     delivery = write_next_delivery(spark, settings.landing, settings.layouts, settings.synth.seed,
                                    settings.synth.partitions, truth=settings.synth.out / "truth", days=days, rate=rate)
     return {k: v if isinstance(v, (int, float, dict)) else str(v) for k, v in dataclasses.asdict(delivery).items()}
