@@ -143,7 +143,12 @@ def test_xgboost_learns_through_missing_values_and_names_its_inputs(spark, setti
     assert metrics["auc"] > truth["auc"] - 0.03 and metrics["ece"] < 0.05
     weights = ev.feature_weights(calibrated.stages, scored)
     assert list(weights["feature"][:2]) == ["x1", "x2"]  # the stronger signal first, by name
-    assert all(name.startswith(("x1", "x2", "grp__ohe_")) for name in weights["feature"])
+    assert set(weights["feature"]) <= {"x1", "x2", "grp=a", "grp=b", "grp=__unknown"}, list(weights["feature"])
+
+
+def test_feature_names_read_as_their_columns_and_categories():
+    assert [ev.readable_feature(n) for n in ("age__imp", "county_id__ohe_28", "party__ohe_UNA", "general_rate")] \
+        == ["age", "county_id=28", "party=UNA", "general_rate"]
 
 
 def test_a_search_on_a_sample_refits_its_choice_on_every_row(spark, settings):

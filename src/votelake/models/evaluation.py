@@ -133,6 +133,23 @@ def fairness_table(scored: DataFrame, score_col: str, attributes: tuple[str, ...
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
+def readable_feature(name: str) -> str:
+    """A model input's name as a person reads it, from the pipeline's column for it.
+
+    Args:
+        name: a vector attribute's name: ``age__imp`` (imputed), ``county_id__ohe_28``
+            (one category of a one-hot encoding), or a plain column name.
+
+    Returns:
+        ``age``, ``county_id=28``, or the name as it was.
+    """
+    column, marked, rest = name.partition("__")
+    if not marked:
+        return name
+    stage, _, category = rest.partition("_")
+    return f"{column}={category}" if stage == "ohe" and category else column
+
+
 def feature_weights(model_stages: list, transformed: DataFrame, features_col: str = "features",
                     names: tuple[str, ...] = ()) -> pd.DataFrame:
     """Feature importances (trees) or coefficients (linear models), by name.
@@ -147,7 +164,7 @@ def feature_weights(model_stages: list, transformed: DataFrame, features_col: st
         names: the inputs' names, when the vector's metadata does not carry them.
 
     Returns:
-        Columns ``feature, value``, largest magnitude first.
+        Columns ``feature, value``, largest magnitude first (names as :func:`readable_feature` gives them).
     """
     attrs = transformed.schema[features_col].metadata.get("ml_attr", {}).get("attrs", {})
     names = dict(enumerate(names)) or {a["idx"]: a["name"] for group in attrs.values() for a in group}
@@ -166,7 +183,8 @@ def feature_weights(model_stages: list, transformed: DataFrame, features_col: st
             break
     else:
         return pd.DataFrame(columns=["feature", "value"])
-    table = pd.DataFrame({"feature": [names.get(i, f"f{i}") for i in range(len(values))], "value": values})
+    table = pd.DataFrame({"feature": [readable_feature(names.get(i, f"f{i}")) for i in range(len(values))],
+                          "value": values})
     return table.reindex(table["value"].abs().sort_values(ascending=False).index).reset_index(drop=True)
 
 
