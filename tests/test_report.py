@@ -156,3 +156,18 @@ def test_missing_column_is_a_clear_error(tmp_path):
     data = dataclasses.replace(_data(), roc=pd.DataFrame({"fpr": [0.0, 1.0], "tpr": [0.0, 1.0]}))
     with pytest.raises(ValueError, match=r"roc lacks column\(s\): curve"):
         write_report(data, tmp_path)
+
+
+def test_reliability_bins_of_a_few_voters_are_marked_off_the_curve():
+    from matplotlib.figure import Figure
+
+    from votelake.models.report import MIN_BIN_VOTERS, _calibration
+
+    data = _data()  # the calibrated curve has a bin of 20 voters at 0.12
+    fig = Figure()
+    _calibration(fig, data)
+    top = fig.axes[0]
+    lines = {line.get_label(): list(line.get_xdata()) for line in top.lines}
+    assert lines["calibrated"] == [0.37, 0.62, 0.88] and lines["raw"] == [0.1, 0.35, 0.6, 0.85]
+    hollow = [c for c in top.collections if c.get_label() == f"bins of fewer than {MIN_BIN_VOTERS} voters"]
+    assert len(hollow) == 1 and [tuple(p) for p in hollow[0].get_offsets()] == [(0.12, 0.11)]

@@ -32,6 +32,8 @@ _COLUMNS = {
     "qini": ("curve", "fraction", "gain"),
 }
 _REFERENCE = {"linestyle": ":", "color": "grey", "linewidth": 1}
+# Reliability bins with fewer voters are marked, not joined into the curve.
+MIN_BIN_VOTERS = 30
 
 
 @dataclass(frozen=True)
@@ -123,9 +125,16 @@ def _calibration(fig: Figure, data: ReportData) -> None:
     fig.set_size_inches(5.5, 6.5)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 1)})
     top.plot([0, 1], [0, 1], label="perfect", **_REFERENCE)
+    sparse_shown = False
     for curve, part in data.reliability.groupby("curve", sort=False):
         part = part.sort_values("mean_p")
-        top.plot(part["mean_p"], part["mean_y"], marker="o", markersize=4, label=_t(curve))
+        # A bin of a few voters says little about calibration: drawn hollow, off the curve.
+        dense, sparse = part[part["n"] >= MIN_BIN_VOTERS], part[part["n"] < MIN_BIN_VOTERS]
+        line, = top.plot(dense["mean_p"], dense["mean_y"], marker="o", markersize=4, label=_t(curve))
+        if len(sparse):
+            top.scatter(sparse["mean_p"], sparse["mean_y"], s=16, facecolors="none", edgecolors=line.get_color(),
+                        label=None if sparse_shown else f"bins of fewer than {MIN_BIN_VOTERS} voters")
+            sparse_shown = True
         bottom.plot(part["mean_p"], part["n"], marker="o", markersize=3, label=_t(curve))
     counts = data.reliability["n"][data.reliability["n"] > 0]
     # Calibrated scores pile up in a few bins; a log axis keeps the sparse ones visible.
@@ -217,14 +226,17 @@ def _pairs(items: dict, header: tuple[str, str]) -> str:
     if not items:
         return "<p class='na'>None recorded.</p>"
     rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_num(v))}</td></tr>" for k, v in items.items())
-    return f"<table><thead><tr><th>{header[0]}</th><th>{header[1]}</th></tr></thead><tbody>{rows}</tbody></table>"
+    # Fixed columns that wrap: a parameter's value (a list of features) stays on the page.
+    return (f"<table class='pairs'><thead><tr><th>{header[0]}</th><th>{header[1]}</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
 
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
-th,td{padding:.25em .7em;border-bottom:1px solid #eee;text-align:right}
+th,td{padding:.25em .7em;border-bottom:1px solid #eee;text-align:right;overflow-wrap:anywhere}
+table.pairs{table-layout:fixed;width:100%}table.pairs td:first-child{width:35%}table.pairs td{text-align:left}
 th:first-child,td:first-child{text-align:left}thead th{background:#f4f4f4}
 img{max-width:100%;height:auto}.na{color:#888;font-style:italic}
 """
