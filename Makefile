@@ -36,17 +36,22 @@ check-java:
 	@v=$$(java -version 2>&1 | head -1 | sed -E 's/.*version "([0-9]+).*/\1/'); \
 	  [ "$$v" -ge 17 ] 2>/dev/null || { echo "error: Java 17+ is required, found: $$(java -version 2>&1 | head -1)" >&2; exit 1; }
 
+# The venv, the package and its pinned dependencies, and the notebooks' Jupyter kernel
+# (this environment's Python, named "votelake").
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name votelake --display-name "votelake (.venv)" >/dev/null
 	@touch $(STAMP)
 
 synth: setup
 	$(BIN)/votelake synth --conf $(CONF)
 
+# The notebooks in the order they build on each other (the quick start makes the state the others read).
 notebooks: setup
-	for nb in notebooks/*.py; do $(BIN)/python "$$nb"; done
+	$(BIN)/jupyter execute --kernel_name=votelake notebooks/quickstart.ipynb notebooks/model_analysis.ipynb \
+	  notebooks/identity.ipynb notebooks/campaign_metrics.ipynb
 
 # An installable wheel in dist/, the default configuration (src/votelake/conf) inside it.
 wheel: setup

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame
@@ -436,7 +437,11 @@ def test_champion_gate_keeps_the_better_model(spark, settings):
     assert run.data.tags["votelake.promoted"] == "False"
     assert run.data.params["protected_excluded"] == "race,ethnicity,gender"
     artifacts = {a.path for a in client.list_artifacts(worse["run_id"], "report")}
-    assert {"report/report.html", "report/roc.png", "report/calibration.png"} <= artifacts
+    # The run page lists the ROC, calibration and lift figures, and their numbers as MLflow tables.
+    assert {"report/report.html", "report/roc.png", "report/calibration.png", "report/deciles.png",
+            "report/deciles.json", "report/reliability.json"} <= artifacts
+    deciles = mlflow.load_table("report/deciles.json", run_ids=[worse["run_id"]])
+    assert list(deciles["decile"]) == list(range(1, 11)) and deciles["n"].sum() > 0
 
     # One documented way to predict: rows typed as a table stores them (a float, not the double the
     # model was fitted on) in, the champion's probabilities out; or a version's, when one is named.

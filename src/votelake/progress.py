@@ -44,7 +44,7 @@ class JobProgress:
     name: str
     every: float = EVERY
     started: float = field(default_factory=time.monotonic)
-    stage: str = "starting"
+    stage: str = "reading its inputs"
     seconds: float | None = None
     rows: dict[str, int] = field(default_factory=dict)
 

@@ -1,5 +1,5 @@
 """Model life cycle: training, evaluation, registry and scoring; :func:`predict` applies a registered model."""
 
-from votelake.models.inference import predict
+from votelake.models.inference import model_inputs, predict
 
-__all__ = ["predict"]
+__all__ = ["model_inputs", "predict"]

@@ -359,6 +359,12 @@ def _log_report(report: ReportData) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         write_report(report, Path(tmp))
         mlflow.log_artifacts(tmp, artifact_path="report")
+    # The figures' numbers (aggregates only), as tables the run page shows and mlflow.load_table reads.
+    tables = {"deciles": report.deciles, "reliability": report.reliability, "fairness": report.fairness,
+              "importance": report.importance}
+    for name, table in tables.items():
+        if table is not None and not table.empty:
+            mlflow.log_table(table, f"report/{name}.json")
 
 
 def train_classifier(settings: Settings, spec: prop.ModelSpec, labelled: DataFrame, feature_version: int,

@@ -1,7 +1,8 @@
 """Model evaluation report: PNG plots plus one self-contained HTML page.
 
-Pure pandas + matplotlib on the Agg backend, so it runs on a driver or a CI box
-without Spark or a display. The caller computes every number (curves, bins,
+Pure pandas + matplotlib's object API (a ``Figure`` saved to PNG needs no
+backend and no display, and leaves the process's backend, a notebook's
+included, as it was), so it runs on a driver or a CI box without Spark. The caller computes every number (curves, bins,
 deciles, group summaries); this module only draws and lays them out.
 """
 
@@ -12,14 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import PercentFormatter  # noqa: E402
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 DPI = 110
 TOP_FEATURES = 25
@@ -85,13 +81,10 @@ def write_report(data: ReportData, out_dir: Path) -> dict[str, Path]:
         plots["qini.png"] = _qini
     written: dict[str, Path] = {}
     for file_name, draw in plots.items():
-        fig = plt.figure()
-        # pyplot keeps every figure alive until closed; a long job would leak them, even on error.
-        try:
-            draw(fig, data)
-            fig.savefig(out_dir / file_name, dpi=DPI, bbox_inches="tight")
-        finally:
-            plt.close(fig)
+        # Not pyplot's: a Figure of its own is freed with its last reference, and needs no backend.
+        fig = Figure()
+        draw(fig, data)
+        fig.savefig(out_dir / file_name, dpi=DPI, bbox_inches="tight")
         written[file_name] = out_dir / file_name
     page = out_dir / "report.html"
     page.write_text(_html(data, set(written)), encoding="utf-8")

@@ -72,7 +72,7 @@ def ensure_similarity_functions(spark: SparkSession) -> None:
 
     jar = similarity_jar_location()
     spark.sql(f"ADD JAR '{jar}'")
-    logger.info("added Splink similarity jar %s", jar)
+    logger.debug("added Splink similarity jar %s", jar)
 
 
 # The tables Splink 5.0 breaks lineage after (its Spark API's own list, which it keeps inside a method):
