@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import IO
 
@@ -44,7 +45,10 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message and any ``extra=`` fields."""
+    """One JSON object per record: time (UTC), level, logger, message and any ``extra=`` fields."""
+
+    # The timestamp ends in Z: it must be UTC whatever the machine's zone.
+    converter = time.gmtime
 
     def format(self, record: logging.LogRecord) -> str:
         """Format a record as a JSON line.

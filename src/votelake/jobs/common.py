@@ -65,12 +65,12 @@ def report_failure(error: BaseException, what: str, settings: Settings | None = 
         what: what failed, e.g. ``job ingest``.
         settings: the run's configuration, to quote its memory setting.
     """
-    death = jvm_death(error, settings)
+    why = jvm_death(error, settings) or one_line(error)
     if logs.in_json():  # a log collector gets the traceback as a field of one record
-        logging.getLogger("votelake").error("%s failed: %s", what, death or one_line(error), exc_info=error)
+        logging.getLogger("votelake").error("%s failed: %s", what, why, exc_info=error)
     else:
         traceback.print_exception(error, file=sys.stderr)
-    print(f"votelake: {what} failed: {death or one_line(error)}", file=sys.stderr)
+    print(f"votelake: {what} failed: {why}", file=sys.stderr)
 
 
 # How a dead JVM reaches Python: Py4J loses its socket, or the JVM's own error text arrives.
