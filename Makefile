@@ -6,11 +6,13 @@ STAMP  := $(VENV)/.installed
 # delta-spark's JVM jars, fetched once with Maven into the venv (Spark ships them
 # to executors itself); without them Spark would resolve them at every start.
 JARS   := $(VENV)/share/votelake/jars/.fetched
+# The Data Docs' scripts and styles (WebJars from Maven Central), so the site reads offline.
+WEB    := $(VENV)/share/votelake/web/.fetched
 CONF   ?= conf/local.yaml
 # Where `make run` looks for the default synthetic state (synth.out in the config).
 LANDING ?= data/synth/landing
 
-.PHONY: run test setup check-java synth clean-lake notebooks wheel cluster-up cluster-down cluster-env cluster-test bench bench-small bench-cluster
+.PHONY: run test setup check-java synth clean-lake notebooks wheel docs cluster-up cluster-down cluster-env cluster-test bench bench-small bench-cluster
 
 run: setup
 	@test -d $(LANDING)/ncvoter || $(BIN)/votelake synth --conf $(CONF)
@@ -23,11 +25,15 @@ run: setup
 test: setup
 	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
-setup: check-java $(STAMP) $(JARS)
+setup: check-java $(STAMP) $(JARS) $(WEB)
 
 $(JARS): $(STAMP)
 	@command -v mvn >/dev/null 2>&1 || { echo "error: Maven is required to fetch delta-spark's jars (apt-get install maven)." >&2; exit 1; }
 	$(BIN)/python -m votelake.jars fetch
+	@touch $@
+
+$(WEB): $(STAMP)
+	$(BIN)/python -m votelake.webassets fetch
 	@touch $@
 
 # Spark 4 runs on Java 17+; fail early with a clear message instead of a JVM stack trace.
@@ -56,6 +62,10 @@ notebooks: setup
 # An installable wheel in dist/, the default configuration (src/votelake/conf) inside it.
 wheel: setup
 	$(BIN)/python -m pip wheel --no-deps -w dist .
+
+# The pages under docs/ as a static site in build/site (mkdocs.yml; strict: a broken link fails).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
 
 clean-lake:
 	rm -rf lakehouse metastore mlflow.db mlartifacts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,33 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def headless_dom(url: str, user_dir: Path, *, wait_ms: int = 10_000, offline: bool = True) -> str:
+    """The page's DOM after its scripts ran, as headless Chromium sees it.
+
+    Args:
+        url: the page (``file://`` or ``http://127.0.0.1``).
+        user_dir: an empty folder for the browser's profile (two test workers
+            share no profile).
+        wait_ms: virtual time the page's scripts get before the DOM is taken.
+        offline: resolve no host name, so nothing can load from the network.
+
+    Returns:
+        The serialized DOM.
+    """
+    binary = os.environ.get("CHROME") or next((b for b in BROWSERS if shutil.which(b)), None)
+    assert binary, "headless Chromium is needed (apt-get install chromium, or set CHROME)"
+    args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            f"--user-data-dir={user_dir}", f"--virtual-time-budget={wait_ms}", "--dump-dom", url]
+    if offline:
+        args.insert(1, "--host-resolver-rules=MAP * ~NOTFOUND")
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 from pyspark.sql import types as T
 
-from votelake import quality
+from conftest import headless_dom
+from votelake import quality, webassets
 from votelake.catalog import Catalog
 from votelake.config import CONF_DIR, load_settings
 from votelake.lakehouse import load_catalog
@@ -148,6 +151,31 @@ def test_results_stored_and_rendered_as_data_docs(gates):
     assert len(pages) == 4
     assert quality.build_data_docs(results) == page  # nothing new: pages are not rendered again
     assert page.is_file()
+
+
+# A table row that bootstrap-table drew: only its script adds data-index.
+DRAWN_ROW = re.compile(r'<tr\b[^>]*data-index="\d+"[^>]*>(.*?)</tr>', re.S)
+CDN_TAG = re.compile(r'<(?:script|link)\b[^>]*(?:src|href)="https?://')
+
+
+def test_data_docs_list_the_latest_validations_offline_in_a_browser(gates, tmp_path):
+    index = quality.build_data_docs(gates["dir"])
+    site = index.parent
+    assert not [p for p in site.rglob("*.html") if CDN_TAG.search(p.read_text())]
+
+    # Headless Chromium that resolves no host name: whatever draws comes from the site's folder.
+    rows = DRAWN_ROW.findall(headless_dom(index.as_uri(), tmp_path / "profile-index"))
+    validations = [row for row in rows if "build-" in row]
+    assert len(validations) == 4
+    assert "build-4" in validations[0] and "silver.gate_test" in validations[0]  # newest first
+    page = max(site.joinpath("validations").rglob("*.html"))
+    assert DRAWN_ROW.findall(headless_dom(page.as_uri(), tmp_path / "profile-page"))
+
+    # Without the site's own copies of its scripts, the same index lists nothing.
+    bare = tmp_path / "bare"
+    shutil.copytree(site, bare)
+    shutil.rmtree(bare / webassets.VENDOR_DIR)
+    assert DRAWN_ROW.findall(headless_dom((bare / "index.html").as_uri(), tmp_path / "profile-bare")) == []
 
 
 def _write(tmp_path: Path, table: str, text: str) -> Path:

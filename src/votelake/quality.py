@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from votelake import webassets
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
@@ -739,7 +741,9 @@ def build_data_docs(results_dir: Path, *, rebuild: bool = False) -> Path:
 
     Pages are rendered only for results not rendered before (``rebuild``
     renders all); the index always lists every stored result. Each table's
-    suite page shows the suite of its latest validation.
+    suite page shows the suite of its latest validation. The pages load their
+    scripts and styles from the site itself (:mod:`votelake.webassets`), so the
+    site reads the same offline.
 
     Args:
         results_dir: the results folder (``quality.results_dir``).
@@ -785,5 +789,8 @@ def build_data_docs(results_dir: Path, *, rebuild: bool = False) -> Path:
         # An empty list would mean "render everything" to Great Expectations.
         targets = new_keys + [ExpectationSuiteIdentifier(name=s) for s in sorted(new_suites)]
         context.build_data_docs(site_names=[_SITE], resource_identifiers=targets or None)
+        # Great Expectations' pages load their scripts and styles from CDNs; the
+        # site serves its own copies, so it reads the same offline.
+        webassets.localize(docs_dir)
         _write_atomic(marker, "\n".join(names) + "\n")
     return index_page
