@@ -22,7 +22,7 @@ from pyspark.testing import assertDataFrameEqual
 from conftest import synthetic_state_settings
 from votelake.config import RunSettings, TargetElection, UniverseRule
 from votelake.jobs import allocate, build, ingest, metrics, score, synth, train, universes
-from votelake import publish, readers, resolve
+from votelake import exports, publish, readers, resolve
 from votelake.lakehouse import Lakehouse, canonical_sources
 from votelake.layouts import LayoutError
 from votelake.models.against_truth import model_quality_against_truth
@@ -49,7 +49,8 @@ def settings(tmp_path_factory):
     return synthetic_state_settings(root, VOTERS, "synth.seed=11", "synth.partitions=2",
                                     "synth.experiment_share=0.5", "model.learners=[xgb]",
                                     "model.xgb_n_estimators=50", "model.xgb_max_depths=[4]",
-                                    "model.uplift_learners=[two_stage]", "model.tuning=none", "model.bootstrap=100",
+                                    "model.uplift_learners=[two_stage]", "model.uplift_folds=2", "model.tuning=none",
+                                    "model.bootstrap=100",
                                     f"universes.lists=[{DO_NOT_CONTACT}]", f"universes.exports={root / 'exports'}",
                                     # Less capacity than voters, so the allocation has to choose.
                                     "allocation.weeks=1", "allocation.channels.door.capacity_per_county_week=10",
@@ -179,7 +180,7 @@ def test_mlflow_runs_hold_metrics_reports_and_champion_models(settings, pipeline
         assert 0.5 < run.data.metrics["test_auc"] <= 1.0
         assert run.data.params["feature_table_version"] == str(pipeline["build"]["gold.voter_features"]["version"])
         assert run.data.params["protected_excluded"] == "race,ethnicity,gender"
-        assert {"report/report.html", "report/deciles.png", "report/fairness.png"} <= {
+        assert {"report/report.html", "report/lift.png", "report/fairness.png"} <= {
             a.path for a in client.list_artifacts(result["run_id"], "report")}
         # The first model of a kind in a new registry is its champion.
         champion = client.get_model_version_by_alias(f"votelake-{kind}", "champion")
@@ -268,10 +269,19 @@ def test_universes_follow_their_rules_and_hand_off_per_turf(spark, settings, pip
         assert turfs.where((F.col("first") != 1) | (F.col("last") != F.col("n"))).count() == 0, name
         if rule.channel == "door":
             assert rows.groupBy("household_id").count().where("household_id IS NOT NULL AND count > 1").count() == 0
-        # Hand-off: one folder per turf, holding the universe's rows.
-        handed = spark.read.option("header", True).csv(report["export"])
+        # Hand-off: a file per turf, named for it, and a manifest that counts them.
+        folder, build = Path(report["export"]), summary["build_id"]
+        handed = spark.read.option("header", True).csv(str(folder))
         assert handed.count() == report["members"], name
-        assert len(list(Path(report["export"]).glob("county_id=*/precinct=*"))) == turfs.count(), name
+        listed = exports.read_manifest(folder)
+        assert len(listed) == turfs.count() and sum(int(r["voters"]) for r in listed) == report["members"], name
+        assert sorted(p.name for p in folder.glob(f"*_{build}.csv")) == sorted(r["file"] for r in listed)
+        first = min(listed, key=lambda r: r["file"])
+        assert first["file"] == exports.file_name(name, first["county_id"], first["precinct"], build, "csv")
+        one = spark.read.option("header", True).csv(str(folder / first["file"]))
+        assert one.count() == int(first["voters"]), name
+        assert {tuple(r) for r in one.select("county_id", "precinct").collect()} == {
+            (first["county_id"], first["precinct"] or None)}, name
     listed = spark.read.option("header", True).csv(str(settings.universes.lists[0])).select("state_voter_id")
     assert members.join(listed, on="state_voter_id", how="inner").count() == 0
     assert summary["universes"]["gotv"]["suppressed"] >= 3

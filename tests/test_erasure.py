@@ -10,6 +10,7 @@ rebuilt: the person is back in the public record (silver) but in no universe or 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -21,7 +22,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from votelake import erasure
+from votelake import erasure, exports
 from votelake.config import load_settings
 from votelake.jobs import build, ingest, score, universes
 from votelake.lakehouse import Lakehouse, canonical_sources
@@ -176,6 +177,19 @@ def test_no_table_version_export_report_or_artifact_holds_them(forgotten, settin
     # Now nowhere under the project but the delivered landing files, which are the sender's.
     hits = _found(forgotten["root"], _patterns(forgotten["picked"]), skip=(local_path(settings.landing).parent,))
     assert hits == []
+
+
+def test_export_manifests_count_the_files_as_rewritten(forgotten, settings):
+    manifests = sorted(Path(settings.universes.exports).rglob(exports.MANIFEST))
+    assert manifests
+    for manifest in manifests:
+        listed = exports.read_manifest(manifest.parent)
+        files = {p.name: p for p in manifest.parent.iterdir() if p.suffix == ".csv" and p.name != exports.MANIFEST}
+        assert sorted(row["file"] for row in listed) == sorted(files)
+        for row in listed:
+            data = files[row["file"]].read_bytes()
+            assert int(row["voters"]) == data.count(b"\n") - 1  # less the header
+            assert row["sha256"] == hashlib.sha256(data).hexdigest()
 
 
 def test_the_audit_trail_holds_hashes_only_and_cannot_be_rewritten(spark, settings, forgotten):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from votelake import exports
 from votelake.config import UniverseRule
 from votelake.transforms import universes as uni
 
@@ -87,3 +89,25 @@ def test_suppressions_from_lists_results_and_events(spark):
         ("p4", "text", "digital event: opt_out"),
     ], SUPPRESSED)
     assertDataFrameEqual(found, expected)
+
+
+def test_hand_off_files_are_named_for_their_turf_with_a_manifest(spark, tmp_path):
+    rows = spark.createDataFrame(
+        [("37", "P 01/A", 1, "V1"), ("37", "P 01/A", 2, "V2"), ("37", None, 1, "V3"), ("9", "12", 1, "V4")],
+        "county_id string, precinct string, turf_rank int, state_voter_id string")
+    county, precinct = exports.TURF_COLUMNS
+    written = tmp_path / "_written"
+    (rows.select("*", F.col("county_id").alias(county), F.col("precinct").alias(precinct))
+     .repartition(county, precinct).write.partitionBy(county, precinct).option("header", True).csv(str(written)))
+
+    listed = exports.name_turf_files(written, tmp_path, "gotv", "b1", "csv")
+
+    assert not written.exists()
+    assert sorted((r["file"], r["county_id"], r["precinct"], r["voters"]) for r in listed) == [
+        ("gotv_37_P-01-A_b1.csv", "37", "P 01/A", 2), ("gotv_37_none_b1.csv", "37", "", 1),
+        ("gotv_9_12_b1.csv", "9", "12", 1)]
+    assert exports.read_manifest(tmp_path) == [{**r, "voters": str(r["voters"])} for r in listed]
+    one = spark.read.option("header", True).csv(str(tmp_path / "gotv_37_P-01-A_b1.csv"))
+    assert sorted(r["state_voter_id"] for r in one.collect()) == ["V1", "V2"]
+    # The manifest's leading underscore keeps it out of a reader of the folder.
+    assert spark.read.option("header", True).csv(str(tmp_path)).count() == 4

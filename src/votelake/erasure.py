@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from votelake import locations
+from votelake import exports, locations
 from votelake.config import Settings
 from votelake.lakehouse import Lakehouse, operator
 from votelake.layouts import load_layout
@@ -240,7 +240,7 @@ def rewrite_exports(folder: Path, voter_ids: frozenset[str]) -> int:
 
     Exports are plain files handed to field tools, outside any table format, so
     they are rewritten here row by row (CSV) or table by table (Parquet), each
-    file replaced atomically.
+    file replaced atomically; a folder's manifest is then counted again.
 
     Args:
         folder: ``universes.exports``.
@@ -252,6 +252,7 @@ def rewrite_exports(folder: Path, voter_ids: frozenset[str]) -> int:
     if not voter_ids or not folder.is_dir():
         return 0
     rewritten = 0
+    folders = set()
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".csv", ".parquet")):
         tmp = path.with_name(f".{path.name}.erasing")
         if path.suffix == ".csv":
@@ -276,6 +277,10 @@ def rewrite_exports(folder: Path, voter_ids: frozenset[str]) -> int:
             pq.write_table(data.filter(pc.invert(drop)), tmp)
         _replace(tmp, path)
         rewritten += 1
+        folders.add(path.parent)
+    for changed in sorted(folders):
+        if exports.read_manifest(changed):
+            exports.write_manifest(changed)  # its voter counts and checksums follow the files
     return rewritten
 
 

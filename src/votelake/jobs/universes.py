@@ -9,8 +9,9 @@ voter file lists them again).
 Outputs: ``gold.target_universes`` (every universe's members, ranked within
 their turf), ``gold.universe_builds`` (each build's definition and input
 versions, kept for good), and per universe the hand-off files under
-``universes.exports/<universe>/<build_id>/county_id=<c>/precinct=<p>/``
-(CSV or Parquet: turf rank, state voter id, household, priority).
+``universes.exports/<universe>/<build_id>/``: a file per turf named
+``<universe>_<county>_<precinct>_<build>.csv`` (or Parquet: county, precinct,
+turf rank, state voter id, household, priority) and ``_manifest.csv``.
 Launch: ``spark-submit jobs/universes.py --conf conf/local.yaml`` or
 ``votelake run universes``.
 
@@ -26,13 +27,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shutil
 from functools import reduce
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from votelake import erasure, locations, publish
+from votelake import erasure, exports, locations, publish
 from votelake.config import Settings, UniverseRule
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse
@@ -156,20 +158,30 @@ def exported(settings: Settings, name: str, build_id: str) -> bool:
 
 
 def export(lake: Lakehouse, settings: Settings, version: int, build_id: str, names: list[str]) -> dict[str, str]:
-    """Write each named universe's hand-off files (an empty universe too), one folder per turf.
+    """Write each named universe's hand-off files (an empty universe too): a file per turf and a manifest.
+
+    Files are named ``<universe>_<county>_<precinct>_<build>.csv`` (see
+    :mod:`votelake.exports`).
 
     Returns:
         The folder of each universe.
     """
     rows = lake.read("gold.target_universes", version=version).where(F.col("build_id") == build_id)
+    fmt = settings.universes.export_format
     folders = {}
     for name in names:
         folder = export_folder(settings, name, build_id)
-        (rows.where(F.col("universe") == name).select(*EXPORT_COLUMNS)
-         .repartition("county_id", "precinct").sortWithinPartitions("county_id", "precinct", "turf_rank")
-         .write.mode("overwrite").partitionBy("county_id", "precinct")
-         .option("header", True).format(settings.universes.export_format).save(str(folder)))
-        # Written last (the overwrite above removed an earlier one): a folder without it was cut short.
+        shutil.rmtree(folder, ignore_errors=True)  # a hand-off cut short is written again whole
+        written = folder / "_written"
+        county, precinct = exports.TURF_COLUMNS
+        # Partitioned by copies of the turf columns, so each file still holds its county and precinct.
+        (rows.where(F.col("universe") == name)
+         .select(*EXPORT_COLUMNS, F.col("county_id").alias(county), F.col("precinct").alias(precinct))
+         .repartition(county, precinct).sortWithinPartitions(county, precinct, "turf_rank")
+         .write.mode("overwrite").partitionBy(county, precinct)
+         .option("header", True).format(fmt).save(str(written)))
+        exports.name_turf_files(written, folder, name, build_id, fmt)
+        # Written last: a folder without it was cut short.
         marker = folder / f".{EXPORTED}.tmp"
         marker.write_text(json.dumps({"universe": name, "build_id": build_id}))
         marker.replace(folder / EXPORTED)
