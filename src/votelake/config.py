@@ -255,7 +255,7 @@ class ModelSettings(_Strict):
         return () if self.include_protected else self.protected_attributes
 
 
-# The time-travel window every table keeps (README: "Published tables"): Delta's
+# The time-travel window every table keeps (docs/storage.md, "Time travel and maintenance"): Delta's
 # own default file retention, which maintenance never vacuums below.
 TIME_TRAVEL_HOURS = 168.0
 
