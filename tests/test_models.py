@@ -438,7 +438,7 @@ def test_champion_gate_keeps_the_better_model(spark, settings):
     assert run.data.params["protected_excluded"] == "race,ethnicity,gender"
     artifacts = {a.path for a in client.list_artifacts(worse["run_id"], "report")}
     # The run page lists the ROC, calibration and lift figures, and their numbers as MLflow tables.
-    assert {"report/report.html", "report/roc.png", "report/calibration.png", "report/deciles.png",
+    assert {"report/report.html", "report/roc.png", "report/calibration.png", "report/lift.png",
             "report/deciles.json", "report/reliability.json"} <= artifacts
     deciles = pd.read_json(mlflow.artifacts.download_artifacts(  # mlflow.log_table's format
         run_id=worse["run_id"], artifact_path="report/deciles.json", tracking_uri=settings.mlflow.tracking_uri),

@@ -12,7 +12,7 @@ import pytest
 from votelake.models.report import ReportData, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-ALWAYS = {"roc.png", "calibration.png", "deciles.png", "report.html"}
+ALWAYS = {"roc.png", "calibration.png", "lift.png", "report.html"}
 OPTIONAL = {"importance.png", "fairness.png", "qini.png"}
 
 
@@ -104,7 +104,7 @@ def test_html_shows_metrics_params_tables_and_images(tmp_path):
         assert value in page
     for key, value in data.params.items():
         assert f"<td>{key}</td><td>{value}</td>" in page
-    for name in ("roc.png", "calibration.png", "deciles.png", "importance.png", "fairness.png", "qini.png"):
+    for name in ("roc.png", "calibration.png", "lift.png", "importance.png", "fairness.png", "qini.png"):
         assert f'<img src="{name}"' in page
     # decile table: one row per decile with rounded numbers
     assert re.findall(r"<td>(\d+)</td>\s*<td>100</td>", page) == [str(d) for d in range(1, 11)]

@@ -71,7 +71,7 @@ def write_report(data: ReportData, out_dir: Path) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots: dict[str, Callable[[Figure, ReportData], None]] = {
-        "roc.png": _roc, "calibration.png": _calibration, "deciles.png": _deciles,
+        "roc.png": _roc, "calibration.png": _calibration, "lift.png": _deciles,
     }
     if not data.importance.dropna(subset=["value"]).empty:
         plots["importance.png"] = _importance
@@ -241,7 +241,7 @@ def _html(data: ReportData, images: set[str]) -> str:
     sections = [
         ("roc.png", "ROC curve", None),
         ("calibration.png", "Calibration", None),
-        ("deciles.png", "Deciles", data.deciles.sort_values("decile")),
+        ("lift.png", "Lift by decile", data.deciles.sort_values("decile")),
         ("importance.png", "Feature importance", None),
         ("fairness.png", "Fairness by group", data.fairness),
         ("qini.png", "Qini curve", None),
