@@ -279,7 +279,7 @@ def rewrite_exports(folder: Path, voter_ids: frozenset[str]) -> int:
         rewritten += 1
         folders.add(path.parent)
     for changed in sorted(folders):
-        if exports.read_manifest(changed):
+        if (changed / exports.MANIFEST).is_file():
             exports.write_manifest(changed)  # its voter counts and checksums follow the files
     return rewritten
 

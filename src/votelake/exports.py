@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import re
 import shutil
 from pathlib import Path
 from urllib.parse import unquote
+
+import pyarrow as pa
 
 MANIFEST = "_manifest.csv"
 # The copies of county_id and precinct that Spark partitions by (the originals stay in the files).
@@ -94,8 +97,9 @@ def write_manifest(folder: Path, rows: list[dict] | None = None) -> list[dict]:
     rows = read_manifest(folder) if rows is None else rows
     for row in rows:
         path = folder / row["file"]
-        row["voters"] = _count_rows(path)
-        row["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        data = path.read_bytes()
+        row["voters"] = _count_rows(path, data)
+        row["sha256"] = hashlib.sha256(data).hexdigest()
     tmp = folder / f".{MANIFEST}.tmp"
     with tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
@@ -119,10 +123,9 @@ def _partition_value(directory: str) -> str:
     return "" if value == NULL_PARTITION else value
 
 
-def _count_rows(path: Path) -> int:
+def _count_rows(path: Path, data: bytes) -> int:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(path).metadata.num_rows
-    with path.open(newline="") as handle:
-        return max(sum(1 for _ in csv.reader(handle)) - 1, 0)  # less the header
+        return pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows
+    return max(sum(1 for _ in csv.reader(io.StringIO(data.decode("utf-8"), newline=""))) - 1, 0)  # less the header

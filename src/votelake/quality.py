@@ -788,9 +788,15 @@ def build_data_docs(results_dir: Path, *, rebuild: bool = False) -> Path:
     if new_keys or not index_page.is_file():
         # An empty list would mean "render everything" to Great Expectations.
         targets = new_keys + [ExpectationSuiteIdentifier(name=s) for s in sorted(new_suites)]
+        # A second early: file times come from a coarser clock than time_ns.
+        started = time.time_ns() - 1_000_000_000
         context.build_data_docs(site_names=[_SITE], resource_identifiers=targets or None)
         # Great Expectations' pages load their scripts and styles from CDNs; the
-        # site serves its own copies, so it reads the same offline.
-        webassets.localize(docs_dir)
+        # site serves its own copies, so it reads the same offline. Only the pages
+        # this build wrote need it, unless the site never had them (older pages too).
+        written = None
+        if (docs_dir / webassets.VENDOR_DIR).is_dir():
+            written = [p for p in docs_dir.rglob("*.html") if p.stat().st_mtime_ns >= started]
+        webassets.localize(docs_dir, written)
         _write_atomic(marker, "\n".join(names) + "\n")
     return index_page
