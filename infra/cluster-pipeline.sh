@@ -8,7 +8,7 @@
 # absent; REPACK=1 forces it), start a master and 2 workers on 127.0.0.1 on free
 # ports with work dirs under a temporary folder, generate a synthetic state
 # locally, run every job with its own spark-submit (ingest, build, train,
-# score, universes, allocate, metrics, maintain), then check from a fresh
+# score, segment, universes, allocate, metrics, maintain), then check from a fresh
 # spark-submit that the executors ran the shipped Python (infra/cluster_check.py)
 # and that gold.voter_scores has its rows. Prints each step's exit code and
 # seconds; stops the cluster on exit, whatever happened.
@@ -118,7 +118,7 @@ submit() {
     "${JARS[@]}" "$@"
 }
 
-for job in ingest build train score universes allocate metrics maintain; do
+for job in ingest build train score segment universes allocate metrics maintain; do
   t0=$(date +%s)
   set +e
   submit "jobs/$job.py" --conf "$CONF" >"$ROOT/logs/$job.log" 2>&1

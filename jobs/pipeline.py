@@ -1,4 +1,5 @@
-"""spark-submit entry point for the whole pipeline (ingest, build, train, score, universes, allocate, metrics).
+"""spark-submit entry point for the whole pipeline (ingest, build, train, score, segment, universes,
+allocate, metrics).
 
     spark-submit jobs/pipeline.py --conf conf/local.yaml [--set key=value ...]
 """

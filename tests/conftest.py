@@ -192,6 +192,8 @@ def cli_config(root: Path, landing: Path, uris: bool = False) -> Path:
         # One learner, no search: the search and the gate between learners are tested in test_models.py.
         "model": {"learners": ["lr"], "reg_params": [0.01], "tuning": "none",
                   "bootstrap": 50, "uplift_folds": 2, "uplift_learners": ["two_stage"]},
+        # One run per fit: the best of several runs and the re-fit's stability are tested in test_segments.py.
+        "segments": {"restarts": 1},
     }
     path = root / "votelake.yaml"
     path.write_text(yaml.safe_dump(tree))

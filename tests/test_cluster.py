@@ -28,7 +28,8 @@ def test_pipeline_runs_on_a_two_worker_cluster_with_the_shipped_environment():
     print(done.stdout)
     assert done.returncode == 0, f"{done.stdout[-5000:]}\n{done.stderr[-3000:]}"
     # Every job and the check are in the summary, each with exit 0.
-    for step in ("ingest", "build", "train", "score", "universes", "allocate", "metrics", "maintain", "check"):
+    for step in ("ingest", "build", "train", "score", "segment", "universes", "allocate", "metrics", "maintain",
+                 "check"):
         assert any(line.startswith(step) and "exit 0 " in line for line in done.stdout.splitlines()), step
     assert "cluster check: OK" in done.stdout
     assert "tasks ran in 2 executor folder(s)" in done.stdout

@@ -21,7 +21,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from conftest import synthetic_state_settings
 from votelake.config import RunSettings, TargetElection, UniverseRule
-from votelake.jobs import allocate, build, ingest, metrics, score, synth, train, universes
+from votelake.jobs import allocate, build, ingest, metrics, score, segment, synth, train, universes
 from votelake import exports, publish, readers, resolve
 from votelake.lakehouse import Lakehouse, canonical_sources
 from votelake.layouts import LayoutError
@@ -64,7 +64,8 @@ def pipeline(spark, settings):
     Before the universes job, three GOTV voters go on a do-not-contact list.
     """
     summaries = {name: job.run(spark, settings) for name, job in
-                 (("synth", synth), ("ingest", ingest), ("build", build), ("train", train), ("score", score))}
+                 (("synth", synth), ("ingest", ingest), ("build", build), ("train", train), ("score", score),
+                  ("segment", segment))}
     gotv = settings.universes.definitions["gotv"]
     listed = (Lakehouse.open(spark, settings).read("gold.voter_scores").where(gotv.where)
               .orderBy("person_id").limit(3).select("state_voter_id").toPandas())
@@ -258,7 +259,11 @@ def test_every_table_is_in_the_catalog_with_history_comments_and_changes(spark, 
 def test_universes_follow_their_rules_and_hand_off_per_turf(spark, settings, pipeline):
     lake = Lakehouse.open(spark, settings)
     summary = pipeline["universes"]
-    members, scores = lake.read("gold.target_universes"), lake.read("gold.voter_scores")
+    members = lake.read("gold.target_universes")
+    # The rules read the scores and each voter's segment.
+    scores = lake.read("gold.voter_scores").join(
+        lake.read("gold.voter_segments").select("person_id", "segment_id", "segment_name"), on="person_id", how="left")
+    assert universes.segments_used(settings.universes.definitions) == ["persuasion_mail"]
     for name, rule in settings.universes.definitions.items():
         rows = members.where(F.col("universe") == name)
         report = summary["universes"][name]

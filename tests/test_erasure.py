@@ -24,7 +24,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from votelake import erasure, exports
 from votelake.config import load_settings
-from votelake.jobs import build, ingest, score, universes
+from votelake.jobs import build, ingest, score, segment, universes
 from votelake.lakehouse import Lakehouse, canonical_sources
 from votelake.locations import local_path
 from votelake.transforms import erasure as er
@@ -229,7 +229,7 @@ def test_a_later_voter_file_brings_them_back_to_the_record_but_never_into_a_univ
     (contacts / "resent.csv").write_text(header + "".join(again))
     loaded = ingest.run(spark, settings)
     assert loaded["contacts"]["erased"] == len(again) and loaded["contacts"]["bronze"] == 0
-    for job in (build, score):
+    for job in (build, score, segment):  # a universe selects by segment (conf/local.yaml)
         job.run(spark, settings)
     built = universes.run(spark, settings)
     lake = Lakehouse.open(spark, settings)

@@ -72,6 +72,25 @@ def test_text_universe_reaches_people_not_households(spark):
                                                        "universe string, voters bigint, suppressed bigint"))
 
 
+def test_a_universe_selects_by_segment(spark):
+    segments = spark.createDataFrame([("p1", 1, "base, low turnout"), ("p2", 2, "undecided"),
+                                      ("p3", 1, "base, low turnout"), ("p4", 3, "opposition")],
+                                     "person_id string, segment_id int, segment_name string")
+    rule = UniverseRule(description="the base at low turnout", where="segment_name LIKE 'base%'",
+                        priority="turnout_prob", channel="text")
+    nobody = spark.createDataFrame([], SUPPRESSED)
+    scored = uni.with_segments(_scores(spark), segments)
+    assert scored.count() == 9  # p5..p9 were not segmented: their segment is null
+    members = uni.select_universe(scored, _households(spark), nobody, rule)
+    expected = spark.createDataFrame([
+        ("p1", "v1", "h1", "NC", 1, "A", 0.5, 1, 1),
+        ("p3", "v3", "h3", "NC", 1, "A", 0.35, 1, 2),
+    ], MEMBERS)
+    assertDataFrameEqual(members, expected, rtol=1e-9)
+    assert uni.select_universe(scored, _households(spark), nobody, rule.model_copy(
+        update={"where": "segment_id = 3"})).select("person_id").collect() == [("p4",)]
+
+
 def test_suppressions_from_lists_results_and_events(spark):
     lists = spark.createDataFrame([("OLD1", "requested"), ("NOBODY", "requested")],
                                   "state_voter_id string, reason string")

@@ -25,14 +25,15 @@ from typing import Any, Sequence
 
 from votelake import contracts, logs, progress, readers
 from votelake.config import ConfigError, Settings, load_settings
-from votelake.jobs import allocate, backtest, build, forget, ingest, maintain, metrics, score, synth, train, universes
+from votelake.jobs import (allocate, backtest, build, forget, ingest, maintain, metrics, score, segment, synth,
+                           train, universes)
 from votelake.jobs.common import JobFailed, report_failure, run_jobs
 from votelake.models import tracking
 
 JOBS = {"synth": synth.run, "ingest": ingest.run, "build": build.run, "train": train.run, "score": score.run,
         "universes": universes.run, "allocate": allocate.run, "metrics": metrics.run, "maintain": maintain.run,
-        "backtest": backtest.run}
-PIPELINE = ("ingest", "build", "train", "score", "universes", "allocate", "metrics")
+        "backtest": backtest.run, "segment": segment.run}
+PIPELINE = ("ingest", "build", "train", "score", "segment", "universes", "allocate", "metrics")
 # Relative to the current directory: in a checkout, the repository's copy.
 DATA_DICTIONARY = Path("docs") / "data_dictionary.md"
 DESCRIPTION = "votelake: voter files, contacts and digital signals in; per-voter scores out, on Spark and Delta Lake."

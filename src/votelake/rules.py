@@ -200,6 +200,21 @@ def build(tree: exp.Expression, columns: Iterable[str]) -> Column:
     return go(tree)
 
 
+def columns_read(text: str) -> set[str]:
+    """The columns a rule reads, lower-cased (a job can join what a rule needs and only then).
+
+    Args:
+        text: the rule.
+
+    Returns:
+        The column names.
+
+    Raises:
+        RuleError: as :func:`parse`.
+    """
+    return {node.name.lower() for node in parse(text).find_all(exp.Column)}
+
+
 def rule_column(text: str, columns: Iterable[str]) -> Column:
     """Parse, check and build a rule: the only way a configured rule becomes a Column.
 

@@ -3,9 +3,11 @@
 Inputs: ``gold.voter_scores`` (the published scoring run), ``silver.persons``
 (households), ``silver.registrations`` (voter ids named by suppression lists),
 ``silver.contacts`` and ``silver.digital_events`` (results and events that
-suppress a channel), the do-not-contact lists of ``universes.lists``, and
-``audit.erasures`` (everyone erased on request stays out, even when a later
-voter file lists them again).
+suppress a channel), ``gold.voter_segments`` (when a rule selects by
+``segment_id`` or ``segment_name``: the segmentation of the scores read),
+the do-not-contact lists of ``universes.lists``, and ``audit.erasures``
+(everyone erased on request stays out, even when a later voter file lists
+them again).
 Outputs: ``gold.target_universes`` (every universe's members, ranked within
 their turf), ``gold.universe_builds`` (each build's definition and input
 versions, kept for good), and per universe the hand-off files under
@@ -34,7 +36,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from votelake import erasure, exports, locations, publish
+from votelake import erasure, exports, locations, publish, rules
 from votelake.config import Settings, UniverseRule
 from votelake.jobs.common import job_main
 from votelake.lakehouse import Lakehouse
@@ -44,7 +46,7 @@ from votelake.transforms import universes as uni
 
 INPUTS = {"scores_version": "gold.voter_scores", "persons_version": "silver.persons",
           "registrations_version": "silver.registrations", "contacts_version": "silver.contacts",
-          "digital_version": "silver.digital_events"}
+          "digital_version": "silver.digital_events", "segments_version": "gold.voter_segments"}
 BUILD_KEY = "votelake.build_id"  # commit metadata: the build a publish holds
 # The marker of a complete hand-off folder (readers skip names starting with "_").
 EXPORTED = "_EXPORTED"
@@ -105,7 +107,9 @@ def build_members(spark: SparkSession, lake: Lakehouse, definitions: dict[str, U
         version = versions[key]
         return None if version is None else lake.read(INPUTS[key], version=version)
 
-    scores, persons = read("scores_version"), read("persons_version")
+    scores, persons, segments = read("scores_version"), read("persons_version"), read("segments_version")
+    if segments is not None:  # read only when a rule selects by segment (see segments_used)
+        scores = uni.with_segments(scores, segments)
     empty_contacts = spark.createDataFrame([], "person_id string, result_code string")
     empty_digital = spark.createDataFrame([], "person_id string, event_type string")
     voter_ids = read("registrations_version").select("state_voter_id", "person_id").distinct()
@@ -125,6 +129,35 @@ def build_members(spark: SparkSession, lake: Lakehouse, definitions: dict[str, U
         parts.append(members.select(F.lit(name).alias("universe"), F.lit(rule.channel).alias("channel"), "*"))
         counts.append(uni.rule_counts(scores, suppressed, name, rule))
     return reduce(DataFrame.unionByName, parts), reduce(DataFrame.unionByName, counts)
+
+
+def segments_used(definitions: dict[str, UniverseRule]) -> list[str]:
+    """The universes whose rules read a segment column (``segment_id``, ``segment_name``)."""
+    return sorted(name for name, rule in definitions.items()
+                  if (rules.columns_read(rule.where) | rules.columns_read(rule.priority)) & set(uni.SEGMENT_COLUMNS))
+
+
+def check_segments(lake: Lakehouse, version: int | None, scoring_run: str, users: list[str]) -> None:
+    """Fail unless the published segments segment the scores a build reads.
+
+    Args:
+        lake: the lakehouse.
+        version: the version of ``gold.voter_segments`` (None: absent).
+        scoring_run: the scoring run of the scores read.
+        users: the universes selecting by segment.
+
+    Raises:
+        RuntimeError: no segments, or segments of another scoring run.
+    """
+    if version is None:
+        raise RuntimeError(f"universe(s) {', '.join(users)} select by segment and gold.voter_segments does not "
+                           "exist: run the segment job first")
+    # One row: every row of a segmentation names the same scoring run.
+    found = lake.read("gold.voter_segments", version=version).select("scoring_run_id").limit(1).collect()
+    if not found or found[0][0] != scoring_run:
+        raise RuntimeError(f"universe(s) {', '.join(users)} select by segment and gold.voter_segments segments "
+                           f"scoring run {found[0][0] if found else None}, not {scoring_run} of the scores: "
+                           "run the segment job again")
 
 
 def _erased(lake: Lakehouse, settings: Settings, suppression: dict) -> erasure.Suppression | None:
@@ -214,6 +247,13 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     for key in ("scores_version", "persons_version", "registrations_version"):
         if versions[key] is None:
             raise RuntimeError(f"{INPUTS[key]} does not exist: run the build and score jobs first")
+    scoring_run = lake.read("gold.voter_scores", version=versions["scores_version"]).select(
+        "scoring_run_id").limit(1).collect()[0][0]  # one value: the run of the scores read
+    users = segments_used(cfg.definitions)
+    if users:
+        check_segments(lake, versions["segments_version"], scoring_run, users)
+    else:
+        versions["segments_version"] = None  # a new segmentation alone does not change a build that ignores it
     suppression = {**suppression_settings(settings), "erasures": lake.version(erasure.AUDIT)}
     build_id = build_id_of(cfg.definitions, versions, suppression)
     # A build publishes its members, records itself, then exports: a run stopped
@@ -226,8 +266,6 @@ def run(spark: SparkSession, settings: Settings) -> dict:
                 "reason": f"build {build_id} (the same definitions, inputs and lists) is already published"
                           + ("; its run manifest is recorded now" * recorded)}
     built_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    scoring_run = lake.read("gold.voter_scores", version=versions["scores_version"]).select(
-        "scoring_run_id").limit(1).collect()[0][0]  # one value: the run of the scores read
     members, counted = build_members(spark, lake, cfg.definitions, versions, suppression,
                                      _erased(lake, settings, suppression))
     version = done["gold.target_universes"]

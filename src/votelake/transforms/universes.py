@@ -29,6 +29,8 @@ from votelake.config import UniverseRule
 from votelake.rules import rule_column
 
 HOUSEHOLD_CHANNELS = ("door", "mail")
+# Columns of gold.voter_segments a rule may read besides the scores' own.
+SEGMENT_COLUMNS = ("segment_id", "segment_name")
 TURF = ("state", "county_id", "precinct")
 
 
@@ -64,6 +66,20 @@ def suppressions(lists: DataFrame, voter_ids: DataFrame, contacts: DataFrame, di
             "person_id", F.lit(channel).alias("channel"),
             F.concat(F.lit("digital event: "), F.col("event_type")).alias("reason")))
     return reduce(DataFrame.unionByName, parts).distinct()
+
+
+def with_segments(scores: DataFrame, segments: DataFrame) -> DataFrame:
+    """The scores with each voter's segment, so a rule can select by segment.
+
+    Args:
+        scores: ``gold.voter_scores`` rows.
+        segments: ``gold.voter_segments`` rows of a segmentation of those scores.
+
+    Returns:
+        The scores with :data:`SEGMENT_COLUMNS` (null for a voter not
+        segmented: segments hold active voters only).
+    """
+    return scores.join(segments.select("person_id", *SEGMENT_COLUMNS), on="person_id", how="left")
 
 
 def _ranked(partition: list[str], order: list[Column]) -> Column:
