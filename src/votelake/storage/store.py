@@ -93,7 +93,8 @@ _CONFLICTS = (
 
 
 # Catalog errors a concurrent registration of the same entry can cause, and how often to look again.
-CATALOG_RACES = ("TABLE_OR_VIEW_NOT_FOUND", "TABLE_OR_VIEW_ALREADY_EXISTS", "SCHEMA_ALREADY_EXISTS")
+CATALOG_RACES = ("TABLE_OR_VIEW_NOT_FOUND", "TABLE_OR_VIEW_ALREADY_EXISTS", "DELTA_TABLE_ALREADY_EXISTS",
+                 "SCHEMA_ALREADY_EXISTS")
 CATALOG_ATTEMPTS = 3
 # Tries to create a table that another writer may be creating at the same moment.
 CREATE_ATTEMPTS = 5
