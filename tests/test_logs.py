@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import logging
+import os
+import pty
 import re
+import struct
+import sys
+import termios
 import time
 
 import pytest
@@ -82,6 +88,44 @@ def test_a_long_stage_logs_a_progress_line_each_interval_and_the_job_keeps_its_c
                for b in beats), beats
     assert tracked.rows == {"silver.persons": 125, "audit.runs": 1}
     assert 0.5 <= tracked.seconds < 5
+
+
+def _pty(columns: int):
+    """A pseudo-terminal of the given width: its reading end (non-blocking) and its writing end as a text stream."""
+    reader, writer = pty.openpty()
+    fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    os.set_blocking(reader, False)
+    return reader, os.fdopen(writer, "w", buffering=1)
+
+
+def _run_a_job_on(stream, monkeypatch, reader: int, seconds: float) -> str:
+    """Log into ``stream`` (standard error, as the command line does) while a job runs; what the terminal got."""
+    monkeypatch.setattr(sys, "stderr", stream)
+    logs.configure("INFO")
+    with progress.job("build", every=0.2):
+        progress.stage("resolving registrations")
+        time.sleep(seconds)
+    try:
+        return os.read(reader, 65536).decode()
+    except BlockingIOError:  # nothing was written
+        return ""
+    finally:
+        stream.close()
+        os.close(reader)
+
+
+def test_a_terminal_redraws_one_status_line_and_an_unsized_one_gets_progress_lines(logged, monkeypatch):
+    assert not logs.draws_in_place(logged)  # a buffer is no terminal
+    reader, sized = _pty(120)
+    assert logs.draws_in_place(sized)
+    drawn = _run_a_job_on(sized, monkeypatch, reader, 2.5)
+    # Redrawn in place each second (carriage returns, no line of its own), and cleared at the end.
+    assert re.search(r"\rbuild: 00:0[1-3], resolving registrations", drawn) and "so far" not in drawn, drawn
+    # A terminal that reports no width would have the line cut to nothing: it gets a log's lines instead.
+    reader, unsized = _pty(0)
+    assert not logs.draws_in_place(unsized)
+    drawn = _run_a_job_on(unsized, monkeypatch, reader, 0.5)
+    assert "INFO build: 0:00 so far, resolving registrations" in drawn, drawn
 
 
 def test_the_run_table_lists_each_job_with_its_time_rows_and_tables():

@@ -50,7 +50,9 @@ def _first_line(folder: Path) -> str:
 
 
 def test_headers_match_layouts(synth):
-    _, report = synth
+    settings, report = synth
+    # The outputs, and nothing of the staging it went through.
+    assert sorted(p.name for p in Path(settings.out).iterdir()) == ["landing", "truth"]
     for name, layout, sep in [("ncvoter", "nc_ncvoter", "\t"), ("ncvhis", "nc_ncvhis", "\t"),
                               ("contacts", "contacts", ",")]:
         assert _first_line(report.paths[name]).split(sep) == list(load_layout(LAYOUTS, layout).columns)

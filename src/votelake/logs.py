@@ -96,6 +96,25 @@ def in_terminal() -> bool:
     return _terminal
 
 
+def draws_in_place(stream: IO[str]) -> bool:
+    """Whether a stream is a terminal of known width, where a status line can be redrawn.
+
+    A terminal that reports no width (0 columns: a pseudo-terminal nobody
+    sized, as some CI runners and ``script`` give) would have a line cut to
+    nothing, so it gets the periodic lines a log gets.
+
+    Args:
+        stream: where the lines go.
+
+    Returns:
+        True for a sized terminal.
+    """
+    try:
+        return stream.isatty() and os.get_terminal_size(stream.fileno()).columns > 0
+    except (AttributeError, OSError, ValueError):  # no file descriptor (a notebook's stream, a StringIO)
+        return False
+
+
 def in_json() -> bool:
     """True when lines are JSON objects (``--json-logs``)."""
     return _json
@@ -120,7 +139,7 @@ def configure(level: str = "INFO", json_logs: bool = False, stream: IO[str] | No
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if json_logs else TextFormatter())
-    _terminal, _json = not json_logs and stream.isatty(), json_logs
+    _terminal, _json = not json_logs and draws_in_place(stream), json_logs
     handler.set_name("votelake")
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "votelake"]:

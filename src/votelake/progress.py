@@ -108,7 +108,7 @@ def job(name: str, every: float = EVERY) -> Iterator[JobProgress]:
     with _lock:
         _running = progress
     done = threading.Event()
-    bar = tqdm(total=None, desc=name, bar_format="{desc}: {elapsed} {postfix}", file=sys.stderr, leave=False,
+    bar = tqdm(total=None, desc=name, bar_format="{desc}: {elapsed}{postfix}", file=sys.stderr, leave=False,
                dynamic_ncols=True) if logs.in_terminal() else None
 
     def beat() -> None:

@@ -41,7 +41,7 @@ OUTPUTS: dict[str, tuple[str, str]] = {
 TRUTH_KINDS = ("registrations", "persons", "contacts", "digital")
 
 
-STAGE_DIR = "_stage/registrations"
+STAGE_DIR = "_stage"
 PARTITION_KEYS = {"ncvoter": "ncid", "ncvhis": "ncid"}
 
 
@@ -201,7 +201,7 @@ def generate(spark: SparkSession, settings: SynthSettings, layouts_dir: Path) ->
     out = Path(settings.out).expanduser().resolve()
     # Every output derives from the registration table; storing it once (Parquet,
     # removed at the end) avoids recomputing all persons for each output.
-    stage = out / STAGE_DIR
+    stage = out / STAGE_DIR / "registrations"
     build_registrations(spark, settings).write.mode("overwrite").parquet(str(stage))
     frames = build_outputs(spark, settings, layouts_dir, spark.read.parquet(str(stage)))
     rows: dict[str, int] = {}
@@ -215,5 +215,5 @@ def generate(spark: SparkSession, settings: SynthSettings, layouts_dir: Path) ->
         _write(df, out / rel, fmt)
         rows[name] = _count_written(spark, out / rel, fmt)
         paths[name] = out / rel
-    shutil.rmtree(stage, ignore_errors=True)
+    shutil.rmtree(out / STAGE_DIR, ignore_errors=True)
     return SynthReport(persons=settings.voters, rows=rows, paths=paths)
