@@ -31,6 +31,7 @@ from votelake.models import tracking
 from votelake.models.against_truth import active_ids_scored
 from votelake.synth.generate import read_truth
 from votelake.transforms import silver
+from votelake.transforms import universes as uni
 
 pytestmark = pytest.mark.e2e
 
@@ -261,8 +262,7 @@ def test_universes_follow_their_rules_and_hand_off_per_turf(spark, settings, pip
     summary = pipeline["universes"]
     members = lake.read("gold.target_universes")
     # The rules read the scores and each voter's segment.
-    scores = lake.read("gold.voter_scores").join(
-        lake.read("gold.voter_segments").select("person_id", "segment_id", "segment_name"), on="person_id", how="left")
+    scores = uni.with_segments(lake.read("gold.voter_scores"), lake.read("gold.voter_segments"))
     assert universes.segments_used(settings.universes.definitions) == ["persuasion_mail"]
     for name, rule in settings.universes.definitions.items():
         rows = members.where(F.col("universe") == name)

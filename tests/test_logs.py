@@ -10,7 +10,6 @@ import os
 import pty
 import re
 import struct
-import sys
 import termios
 import time
 
@@ -98,10 +97,9 @@ def _pty(columns: int):
     return reader, os.fdopen(writer, "w", buffering=1)
 
 
-def _run_a_job_on(stream, monkeypatch, reader: int, seconds: float) -> str:
-    """Log into ``stream`` (standard error, as the command line does) while a job runs; what the terminal got."""
-    monkeypatch.setattr(sys, "stderr", stream)
-    logs.configure("INFO")
+def _run_a_job_on(stream, reader: int, seconds: float) -> str:
+    """Log into ``stream`` while a job runs; what the terminal got."""
+    logs.configure("INFO", stream=stream)
     with progress.job("build", every=0.2):
         progress.stage("resolving registrations")
         time.sleep(seconds)
@@ -114,17 +112,17 @@ def _run_a_job_on(stream, monkeypatch, reader: int, seconds: float) -> str:
         os.close(reader)
 
 
-def test_a_terminal_redraws_one_status_line_and_an_unsized_one_gets_progress_lines(logged, monkeypatch):
+def test_a_terminal_redraws_one_status_line_and_an_unsized_one_gets_progress_lines(logged):
     assert not logs.draws_in_place(logged)  # a buffer is no terminal
     reader, sized = _pty(120)
     assert logs.draws_in_place(sized)
-    drawn = _run_a_job_on(sized, monkeypatch, reader, 2.5)
+    drawn = _run_a_job_on(sized, reader, 2.5)
     # Redrawn in place each second (carriage returns, no line of its own), and cleared at the end.
     assert re.search(r"\rbuild: 00:0[1-3], resolving registrations", drawn) and "so far" not in drawn, drawn
     # A terminal that reports no width would have the line cut to nothing: it gets a log's lines instead.
     reader, unsized = _pty(0)
     assert not logs.draws_in_place(unsized)
-    drawn = _run_a_job_on(unsized, monkeypatch, reader, 0.5)
+    drawn = _run_a_job_on(unsized, reader, 0.5)
     assert "INFO build: 0:00 so far, resolving registrations" in drawn, drawn
 
 

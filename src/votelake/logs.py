@@ -87,12 +87,17 @@ class TextFormatter(logging.Formatter):
         return super().format(record)
 
 
-_terminal = False
+_terminal: IO[str] | None = None  # where lines go, when it is a terminal that can redraw a line
 _json = False
 
 
 def in_terminal() -> bool:
     """True when text lines go to a terminal, where progress can be drawn in place."""
+    return _terminal is not None
+
+
+def terminal() -> IO[str] | None:
+    """The terminal text lines go to (where a status line is drawn), or None."""
     return _terminal
 
 
@@ -139,7 +144,8 @@ def configure(level: str = "INFO", json_logs: bool = False, stream: IO[str] | No
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if json_logs else TextFormatter())
-    _terminal, _json = not json_logs and draws_in_place(stream), json_logs
+    _terminal = stream if not json_logs and draws_in_place(stream) else None
+    _json = json_logs
     handler.set_name("votelake")
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "votelake"]:

@@ -10,7 +10,6 @@ run's summary table (:func:`summary_table`) comes from the same records.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from contextlib import contextmanager, nullcontext
@@ -108,7 +107,8 @@ def job(name: str, every: float = EVERY) -> Iterator[JobProgress]:
     with _lock:
         _running = progress
     done = threading.Event()
-    bar = tqdm(total=None, desc=name, bar_format="{desc}: {elapsed}{postfix}", file=sys.stderr, leave=False,
+    # Drawn on the terminal the log lines go to.
+    bar = tqdm(total=None, desc=name, bar_format="{desc}: {elapsed}{postfix}", file=logs.terminal(), leave=False,
                dynamic_ncols=True) if logs.in_terminal() else None
 
     def beat() -> None:
